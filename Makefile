@@ -1,0 +1,31 @@
+# fishgate: the two set-up commands are `make demo` and `make test`.
+GO        ?= go
+FUZZTIME  ?= 20s
+BENCHTIME ?= 2s
+
+.PHONY: demo test vet unit fuzz bench build clean
+
+demo:
+	$(GO) run ./cmd/fishgate demo
+
+test: vet unit fuzz
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+# Short, bounded fuzzing of request decoding (one target per invocation).
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzRequestBodies$$' -fuzztime=$(FUZZTIME) ./redfish
+
+bench:
+	$(GO) run ./cmd/fgbench -duration 10s -rounds 5
+	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./redfish ./simulator/... ./backends/...
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fishgate/fishgate/internal/demo"
+)
+
+func demoCmd() *cobra.Command {
+	var (
+		o        demo.Options
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the gateway on an embedded Redis in front of simulated BMCs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			o.Logger = log
+			o.Instant = o.DelayMax == 0
+			d, err := demo.Start(cmd.Context(), o)
+			if err != nil {
+				return usageError(err)
+			}
+			printDemo(cmd, d)
+			return d.Serve(cmd.Context())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.Listen, "listen", "127.0.0.1:8000", "gateway listen address")
+	fl.StringVar(&o.SimListen, "sim-listen", "127.0.0.1:8001", "simulator control API listen address")
+	fl.IntVar(&o.Nodes, "nodes", 8, "number of simulated nodes (1..5000)")
+	fl.StringVar(&o.User, "user", "admin", "gateway user name")
+	fl.StringVar(&o.Password, "password", "fishgate", "gateway password")
+	fl.DurationVar(&o.DelayMin, "delay-min", time.Second, "shortest simulated power transition")
+	fl.DurationVar(&o.DelayMax, "delay-max", 3*time.Second, "longest simulated power transition (0 = instant)")
+	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func printDemo(cmd *cobra.Command, d *demo.Demo) {
+	w := cmd.OutOrStdout()
+	url, u, p := d.URL(), d.User, d.Pass
+	first := d.Config.Nodes[0].ID
+	fmt.Fprintf(w, `fishgate demo: %d simulated Redfish BMCs behind the gateway, embedded Redis.
+
+  Redfish API    %s/redfish/v1   (user %q, password %q)
+  per-node BMC   %s/bmc/%s/redfish/v1
+  simulator      %s/nodes   (what each simulated BMC saw)
+
+Try:
+  curl -s -u %s:%s %s/redfish/v1/Systems
+  curl -s -u %s:%s %s/redfish/v1/Systems/%s
+  curl -s -u %s:%s -H 'Content-Type: application/json' -d '{"ResetType":"On"}' %s/redfish/v1/Systems/%s/Actions/ComputerSystem.Reset
+
+Ctrl-C stops it.
+`, len(d.Config.Nodes), url, u, p, url, first, d.SimURL,
+		u, p, url,
+		u, p, url, first,
+		u, p, url, first)
+}

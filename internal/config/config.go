@@ -1,0 +1,225 @@
+// Package config is fishgate's one configuration struct: its documented
+// defaults, loading from YAML, and validation with errors that name the
+// offending field.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is everything `fishgate serve` needs. Zero values take the
+// defaults of Default().
+type Config struct {
+	// Listen is the Redfish API's address (default 127.0.0.1:8000).
+	Listen string `yaml:"listen"`
+	// TLS serves HTTPS when both files are set.
+	TLS TLS `yaml:"tls"`
+	// RedisURL is a redis:// or rediss:// URL shared by every replica;
+	// empty runs an embedded Redis (single replica, state lost on exit).
+	RedisURL string `yaml:"redis_url"`
+	// SessionTimeout is the Redfish session idle timeout (default 30m).
+	SessionTimeout Duration `yaml:"session_timeout"`
+	// SyncInterval is how often every node's power state is re-read (default 30s).
+	SyncInterval Duration `yaml:"sync_interval"`
+	// MaxBodyBytes bounds request bodies (default 65536).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Accounts may log in to the Redfish API. At least one is required.
+	Accounts []Account `yaml:"accounts"`
+	// Nodes are the machines the gateway manages.
+	Nodes []Node `yaml:"nodes"`
+}
+
+// TLS names the certificate and key files.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Account is a local Redfish account. Password may be a bcrypt hash.
+type Account struct {
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+	// Role is Administrator (default), Operator or ReadOnly.
+	Role string `yaml:"role"`
+}
+
+// Node is one managed machine and how to reach its BMC.
+type Node struct {
+	// ID names the node in URLs: /redfish/v1/Systems/<id>, /bmc/<id>/redfish/v1.
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	// Backend is the BMC protocol: redfish.
+	Backend string `yaml:"backend"`
+	// Address is the BMC's URL (redfish: https://host[:port]).
+	Address  string `yaml:"address"`
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+	// Insecure turns TLS certificate verification off for this BMC.
+	Insecure bool `yaml:"insecure"`
+	// SystemID picks the ComputerSystem on a Redfish BMC with several
+	// ("/redfish/v1/Systems/1" or "1"); empty = the first member.
+	SystemID string `yaml:"system_id"`
+}
+
+// Backends this build supports.
+var Backends = []string{"redfish"}
+
+// Roles accepted for accounts.
+var Roles = []string{"Administrator", "Operator", "ReadOnly"}
+
+// Duration is a time.Duration written as "30s", "5m" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (use 30s, 5m, 1h)", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Default is the configuration in effect where the file says nothing.
+func Default() Config {
+	return Config{
+		Listen:         "127.0.0.1:8000",
+		SessionTimeout: Duration(30 * time.Minute),
+		SyncInterval:   Duration(30 * time.Second),
+		MaxBodyBytes:   64 << 10,
+	}
+}
+
+// Load reads a YAML file over the defaults and validates it. Unknown keys
+// are errors (a typo must not be silently ignored).
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	return Parse(b)
+}
+
+// Parse decodes YAML over the defaults and validates.
+func Parse(b []byte) (Config, error) {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// Validate checks every field and returns all problems, each naming its field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%q is not host:port", c.Listen)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls", "cert and key must be given together")
+	}
+	for _, f := range []struct{ name, path string }{{"tls.cert", c.TLS.Cert}, {"tls.key", c.TLS.Key}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				bad(f.name, "%v", err)
+			}
+		}
+	}
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			bad("redis_url", "%q is not a redis://, rediss:// or unix:// URL", c.RedisURL)
+		}
+	}
+	if c.SessionTimeout < Duration(time.Minute) {
+		bad("session_timeout", "%s is too short (at least 1m)", time.Duration(c.SessionTimeout))
+	}
+	if c.SyncInterval < Duration(time.Second) {
+		bad("sync_interval", "%s is too short (at least 1s)", time.Duration(c.SyncInterval))
+	}
+	if c.MaxBodyBytes < 1024 {
+		bad("max_body_bytes", "%d is too small (at least 1024)", c.MaxBodyBytes)
+	}
+	if len(c.Accounts) == 0 {
+		bad("accounts", "at least one account is required")
+	}
+	users := map[string]bool{}
+	for i, a := range c.Accounts {
+		f := fmt.Sprintf("accounts[%d]", i)
+		switch {
+		case a.User == "":
+			bad(f+".user", "required")
+		case users[a.User]:
+			bad(f+".user", "duplicate user %q", a.User)
+		}
+		users[a.User] = true
+		if a.Password == "" {
+			bad(f+".password", "required")
+		}
+		if a.Role != "" && !contains(Roles, a.Role) {
+			bad(f+".role", "%q is not one of %s", a.Role, strings.Join(Roles, ", "))
+		}
+	}
+	ids := map[string]bool{}
+	for i, n := range c.Nodes {
+		f := fmt.Sprintf("nodes[%d]", i)
+		switch {
+		case n.ID == "":
+			bad(f+".id", "required")
+		case !idRe.MatchString(n.ID):
+			bad(f+".id", "%q: use letters, digits, '.', '_' or '-' (at most 63)", n.ID)
+		case ids[n.ID]:
+			bad(f+".id", "duplicate node id %q", n.ID)
+		}
+		ids[n.ID] = true
+		if !contains(Backends, n.Backend) {
+			bad(f+".backend", "%q is not one of %s", n.Backend, strings.Join(Backends, ", "))
+		}
+		if u, err := url.Parse(n.Address); n.Address == "" {
+			bad(f+".address", "required")
+		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(f+".address", "%q is not an http:// or https:// URL", n.Address)
+		}
+		if n.User == "" {
+			bad(f+".user", "required")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,130 @@
+// Package gateway assembles a running fishgate from its configuration:
+// Redis, the node backends, the serializer and the Redfish API.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/fishgate/fishgate/backends"
+	rfbackend "github.com/fishgate/fishgate/backends/redfish"
+	"github.com/fishgate/fishgate/internal/config"
+	"github.com/fishgate/fishgate/internal/redisx"
+	"github.com/fishgate/fishgate/redfish"
+	"github.com/fishgate/fishgate/serializer"
+)
+
+// Gateway is one running replica.
+type Gateway struct {
+	cfg      config.Config
+	log      *slog.Logger
+	redis    *redisx.Conn
+	nodes    *serializer.Service
+	api      *redfish.Server
+	listener net.Listener
+	server   *http.Server
+}
+
+// NewBackend builds the backend a node's config names.
+func NewBackend(n config.Node, log *slog.Logger) (backends.Backend, error) {
+	switch n.Backend {
+	case "redfish":
+		return rfbackend.New(rfbackend.Config{
+			Endpoint: n.Address, User: n.User, Password: n.Password,
+			Insecure: n.Insecure, SystemID: n.SystemID, Logger: log.With("node", n.ID),
+		})
+	}
+	return nil, fmt.Errorf("node %s: unknown backend %q", n.ID, n.Backend)
+}
+
+// New connects to Redis, builds every node's backend and the API, and binds
+// the listen address. Nothing is served until Serve.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: log}
+	var err error
+	if g.redis, err = redisx.Open(ctx, cfg.RedisURL); err != nil {
+		return nil, err
+	}
+	var nodes []serializer.Node
+	for _, n := range cfg.Nodes {
+		b, err := NewBackend(n, log)
+		if err != nil {
+			g.redis.Close()
+			return nil, err
+		}
+		nodes = append(nodes, serializer.Node{ID: n.ID, Name: n.Name, Backend: b})
+	}
+	if g.nodes, err = serializer.New(nodes, serializer.Options{SyncInterval: time.Duration(cfg.SyncInterval), Logger: log}); err != nil {
+		g.redis.Close()
+		return nil, err
+	}
+	var accounts []redfish.Account
+	for _, a := range cfg.Accounts {
+		accounts = append(accounts, redfish.Account{User: a.User, Password: a.Password, Role: a.Role})
+	}
+	g.api, err = redfish.New(redfish.Options{
+		Nodes: g.nodes, Redis: g.redis.Client, Accounts: accounts,
+		SessionTimeout: time.Duration(cfg.SessionTimeout), MaxBodyBytes: cfg.MaxBodyBytes,
+		ServiceID: cfg.RedisURL + "|" + cfg.Listen, Logger: log,
+	})
+	if err != nil {
+		g.redis.Close()
+		return nil, err
+	}
+	if g.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		g.redis.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	g.server = &http.Server{
+		Handler:           g.api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return g, nil
+}
+
+// URL is the base URL clients use.
+func (g *Gateway) URL() string {
+	scheme := "http"
+	if g.cfg.TLS.Cert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + g.listener.Addr().String()
+}
+
+// Handler is the Redfish API handler (for in-process tests and benchmarks).
+func (g *Gateway) Handler() http.Handler { return g.api.Handler() }
+
+// Serve reads every node once, then serves until ctx ends, then shuts down.
+func (g *Gateway) Serve(ctx context.Context) error {
+	g.nodes.Start(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		if g.cfg.TLS.Cert != "" {
+			errc <- g.server.ServeTLS(g.listener, g.cfg.TLS.Cert, g.cfg.TLS.Key)
+		} else {
+			errc <- g.server.Serve(g.listener)
+		}
+	}()
+	var err error
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = g.server.Shutdown(sctx)
+		cancel()
+	case err = <-errc:
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return errors.Join(err, g.nodes.Close(), g.redis.Close())
+}

@@ -1,0 +1,105 @@
+package redfish
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fishgate/fishgate/schemas"
+)
+
+// apiError is an error that renders as a Redfish error response
+// (DSP0266 §9.7): an HTTP status and Base registry messages.
+type apiError struct {
+	status     int
+	msgs       []schemas.Message
+	detail     string // replaces the top-level message when set
+	retryAfter int    // seconds; 0 = no Retry-After header
+	header     http.Header
+}
+
+func (e *apiError) Error() string {
+	if e.detail != "" {
+		return e.detail
+	}
+	return e.msgs[0].Message
+}
+
+func newError(status int, msgs ...schemas.Message) *apiError {
+	return &apiError{status: status, msgs: msgs}
+}
+
+func (e *apiError) withDetail(d string) *apiError { e.detail = d; return e }
+
+func notFound(kind, name string) *apiError {
+	return newError(http.StatusNotFound, schemas.Base("ResourceNotFound", kind, name))
+}
+
+func unavailable(seconds int, detail string) *apiError {
+	e := newError(http.StatusServiceUnavailable, schemas.Base("ServiceTemporarilyUnavailable", strconv.Itoa(seconds)))
+	e.retryAfter = seconds
+	return e.withDetail(detail)
+}
+
+func unauthorized() *apiError {
+	e := newError(http.StatusUnauthorized, schemas.Base("NoValidSession"))
+	e.header = http.Header{"WWW-Authenticate": {`Basic realm="fishgate"`}}
+	return e
+}
+
+// writeError renders err. Anything that is not an apiError or an echo
+// HTTPError becomes a 503 (a dependency failed); the gateway never answers 500.
+func (s *Server) writeError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var ae *apiError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &he):
+		ae = fromEchoError(he, c.Request().URL.Path)
+	default:
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		ae = unavailable(5, err.Error())
+	}
+	body := schemas.NewError(ae.msgs...)
+	if ae.detail != "" {
+		body.Error.Message = ae.detail
+	}
+	h := c.Response().Header()
+	for k, v := range ae.header {
+		h[k] = v
+	}
+	if ae.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(ae.retryAfter))
+	}
+	if c.Request().Method == http.MethodHead {
+		c.NoContent(ae.status)
+		return
+	}
+	c.JSON(ae.status, body)
+}
+
+func fromEchoError(he *echo.HTTPError, path string) *apiError {
+	switch he.Code {
+	case http.StatusNotFound:
+		return newError(http.StatusNotFound, schemas.Base("ResourceMissingAtURI", path))
+	case http.StatusMethodNotAllowed:
+		return newError(http.StatusMethodNotAllowed, schemas.Base("OperationNotAllowed"))
+	case http.StatusRequestEntityTooLarge:
+		return newError(http.StatusRequestEntityTooLarge, schemas.Base("PayloadTooLarge"))
+	case http.StatusUnauthorized:
+		return unauthorized()
+	case http.StatusForbidden:
+		return newError(http.StatusForbidden, schemas.Base("InsufficientPrivilege"))
+	case http.StatusUnsupportedMediaType, http.StatusBadRequest:
+		return newError(he.Code, schemas.Base("MalformedJSON"))
+	}
+	if he.Code >= 500 {
+		return unavailable(5, "internal failure")
+	}
+	return newError(he.Code, schemas.Base("GeneralError"))
+}

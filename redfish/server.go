@@ -1,0 +1,271 @@
+// Package redfish is fishgate's northbound API: a Redfish service
+// (DSP0266) that presents every managed node as a ComputerSystem with its
+// Manager and Chassis, in one aggregate service root and, per node, under
+// /bmc/<node>/redfish/v1 as if the node were its own BMC (DESIGN.md §2, §11).
+//
+// Routing, authentication, rendering and errors live here; node state and
+// power actions belong to the serializer, reached through the Nodes interface.
+package redfish
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fishgate/fishgate/schemas"
+	"github.com/fishgate/fishgate/serializer"
+)
+
+const requestTimeout = 30 * time.Second
+
+// Nodes is what the API needs from the serializer.
+type Nodes interface {
+	IDs() []string
+	View(id string) (serializer.View, error)
+	Reset(ctx context.Context, id string, r schemas.ResetType) error
+	SetBoot(ctx context.Context, id string, b schemas.BootOverride) error
+}
+
+// Options configures a Server.
+type Options struct {
+	Nodes          Nodes
+	Redis          redis.UniversalClient
+	Accounts       []Account
+	SessionTimeout time.Duration // idle timeout; default 30 min
+	MaxBodyBytes   int64         // default 64 KiB
+	// ServiceID seeds the service root UUID so that it is stable for one
+	// deployment (replicas share it).
+	ServiceID string
+	Logger    *slog.Logger
+}
+
+// Server is the northbound Redfish service.
+type Server struct {
+	nodes    Nodes
+	sessions *SessionStore
+	accounts map[string]Account
+	acctIDs  []string
+	maxBody  int64
+	uuid     string
+	log      *slog.Logger
+	echo     *echo.Echo
+}
+
+// New builds the server and its routes.
+func New(o Options) (*Server, error) {
+	if o.Nodes == nil || o.Redis == nil {
+		return nil, fmt.Errorf("redfish: Nodes and Redis are required")
+	}
+	if o.SessionTimeout == 0 {
+		o.SessionTimeout = 30 * time.Minute
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 64 << 10
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Server{
+		nodes:    o.Nodes,
+		sessions: NewSessionStore(o.Redis, o.SessionTimeout),
+		accounts: map[string]Account{},
+		maxBody:  o.MaxBodyBytes,
+		uuid:     uuidFrom(o.ServiceID),
+		log:      o.Logger,
+	}
+	for _, a := range o.Accounts {
+		if a.User == "" {
+			return nil, fmt.Errorf("redfish: account with empty user name")
+		}
+		if _, dup := s.accounts[a.User]; dup {
+			return nil, fmt.Errorf("redfish: duplicate account %q", a.User)
+		}
+		if a.Role == "" {
+			a.Role = RoleAdministrator
+		}
+		s.accounts[a.User] = a
+		s.acctIDs = append(s.acctIDs, a.User)
+	}
+	s.routes()
+	return s, nil
+}
+
+// Handler is the HTTP handler of the service.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// uuidFrom derives a stable RFC 4122-shaped UUID from seed.
+func uuidFrom(seed string) string {
+	h := sha256.Sum256([]byte("fishgate:" + seed))
+	h[6] = h[6]&0x0f | 0x50 // version 5 layout
+	h[8] = h[8]&0x3f | 0x80
+	x := hex.EncodeToString(h[:16])
+	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
+}
+
+func (s *Server) routes() {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.writeError
+	e.Pre(middleware.RemoveTrailingSlash())
+	e.Use(s.recoverMiddleware, s.headersMiddleware)
+
+	// Routes carry their middleware themselves: echo groups with middleware
+	// add catch-all routes that would turn 405 into 404.
+	type route struct {
+		method, path string
+		h            echo.HandlerFunc
+	}
+	routes := []route{
+		{http.MethodGet, "/redfish", s.getVersions},
+		{http.MethodGet, "/redfish/v1", s.getServiceRoot},
+		{http.MethodGet, "/redfish/v1/odata", s.getOData},
+		{http.MethodGet, "/redfish/v1/$metadata", s.getMetadata},
+
+		{http.MethodGet, "/redfish/v1/Systems", s.getSystems},
+		{http.MethodGet, "/redfish/v1/Systems/:id", s.getSystem},
+		{http.MethodPatch, "/redfish/v1/Systems/:id", s.patchSystem},
+		{http.MethodPost, "/redfish/v1/Systems/:id/Actions/ComputerSystem.Reset", s.postReset},
+		{http.MethodGet, "/redfish/v1/Managers", s.getManagers},
+		{http.MethodGet, "/redfish/v1/Managers/:id", s.getManager},
+		{http.MethodGet, "/redfish/v1/Chassis", s.getChassisCollection},
+		{http.MethodGet, "/redfish/v1/Chassis/:id", s.getChassis},
+
+		{http.MethodGet, "/redfish/v1/SessionService", s.getSessionService},
+		{http.MethodGet, "/redfish/v1/SessionService/Sessions", s.getSessions},
+		{http.MethodPost, "/redfish/v1/SessionService/Sessions", s.postSession},
+		{http.MethodGet, "/redfish/v1/SessionService/Sessions/:id", s.getSession},
+		{http.MethodDelete, "/redfish/v1/SessionService/Sessions/:id", s.deleteSession},
+
+		{http.MethodGet, "/redfish/v1/AccountService", s.getAccountService},
+		{http.MethodGet, "/redfish/v1/AccountService/Accounts", s.getAccounts},
+		{http.MethodGet, "/redfish/v1/AccountService/Accounts/:id", s.getAccount},
+	}
+	for _, r := range routes {
+		e.Add(r.method, r.path, r.h, s.authMiddleware)
+		e.Add(r.method, "/bmc/:node"+r.path, r.h, s.nodeScopeMiddleware, s.authMiddleware)
+	}
+	s.echo = e
+}
+
+// recoverMiddleware turns a panic into a 503 Redfish error and logs it: a
+// bug must not take the connection down or answer 500.
+func (s *Server) recoverMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("panic in handler", "path", c.Request().URL.Path, "panic", r)
+				err = unavailable(5, "internal failure")
+			}
+		}()
+		return next(c)
+	}
+}
+
+func (s *Server) headersMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("OData-Version", "4.0")
+		h.Set("Cache-Control", "no-cache")
+		return next(c)
+	}
+}
+
+// scope is the view a request sees: the aggregate service, or one node's BMC.
+type scope struct {
+	base string // URL prefix before /redfish: "" or "/bmc/<node>"
+	node string // "" for the aggregate view
+}
+
+func scopeOf(c echo.Context) scope {
+	if n := c.Param("node"); n != "" && strings.HasPrefix(c.Path(), "/bmc/:node") {
+		return scope{base: "/bmc/" + n, node: n}
+	}
+	return scope{}
+}
+
+// routeRest is the route pattern without the per-node prefix.
+func routeRest(c echo.Context) string {
+	return strings.TrimPrefix(c.Path(), "/bmc/:node")
+}
+
+func (sc scope) url(p string) string { return sc.base + "/redfish/v1" + p }
+
+func (sc scope) nodeIDs(n Nodes) []string {
+	if sc.node != "" {
+		return []string{sc.node}
+	}
+	return n.IDs()
+}
+
+// nodeScopeMiddleware refuses /bmc/<node>/... for an unknown node.
+func (s *Server) nodeScopeMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, err := s.nodes.View(c.Param("node")); err != nil {
+			return notFound("Manager", c.Param("node"))
+		}
+		return next(c)
+	}
+}
+
+// view returns the node named by the :id parameter, within scope.
+func (s *Server) view(c echo.Context, kind string) (serializer.View, error) {
+	id := c.Param("id")
+	sc := scopeOf(c)
+	if sc.node != "" && id != sc.node {
+		return serializer.View{}, notFound(kind, id)
+	}
+	v, err := s.nodes.View(id)
+	if err != nil {
+		return serializer.View{}, notFound(kind, id)
+	}
+	return v, nil
+}
+
+// send renders v as JSON with an ETag (DSP0266 §7.10); If-None-Match with a
+// matching ETag answers 304.
+func send(c echo.Context, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tag := etagOf(b)
+	h := c.Response().Header()
+	h.Set("ETag", tag)
+	if status == http.StatusOK && c.Request().Header.Get("If-None-Match") == tag {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.JSONBlob(status, b)
+}
+
+func etagOf(b []byte) string {
+	h := fnv.New64a()
+	h.Write(b)
+	return fmt.Sprintf(`W/"%016x"`, h.Sum64())
+}
+
+// ifMatch honours If-Match (DSP0266 §7.10) when the client sent one; it is
+// never required (MAAS sends it only when it saw an ETag).
+func ifMatch(c echo.Context, current string) error {
+	im := c.Request().Header.Get("If-Match")
+	if im == "" {
+		return nil
+	}
+	for _, t := range strings.Split(im, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || t == current || strings.TrimPrefix(t, "W/") == strings.TrimPrefix(current, "W/") {
+			return nil
+		}
+	}
+	return newError(http.StatusPreconditionFailed, schemas.Base("PreconditionFailed"))
+}
