@@ -24,6 +24,9 @@ func demoCmd() *cobra.Command {
 				return err
 			}
 			o.Logger = log
+			if o.Nodes < 1 {
+				return usageError(fmt.Errorf("--nodes: %d is out of range 1..5000", o.Nodes))
+			}
 			o.Instant = o.DelayMax == 0
 			d, err := demo.Start(cmd.Context(), o)
 			if err != nil {

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -29,24 +31,37 @@ func usageError(err error) error { return exitCode{code: 2, err: err} }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the command line args and returns the process exit code:
+// 0 success, 1 runtime failure, 2 bad usage or configuration.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := &cobra.Command{
 		Use:           "fishgate",
 		Short:         "A Redfish gateway that serializes power actions in front of BMCs",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	root.AddCommand(serveCmd(), demoCmd(), configCmd(), versionCmd())
 	err := root.ExecuteContext(ctx)
 	if err == nil {
-		return
+		return 0
 	}
-	fmt.Fprintln(os.Stderr, "fishgate:", err)
+	fmt.Fprintln(stderr, "fishgate:", err)
 	var ec exitCode
 	if errors.As(err, &ec) {
-		os.Exit(ec.code)
+		return ec.code
 	}
-	os.Exit(1)
+	if strings.Contains(err.Error(), "unknown command") || strings.Contains(err.Error(), "flag") {
+		return 2
+	}
+	return 1
 }
 
 func newLogger(level string) (*slog.Logger, error) {

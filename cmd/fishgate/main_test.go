@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestBadConfigExitsTwoNamingTheField(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct{ name, yaml, field string }{
+		{"bad backend", "accounts: [{user: a, password: b}]\nnodes: [{id: n1, backend: telnet, address: http://x, user: u}]", "nodes[0].backend"},
+		{"unknown key", "accounts: [{user: a, password: b}]\nlisten_addr: x", "listen_addr"},
+		{"no accounts", "listen: 127.0.0.1:0", "accounts"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".yaml")
+			if err := os.WriteFile(p, []byte(c.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, sub := range []string{"serve", "config"} {
+				code, _, stderr := runCLI(t, sub, "--config", p)
+				if code != 2 || !strings.Contains(stderr, c.field) {
+					t.Errorf("%s: exit %d, stderr %q; want 2 naming %s", sub, code, stderr, c.field)
+				}
+			}
+		})
+	}
+	if code, _, stderr := runCLI(t, "serve", "--config", filepath.Join(dir, "missing.yaml")); code != 2 || !strings.Contains(stderr, "missing.yaml") {
+		t.Errorf("missing file: exit %d %q", code, stderr)
+	}
+	if code, _, _ := runCLI(t, "demo", "--nodes", "0"); code != 2 {
+		t.Errorf("demo --nodes 0: exit %d, want 2", code)
+	}
+	if code, _, _ := runCLI(t, "frobnicate"); code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+}
+
+func TestConfigPrintsEffectiveConfigWithoutSecrets(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f.yaml")
+	os.WriteFile(p, []byte("accounts: [{user: a, password: topsecret}]\nnodes: [{id: n1, backend: redfish, address: https://bmc, user: u, password: bmcsecret}]"), 0o600)
+	code, out, stderr := runCLI(t, "config", "--config", p, "--listen", "127.0.0.1:9999")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"listen: 127.0.0.1:9999", "session_timeout: 30m0s", "id: n1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "topsecret") || strings.Contains(out, "bmcsecret") {
+		t.Errorf("config output shows a password:\n%s", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "fishgate ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}

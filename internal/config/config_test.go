@@ -1,0 +1,61 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `
+listen: 127.0.0.1:9000
+redis_url: redis://127.0.0.1:6390/0
+session_timeout: 10m
+accounts:
+  - {user: admin, password: pw}
+  - {user: ro, password: pw2, role: ReadOnly}
+nodes:
+  - {id: n1, backend: redfish, address: https://10.0.0.5, user: root, password: calvin, insecure: true}
+  - {id: n2, backend: redfish, address: http://127.0.0.1:9999, user: root, password: x, system_id: /redfish/v1/Systems/1}
+`
+
+func TestParseGood(t *testing.T) {
+	c, err := Parse([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9000" || time.Duration(c.SessionTimeout) != 10*time.Minute || len(c.Nodes) != 2 || !c.Nodes[0].Insecure {
+		t.Errorf("parsed %+v", c)
+	}
+	if time.Duration(c.SyncInterval) != 30*time.Second || c.MaxBodyBytes != 65536 {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+}
+
+// TestParseBad: every bad field is named in the error.
+func TestParseBad(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"unknown key", "listn: x\naccounts: [{user: a, password: b}]", "field listn not found"},
+		{"no accounts", "listen: 127.0.0.1:1", "accounts: at least one"},
+		{"bad listen", "listen: nope\naccounts: [{user: a, password: b}]", "listen:"},
+		{"bad duration", "session_timeout: soon\naccounts: [{user: a, password: b}]", "not a duration"},
+		{"short session", "session_timeout: 1s\naccounts: [{user: a, password: b}]", "session_timeout:"},
+		{"bad redis", "redis_url: http://x\naccounts: [{user: a, password: b}]", "redis_url:"},
+		{"bad role", "accounts: [{user: a, password: b, role: God}]", "accounts[0].role"},
+		{"dup user", "accounts: [{user: a, password: b}, {user: a, password: c}]", "accounts[1].user"},
+		{"missing password", "accounts: [{user: a}]", "accounts[0].password"},
+		{"bad backend", "accounts: [{user: a, password: b}]\nnodes: [{id: n1, backend: telnet, address: http://x, user: u}]", "nodes[0].backend"},
+		{"bad address", "accounts: [{user: a, password: b}]\nnodes: [{id: n1, backend: redfish, address: 10.0.0.1, user: u}]", "nodes[0].address"},
+		{"bad id", "accounts: [{user: a, password: b}]\nnodes: [{id: 'a/b', backend: redfish, address: http://x, user: u}]", "nodes[0].id"},
+		{"dup id", "accounts: [{user: a, password: b}]\nnodes: [{id: n, backend: redfish, address: http://x, user: u}, {id: n, backend: redfish, address: http://y, user: u}]", "nodes[1].id"},
+		{"tls half", "tls: {cert: /x}\naccounts: [{user: a, password: b}]", "tls:"},
+		{"not yaml", "{{{", "config:"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.yaml))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one containing %q", err, c.want)
+			}
+		})
+	}
+}
