@@ -13,12 +13,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/redis/go-redis/v9"
@@ -249,9 +249,7 @@ func send(c echo.Context, status int, v any) error {
 }
 
 func etagOf(b []byte) string {
-	h := fnv.New64a()
-	h.Write(b)
-	return fmt.Sprintf(`W/"%016x"`, h.Sum64())
+	return fmt.Sprintf(`W/"%016x"`, xxhash.Sum64(b))
 }
 
 // ifMatch honours If-Match (DSP0266 §7.10) when the client sent one; it is

@@ -26,9 +26,14 @@ type Session struct {
 // ErrNoSession is returned for an unknown or expired session or token.
 var ErrNoSession = errors.New("no such session")
 
-// SessionStore keeps sessions in Redis. Keys: fg:session:<id> (a hash) and
-// fg:token:<sha256(token)> -> id; both carry the idle TTL and are refreshed
-// on use. Only the token's hash is stored.
+// SessionStore keeps sessions in Redis, every command on a single key so
+// that it works on Redis Cluster too:
+//
+//	fg:token:<sha256(token)>  hash {id, user, role, created}, idle TTL, refreshed on use
+//	fg:session:<id>           the token key's name (to find a session by id)
+//	fg:sessions               set of session ids
+//
+// A session is alive while its token key is. Only the token's hash is stored.
 type SessionStore struct {
 	rdb  redis.UniversalClient
 	idle time.Duration
@@ -69,10 +74,11 @@ func (s *SessionStore) Create(ctx context.Context, user, role string) (Session, 
 		return Session{}, "", err
 	}
 	sess := Session{ID: hex.EncodeToString(idb), User: user, Role: role, Created: time.Now().UTC().Truncate(time.Second)}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, sessionKey(sess.ID), "user", user, "role", role, "created", sess.Created.Format(time.RFC3339), "token", tokenKey(token))
-		p.PExpire(ctx, sessionKey(sess.ID), s.idle)
-		p.Set(ctx, tokenKey(token), sess.ID, s.idle)
+	tk := tokenKey(token)
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, tk, "id", sess.ID, "user", user, "role", role, "created", sess.Created.Format(time.RFC3339))
+		p.PExpire(ctx, tk, s.idle)
+		p.Set(ctx, sessionKey(sess.ID), tk, 0)
 		p.SAdd(ctx, sessionIndex, sess.ID)
 		return nil
 	})
@@ -82,56 +88,81 @@ func (s *SessionStore) Create(ctx context.Context, user, role string) (Session, 
 	return sess, token, nil
 }
 
-// Lookup finds the session of token and refreshes its idle timer.
+// Lookup finds the session of token and refreshes its idle timer: one
+// round trip (HGETALL and PEXPIRE pipelined).
 func (s *SessionStore) Lookup(ctx context.Context, token string) (Session, error) {
-	id, err := s.rdb.Get(ctx, tokenKey(token)).Result()
-	if errors.Is(err, redis.Nil) {
-		return Session{}, ErrNoSession
-	}
-	if err != nil {
-		return Session{}, fmt.Errorf("look up session: %w", err)
-	}
+	tk := tokenKey(token)
 	var get *redis.MapStringStringCmd
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.HGetAll(ctx, sessionKey(id))
-		p.PExpire(ctx, sessionKey(id), s.idle)
-		p.PExpire(ctx, tokenKey(token), s.idle)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.HGetAll(ctx, tk)
+		p.PExpire(ctx, tk, s.idle)
 		return nil
 	})
 	if err != nil {
 		return Session{}, fmt.Errorf("look up session: %w", err)
 	}
-	return parseSession(id, get.Val())
+	return parseSession(get.Val())
 }
 
-func parseSession(id string, m map[string]string) (Session, error) {
-	if len(m) == 0 {
+func parseSession(m map[string]string) (Session, error) {
+	if m["id"] == "" {
 		return Session{}, ErrNoSession
 	}
 	created, _ := time.Parse(time.RFC3339, m["created"])
-	return Session{ID: id, User: m["user"], Role: m["role"], Created: created}, nil
+	return Session{ID: m["id"], User: m["user"], Role: m["role"], Created: created}, nil
 }
 
 // Get returns session id without refreshing it.
 func (s *SessionStore) Get(ctx context.Context, id string) (Session, error) {
-	m, err := s.rdb.HGetAll(ctx, sessionKey(id)).Result()
+	tk, err := s.rdb.Get(ctx, sessionKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Session{}, ErrNoSession
+	}
 	if err != nil {
 		return Session{}, fmt.Errorf("get session: %w", err)
 	}
-	return parseSession(id, m)
+	m, err := s.rdb.HGetAll(ctx, tk).Result()
+	if err != nil {
+		return Session{}, fmt.Errorf("get session: %w", err)
+	}
+	sess, err := parseSession(m)
+	if errors.Is(err, ErrNoSession) {
+		s.forget(ctx, id)
+	}
+	return sess, err
+}
+
+// forget drops the id of an expired session.
+func (s *SessionStore) forget(ctx context.Context, ids ...string) {
+	if len(ids) == 0 {
+		return
+	}
+	keys := make([]string, len(ids))
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		keys[i], members[i] = sessionKey(id), id
+	}
+	s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Del(ctx, k)
+		}
+		p.SRem(ctx, sessionIndex, members...)
+		return nil
+	})
 }
 
 // Delete ends session id.
 func (s *SessionStore) Delete(ctx context.Context, id string) error {
-	tk, err := s.rdb.HGet(ctx, sessionKey(id), "token").Result()
+	tk, err := s.rdb.Get(ctx, sessionKey(id)).Result()
 	if errors.Is(err, redis.Nil) {
 		return ErrNoSession
 	}
 	if err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, sessionKey(id), tk)
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, tk)
+		p.Del(ctx, sessionKey(id))
 		p.SRem(ctx, sessionIndex, id)
 		return nil
 	})
@@ -147,10 +178,20 @@ func (s *SessionStore) List(ctx context.Context) ([]Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
-	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	tks := make([]*redis.StringCmd, len(ids))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.HGetAll(ctx, sessionKey(id))
+			tks[i] = p.Get(ctx, sessionKey(id))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	gets := make([]*redis.MapStringStringCmd, len(ids))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range ids {
+			gets[i] = p.HGetAll(ctx, tks[i].Val()) // "" for a missing session key: empty hash
 		}
 		return nil
 	})
@@ -158,17 +199,15 @@ func (s *SessionStore) List(ctx context.Context) ([]Session, error) {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
 	var out []Session
-	var gone []any
+	var gone []string
 	for i, id := range ids {
-		sess, err := parseSession(id, cmds[i].Val())
-		if err != nil {
+		sess, err := parseSession(gets[i].Val())
+		if err != nil || sess.ID != id {
 			gone = append(gone, id)
 			continue
 		}
 		out = append(out, sess)
 	}
-	if len(gone) > 0 {
-		s.rdb.SRem(ctx, sessionIndex, gone...)
-	}
+	s.forget(ctx, gone...)
 	return out, nil
 }

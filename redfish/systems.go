@@ -70,10 +70,6 @@ func renderSystem(sc scope, v serializer.View) schemas.ComputerSystem {
 	if boot.BootSourceOverrideEnabled == "" {
 		boot.BootSourceOverrideEnabled = "Disabled"
 	}
-	oem := map[string]any{}
-	if v.LastError != "" {
-		oem["LastError"] = v.LastError
-	}
 	sys := schemas.ComputerSystem{
 		Resource:   schemas.Resource{ODataID: sc.url("/Systems/" + v.ID), ODataType: schemas.TypeComputerSystem, ID: v.ID, Name: v.Name},
 		SystemType: "Physical",
@@ -89,8 +85,8 @@ func renderSystem(sc scope, v serializer.View) schemas.ComputerSystem {
 			AllowableResets: resetTypes(v),
 		}},
 	}
-	if len(oem) > 0 {
-		sys.Oem = map[string]any{"Fishgate": oem}
+	if v.LastError != "" {
+		sys.Oem = map[string]any{"Fishgate": map[string]any{"LastError": v.LastError}}
 	}
 	return sys
 }
