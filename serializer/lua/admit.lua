@@ -1,0 +1,131 @@
+-- admit: the admission decision of policy.go's Admit, applied atomically.
+-- ARGV: 1 node, 2 task id, 3 reset type, 4 now (ms), 5 policy, 6 queue max,
+-- 7 flip limit, 8 flip window (ms), 9 precedence ("Type=rank,..."),
+-- 10 task retention count, 11 task retention age (ms), 12 request summary
+-- Returns {outcome, task, refusal, retry_after_ms, cancel_now, dropped...}.
+local node, task, rtype, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local policy, qmax, flimit, fwin = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local prec = {}
+for k, v in string.gmatch(ARGV[9], "([%w]+)=(%d+)") do prec[k] = tonumber(v) end
+local keep, maxage = tonumber(ARGV[10]), tonumber(ARGV[11])
+
+local s = load_slots()
+redis.call('ZREMRANGEBYSCORE', FLIPS, '-inf', now - fwin)
+local flips = redis.call('ZCARD', FLIPS)
+
+local function retry_after()
+  local first = redis.call('ZRANGE', FLIPS, 0, 0, 'WITHSCORES')
+  if #first < 2 then return fwin end
+  return math.max(tonumber(first[2]) + fwin - now, 1)
+end
+
+local function refuse(why)
+  local ra = 0
+  if why == 'flip-flop' then ra = retry_after() end
+  log({ 'event', 'refused', 'type', rtype, 'why', why, 'req', ARGV[12] })
+  return { 'refused', '', why, ra, 0 }
+end
+
+local function coalesce(id)
+  local t = get_task(id)
+  if t then t.joined = (t.joined or 0) + 1; put_task(t) end
+  log({ 'event', 'coalesced', 'type', rtype, 'task', id, 'req', ARGV[12] })
+  return { 'coalesced', id, '', 0, 0 }
+end
+
+local function new_task()
+  put_task({ id = task, node = node, type = rtype, state = 'New', status = 'OK', created = now, joined = 0, pct = 0 })
+  redis.call('ZADD', TASKZ, now, task)
+  -- retention: drop the oldest finished tasks beyond the count, and any
+  -- finished task older than the age limit.
+  local n = redis.call('ZCARD', TASKZ)
+  local old = redis.call('ZRANGE', TASKZ, 0, math.max(n - keep, 0) + 20)
+  for i, id in ipairs(old) do
+    local t = get_task(id)
+    local done = (not t) or t.state == 'Completed' or t.state == 'Exception' or t.state == 'Cancelled'
+    local score = tonumber(redis.call('ZSCORE', TASKZ, id) or now)
+    if done and (i <= n - keep or score < now - maxage) then
+      redis.call('HDEL', TASKS, id)
+      redis.call('ZREM', TASKZ, id)
+    end
+  end
+end
+
+local function drop(list, reason)
+  local ids = {}
+  for _, x in ipairs(list) do
+    end_task(x.task, 'Cancelled', 'OK', reason, now)
+    ids[#ids + 1] = x.task
+  end
+  return ids
+end
+
+local busy = s.now ~= ''
+local live = busy and not s.cancelling
+local why = 'superseded by ' .. rtype .. ' (' .. task .. ')'
+
+if not busy then
+  local dropped = drop(s.waiting, why)
+  s.now, s.now_type, s.cancelling, s.waiting = task, rtype, false, {}
+  new_task()
+  save_slots(s)
+  log({ 'event', 'started', 'type', rtype, 'task', task, 'req', ARGV[12] })
+  redis.call('PUBLISH', 'fg:work', node)
+  local out = { 'started', task, '', 0, 0 }
+  for _, id in ipairs(dropped) do out[#out + 1] = id end
+  return out
+end
+
+if policy == 'queue' then
+  local n = #s.waiting
+  if n > 0 then
+    if s.waiting[n].type == rtype then return coalesce(s.waiting[n].task) end
+  elseif live and s.now_type == rtype then
+    return coalesce(s.now)
+  end
+  if qmax <= 0 then qmax = 8 end
+  if n >= qmax then return refuse('queue-full') end
+  s.waiting[n + 1] = { task = task, type = rtype }
+  new_task()
+  save_slots(s)
+  log({ 'event', 'queued', 'type', rtype, 'task', task, 'req', ARGV[12] })
+  return { 'queued', task, '', 0, 0 }
+end
+
+if policy == 'reject' then
+  if live and s.now_type == rtype then return coalesce(s.now) end
+  return refuse('busy')
+end
+
+-- now-next and supersede
+if #s.waiting > 0 and s.waiting[1].type == rtype then return coalesce(s.waiting[1].task) end
+if live and s.now_type == rtype then
+  if #s.waiting > 0 and flimit > 0 and flips >= flimit then return refuse('flip-flop') end
+  local dropped = drop(s.waiting, why)
+  local out = coalesce(s.now)
+  if #dropped > 0 then
+    s.waiting = {}
+    save_slots(s)
+    redis.call('ZADD', FLIPS, now, task)
+    for _, id in ipairs(dropped) do out[#out + 1] = id end
+  end
+  return out
+end
+local cancel_now = live and (policy == 'supersede' or (prec[rtype] or 0) > (prec[s.now_type] or 0))
+local conflict = cancel_now or #s.waiting > 0
+if conflict and flimit > 0 and flips >= flimit then return refuse('flip-flop') end
+local dropped = drop(s.waiting, why)
+if cancel_now then
+  s.cancelling = true
+  local t = get_task(s.now)
+  if t then t.state = 'Cancelling'; t.reason = why; put_task(t) end
+end
+s.waiting = { { task = task, type = rtype } }
+new_task()
+save_slots(s)
+if conflict then redis.call('ZADD', FLIPS, now, task) end
+log({ 'event', 'queued', 'type', rtype, 'task', task, 'cancel_now', cancel_now and '1' or '0', 'req', ARGV[12] })
+if cancel_now then redis.call('PUBLISH', 'fg:work', node) end
+local out = { 'queued', task, '', 0, cancel_now and 1 or 0 }
+for _, id in ipairs(dropped) do out[#out + 1] = id end
+return out

@@ -1,0 +1,67 @@
+-- Shared helpers, prepended to every fishgate script. All keys of one node
+-- share the hash tag {node}, so scripts work on Redis Cluster.
+-- KEYS[1] slots hash  KEYS[2] tasks hash  KEYS[3] tasks zset (by creation)
+-- KEYS[4] flips zset  KEYS[5] log stream  KEYS[6] lease
+local SLOTS, TASKS, TASKZ, FLIPS, LOG, LEASE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+
+-- TARGETS is generated from schemas.ResetType.Target (one source of truth).
+local TARGETS = {{TARGETS}}
+
+local function split(s)
+  local out = {}
+  if s then for w in string.gmatch(s, "%S+") do out[#out + 1] = w end end
+  return out
+end
+
+local function load_slots()
+  local v = redis.call('HMGET', SLOTS, 'now', 'now_type', 'cancelling', 'waiting', 'desired')
+  local s = { now = v[1] or '', now_type = v[2] or '', cancelling = (v[3] == '1'), waiting = {}, desired = v[5] or '' }
+  local w = split(v[4])
+  for i = 1, #w, 2 do s.waiting[#s.waiting + 1] = { task = w[i], type = w[i + 1] } end
+  return s
+end
+
+local function desired_of(s)
+  for i = #s.waiting, 1, -1 do
+    local t = TARGETS[s.waiting[i].type]
+    if t then return t end
+  end
+  if s.now ~= '' and not s.cancelling then return TARGETS[s.now_type] end
+  return nil
+end
+
+local function save_slots(s)
+  local w = {}
+  for _, x in ipairs(s.waiting) do w[#w + 1] = x.task; w[#w + 1] = x.type end
+  local d = desired_of(s)
+  if d then s.desired = d end
+  redis.call('HSET', SLOTS, 'now', s.now, 'now_type', s.now_type, 'cancelling', s.cancelling and '1' or '',
+    'waiting', table.concat(w, ' '), 'desired', s.desired)
+end
+
+local function get_task(id)
+  local raw = redis.call('HGET', TASKS, id)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+
+local function put_task(t)
+  redis.call('HSET', TASKS, t.id, cjson.encode(t))
+end
+
+-- end_task marks a task terminal (Completed, Exception, Cancelled).
+local function end_task(id, state, status, reason, now)
+  local t = get_task(id)
+  if not t then return end
+  t.state, t.status, t.reason, t['end'] = state, status, reason, now
+  t.pct = 100
+  put_task(t)
+end
+
+local function log(fields)
+  redis.call('XADD', LOG, 'MAXLEN', '~', 1000, '*', unpack(fields))
+end
+
+local function lease_ok(val)
+  return val ~= '' and redis.call('GET', LEASE) == val
+end

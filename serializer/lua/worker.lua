@@ -1,0 +1,69 @@
+-- worker: the lease holder's steps. Every step first checks the fencing
+-- token (the lease value "replica|fence") so that a holder whose lease
+-- expired can neither send a command nor write a result.
+-- ARGV: 1 op, 2 lease value, 3 node, 4 task, 5 now (ms), 6.. op arguments.
+-- ops:
+--   begin                    task New -> Running; returns {ok, type, state, cancelling}
+--   step  <note>             records that a BMC command is about to be sent; {ok, cancelling}
+--   progress <pct> <note>    records progress; {ok, cancelling}
+--   finish <state> <status> <reason> <observed> <set_desired_observed>
+--                            ends the task, promotes the next; {ok, next_task, next_type}
+--   power <state>            records an observed power state; {ok}
+local op, lease, node, task, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+if not lease_ok(lease) then return { 'fenced' } end
+local s = load_slots()
+
+if op == 'power' then
+  redis.call('HSET', SLOTS, 'power', ARGV[6], 'power_at', now)
+  return { 'ok' }
+end
+
+if s.now ~= task then return { 'not-now', s.now } end
+local t = get_task(task)
+
+if op == 'begin' then
+  if t and t.state == 'New' then
+    t.state, t.start = 'Running', now
+    put_task(t)
+  end
+  log({ 'event', 'begin', 'task', task, 'fence', lease })
+  return { 'ok', s.now_type, t and t.state or '', s.cancelling and '1' or '' }
+end
+
+if op == 'step' then
+  if s.cancelling then return { 'ok', '1' } end
+  if t then t.issued = now; t.note = ARGV[6]; put_task(t) end
+  redis.call('HSET', SLOTS, 'issued', task, 'issued_at', now)
+  log({ 'event', 'command', 'task', task, 'note', ARGV[6], 'fence', lease })
+  return { 'ok', '' }
+end
+
+if op == 'progress' then
+  if t then t.pct = tonumber(ARGV[6]); t.note = ARGV[7]; put_task(t) end
+  return { 'ok', s.cancelling and '1' or '' }
+end
+
+if op == 'finish' then
+  local state, status, reason, observed = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+  if t then
+    t.state, t.status, t.reason, t['end'], t.pct = state, status, reason, now, 100
+    if t.start == nil then t.start = now end
+    put_task(t)
+  end
+  if observed ~= '' then redis.call('HSET', SLOTS, 'power', observed, 'power_at', now) end
+  local nt = ''
+  local ntype = ''
+  if #s.waiting > 0 then
+    local w = table.remove(s.waiting, 1)
+    nt, ntype = w.task, w.type
+  end
+  s.now, s.now_type, s.cancelling = nt, ntype, false
+  if ARGV[10] == '1' and observed ~= '' and #s.waiting == 0 and nt == '' then
+    s.desired = observed
+  end
+  save_slots(s)
+  redis.call('HDEL', SLOTS, 'issued', 'issued_at')
+  log({ 'event', 'finish', 'task', task, 'state', state, 'reason', reason, 'fence', lease })
+  return { 'ok', nt, ntype }
+end
+return redis.error_reply('unknown op ' .. op)

@@ -1,0 +1,326 @@
+package serializer
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fishgate/fishgate/schemas"
+)
+
+// Redis keys of one node share the hash tag {node} (DESIGN.md §6), so every
+// script touches one Cluster slot.
+func nodeKeys(node string) []string {
+	p := "fg:node:{" + node + "}:"
+	return []string{p + "slots", p + "tasks", p + "taskz", p + "flips", p + "log", p + "lease", p + "fence"}
+}
+
+var (
+	//go:embed lua/common.lua
+	luaCommon string
+	//go:embed lua/admit.lua
+	luaAdmit string
+	//go:embed lua/cancel.lua
+	luaCancel string
+	//go:embed lua/worker.lua
+	luaWorker string
+	//go:embed lua/lease.lua
+	luaLease string
+)
+
+// targetsLua renders schemas.ResetType.Target as a Lua table, so that Go
+// and the scripts share one table.
+func targetsLua() string {
+	var b strings.Builder
+	b.WriteString("{")
+	for _, r := range schemas.AllResetTypes {
+		if t, ok := r.Target(); ok {
+			fmt.Fprintf(&b, " %s = '%s',", r, t)
+		}
+	}
+	b.WriteString(" }")
+	return b.String()
+}
+
+func script(body string) *redis.Script {
+	return redis.NewScript(strings.Replace(luaCommon, "{{TARGETS}}", targetsLua(), 1) + "\n" + body)
+}
+
+var (
+	admitScript  = script(luaAdmit)
+	cancelScript = script(luaCancel)
+	workerScript = script(luaWorker)
+	leaseScript  = script(luaLease)
+)
+
+// Store is the serializer's Redis state: slots, tasks, leases and logs of
+// every node. It holds no state of its own.
+type Store struct {
+	rdb redis.UniversalClient
+	// Retention of finished tasks per node.
+	KeepTasks   int
+	KeepTaskAge time.Duration
+}
+
+// NewStore wraps a Redis client.
+func NewStore(rdb redis.UniversalClient) *Store {
+	return &Store{rdb: rdb, KeepTasks: 100, KeepTaskAge: 24 * time.Hour}
+}
+
+// Redis is the underlying client.
+func (st *Store) Redis() redis.UniversalClient { return st.rdb }
+
+// Admission is the result of an admission in Redis.
+type Admission struct {
+	Outcome    Outcome
+	Task       string
+	Refusal    Refusal
+	RetryAfter time.Duration
+	CancelNow  bool
+	Dropped    []string
+}
+
+func precedenceArg(p Precedence) string {
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, string(k))
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, p[schemas.ResetType(k)]))
+	}
+	return strings.Join(parts, ",")
+}
+
+// Admit runs the admission script: one round trip.
+func (st *Store) Admit(ctx context.Context, node string, rules Rules, r schemas.ResetType, task string, now time.Time, req string) (Admission, error) {
+	res, err := admitScript.Run(ctx, st.rdb, nodeKeys(node), node, task, string(r), now.UnixMilli(),
+		string(rules.Policy), rules.QueueMax, rules.FlipLimit, rules.FlipWindow.Milliseconds(), precedenceArg(rules.Precedence),
+		st.KeepTasks, st.KeepTaskAge.Milliseconds(), req).Slice()
+	if err != nil {
+		return Admission{}, fmt.Errorf("node %s: admission: %w", node, err)
+	}
+	if len(res) < 5 {
+		return Admission{}, fmt.Errorf("node %s: admission: short reply %v", node, res)
+	}
+	a := Admission{
+		Outcome:    Outcome(str(res[0])),
+		Task:       str(res[1]),
+		Refusal:    Refusal(str(res[2])),
+		RetryAfter: time.Duration(num(res[3])) * time.Millisecond,
+		CancelNow:  num(res[4]) == 1,
+	}
+	for _, x := range res[5:] {
+		a.Dropped = append(a.Dropped, str(x))
+	}
+	return a, nil
+}
+
+// Cancel runs the DELETE script.
+func (st *Store) Cancel(ctx context.Context, node, task string, now time.Time) (CancelResult, error) {
+	res, err := cancelScript.Run(ctx, st.rdb, nodeKeys(node), node, task, now.UnixMilli()).StringSlice()
+	if err != nil {
+		return "", fmt.Errorf("node %s: cancel %s: %w", node, task, err)
+	}
+	return CancelResult(res[0]), nil
+}
+
+// NodeState is a node's slots as stored, with its desired and last
+// observed power state.
+type NodeState struct {
+	Slots    Slots
+	Desired  schemas.PowerState
+	Power    schemas.PowerState
+	PowerAt  time.Time
+	Issued   string // task whose BMC command was sent and not yet confirmed
+	IssuedAt time.Time
+}
+
+func parseNodeState(m map[string]string) NodeState {
+	ns := NodeState{
+		Slots:   Slots{Now: Slot{Task: m["now"], Type: schemas.ResetType(m["now_type"])}, Cancelling: m["cancelling"] == "1"},
+		Desired: schemas.PowerState(m["desired"]),
+		Power:   schemas.PowerState(m["power"]),
+		Issued:  m["issued"],
+	}
+	w := strings.Fields(m["waiting"])
+	for i := 0; i+1 < len(w); i += 2 {
+		ns.Slots.Waiting = append(ns.Slots.Waiting, Slot{Task: w[i], Type: schemas.ResetType(w[i+1])})
+	}
+	if ms, err := strconv.ParseInt(m["power_at"], 10, 64); err == nil {
+		ns.PowerAt = time.UnixMilli(ms)
+	}
+	if ms, err := strconv.ParseInt(m["issued_at"], 10, 64); err == nil {
+		ns.IssuedAt = time.UnixMilli(ms)
+	}
+	return ns
+}
+
+// State reads a node's slots.
+func (st *Store) State(ctx context.Context, node string) (NodeState, error) {
+	m, err := st.rdb.HGetAll(ctx, nodeKeys(node)[0]).Result()
+	if err != nil {
+		return NodeState{}, fmt.Errorf("node %s: read state: %w", node, err)
+	}
+	return parseNodeState(m), nil
+}
+
+// TaskRecord is a task as stored.
+type TaskRecord struct {
+	ID      string            `json:"id"`
+	Node    string            `json:"node"`
+	Type    schemas.ResetType `json:"type"`
+	State   string            `json:"state"`
+	Status  string            `json:"status"`
+	Reason  string            `json:"reason,omitempty"`
+	Note    string            `json:"note,omitempty"`
+	Created int64             `json:"created"`
+	Start   int64             `json:"start,omitempty"`
+	End     int64             `json:"end,omitempty"`
+	Issued  int64             `json:"issued,omitempty"`
+	Percent int               `json:"pct"`
+	Joined  int               `json:"joined"`
+}
+
+// Terminal reports whether the task has finished.
+func (t TaskRecord) Terminal() bool {
+	return t.State == "Completed" || t.State == "Exception" || t.State == "Cancelled"
+}
+
+// ErrTaskNotFound is returned for an unknown (or expired) task.
+var ErrTaskNotFound = errors.New("task not found")
+
+// TaskNode returns the node of a task id ("<node>.<suffix>").
+func TaskNode(id string) (string, bool) {
+	i := strings.LastIndexByte(id, '.')
+	if i <= 0 || i == len(id)-1 {
+		return "", false
+	}
+	return id[:i], true
+}
+
+// Task reads one task.
+func (st *Store) Task(ctx context.Context, id string) (TaskRecord, error) {
+	node, ok := TaskNode(id)
+	if !ok {
+		return TaskRecord{}, ErrTaskNotFound
+	}
+	raw, err := st.rdb.HGet(ctx, nodeKeys(node)[1], id).Result()
+	if errors.Is(err, redis.Nil) {
+		return TaskRecord{}, ErrTaskNotFound
+	}
+	if err != nil {
+		return TaskRecord{}, fmt.Errorf("task %s: %w", id, err)
+	}
+	var t TaskRecord
+	if err := json.Unmarshal([]byte(raw), &t); err != nil {
+		return TaskRecord{}, fmt.Errorf("task %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// TaskIDs lists the task ids of nodes, newest first, at most limit in all.
+func (st *Store) TaskIDs(ctx context.Context, nodes []string, limit int) ([]string, error) {
+	cmds := make([]*redis.ZSliceCmd, len(nodes))
+	_, err := st.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, n := range nodes {
+			cmds[i] = p.ZRevRangeWithScores(ctx, nodeKeys(n)[2], 0, int64(limit-1))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	var all []redis.Z
+	for _, c := range cmds {
+		all = append(all, c.Val()...)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Score > all[j].Score })
+	var ids []string
+	for i := 0; i < len(all) && i < limit; i++ {
+		ids = append(ids, str(all[i].Member))
+	}
+	return ids, nil
+}
+
+// Lease operations (lease.lua).
+func (st *Store) acquire(ctx context.Context, node, replica string, ttl time.Duration) (string, error) {
+	return leaseScript.Run(ctx, st.rdb, nodeKeys(node), "acquire", replica, ttl.Milliseconds()).Text()
+}
+
+func (st *Store) renew(ctx context.Context, node, lease string, ttl time.Duration) (bool, error) {
+	n, err := leaseScript.Run(ctx, st.rdb, nodeKeys(node), "renew", lease, ttl.Milliseconds()).Int()
+	return n == 1, err
+}
+
+func (st *Store) release(ctx context.Context, node, lease string) error {
+	return leaseScript.Run(ctx, st.rdb, nodeKeys(node), "release", lease, 0).Err()
+}
+
+// ErrFenced means the lease this worker held is gone: it must not send
+// commands or write results.
+var ErrFenced = errors.New("lease lost (fenced)")
+
+// errNotNow means the task is no longer the node's running action.
+var errNotNow = errors.New("task is no longer running on this node")
+
+// workerOp runs one worker.lua op.
+func (st *Store) workerOp(ctx context.Context, node, lease, task string, now time.Time, op string, args ...any) ([]string, error) {
+	argv := append([]any{op, lease, node, task, now.UnixMilli()}, args...)
+	res, err := workerScript.Run(ctx, st.rdb, nodeKeys(node), argv...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %s: %w", node, op, err)
+	}
+	switch res[0] {
+	case "fenced":
+		return nil, fmt.Errorf("node %s: %s: %w", node, op, ErrFenced)
+	case "not-now":
+		return nil, fmt.Errorf("node %s: %s %s: %w", node, op, task, errNotNow)
+	}
+	return res, nil
+}
+
+// Log reads the last n entries of a node's command log, oldest first.
+func (st *Store) Log(ctx context.Context, node string, n int64) ([]map[string]any, error) {
+	xs, err := st.rdb.XRevRangeN(ctx, nodeKeys(node)[4], "+", "-", n).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]any, 0, len(xs))
+	for i := len(xs) - 1; i >= 0; i-- {
+		m := xs[i].Values
+		m["id"] = xs[i].ID
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func str(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+func num(v any) int64 {
+	switch v := v.(type) {
+	case int64:
+		return v
+	case string:
+		n, _ := strconv.ParseInt(v, 10, 64)
+		return n
+	}
+	return 0
+}
