@@ -58,7 +58,7 @@ func newEnv(t testing.TB, rdb redis.UniversalClient, n int, idle time.Duration) 
 		}
 		nodes = append(nodes, serializer.Node{ID: id, Backend: b})
 	}
-	svc, err := serializer.New(nodes, serializer.Options{Logger: log, VerifyInterval: 10 * time.Millisecond})
+	svc, err := serializer.New(nodes, serializer.Options{Redis: rdb, Logger: log, VerifyInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

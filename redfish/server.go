@@ -33,8 +33,11 @@ const requestTimeout = 30 * time.Second
 type Nodes interface {
 	IDs() []string
 	View(id string) (serializer.View, error)
-	Reset(ctx context.Context, id string, r schemas.ResetType) error
+	Reset(ctx context.Context, id string, r schemas.ResetType, req string) (serializer.Admission, error)
 	SetBoot(ctx context.Context, id string, b schemas.BootOverride) error
+	CancelTask(ctx context.Context, taskID string) (serializer.CancelResult, error)
+	Task(ctx context.Context, id string) (serializer.TaskRecord, error)
+	TaskIDs(ctx context.Context, limit int) ([]string, error)
 }
 
 // Options configures a Server.
@@ -146,6 +149,13 @@ func (s *Server) routes() {
 		{http.MethodPost, "/redfish/v1/SessionService/Sessions", s.postSession},
 		{http.MethodGet, "/redfish/v1/SessionService/Sessions/:id", s.getSession},
 		{http.MethodDelete, "/redfish/v1/SessionService/Sessions/:id", s.deleteSession},
+
+		{http.MethodGet, "/redfish/v1/TaskService", s.getTaskService},
+		{http.MethodGet, "/redfish/v1/TaskService/Tasks", s.getTasks},
+		{http.MethodGet, "/redfish/v1/TaskService/Tasks/:task", s.getTask},
+		{http.MethodDelete, "/redfish/v1/TaskService/Tasks/:task", s.deleteTask},
+		{http.MethodGet, "/redfish/v1/TaskService/TaskMonitors/:task", s.getTaskMonitor},
+		{http.MethodDelete, "/redfish/v1/TaskService/TaskMonitors/:task", s.deleteTask},
 
 		{http.MethodGet, "/redfish/v1/AccountService", s.getAccountService},
 		{http.MethodGet, "/redfish/v1/AccountService/Accounts", s.getAccounts},

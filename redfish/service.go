@@ -33,6 +33,7 @@ func (s *Server) getServiceRoot(c echo.Context) error {
 		Chassis:        link("/Chassis"),
 		SessionService: link("/SessionService"),
 		AccountService: link("/AccountService"),
+		TaskService:    link("/TaskService"),
 		Links:          schemas.ServiceRootLink{Sessions: schemas.Link{ODataID: sc.url("/SessionService/Sessions")}},
 	})
 }
@@ -46,7 +47,7 @@ func (s *Server) getOData(c echo.Context) error {
 		URL  string `json:"url"`
 	}
 	v := []entry{{"Service", "Singleton", sc.url("/")}}
-	for _, n := range []string{"Systems", "Managers", "Chassis", "SessionService", "AccountService"} {
+	for _, n := range []string{"Systems", "Managers", "Chassis", "SessionService", "AccountService", "TaskService"} {
 		v = append(v, entry{n, "Singleton", sc.url("/" + n)})
 	}
 	return send(c, http.StatusOK, map[string]any{"@odata.context": sc.url("/$metadata"), "value": v})
@@ -69,6 +70,9 @@ var metadataRefs = []struct{ file, ns string }{
 	{"ManagerAccountCollection_v1.xml", "ManagerAccountCollection"},
 	{"ManagerAccount_v1.xml", "ManagerAccount.v1_12_0"},
 	{"Message_v1.xml", "Message.v1_1_1"},
+	{"TaskService_v1.xml", "TaskService.v1_2_1"},
+	{"TaskCollection_v1.xml", "TaskCollection"},
+	{"Task_v1.xml", "Task.v1_7_0"},
 	{"Resource_v1.xml", "Resource.v1_0_0"},
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -85,9 +87,7 @@ func renderSystem(sc scope, v serializer.View) schemas.ComputerSystem {
 			AllowableResets: resetTypes(v),
 		}},
 	}
-	if v.LastError != "" {
-		sys.Oem = map[string]any{"Fishgate": map[string]any{"LastError": v.LastError}}
-	}
+	sys.Oem = map[string]any{"Fishgate": renderNodeState(sc, v)}
 	return sys
 }
 
@@ -193,14 +193,37 @@ func (s *Server) postReset(c echo.Context) error {
 	}
 	ctx, cancel := withTimeout(c)
 	defer cancel()
-	if err := s.nodes.Reset(ctx, v.ID, rt); err != nil {
+	p0 := principalOf(c)
+	a, err := s.nodes.Reset(ctx, v.ID, rt, "user="+p0.User+" remote="+c.RealIP()+" agent="+c.Request().UserAgent())
+	if err != nil {
 		if errors.Is(err, serializer.ErrUnsupportedReset) {
 			return newError(http.StatusBadRequest, schemas.Base("ActionParameterValueNotInList", *p.ResetType, "ResetType", resetAction))
 		}
 		return s.nodeError(err, v.ID)
 	}
-	s.log.Info("reset sent", "node", v.ID, "reset", rt, "user", principalOf(c).User)
-	return c.NoContent(http.StatusNoContent)
+	s.log.Info("reset admitted", "node", v.ID, "reset", rt, "outcome", a.Outcome, "task", a.Task, "refusal", a.Refusal, "user", p0.User)
+	switch a.Refusal {
+	case serializer.RefusedBusy:
+		return newError(http.StatusConflict, schemas.Base("ResourceInUse"), schemas.Base("ActionParameterValueConflict", "ResetType", string(rt))).
+			withDetail("node " + v.ID + " is busy with another power action and its policy refuses a different one; retry when it is done")
+	case serializer.RefusedFlipFlop:
+		secs := max(1, int((a.RetryAfter+time.Second-1)/time.Second))
+		e := newError(http.StatusTooManyRequests, schemas.Base("ResourceInUse")).
+			withDetail("node " + v.ID + " has had too many conflicting power changes in a short time (flip-flop guard); retry in " + strconv.Itoa(secs) + " s")
+		e.retryAfter = secs
+		return e
+	case serializer.RefusedQueueFull:
+		e := newError(http.StatusTooManyRequests, schemas.Base("ResourceInUse")).withDetail("node " + v.ID + " has a full queue of power actions")
+		e.retryAfter = 5
+		return e
+	}
+	t, err := s.nodes.Task(ctx, a.Task)
+	if err != nil {
+		return unavailable(2, err.Error())
+	}
+	sc := scopeOf(c)
+	c.Response().Header().Set("Location", sc.url("/TaskService/TaskMonitors/"+a.Task))
+	return send(c, http.StatusAccepted, renderTask(sc, t))
 }
 
 // nodeError maps a serializer error to a Redfish error: the BMC failing is
@@ -209,6 +232,8 @@ func (s *Server) nodeError(err error, id string) error {
 	switch {
 	case errors.Is(err, serializer.ErrNodeNotFound):
 		return notFound("ComputerSystem", id)
+	case errors.Is(err, serializer.ErrUnavailable):
+		return unavailable(2, err.Error())
 	case errors.Is(err, serializer.ErrBMC):
 		s.log.Warn("BMC call failed", "node", id, "err", err)
 		return newError(http.StatusBadGateway, schemas.Base("GeneralError")).withDetail(err.Error())
@@ -267,4 +292,28 @@ func (s *Server) getChassis(c echo.Context) error {
 			ManagedBy:       []schemas.Link{{ODataID: sc.url("/Managers/" + v.ID)}},
 		},
 	})
+}
+
+// renderNodeState is the Oem.Fishgate extension of a System: why a request
+// waits (DESIGN.md §4): desired state, the running and the queued actions.
+func renderNodeState(sc scope, v serializer.View) map[string]any {
+	st := v.State
+	m := map[string]any{"DesiredPowerState": nil, "RunningTask": nil, "QueuedTasks": []schemas.Link{}}
+	if st.Desired != "" {
+		m["DesiredPowerState"] = st.Desired
+	}
+	if st.Slots.Now.Task != "" {
+		m["RunningTask"] = map[string]any{"@odata.id": sc.url("/TaskService/Tasks/" + st.Slots.Now.Task), "ResetType": st.Slots.Now.Type, "Cancelling": st.Slots.Cancelling}
+	}
+	var q []schemas.Link
+	for _, w := range st.Slots.Waiting {
+		q = append(q, schemas.Link{ODataID: sc.url("/TaskService/Tasks/" + w.Task)})
+	}
+	if q != nil {
+		m["QueuedTasks"] = q
+	}
+	if v.LastError != "" {
+		m["LastError"] = v.LastError
+	}
+	return m
 }

@@ -62,16 +62,37 @@ var baseEntries = map[string]registryEntry{
 	"ActionParameterValueConflict":  {"The parameter '%1' with the requested value of '%2' does not meet the constraints of the implementation.", 2, "Warning", "None."},
 }
 
+// TaskEventRegistry is the TaskEvent registry version (DSP8011).
+const TaskEventRegistry = "TaskEvent.1.0"
+
+var taskEventEntries = map[string]registryEntry{
+	"TaskStarted":          {"The task with Id '%1' has started.", 1, "OK", "None."},
+	"TaskCompletedOK":      {"The task with Id '%1' has completed.", 1, "OK", "None."},
+	"TaskCompletedWarning": {"The task with Id '%1' has completed with warnings.", 1, "Warning", "None."},
+	"TaskAborted":          {"The task with Id '%1' has completed with errors.", 1, "Critical", "None."},
+	"TaskCancelled":        {"Work on the task with Id '%1' was halted prior to completion due to an explicit request.", 1, "Warning", "None."},
+	"TaskProgressChanged":  {"The task with Id '%1' has changed to progress %2 percent complete.", 2, "OK", "None."},
+}
+
 // Base builds the Base registry message key with args. It panics on an
 // unknown key or a wrong argument count: both are programming errors caught
 // by the registry test, never by user input.
 func Base(key string, args ...string) Message {
-	e, ok := baseEntries[key]
+	return build(BaseRegistry, baseEntries, key, args)
+}
+
+// TaskEvent builds a TaskEvent registry message (same rules as Base).
+func TaskEvent(key string, args ...string) Message {
+	return build(TaskEventRegistry, taskEventEntries, key, args)
+}
+
+func build(registry string, entries map[string]registryEntry, key string, args []string) Message {
+	e, ok := entries[key]
 	if !ok {
-		panic("schemas: unknown Base message " + key)
+		panic("schemas: unknown " + registry + " message " + key)
 	}
 	if len(args) != e.args {
-		panic(fmt.Sprintf("schemas: Base message %s takes %d args, got %d", key, e.args, len(args)))
+		panic(fmt.Sprintf("schemas: %s message %s takes %d args, got %d", registry, key, e.args, len(args)))
 	}
 	text := e.text
 	for i := len(args); i >= 1; i-- { // %10 before %1
@@ -82,7 +103,7 @@ func Base(key string, args ...string) Message {
 	}
 	return Message{
 		ODataType:       "#Message.v1_1_1.Message",
-		MessageID:       BaseRegistry + "." + key,
+		MessageID:       registry + "." + key,
 		Message:         text,
 		MessageArgs:     args,
 		MessageSeverity: e.severity,

@@ -68,7 +68,7 @@ type ServiceRoot struct {
 	Chassis        *Link           `json:"Chassis,omitempty"`
 	SessionService *Link           `json:"SessionService,omitempty"`
 	AccountService *Link           `json:"AccountService,omitempty"`
-	TaskService    *Link           `json:"TaskService,omitempty"`
+	TaskService    *Link           `json:"Tasks,omitempty"`
 	EventService   *Link           `json:"EventService,omitempty"`
 	Links          ServiceRootLink `json:"Links"`
 }
@@ -180,4 +180,44 @@ type ManagerAccount struct {
 	Enabled      bool     `json:"Enabled"`
 	Locked       bool     `json:"Locked"`
 	AccountTypes []string `json:"AccountTypes"`
+}
+
+// Task and TaskService types.
+const (
+	TypeTaskService = "#TaskService.v1_2_1.TaskService"
+	TypeTask        = "#Task.v1_7_0.Task"
+	TypeTaskColl    = "#TaskCollection.TaskCollection"
+)
+
+// TaskService is /redfish/v1/TaskService (TaskService v1_2_1).
+type TaskService struct {
+	Resource
+	ServiceEnabled                  bool   `json:"ServiceEnabled"`
+	CompletedTaskOverWritePolicy    string `json:"CompletedTaskOverWritePolicy"`
+	LifeCycleEventOnTaskStateChange bool   `json:"LifeCycleEventOnTaskStateChange"`
+	DateTime                        string `json:"DateTime"`
+	Tasks                           Link   `json:"Tasks"`
+	Status                          Status `json:"Status"`
+}
+
+// TaskPayload is Task.Payload: the request the task carries out.
+type TaskPayload struct {
+	HTTPOperation string   `json:"HttpOperation"`
+	TargetURI     string   `json:"TargetUri"`
+	JSONBody      string   `json:"JsonBody"`
+	HTTPHeaders   []string `json:"HttpHeaders"`
+}
+
+// Task is one power action (Task v1_7_0).
+type Task struct {
+	Resource
+	TaskState       string         `json:"TaskState"`
+	TaskStatus      string         `json:"TaskStatus"`
+	StartTime       string         `json:"StartTime,omitempty"`
+	EndTime         string         `json:"EndTime,omitempty"`
+	PercentComplete int            `json:"PercentComplete"`
+	TaskMonitor     string         `json:"TaskMonitor"`
+	Messages        []Message      `json:"Messages"`
+	Payload         TaskPayload    `json:"Payload"`
+	Oem             map[string]any `json:"Oem,omitempty"`
 }

@@ -1,21 +1,29 @@
 // Package serializer owns every node's power actions and the gateway's view
-// of each node (DESIGN.md §4-§6). Reads are answered from the node view it
-// keeps; writes (Reset, boot override) go through it to the node's backend,
-// one BMC call at a time per node.
+// of each node (DESIGN.md §4-§6).
 //
-// This is the direct form: a Reset is sent to the BMC as it arrives (one at a
-// time per node) and its outcome is verified in the background. The Redis
-// admission (now/next slots, coalescing, tasks) replaces Reset's inside.
+// A Reset is admitted by one Lua script in Redis (policy.go decides, the
+// script applies the same decision atomically): it starts, waits in the
+// node's next slot, joins an identical task, or is refused. The replica
+// that holds the node's lease runs the actions (worker.go), one BMC command
+// at a time, and marks a task Completed only when the BMC shows the target
+// state. Reads are answered from a per-replica view kept fresh by Redis
+// pub/sub and a periodic power sweep.
 package serializer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/fishgate/fishgate/backends"
 	"github.com/fishgate/fishgate/schemas"
@@ -24,11 +32,23 @@ import (
 // ErrNodeNotFound is returned for a node id the gateway does not manage.
 var ErrNodeNotFound = errors.New("node not found")
 
+// ErrUnsupportedReset is returned (wrapped) for a ResetType the node's BMC
+// does not offer.
+var ErrUnsupportedReset = errors.New("reset type not supported by this node")
+
+// ErrBMC wraps a failure reported by, or reaching, the node's BMC.
+var ErrBMC = errors.New("BMC error")
+
+// ErrUnavailable wraps a Redis failure: nothing was written; retry later.
+var ErrUnavailable = errors.New("state store unavailable")
+
 // Node is one managed machine and the backend that drives its BMC.
 type Node struct {
 	ID      string
 	Name    string
 	Backend backends.Backend
+	// Rules overrides the service's admission rules for this node.
+	Rules *Rules
 }
 
 // View is what the gateway knows of a node, as the northbound API renders it.
@@ -44,26 +64,58 @@ type View struct {
 	Health    string
 	LastError string
 	Updated   time.Time
+	// State is the node's serializer state (slots, desired power) as last
+	// seen in Redis.
+	State NodeState
 }
 
 // Options tunes the service. Zero values take the documented defaults.
 type Options struct {
+	Redis redis.UniversalClient
+	// ReplicaID names this replica in leases and logs (default host-pid-random).
+	ReplicaID string
+	// Rules are the default admission rules (DefaultRules()).
+	Rules *Rules
+	// LeaseTTL is the node lease time-to-live; renewed every third (default 6s).
+	LeaseTTL time.Duration
 	// SyncInterval is how often every node's power state is re-read (default 30s).
 	SyncInterval time.Duration
 	// SyncConcurrency bounds the BMC reads of one sync sweep (default 16).
 	SyncConcurrency int
 	// CallTimeout bounds one BMC call (default 20s).
 	CallTimeout time.Duration
-	// VerifyTimeout bounds the wait for a Reset's target state (default 60s;
-	// graceful actions get 10x, as Ironic allows 600 s for soft actions).
+	// VerifyTimeout bounds the wait for a Reset's target state per attempt
+	// (default 60s; graceful actions get 10x, as Ironic allows 600 s).
 	VerifyTimeout time.Duration
-	// VerifyInterval is the first pause between power-state reads while
-	// verifying (default 250ms, doubling up to 2s).
+	// VerifyInterval is the first pause between power reads while verifying
+	// (default 250ms, doubling up to 2s).
 	VerifyInterval time.Duration
-	Logger         *slog.Logger
+	// Retries is how many times a failed or ignored command is re-sent (default 2).
+	Retries int
+	// RetryBackoff is the first pause before a retry, doubling (default 1s).
+	RetryBackoff time.Duration
+	// KeepTasks and KeepTaskAge bound the finished tasks kept per node
+	// (default 100 and 24h).
+	KeepTasks   int
+	KeepTaskAge time.Duration
+	Clock       func() time.Time
+	Logger      *slog.Logger
 }
 
 func (o *Options) defaults() {
+	if o.ReplicaID == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 3)
+		rand.Read(b)
+		o.ReplicaID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	}
+	if o.Rules == nil {
+		r := DefaultRules()
+		o.Rules = &r
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = 6 * time.Second
+	}
 	if o.SyncInterval == 0 {
 		o.SyncInterval = 30 * time.Second
 	}
@@ -79,6 +131,24 @@ func (o *Options) defaults() {
 	if o.VerifyInterval == 0 {
 		o.VerifyInterval = 250 * time.Millisecond
 	}
+	if o.Retries == 0 {
+		o.Retries = 2
+	}
+	if o.Retries < 0 {
+		o.Retries = 0
+	}
+	if o.RetryBackoff == 0 {
+		o.RetryBackoff = time.Second
+	}
+	if o.KeepTasks == 0 {
+		o.KeepTasks = 100
+	}
+	if o.KeepTaskAge == 0 {
+		o.KeepTaskAge = 24 * time.Hour
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -86,26 +156,38 @@ func (o *Options) defaults() {
 
 type node struct {
 	Node
-	call sync.Mutex // one BMC call at a time for this node
+	rules Rules
+	call  sync.Mutex // one BMC call at a time for this node in this replica
 
 	mu   sync.RWMutex
 	view View
+
+	wmu     sync.Mutex // guards working/again
+	working bool
+	again   bool
 }
 
 // Service manages the nodes. Build it with New, then Start it.
 type Service struct {
 	opts  Options
+	store *Store
 	nodes map[string]*node // fixed after New
 	ids   []string
 
-	wg     sync.WaitGroup
+	ctx    context.Context
 	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // New builds a service over nodes. Node ids must be unique and non-empty.
 func New(nodes []Node, opts Options) (*Service, error) {
 	opts.defaults()
-	s := &Service{opts: opts, nodes: make(map[string]*node, len(nodes))}
+	if opts.Redis == nil {
+		return nil, errors.New("serializer: Options.Redis is required")
+	}
+	s := &Service{opts: opts, store: NewStore(opts.Redis), nodes: make(map[string]*node, len(nodes))}
+	s.store.KeepTasks, s.store.KeepTaskAge = opts.KeepTasks, opts.KeepTaskAge
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, n := range nodes {
 		if n.ID == "" {
 			return nil, errors.New("serializer: node with empty id")
@@ -113,44 +195,128 @@ func New(nodes []Node, opts Options) (*Service, error) {
 		if _, dup := s.nodes[n.ID]; dup {
 			return nil, fmt.Errorf("serializer: duplicate node id %q", n.ID)
 		}
-		name := n.Name
-		if name == "" {
-			name = n.ID
+		if n.Name == "" {
+			n.Name = n.ID
 		}
-		n.Name = name
-		s.nodes[n.ID] = &node{Node: n, view: View{ID: n.ID, Name: name, Health: "Critical", LastError: "not read yet"}}
+		rules := *opts.Rules
+		if n.Rules != nil {
+			rules = *n.Rules
+		}
+		s.nodes[n.ID] = &node{Node: n, rules: rules, view: View{ID: n.ID, Name: n.Name, Health: "Critical", LastError: "not read yet"}}
 		s.ids = append(s.ids, n.ID)
 	}
 	sort.Strings(s.ids)
 	return s, nil
 }
 
-// Start reads every node once (bounded concurrency) and starts the periodic
-// power sync. It returns after the first sweep.
+// Store is the Redis state underneath (for tests and tools).
+func (s *Service) Store() *Store { return s.store }
+
+// ReplicaID names this replica.
+func (s *Service) ReplicaID() string { return s.opts.ReplicaID }
+
+// Start reads every node once (bounded concurrency), subscribes to node
+// changes, picks up any work left in Redis (recovery), and starts the
+// periodic sweep. It returns after the first read.
 func (s *Service) Start(ctx context.Context) {
-	ctx, s.cancel = context.WithCancel(ctx)
-	s.sweep(ctx, true)
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.cancel()
+		case <-s.ctx.Done():
+		}
+	}()
+	sub := s.opts.Redis.Subscribe(s.ctx, "fg:node")
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		t := time.NewTicker(s.opts.SyncInterval)
-		defer t.Stop()
+		defer sub.Close()
+		ch := sub.Channel()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-s.ctx.Done():
 				return
-			case <-t.C:
-				s.sweep(ctx, false)
+			case m, ok := <-ch:
+				if !ok {
+					return
+				}
+				if n, ok := s.nodes[m.Payload]; ok {
+					s.refreshState(n)
+					s.kick(n)
+				}
+			}
+		}
+	}()
+	s.sweep(s.ctx, true)
+	s.scanWork()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		sync := time.NewTicker(s.opts.SyncInterval)
+		defer sync.Stop()
+		// Work whose holder died is found within one lease TTL.
+		scan := time.NewTicker(s.opts.LeaseTTL / 2)
+		defer scan.Stop()
+		for {
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-sync.C:
+				s.sweep(s.ctx, false)
+			case <-scan.C:
+				s.scanWork()
 			}
 		}
 	}()
 }
 
+// scanWork reads every node's state (one pipelined round trip) and kicks
+// the nodes that have work: recovery after a restart, and take-over of
+// nodes whose lease holder died.
+func (s *Service) scanWork() {
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.LeaseTTL)
+	defer cancel()
+	cmds := make([]*redis.MapStringStringCmd, len(s.ids))
+	_, err := s.opts.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range s.ids {
+			cmds[i] = p.HGetAll(ctx, nodeKeys(id)[0])
+		}
+		return nil
+	})
+	if err != nil {
+		s.opts.Logger.Warn("scan for work failed", "err", err)
+		return
+	}
+	for i, id := range s.ids {
+		n := s.nodes[id]
+		ns := parseNodeState(cmds[i].Val())
+		n.mu.Lock()
+		n.view.State = ns
+		n.mu.Unlock()
+		if ns.Slots.Now.Task != "" {
+			s.kick(n)
+		}
+	}
+}
+
+func (s *Service) refreshState(n *node) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.CallTimeout)
+	defer cancel()
+	ns, err := s.store.State(ctx, n.ID)
+	if err != nil {
+		return
+	}
+	n.mu.Lock()
+	n.view.State = ns
+	if ns.Power != "" && ns.PowerAt.After(n.view.Updated) {
+		n.view.PowerState, n.view.Updated = ns.Power, ns.PowerAt
+	}
+	n.mu.Unlock()
+}
+
 // Close stops background work and closes every backend.
 func (s *Service) Close() error {
-	if s.cancel != nil {
-		s.cancel()
-	}
+	s.cancel()
 	s.wg.Wait()
 	var errs []error
 	for _, id := range s.ids {
@@ -180,7 +346,11 @@ func (s *Service) sweep(ctx context.Context, full bool) {
 	var wg sync.WaitGroup
 	for _, id := range s.ids {
 		n := s.nodes[id]
-		sem <- struct{}{}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -197,8 +367,6 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 	n.mu.RLock()
 	needCaps := full || !n.view.CapsKnown
 	n.mu.RUnlock()
-	n.call.Lock()
-	defer n.call.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	defer cancel()
 	var (
@@ -206,6 +374,7 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 		boot    schemas.BootOverride
 		capsErr error
 	)
+	n.call.Lock()
 	if needCaps {
 		caps, capsErr = n.Backend.Capabilities(cctx)
 		if capsErr == nil {
@@ -213,8 +382,8 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 		}
 	}
 	ps, err := n.Backend.PowerState(cctx)
+	n.call.Unlock()
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if needCaps && capsErr == nil {
 		n.view.Caps, n.view.Boot, n.view.CapsKnown = caps, boot, true
 	}
@@ -224,100 +393,99 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 		if n.view.Health != "Critical" {
 			n.view.Health = "Warning"
 		}
+		n.mu.Unlock()
 		return
 	}
-	n.view.PowerState, n.view.Health, n.view.LastError, n.view.Updated = ps, "OK", "", time.Now()
+	n.view.Health, n.view.LastError = "OK", ""
+	n.mu.Unlock()
+	s.setPower(n, ps)
+	s.opts.Redis.HSet(cctx, nodeKeys(n.ID)[0], "power", string(ps), "power_at", strconv.FormatInt(s.opts.Clock().UnixMilli(), 10))
 }
 
-// ErrUnsupportedReset is returned (wrapped) for a ResetType the node's BMC
-// does not offer.
-var ErrUnsupportedReset = errors.New("reset type not supported by this node")
+// setPower records an observed power state in the local view.
+func (s *Service) setPower(n *node, p schemas.PowerState) {
+	if p == "" {
+		return
+	}
+	n.mu.Lock()
+	n.view.PowerState, n.view.Updated = p, s.opts.Clock()
+	n.view.Health, n.view.LastError = "OK", ""
+	n.mu.Unlock()
+}
 
-// ErrBMC wraps a failure reported by, or reaching, the node's BMC.
-var ErrBMC = errors.New("BMC error")
+// newTaskID names a new task of node: "<node>.<time><random>", unique
+// across replicas and sortable by creation within a node.
+func (s *Service) newTaskID(node string) string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return node + "." + strconv.FormatInt(s.opts.Clock().UnixMilli(), 36) + hex.EncodeToString(b)
+}
 
-// Reset sends reset type r to the node's BMC and verifies in the background
-// that the node reaches the target state, updating the view.
-func (s *Service) Reset(ctx context.Context, id string, r schemas.ResetType) error {
+// Reset admits a reset of type r for node id (DESIGN.md §4): one Redis
+// round trip. req describes the request for the node's command log.
+func (s *Service) Reset(ctx context.Context, id string, r schemas.ResetType, req string) (Admission, error) {
 	n, ok := s.nodes[id]
 	if !ok {
-		return fmt.Errorf("node %s: %w", id, ErrNodeNotFound)
+		return Admission{}, fmt.Errorf("node %s: %w", id, ErrNodeNotFound)
 	}
 	n.mu.RLock()
 	caps, known := n.view.Caps, n.view.CapsKnown
 	n.mu.RUnlock()
 	if known && !caps.Supports(r) {
-		return fmt.Errorf("node %s: %s: %w", id, r, ErrUnsupportedReset)
+		return Admission{}, fmt.Errorf("node %s: %s: %w", id, r, ErrUnsupportedReset)
 	}
-	n.call.Lock()
-	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
-	err := n.Backend.Reset(cctx, r)
-	cancel()
-	n.call.Unlock()
-	if errors.Is(err, backends.ErrUnsupported) {
-		return fmt.Errorf("node %s: %s: %w", id, r, ErrUnsupportedReset)
-	}
+	a, err := s.store.Admit(ctx, id, n.rules, r, s.newTaskID(id), s.opts.Clock(), req)
 	if err != nil {
-		return fmt.Errorf("node %s: %s: %w: %w", id, r, ErrBMC, err)
+		return Admission{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	target, ok := r.Target()
-	if !ok {
-		return nil
+	if a.Outcome == Started {
+		s.kick(n)
 	}
-	n.mu.Lock()
-	if n.view.PowerState != target {
-		if target == schemas.PowerOn {
-			n.view.PowerState = schemas.PowerPoweringOn
-		} else {
-			n.view.PowerState = schemas.PowerPoweringOff
-		}
-	}
-	n.mu.Unlock()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.verify(n, r, target)
-	}()
-	return nil
+	return a, nil
 }
 
-// verify polls the node's power state until it shows target, with backoff,
-// and records what it saw.
-func (s *Service) verify(n *node, r schemas.ResetType, target schemas.PowerState) {
-	limit := s.opts.VerifyTimeout
-	if r == schemas.ResetGracefulShutdown || r == schemas.ResetGracefulRestart {
-		limit *= 10
+// CancelTask aborts a task (DELETE, DESIGN.md §5).
+func (s *Service) CancelTask(ctx context.Context, taskID string) (CancelResult, error) {
+	node, ok := TaskNode(taskID)
+	if !ok {
+		return "", ErrTaskNotFound
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	pause := s.opts.VerifyInterval
-	for {
-		select {
-		case <-ctx.Done():
-			s.opts.Logger.Warn("target state not reached", "node", n.ID, "reset", r, "target", target)
-			n.mu.Lock()
-			n.view.Health, n.view.LastError = "Warning", fmt.Sprintf("%s: %s not reached within %s", r, target, limit)
-			n.mu.Unlock()
-			return
-		case <-time.After(pause):
-		}
-		pause = min(pause*2, 2*time.Second)
-		n.call.Lock()
-		cctx, ccancel := context.WithTimeout(ctx, s.opts.CallTimeout)
-		ps, err := n.Backend.PowerState(cctx)
-		ccancel()
-		n.call.Unlock()
-		if err != nil {
-			continue
-		}
-		n.mu.Lock()
-		if ps == target {
-			n.view.PowerState, n.view.Health, n.view.LastError, n.view.Updated = ps, "OK", "", time.Now()
-			n.mu.Unlock()
-			return
-		}
-		n.mu.Unlock()
+	if _, ok := s.nodes[node]; !ok {
+		return "", ErrTaskNotFound
 	}
+	if _, err := s.store.Task(ctx, taskID); err != nil {
+		if errors.Is(err, ErrTaskNotFound) {
+			return "", err
+		}
+		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	res, err := s.store.Cancel(ctx, node, taskID, s.opts.Clock())
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return res, nil
+}
+
+// Task reads one task.
+func (s *Service) Task(ctx context.Context, id string) (TaskRecord, error) {
+	node, ok := TaskNode(id)
+	if !ok || s.nodes[node] == nil {
+		return TaskRecord{}, ErrTaskNotFound
+	}
+	t, err := s.store.Task(ctx, id)
+	if err != nil && !errors.Is(err, ErrTaskNotFound) {
+		return t, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return t, err
+}
+
+// TaskIDs lists recent task ids of every node, newest first.
+func (s *Service) TaskIDs(ctx context.Context, limit int) ([]string, error) {
+	ids, err := s.store.TaskIDs(ctx, s.ids, limit)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return ids, nil
 }
 
 // SetBoot sets the node's boot source override.
@@ -326,11 +494,12 @@ func (s *Service) SetBoot(ctx context.Context, id string, b schemas.BootOverride
 	if !ok {
 		return fmt.Errorf("node %s: %w", id, ErrNodeNotFound)
 	}
-	n.call.Lock()
-	defer n.call.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	defer cancel()
-	if err := n.Backend.SetBoot(cctx, b); err != nil {
+	n.call.Lock()
+	err := n.Backend.SetBoot(cctx, b)
+	n.call.Unlock()
+	if err != nil {
 		return fmt.Errorf("node %s: boot override: %w: %w", id, ErrBMC, err)
 	}
 	n.mu.Lock()

@@ -34,10 +34,32 @@ type Config struct {
 	SyncInterval Duration `yaml:"sync_interval"`
 	// MaxBodyBytes bounds request bodies (default 65536).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Admission is how each node treats overlapping power requests.
+	Admission Admission `yaml:"admission"`
+	// LeaseTTL is a node lease's time-to-live: a dead replica's nodes are
+	// taken over within it (default 6s).
+	LeaseTTL Duration `yaml:"lease_ttl"`
+	// Retries is how often a failed or ignored BMC command is re-sent (default 2).
+	Retries int `yaml:"retries"`
 	// Accounts may log in to the Redfish API. At least one is required.
 	Accounts []Account `yaml:"accounts"`
 	// Nodes are the machines the gateway manages.
 	Nodes []Node `yaml:"nodes"`
+}
+
+// Admission configures the serializer (DESIGN.md §4).
+type Admission struct {
+	// Policy is now-next (default), queue, supersede or reject.
+	Policy string `yaml:"policy"`
+	// QueueMax bounds the waiting actions of the queue policy (default 8).
+	QueueMax int `yaml:"queue_max"`
+	// FlipLimit conflicting changes per node within FlipWindow are allowed;
+	// more are refused with 429 and Retry-After (default 10 per 1m; 0 = off).
+	FlipLimit  int      `yaml:"flip_limit"`
+	FlipWindow Duration `yaml:"flip_window"`
+	// Precedence ranks ResetTypes: a request that outranks the running
+	// action cancels it (default ForceOff: 2, GracefulShutdown: 1, others 0).
+	Precedence map[string]int `yaml:"precedence"`
 }
 
 // TLS names the certificate and key files.
@@ -65,6 +87,8 @@ type Node struct {
 	Address  string `yaml:"address"`
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
+	// Policy overrides admission.policy for this node.
+	Policy string `yaml:"policy"`
 	// Insecure turns TLS certificate verification off for this BMC.
 	Insecure bool `yaml:"insecure"`
 	// SystemID picks the ComputerSystem on a Redfish BMC with several
@@ -74,6 +98,12 @@ type Node struct {
 
 // Backends this build supports.
 var Backends = []string{"redfish"}
+
+// Policies are the admission policies.
+var Policies = []string{"now-next", "queue", "supersede", "reject"}
+
+// ResetTypes are the Redfish ResetTypes (for the precedence table).
+var ResetTypes = []string{"On", "ForceOff", "GracefulShutdown", "GracefulRestart", "ForceRestart", "Nmi", "ForceOn", "PushPowerButton", "PowerCycle"}
 
 // Roles accepted for accounts.
 var Roles = []string{"Administrator", "Operator", "ReadOnly"}
@@ -105,6 +135,12 @@ func Default() Config {
 		SessionTimeout: Duration(30 * time.Minute),
 		SyncInterval:   Duration(30 * time.Second),
 		MaxBodyBytes:   64 << 10,
+		LeaseTTL:       Duration(6 * time.Second),
+		Retries:        2,
+		Admission: Admission{
+			Policy: "now-next", QueueMax: 8, FlipLimit: 10, FlipWindow: Duration(time.Minute),
+			Precedence: map[string]int{"ForceOff": 2, "GracefulShutdown": 1},
+		},
 	}
 }
 
@@ -168,6 +204,32 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes < 1024 {
 		bad("max_body_bytes", "%d is too small (at least 1024)", c.MaxBodyBytes)
 	}
+	if !contains(Policies, c.Admission.Policy) {
+		bad("admission.policy", "%q is not one of %s", c.Admission.Policy, strings.Join(Policies, ", "))
+	}
+	if c.Admission.QueueMax < 1 || c.Admission.QueueMax > 1000 {
+		bad("admission.queue_max", "%d is out of range 1..1000", c.Admission.QueueMax)
+	}
+	if c.Admission.FlipLimit < 0 {
+		bad("admission.flip_limit", "%d is negative", c.Admission.FlipLimit)
+	}
+	if c.Admission.FlipLimit > 0 && c.Admission.FlipWindow < Duration(time.Second) {
+		bad("admission.flip_window", "%s is too short (at least 1s)", time.Duration(c.Admission.FlipWindow))
+	}
+	for k, v := range c.Admission.Precedence {
+		if !contains(ResetTypes, k) {
+			bad("admission.precedence."+k, "not a ResetType (%s)", strings.Join(ResetTypes, ", "))
+		}
+		if v < 0 {
+			bad("admission.precedence."+k, "%d is negative", v)
+		}
+	}
+	if c.LeaseTTL < Duration(time.Second) {
+		bad("lease_ttl", "%s is too short (at least 1s)", time.Duration(c.LeaseTTL))
+	}
+	if c.Retries < 0 || c.Retries > 20 {
+		bad("retries", "%d is out of range 0..20", c.Retries)
+	}
 	if len(c.Accounts) == 0 {
 		bad("accounts", "at least one account is required")
 	}
@@ -207,6 +269,9 @@ func (c *Config) Validate() error {
 			bad(f+".address", "required")
 		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad(f+".address", "%q is not an http:// or https:// URL", n.Address)
+		}
+		if n.Policy != "" && !contains(Policies, n.Policy) {
+			bad(f+".policy", "%q is not one of %s", n.Policy, strings.Join(Policies, ", "))
 		}
 		if n.User == "" {
 			bad(f+".user", "required")

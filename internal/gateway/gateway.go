@@ -16,6 +16,7 @@ import (
 	"github.com/fishgate/fishgate/internal/config"
 	"github.com/fishgate/fishgate/internal/redisx"
 	"github.com/fishgate/fishgate/redfish"
+	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 )
 
@@ -60,9 +61,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 			g.redis.Close()
 			return nil, err
 		}
-		nodes = append(nodes, serializer.Node{ID: n.ID, Name: n.Name, Backend: b})
+		sn := serializer.Node{ID: n.ID, Name: n.Name, Backend: b}
+		if n.Policy != "" {
+			r := rules(cfg.Admission)
+			r.Policy = serializer.Policy(n.Policy)
+			sn.Rules = &r
+		}
+		nodes = append(nodes, sn)
 	}
-	if g.nodes, err = serializer.New(nodes, serializer.Options{SyncInterval: time.Duration(cfg.SyncInterval), Logger: log}); err != nil {
+	def := rules(cfg.Admission)
+	g.nodes, err = serializer.New(nodes, serializer.Options{
+		Redis: g.redis.Client, Rules: &def, LeaseTTL: time.Duration(cfg.LeaseTTL),
+		SyncInterval: time.Duration(cfg.SyncInterval), Retries: cfg.Retries, Logger: log,
+	})
+	if err != nil {
 		g.redis.Close()
 		return nil, err
 	}
@@ -127,4 +139,20 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		err = nil
 	}
 	return errors.Join(err, g.nodes.Close(), g.redis.Close())
+}
+
+// rules converts the admission config to serializer rules.
+func rules(a config.Admission) serializer.Rules {
+	r := serializer.DefaultRules()
+	r.Policy = serializer.Policy(a.Policy)
+	r.QueueMax = a.QueueMax
+	r.FlipLimit = a.FlipLimit
+	r.FlipWindow = time.Duration(a.FlipWindow)
+	if len(a.Precedence) > 0 {
+		r.Precedence = serializer.Precedence{}
+		for k, v := range a.Precedence {
+			r.Precedence[schemas.ResetType(k)] = v
+		}
+	}
+	return r
 }

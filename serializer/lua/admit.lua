@@ -68,10 +68,9 @@ if not busy then
   local dropped = drop(s.waiting, why)
   s.now, s.now_type, s.cancelling, s.waiting = task, rtype, false, {}
   new_task()
-  save_slots(s)
+  save_slots(s, node)
   log({ 'event', 'started', 'type', rtype, 'task', task, 'req', ARGV[12] })
-  redis.call('PUBLISH', 'fg:work', node)
-  local out = { 'started', task, '', 0, 0 }
+    local out = { 'started', task, '', 0, 0 }
   for _, id in ipairs(dropped) do out[#out + 1] = id end
   return out
 end
@@ -87,7 +86,7 @@ if policy == 'queue' then
   if n >= qmax then return refuse('queue-full') end
   s.waiting[n + 1] = { task = task, type = rtype }
   new_task()
-  save_slots(s)
+  save_slots(s, node)
   log({ 'event', 'queued', 'type', rtype, 'task', task, 'req', ARGV[12] })
   return { 'queued', task, '', 0, 0 }
 end
@@ -105,7 +104,7 @@ if live and s.now_type == rtype then
   local out = coalesce(s.now)
   if #dropped > 0 then
     s.waiting = {}
-    save_slots(s)
+    save_slots(s, node)
     redis.call('ZADD', FLIPS, now, task)
     for _, id in ipairs(dropped) do out[#out + 1] = id end
   end
@@ -122,10 +121,9 @@ if cancel_now then
 end
 s.waiting = { { task = task, type = rtype } }
 new_task()
-save_slots(s)
+save_slots(s, node)
 if conflict then redis.call('ZADD', FLIPS, now, task) end
 log({ 'event', 'queued', 'type', rtype, 'task', task, 'cancel_now', cancel_now and '1' or '0', 'req', ARGV[12] })
-if cancel_now then redis.call('PUBLISH', 'fg:work', node) end
 local out = { 'queued', task, '', 0, cancel_now and 1 or 0 }
 for _, id in ipairs(dropped) do out[#out + 1] = id end
 return out

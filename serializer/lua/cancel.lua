@@ -5,17 +5,16 @@ local s = load_slots()
 if s.now == task and task ~= '' then
   if s.cancelling then return { 'already', 'Cancelling' } end
   s.cancelling = true
-  save_slots(s)
+  save_slots(s, node)
   local t = get_task(task)
   if t then t.state = 'Cancelling'; t.reason = 'cancelled by a client (DELETE)'; put_task(t) end
   log({ 'event', 'cancel', 'task', task, 'result', 'cancelling' })
-  redis.call('PUBLISH', 'fg:work', node)
-  return { 'cancelling', 'Cancelling' }
+    return { 'cancelling', 'Cancelling' }
 end
 for i, w in ipairs(s.waiting) do
   if w.task == task then
     table.remove(s.waiting, i)
-    save_slots(s)
+    save_slots(s, node)
     end_task(task, 'Cancelled', 'OK', 'cancelled by a client (DELETE) before it started', now)
     log({ 'event', 'cancel', 'task', task, 'result', 'dropped' })
     return { 'dropped', 'Cancelled' }

@@ -30,13 +30,16 @@ local function desired_of(s)
   return nil
 end
 
-local function save_slots(s)
+local function save_slots(s, node)
   local w = {}
   for _, x in ipairs(s.waiting) do w[#w + 1] = x.task; w[#w + 1] = x.type end
   local d = desired_of(s)
   if d then s.desired = d end
   redis.call('HSET', SLOTS, 'now', s.now, 'now_type', s.now_type, 'cancelling', s.cancelling and '1' or '',
     'waiting', table.concat(w, ' '), 'desired', s.desired)
+  -- every replica refreshes its view of the node, and the lease holder (or
+  -- any replica, for an idle node) picks up the work.
+  redis.call('PUBLISH', 'fg:node', node)
 end
 
 local function get_task(id)

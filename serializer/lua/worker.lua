@@ -15,6 +15,7 @@ local s = load_slots()
 
 if op == 'power' then
   redis.call('HSET', SLOTS, 'power', ARGV[6], 'power_at', now)
+  redis.call('PUBLISH', 'fg:node', node)
   return { 'ok' }
 end
 
@@ -61,7 +62,7 @@ if op == 'finish' then
   if ARGV[10] == '1' and observed ~= '' and #s.waiting == 0 and nt == '' then
     s.desired = observed
   end
-  save_slots(s)
+  save_slots(s, node)
   redis.call('HDEL', SLOTS, 'issued', 'issued_at')
   log({ 'event', 'finish', 'task', task, 'state', state, 'reason', reason, 'fence', lease })
   return { 'ok', nt, ntype }

@@ -1,0 +1,26 @@
+package proxy
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/fishgate/fishgate/schemas"
+)
+
+// writeError answers a Redfish error response (DSP0266 §9.7) built from Base
+// registry messages; detail, when set, replaces the top-level message.
+func writeError(w http.ResponseWriter, r *http.Request, status int, detail string, msgs ...schemas.Message) {
+	body := schemas.NewError(msgs...)
+	if detail != "" {
+		body.Error.Message = detail
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("OData-Version", "4.0")
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	_ = json.NewEncoder(w).Encode(body) // the client may be gone; nothing to do about it
+}

@@ -1,0 +1,467 @@
+// Package proxy is fishgate's transparent pass-through to Redfish BMCs
+// (DESIGN.md §3, §8): everything under a Redfish-backed node's System,
+// Manager and Chassis that the gateway does not render itself is forwarded
+// to the node's BMC, with the gateway's credentials swapped for the BMC's
+// and the BMC's links rewritten to the gateway's URLs.
+//
+// It is one net/http/httputil.ReverseProxy per BMC, customised by its Rewrite
+// and ModifyResponse hooks (STYLE.md §4), not a handler per Redfish resource.
+//
+// # Requests
+//
+// A gateway path [<base>]/redfish/v1/{Systems|Managers|Chassis}/<node>/<rest>,
+// <base> being "" (aggregate view) or "/bmc/<node>" (per-node view), goes to
+// Target.SystemPath, ManagerPath or ChassisPath + "/" + <rest> on the BMC.
+// Anything else (another node, an unknown subtree, an empty <rest>, a path
+// that could climb out of the subtree: "..", "%2e%2e", "//", "%2f", "%5c",
+// double encoding) answers 404 ResourceMissingAtURI and is not forwarded.
+// The query string goes verbatim ($expand, $select, $filter, $skip, ...).
+// Method, body and headers (If-Match, If-None-Match, Content-Type,
+// OData-Version, ...) are forwarded, except: the client's Authorization,
+// X-Auth-Token and Cookie are dropped and HTTP Basic authentication with the
+// BMC's account is sent instead (no BMC session: nothing to log in, leak or
+// expire, and no session slot of the BMC is held; the gofish backend keeps
+// its own pooled session for power and boot); Accept-Encoding is dropped so
+// that the transport negotiates gzip itself and hands us plain bytes; Upgrade
+// is refused; X-Forwarded-* and Forwarded are not sent.
+//
+// POST/PATCH/PUT/DELETE on a power action (ComputerSystem.Reset,
+// Chassis.Reset) is refused with 400 ActionNotSupported: power goes through
+// the serializer, never around it (DESIGN.md §4, invariant 1).
+//
+// A JSON request body of at most MaxRewriteBytes has gateway links of this
+// node (either base) rewritten back to the BMC's paths, so that a client can
+// send back a link it read.
+//
+// # Responses
+//
+// Location, Content-Location and Link headers, and every string value of a
+// JSON body that is a URI under the BMC's SystemPath, ManagerPath or
+// ChassisPath (relative, or absolute on the BMC's origin), are rewritten to
+// the gateway's URL with the request's <base> (see RewriteLinks). Links
+// elsewhere on the BMC (TaskService, UpdateService, SessionService, another
+// System of a multi-node BMC, a subtree whose path is unknown) are left as
+// they are: the gateway has nothing to map them to, so they are not
+// followable through the gateway. @odata.context values are not links under
+// those subtrees and stay as sent.
+//
+// Bodies larger than MaxRewriteBytes, compressed with an encoding the
+// transport did not undo, or not JSON (by Content-Type, or by content when
+// the BMC sent none) are passed through unchanged and streamed. ETag is kept
+// as the BMC sent it, so If-Match sent back by the client matches on the BMC.
+// Set-Cookie, WWW-Authenticate, X-Auth-Token and Authentication-Info from
+// the BMC are dropped.
+//
+// A 401 from the BMC (the gateway's BMC credentials are wrong) answers 502
+// ResourceAtUriUnauthorized: the client's own credentials were fine. A BMC
+// that cannot be reached answers 502 GeneralError, one that does not answer
+// within Target.Timeout 504 GeneralError, both as Redfish error bodies.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fishgate/fishgate/schemas"
+)
+
+const (
+	// MaxRewriteBytes is the largest body whose links are rewritten;
+	// larger ones are passed through unchanged.
+	MaxRewriteBytes = 8 << 20
+	// DefaultTimeout bounds one proxied exchange, response body included,
+	// when Target.Timeout is zero.
+	DefaultTimeout = 2 * time.Minute
+	// dialTimeout bounds connecting (TCP and TLS) to the BMC.
+	dialTimeout = 10 * time.Second
+)
+
+// Target is one Redfish BMC behind one gateway node.
+type Target struct {
+	// Node is the gateway node id, e.g. "n17".
+	Node string
+	// Endpoint is the BMC's base URL, "https://10.0.0.5" or
+	// "http://127.0.0.1:41234", without path, query or user info.
+	Endpoint string
+	// User and Password are the BMC account, sent as HTTP Basic auth on
+	// every request.
+	User, Password string
+	// Insecure skips TLS certificate verification of the BMC.
+	Insecure bool
+	// SystemPath, ManagerPath and ChassisPath are the BMC's own resource
+	// paths ("/redfish/v1/Systems/1", "/redfish/v1/Managers/BMC",
+	// "/redfish/v1/Chassis/1") in escaped form. An empty one means unknown:
+	// that subtree answers 404 and its links are not rewritten.
+	SystemPath, ManagerPath, ChassisPath string
+	// Timeout bounds one exchange with the BMC, from the request to the last
+	// byte of the response; 0 means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Proxy forwards one node's pass-through requests to its BMC. It is safe for
+// concurrent use and immutable after New.
+type Proxy struct {
+	node     string // decoded node id
+	endpoint url.URL
+	user     string
+	password string
+	timeout  time.Duration
+	maxBody  int64 // MaxRewriteBytes; smaller in tests
+
+	subtrees [len(collections)]subtree
+	// out rewrites BMC links in responses: [0] for the aggregate view,
+	// [1] for the per-node view. in rewrites gateway links (both views) in
+	// request bodies back to the BMC's.
+	out [2]Links
+	in  Links
+
+	transport *http.Transport
+	rp        *httputil.ReverseProxy
+	log       *slog.Logger
+}
+
+// New checks t and builds its proxy. It does no I/O. A nil logger means
+// slog.Default().
+func New(t Target, logger *slog.Logger) (*Proxy, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if t.Node == "" || t.Node == "." || t.Node == ".." || strings.ContainsAny(t.Node, "/\\") {
+		return nil, fmt.Errorf("proxy: invalid node id %q", t.Node)
+	}
+	u, err := url.Parse(t.Endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.User != nil || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("proxy: node %s: endpoint %q: want http(s)://host[:port]", t.Node, t.Endpoint)
+	}
+	if t.Timeout <= 0 {
+		t.Timeout = DefaultTimeout
+	}
+	p := &Proxy{
+		node:     t.Node,
+		endpoint: url.URL{Scheme: u.Scheme, Host: u.Host},
+		user:     t.User,
+		password: t.Password,
+		timeout:  t.Timeout,
+		maxBody:  MaxRewriteBytes,
+		log:      logger.With("node", t.Node, "component", "proxy"),
+	}
+	for i, path := range []string{t.SystemPath, t.ManagerPath, t.ChassisPath} {
+		path = strings.TrimSuffix(path, "/")
+		if path != "" && !validResourcePath(path) {
+			return nil, fmt.Errorf("proxy: node %s: %s path %q: want an absolute path like /redfish/v1/%s/1", t.Node, collections[i], path, collections[i])
+		}
+		p.subtrees[i] = subtree{collection: collections[i], bmc: path}
+	}
+
+	origin := p.endpoint.String()
+	bases := [2]string{"", "/bmc/" + url.PathEscape(t.Node)}
+	for v, base := range bases {
+		p.out[v].Origin = origin
+		for _, st := range p.subtrees {
+			if st.bmc == "" {
+				continue
+			}
+			gw := base + "/redfish/v1/" + st.collection + "/" + url.PathEscape(t.Node)
+			p.out[v].Rules = append(p.out[v].Rules, Rule{From: st.bmc, To: gw})
+			p.in.Rules = append(p.in.Rules, Rule{From: gw, To: st.bmc})
+		}
+	}
+
+	p.transport = &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       time.Minute,
+		TLSHandshakeTimeout:   dialTimeout,
+		ExpectContinueTimeout: time.Second,
+		TLSClientConfig: &tls.Config{
+			MinVersion:         tls.VersionTLS12,
+			InsecureSkipVerify: t.Insecure, //nolint:gosec // operator's choice, per BMC
+		},
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewriteRequest,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.handleError,
+		Transport:      p.transport,
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+	}
+	return p, nil
+}
+
+// validResourcePath reports whether a BMC resource path is absolute and
+// clean: no empty, "." or ".." segment, no query or fragment.
+func validResourcePath(p string) bool {
+	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?#\\") {
+		return false
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		d, err := url.PathUnescape(seg)
+		if err != nil || d == "" || d == "." || d == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// Close releases the idle connections to the BMC. The Proxy still works
+// afterwards (it would open new ones).
+func (p *Proxy) Close() { p.transport.CloseIdleConnections() }
+
+// routeKey carries the *route of a request from ServeHTTP to the hooks.
+type routeKey struct{}
+
+func routeOf(r *http.Request) *route { return r.Context().Value(routeKey{}).(*route) }
+
+// allowedMethods are forwarded; others answer 405.
+var allowedMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete, http.MethodOptions}
+
+// ServeHTTP forwards r, whose path is one of
+//
+//	<base>/redfish/v1/Systems/<node>/<rest>
+//	<base>/redfish/v1/Managers/<node>/<rest>
+//	<base>/redfish/v1/Chassis/<node>/<rest>
+//
+// with <base> "" or "/bmc/<node>", to the BMC, and answers with the BMC's
+// response, links rewritten. See the package documentation for the rules.
+// The caller has authenticated and authorised the client.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	allowed := false
+	for _, m := range allowedMethods {
+		allowed = allowed || r.Method == m
+	}
+	if !allowed {
+		w.Header().Set("Allow", strings.Join(allowedMethods, ", "))
+		writeError(w, r, http.StatusMethodNotAllowed, "", schemas.Base("OperationNotAllowed"))
+		return
+	}
+	rt, err := p.resolve(r.URL.EscapedPath())
+	if err != nil {
+		p.log.Debug("path not proxied", "method", r.Method, "path", r.URL.EscapedPath())
+		writeError(w, r, http.StatusNotFound, "", schemas.Base("ResourceMissingAtURI", r.URL.EscapedPath()))
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && isPowerAction(rt.segs) {
+		action := rt.segs[len(rt.segs)-1]
+		writeError(w, r, http.StatusBadRequest,
+			fmt.Sprintf("The action %s is not passed through to the BMC: use the ComputerSystem.Reset action of the gateway's System.", action),
+			schemas.Base("ActionNotSupported", action))
+		return
+	}
+	if r.Header.Get("Upgrade") != "" {
+		writeError(w, r, http.StatusBadRequest, "Protocol upgrades are not passed through to the BMC.", schemas.Base("GeneralError"))
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
+	defer cancel()
+	out := r.WithContext(context.WithValue(ctx, routeKey{}, rt))
+	if err := p.rewriteRequestBody(out); err != nil {
+		p.log.Debug("reading request body", "path", rt.gwPath, "err", err)
+		writeError(w, r, http.StatusBadRequest, "The request body could not be read.", schemas.Base("GeneralError"))
+		return
+	}
+	p.rp.ServeHTTP(w, out)
+}
+
+// rewriteRequestBody rewrites the gateway's links in a JSON body of r back to
+// the BMC's. A body larger than p.maxBody, or that is not JSON, is forwarded
+// unchanged (and streamed).
+func (p *Proxy) rewriteRequestBody(r *http.Request) error {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || !maybeJSON(r.Header) || r.ContentLength > p.maxBody {
+		return nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, p.maxBody+1))
+	if err != nil {
+		return err
+	}
+	if int64(len(buf)) > p.maxBody {
+		r.Body = &joinedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
+		return nil
+	}
+	nb, err := RewriteLinks(buf, p.in)
+	if err != nil {
+		nb = buf // not JSON: the BMC says what it thinks of it
+	}
+	r.Body = io.NopCloser(bytes.NewReader(nb))
+	r.ContentLength = int64(len(nb))
+	return nil
+}
+
+// joinedBody is a body of which a prefix was already read.
+type joinedBody struct {
+	io.Reader
+	io.Closer
+}
+
+// rewriteRequest is the ReverseProxy Rewrite hook: target URL and
+// credentials. Hop-by-hop headers and X-Forwarded-* are already gone.
+func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
+	rt := routeOf(pr.In)
+	u := p.endpoint
+	u.RawPath = rt.bmcPath
+	u.Path, _ = url.PathUnescape(rt.bmcPath) // resolve checked every segment
+	u.RawQuery = pr.In.URL.RawQuery          // verbatim: the gateway does not interpret it
+	pr.Out.URL = &u
+	pr.Out.Host = ""
+	h := pr.Out.Header
+	for _, k := range []string{"Authorization", "X-Auth-Token", "Cookie", "Accept-Encoding", "Connection", "Upgrade"} {
+		h.Del(k)
+	}
+	pr.Out.SetBasicAuth(p.user, p.password)
+}
+
+// bmcAuthError is a 401 from the BMC: the gateway's BMC account is wrong.
+type bmcAuthError struct{ status string }
+
+func (e *bmcAuthError) Error() string { return "BMC refused the credentials: " + e.status }
+
+// modifyResponse is the ReverseProxy ModifyResponse hook: headers and links.
+func (p *Proxy) modifyResponse(res *http.Response) error {
+	rt := routeOf(res.Request)
+	if res.StatusCode == http.StatusUnauthorized {
+		return &bmcAuthError{status: res.Status}
+	}
+	links := p.out[0]
+	if rt.perNode {
+		links = p.out[1]
+	}
+	h := res.Header
+	for _, k := range []string{"Set-Cookie", "WWW-Authenticate", "X-Auth-Token", "Authentication-Info"} {
+		h.Del(k)
+	}
+	for _, k := range []string{"Location", "Content-Location"} {
+		if v := h.Get(k); v != "" {
+			if nv, ok := RewriteURI(v, links); ok {
+				h.Set(k, nv)
+			}
+		}
+	}
+	if vs := h.Values("Link"); len(vs) > 0 {
+		h.Del("Link")
+		for _, v := range vs {
+			h.Add("Link", rewriteLinkHeader(v, links))
+		}
+	}
+	p.log.Debug("proxied", "method", res.Request.Method, "path", rt.gwPath, "status", res.StatusCode)
+
+	if !maybeJSON(h) || (h.Get("Content-Encoding") != "" && !strings.EqualFold(h.Get("Content-Encoding"), "identity")) {
+		return nil
+	}
+	if res.Request.Method == http.MethodHead {
+		h.Del("Content-Length") // the rewritten GET body would not have this length
+		return nil
+	}
+	if res.Body == nil || res.Body == http.NoBody || res.ContentLength == 0 ||
+		res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified {
+		return nil
+	}
+	if res.ContentLength > p.maxBody {
+		p.log.Info("body too large to rewrite links, passed through", "path", rt.gwPath, "bytes", res.ContentLength)
+		return nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(res.Body, p.maxBody+1))
+	if err != nil {
+		return fmt.Errorf("node %s: reading the BMC's response: %w", p.node, err)
+	}
+	if int64(len(buf)) > p.maxBody {
+		p.log.Info("body too large to rewrite links, passed through", "path", rt.gwPath, "bytes", ">"+strconv.FormatInt(p.maxBody, 10))
+		res.Body = &joinedBody{Reader: io.MultiReader(bytes.NewReader(buf), res.Body), Closer: res.Body}
+		return nil
+	}
+	res.Body.Close()
+	nb, err := RewriteLinks(buf, links)
+	if err != nil {
+		nb = buf // not JSON after all: pass it as it is
+	}
+	res.Body = io.NopCloser(bytes.NewReader(nb))
+	res.ContentLength = int64(len(nb))
+	h.Set("Content-Length", strconv.Itoa(len(nb)))
+	return nil
+}
+
+// maybeJSON reports whether a message with header h may carry JSON: a JSON
+// media type (application/json, application/*+json), or none at all
+// (RewriteLinks then checks the content).
+func maybeJSON(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+// rewriteLinkHeader rewrites the URI references of one Link header value
+// (RFC 8288: `<uri>; rel=...`, comma separated).
+func rewriteLinkHeader(v string, l Links) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(v, '<')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(v[i:], '>')
+		if j < 0 {
+			break
+		}
+		b.WriteString(v[:i+1])
+		uri, _ := RewriteURI(v[i+1:i+j], l)
+		b.WriteString(uri)
+		b.WriteByte('>')
+		v = v[i+j+1:]
+	}
+	b.WriteString(v)
+	return b.String()
+}
+
+// handleError is the ReverseProxy ErrorHandler: the BMC could not be reached,
+// did not answer in time, refused our credentials, or its response could not
+// be read. r is the outbound request.
+func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	rt := routeOf(r)
+	var (
+		authErr *bmcAuthError
+		netErr  net.Error
+	)
+	switch {
+	case errors.As(err, &authErr):
+		p.log.Warn("BMC refused the gateway's credentials", "path", rt.gwPath, "status", authErr.status)
+		writeError(w, r, http.StatusBadGateway,
+			fmt.Sprintf("The BMC of node %s refused the gateway's credentials.", p.node),
+			schemas.Base("ResourceAtUriUnauthorized", rt.gwPath, authErr.status))
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
+		p.log.Warn("BMC did not answer in time", "path", rt.gwPath, "timeout", p.timeout, "err", err)
+		writeError(w, r, http.StatusGatewayTimeout,
+			fmt.Sprintf("The BMC of node %s did not answer within %s.", p.node, p.timeout),
+			schemas.Base("GeneralError"))
+	default:
+		if errors.Is(err, context.Canceled) {
+			p.log.Debug("client went away", "path", rt.gwPath)
+		} else {
+			p.log.Warn("BMC unreachable", "path", rt.gwPath, "err", err)
+		}
+		writeError(w, r, http.StatusBadGateway,
+			fmt.Sprintf("The BMC of node %s could not be reached.", p.node),
+			schemas.Base("GeneralError"))
+	}
+}

@@ -1,0 +1,523 @@
+package proxy
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gateway is a Proxy for node n17 in front of a fake BMC, served over HTTP.
+type gateway struct {
+	p   *Proxy
+	srv *httptest.Server
+	bmc *fakeBMC
+}
+
+func newGateway(t *testing.T, bmc *fakeBMC, mod func(*Target)) *gateway {
+	t.Helper()
+	tg := Target{
+		Node:        "n17",
+		Endpoint:    bmc.URL(),
+		User:        bmcUser,
+		Password:    bmcPassword,
+		SystemPath:  "/redfish/v1/Systems/1",
+		ManagerPath: "/redfish/v1/Managers/BMC",
+		ChassisPath: "/redfish/v1/Chassis/1",
+	}
+	if mod != nil {
+		mod(&tg)
+	}
+	p, err := New(tg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	srv := httptest.NewServer(p)
+	t.Cleanup(func() { srv.Close(); p.Close() })
+	return &gateway{p: p, srv: srv, bmc: bmc}
+}
+
+// response is what a client of the gateway got.
+type response struct {
+	status int
+	header http.Header
+	raw    []byte
+	body   map[string]any // nil unless the body is a JSON object
+}
+
+// do sends a request to the gateway as an authenticated client would: with
+// the gateway's Basic credentials, a session token and a cookie.
+func (g *gateway) do(t *testing.T, method, path, body string, hdr ...string) response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, g.srv.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(gwUser, gwPassword)
+	req.Header.Set("X-Auth-Token", gwToken)
+	req.Header.Set("Cookie", gwCookie)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := g.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	r := response{status: res.StatusCode, header: res.Header, raw: raw}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+// get walks a decoded JSON document: get(doc, "Actions", "#Bios.ResetBios",
+// "target"); integers index arrays.
+func get(t *testing.T, doc any, path ...any) any {
+	t.Helper()
+	cur := doc
+	for _, k := range path {
+		switch k := k.(type) {
+		case string:
+			m, ok := cur.(map[string]any)
+			if !ok {
+				t.Fatalf("get %v: %v is not an object", path, cur)
+			}
+			cur = m[k]
+		case int:
+			a, ok := cur.([]any)
+			if !ok || k >= len(a) {
+				t.Fatalf("get %v: %v is not an array of more than %d", path, cur, k)
+			}
+			cur = a[k]
+		}
+	}
+	return cur
+}
+
+func wantEq(t *testing.T, what string, got, want any) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %#v, want %#v", what, got, want)
+	}
+}
+
+// wantRedfishError checks a Redfish error body (DSP0266 §9.7) whose first
+// message has MessageId Base.1.22.<key>.
+func wantRedfishError(t *testing.T, r response, status int, key string) {
+	t.Helper()
+	if r.status != status {
+		t.Errorf("status = %d, want %d (body %s)", r.status, status, r.raw)
+	}
+	if r.body == nil {
+		t.Fatalf("error body is not a JSON object: %q", r.raw)
+	}
+	wantEq(t, "error.code", get(t, r.body, "error", "code"), "Base.1.22."+key)
+	wantEq(t, "MessageId", get(t, r.body, "error", "@Message.ExtendedInfo", 0, "MessageId"), "Base.1.22."+key)
+	if msg, _ := get(t, r.body, "error", "message").(string); msg == "" {
+		t.Errorf("error.message is empty")
+	}
+}
+
+var bases = []string{"", "/bmc/n17"}
+
+func TestPathMappingAndLinkRewriting(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, nil)
+	for _, base := range bases {
+		t.Run("base="+base, func(t *testing.T) {
+			sys := base + "/redfish/v1/Systems/n17"
+
+			r := g.do(t, "GET", sys+"/Bios", "")
+			if r.status != http.StatusOK {
+				t.Fatalf("GET Bios: %d %s", r.status, r.raw)
+			}
+			wantEq(t, "BMC path", bmc.last().RawPath, "/redfish/v1/Systems/1/Bios")
+			wantEq(t, "@odata.id", get(t, r.body, "@odata.id"), sys+"/Bios")
+			wantEq(t, "SettingsObject", get(t, r.body, "@Redfish.Settings", "SettingsObject", "@odata.id"), sys+"/Bios/Settings")
+			wantEq(t, "ResetBios target", get(t, r.body, "Actions", "#Bios.ResetBios", "target"), sys+"/Bios/Actions/Bios.ResetBios")
+			wantEq(t, "absolute target", get(t, r.body, "Actions", "#Bios.ChangePassword", "target"), sys+"/Bios/Actions/Bios.ChangePassword")
+			wantEq(t, "ActionInfo", get(t, r.body, "Actions", "#Bios.ChangePassword", "@Redfish.ActionInfo"), sys+"/Bios/ChangePasswordActionInfo")
+			// Outside the three subtrees, in a message text, or under
+			// another System: left alone.
+			wantEq(t, "unmapped link", get(t, r.body, "Links", "ActiveSoftwareImage", "@odata.id"), "/redfish/v1/UpdateService/FirmwareInventory/BIOS")
+			wantEq(t, "@odata.context", get(t, r.body, "@odata.context"), "/redfish/v1/$metadata#Bios.Bios")
+			wantEq(t, "Description", get(t, r.body, "Description"), "See /redfish/v1/Systems/1/Bios for details")
+			wantEq(t, "Attributes.Path", get(t, r.body, "Attributes", "Path"), "/redfish/v1/Systems/10")
+			// Byte-level rewrite: key order, layout and number literals kept.
+			if want := "{\n  \"@odata.id\": \"" + sys + "/Bios\",\n  \"@odata.type\""; !strings.HasPrefix(string(r.raw), want) {
+				t.Errorf("body does not start with %q: %.80s", want, r.raw)
+			}
+			if !strings.Contains(string(r.raw), `"ProcCores": 9007199254740993`) {
+				t.Errorf("number literal not kept: %s", r.raw)
+			}
+			wantEq(t, "Content-Length", r.header.Get("Content-Length"), itoa(len(r.raw)))
+			wantEq(t, "ETag", r.header.Get("ETag"), biosETag)
+			wantEq(t, "Link", r.header.Get("Link"), `</redfish/v1/SchemaStore/en/Bios.json>; rel=describedby, <`+sys+`/Bios/Settings>; rel=settings`)
+			for _, h := range []string{"Set-Cookie", "X-Auth-Token", "WWW-Authenticate"} {
+				if v := r.header.Get(h); v != "" {
+					t.Errorf("BMC's %s reached the client: %q", h, v)
+				}
+			}
+
+			r = g.do(t, "GET", sys+"/EthernetInterfaces", "")
+			wantEq(t, "BMC path", bmc.last().RawPath, "/redfish/v1/Systems/1/EthernetInterfaces")
+			wantEq(t, "collection @odata.id", get(t, r.body, "@odata.id"), sys+"/EthernetInterfaces")
+			wantEq(t, "member", get(t, r.body, "Members", 0, "@odata.id"), sys+"/EthernetInterfaces/NIC.1")
+			wantEq(t, "nextLink", get(t, r.body, "Members@odata.nextLink"), sys+"/EthernetInterfaces?$skip=1")
+
+			r = g.do(t, "GET", sys+"/EthernetInterfaces/NIC.1", "")
+			wantEq(t, "BMC path", bmc.last().RawPath, "/redfish/v1/Systems/1/EthernetInterfaces/NIC.1")
+			wantEq(t, "escaped-slash @odata.id", get(t, r.body, "@odata.id"), sys+"/EthernetInterfaces/NIC.1")
+			wantEq(t, "chassis link", get(t, r.body, "Links", "Chassis", "@odata.id"), base+"/redfish/v1/Chassis/n17")
+			wantEq(t, "fabric link", get(t, r.body, "Links", "Endpoints", 0, "@odata.id"), "/redfish/v1/Fabrics/1/Endpoints/NIC.1")
+
+			r = g.do(t, "GET", base+"/redfish/v1/Managers/n17/NetworkProtocol", "")
+			wantEq(t, "BMC path", bmc.last().RawPath, "/redfish/v1/Managers/BMC/NetworkProtocol")
+			wantEq(t, "@odata.id", get(t, r.body, "@odata.id"), base+"/redfish/v1/Managers/n17/NetworkProtocol")
+			wantEq(t, "ManagedSystem", get(t, r.body, "Links", "ManagedSystem", "@odata.id"), sys+"/")
+			wantEq(t, "HTTPS.Port", get(t, r.body, "HTTPS", "Port"), 443.0)
+
+			r = g.do(t, "GET", base+"/redfish/v1/Chassis/n17/Power", "")
+			wantEq(t, "BMC path", bmc.last().RawPath, "/redfish/v1/Chassis/1/Power")
+			wantEq(t, "fragment link", get(t, r.body, "PowerControl", 0, "@odata.id"), base+"/redfish/v1/Chassis/n17/Power#/PowerControl/0")
+		})
+	}
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestCredentialsSwapped(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, nil)
+	for _, m := range []struct{ method, path, body string }{
+		{"GET", "/redfish/v1/Systems/n17/Bios", ""},
+		{"PATCH", "/bmc/n17/redfish/v1/Systems/n17/Bios/Settings", `{"Attributes":{"BootMode":"Legacy"}}`},
+		{"DELETE", "/redfish/v1/Managers/n17/Jobs/JID_1", ""},
+	} {
+		g.do(t, m.method, m.path, m.body, "Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(gwUser+":"+gwPassword)))
+		s := bmc.last()
+		want := "Basic " + base64.StdEncoding.EncodeToString([]byte(bmcUser+":"+bmcPassword))
+		wantEq(t, m.method+" Authorization at the BMC", s.Header.Get("Authorization"), want)
+		for _, h := range []string{"X-Auth-Token", "Cookie", "Proxy-Authorization", "X-Forwarded-For", "X-Forwarded-Host", "Forwarded"} {
+			if v := s.Header.Get(h); v != "" {
+				t.Errorf("%s %s: BMC received %s: %q", m.method, m.path, h, v)
+			}
+		}
+	}
+	// The fakeBMC fails the test itself if a gateway secret arrived anywhere.
+}
+
+func TestBMCRefusesCredentials(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, func(tg *Target) { tg.Password = "wrong" })
+	r := g.do(t, "GET", "/redfish/v1/Systems/n17/Bios", "")
+	wantRedfishError(t, r, http.StatusBadGateway, "ResourceAtUriUnauthorized")
+	if v := r.header.Get("WWW-Authenticate"); v != "" {
+		t.Errorf("the BMC's challenge reached the client: %q", v)
+	}
+}
+
+func TestIfMatchAndLocation(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, nil)
+	for _, base := range bases {
+		r := g.do(t, "PATCH", base+"/redfish/v1/Systems/n17/Bios/Settings", `{"Attributes":{"BootMode":"Legacy"}}`, "If-Match", biosETag)
+		s := bmc.last()
+		wantEq(t, "BMC method", s.Method, "PATCH")
+		wantEq(t, "BMC path", s.RawPath, "/redfish/v1/Systems/1/Bios/Settings")
+		wantEq(t, "If-Match at the BMC", s.Header.Get("If-Match"), biosETag)
+		wantEq(t, "body at the BMC", s.Body, `{"Attributes":{"BootMode":"Legacy"}}`)
+		wantEq(t, "Content-Type at the BMC", s.Header.Get("Content-Type"), "application/json")
+		wantEq(t, "status", r.status, http.StatusAccepted)
+		// An absolute Location on the BMC, under the Manager: made a
+		// gateway path.
+		wantEq(t, "Location", r.header.Get("Location"), base+"/redfish/v1/Managers/n17/Jobs/JID_1")
+		wantEq(t, "job @odata.id", get(t, r.body, "@odata.id"), base+"/redfish/v1/Managers/n17/Jobs/JID_1")
+
+		r = g.do(t, "PATCH", base+"/redfish/v1/Systems/n17/Bios/Settings", `{}`, "If-Match", `"stale"`)
+		wantEq(t, "status with a stale ETag", r.status, http.StatusPreconditionFailed)
+		wantEq(t, "If-Match at the BMC", bmc.last().Header.Get("If-Match"), `"stale"`)
+
+		r = g.do(t, "POST", base+"/redfish/v1/Managers/n17/Jobs", `{"TargetSettingsURI":"/redfish/v1/Systems/n17/Bios/Settings"}`)
+		wantEq(t, "status", r.status, http.StatusCreated)
+		wantEq(t, "relative Location", r.header.Get("Location"), base+"/redfish/v1/Managers/n17/Jobs/JID_2")
+		wantEq(t, "request body link, back to the BMC's", bmc.last().Body, `{"TargetSettingsURI":"/redfish/v1/Systems/1/Bios/Settings"}`)
+
+		// A Location outside the three subtrees stays as the BMC sent it.
+		r = g.do(t, "POST", base+"/redfish/v1/Systems/n17/Bios/Actions/Bios.ResetBios", `{}`)
+		wantEq(t, "status", r.status, http.StatusAccepted)
+		wantEq(t, "unmapped Location", r.header.Get("Location"), "/redfish/v1/TaskService/Tasks/3")
+	}
+}
+
+func TestRequestBodyLinksRewrittenBack(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, nil)
+	body := `{"Links":{"Chassis":[{"@odata.id":"/redfish/v1/Chassis/n17"},{"@odata.id":"/bmc/n17/redfish/v1/Chassis/n17/Sub"}]},"Name":"/redfish/v1/Systems/n17x","Other":"/redfish/v1/Systems/n18"}`
+	r := g.do(t, "PUT", "/bmc/n17/redfish/v1/Systems/n17/Things/1", body)
+	wantEq(t, "body at the BMC", bmc.last().Body,
+		`{"Links":{"Chassis":[{"@odata.id":"/redfish/v1/Chassis/1"},{"@odata.id":"/redfish/v1/Chassis/1/Sub"}]},"Name":"/redfish/v1/Systems/n17x","Other":"/redfish/v1/Systems/n18"}`)
+	// The BMC echoes it; on the way back it becomes the per-node view's.
+	wantEq(t, "echoed link", get(t, r.body, "Links", "Chassis", 1, "@odata.id"), "/bmc/n17/redfish/v1/Chassis/n17/Sub")
+
+	// Not JSON: forwarded untouched.
+	g.do(t, "PATCH", "/redfish/v1/Systems/n17/Things/1", `{"broken": "/redfish/v1/Chassis/n17"`)
+	wantEq(t, "malformed body at the BMC", bmc.last().Body, `{"broken": "/redfish/v1/Chassis/n17"`)
+}
+
+func TestQueryForwarded(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, nil)
+	for _, q := range []string{
+		"$expand=.($levels=1)",
+		"$select=Id,Name&$top=2&$skip=1",
+		"$filter=Name%20eq%20%27NIC.1%27",
+		"only;semicolon=1",
+	} {
+		g.do(t, "GET", "/redfish/v1/Systems/n17/EthernetInterfaces?"+q, "")
+		s := bmc.last()
+		wantEq(t, "BMC path", s.RawPath, "/redfish/v1/Systems/1/EthernetInterfaces")
+		wantEq(t, "BMC query", s.RawQuery, q)
+	}
+}
+
+// TestPathsThatMustNotBeForwarded sends paths as a server parses them (via
+// httptest.NewRequest, i.e. http.ReadRequest) straight to ServeHTTP.
+func TestPathsThatMustNotBeForwarded(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, func(tg *Target) { tg.ManagerPath = "" })
+	for _, path := range []string{
+		"/redfish/v1/Systems/n17/../../Managers/BMC",
+		"/redfish/v1/Systems/n17/Bios/../../../Managers/BMC",
+		"/redfish/v1/Systems/n17/%2e%2e/%2e%2e/Managers/BMC",
+		"/redfish/v1/Systems/n17/%2E%2E/x",
+		"/redfish/v1/Systems/n17/.%2e/x",
+		"/redfish/v1/Systems/n17/./Bios",
+		"/redfish/v1/Systems/n17//Bios",
+		"/redfish/v1/Systems/n17/Bios//",
+		"/redfish/v1/Systems/n17/Bios%2f..%2f..%2fManagers",
+		"/redfish/v1/Systems/n17/..%5c..%5cManagers",
+		"/redfish/v1/Systems/n17/%252e%252e/x",
+		"/redfish/v1/Systems/n17/..;/x",
+		"/redfish/v1/Systems/n17/Bios%00",
+		"/redfish/v1/Systems/n17",
+		"/redfish/v1/Systems/n17/",
+		"/redfish/v1/Systems/n18/Bios",
+		"/redfish/v1/Systems/n17x/Bios",
+		"/redfish/v1/Systems/1/Bios",
+		"/redfish/v1/systems/n17/Bios",
+		"/redfish/v1/Systems",
+		"/redfish/v1/TaskService/Tasks/1",
+		"/redfish/v1/Managers/n17/NetworkProtocol", // ManagerPath unknown
+		"/redfish/v1//Systems/n17/Bios",
+		"//redfish/v1/Systems/n17/Bios",
+		"/bmc/n18/redfish/v1/Systems/n17/Bios",
+		"/bmc/n17/redfish/v1/Systems/n18/Bios",
+		"/bmc/n17/../redfish/v1/Systems/n17/Bios",
+		"/bmc/%2e%2e/redfish/v1/Systems/n17/Bios",
+		"/bmc/n17//redfish/v1/Systems/n17/Bios",
+		"/bmc/n17",
+		"/",
+	} {
+		before := len(bmc.requests())
+		rec := httptest.NewRecorder()
+		g.p.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		r := response{status: rec.Code, header: rec.Header(), raw: rec.Body.Bytes()}
+		_ = json.Unmarshal(r.raw, &r.body)
+		t.Run(path, func(t *testing.T) { wantRedfishError(t, r, http.StatusNotFound, "ResourceMissingAtURI") })
+		if n := len(bmc.requests()); n != before {
+			t.Errorf("%s was forwarded to the BMC as %s", path, bmc.last().RawPath)
+		}
+	}
+
+	// Controls: the same machinery forwards what it should.
+	for path, want := range map[string]string{
+		"/redfish/v1/Systems/%6e17/Bios":          "/redfish/v1/Systems/1/Bios",
+		"/redfish/v1/Systems/n17/Bios/":           "/redfish/v1/Systems/1/Bios/",
+		"/redfish/v1/Systems/n17/Echo%20Space":    "/redfish/v1/Systems/1/Echo%20Space",
+		"/redfish/v1/Systems/n17/Echo..Dots":      "/redfish/v1/Systems/1/Echo..Dots",
+		"/bmc/n17/redfish/v1/Systems/n17/Echo,1:2": "/redfish/v1/Systems/1/Echo,1:2",
+	} {
+		rec := httptest.NewRecorder()
+		g.p.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != http.StatusOK {
+			t.Errorf("GET %s: %d %s", path, rec.Code, rec.Body)
+			continue
+		}
+		wantEq(t, "BMC path of "+path, bmc.last().RawPath, want)
+	}
+}
+
+func TestPowerActionsNotPassedThrough(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, nil)
+	for _, path := range []string{
+		"/redfish/v1/Systems/n17/Actions/ComputerSystem.Reset",
+		"/bmc/n17/redfish/v1/Chassis/n17/Actions/Chassis.Reset",
+		"/redfish/v1/Chassis/n17/Actions/chassis.reset",
+		"/redfish/v1/Chassis/n17/Actions/%23Chassis.Reset",
+	} {
+		r := g.do(t, "POST", path, `{"ResetType":"ForceOff"}`)
+		wantRedfishError(t, r, http.StatusBadRequest, "ActionNotSupported")
+	}
+	if n := len(bmc.requests()); n != 0 {
+		t.Errorf("%d power actions reached the BMC, last %s", n, bmc.last().RawPath)
+	}
+	r := g.do(t, "POST", "/redfish/v1/Managers/n17/Jobs", `{}`)
+	wantEq(t, "non-power action status", r.status, http.StatusCreated)
+}
+
+func TestBMCUnreachable(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, func(tg *Target) { tg.Endpoint = "http://" + addr })
+	for _, m := range []string{"GET", "PATCH"} {
+		r := g.do(t, m, "/bmc/n17/redfish/v1/Systems/n17/Bios", `{}`)
+		wantRedfishError(t, r, http.StatusBadGateway, "GeneralError")
+		wantEq(t, "Content-Type", r.header.Get("Content-Type"), "application/json; charset=utf-8")
+	}
+}
+
+func TestBMCTooSlow(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, func(tg *Target) { tg.Timeout = 200 * time.Millisecond })
+	start := time.Now()
+	r := g.do(t, "GET", "/redfish/v1/Systems/n17/Slow", "")
+	wantRedfishError(t, r, http.StatusGatewayTimeout, "GeneralError")
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("the timeout did not bound the request: %v", d)
+	}
+}
+
+func TestLargeBodyPassedThroughUnchanged(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, nil)
+	g.p.maxBody = 64 << 10 // the BMC's body is about 1.4 MiB
+	r := g.do(t, "GET", "/redfish/v1/Chassis/n17/Sensors/Big", "")
+	if r.status != http.StatusOK || r.body == nil {
+		t.Fatalf("status %d, %d bytes of body", r.status, len(r.raw))
+	}
+	wantEq(t, "@odata.id", get(t, r.body, "@odata.id"), "/redfish/v1/Chassis/1/Sensors/Big")
+	wantEq(t, "last element", get(t, r.body, "Data", 19999, "@odata.id"), "/redfish/v1/Chassis/1/Sensors/Big#/Data/19999")
+	// Below the limit, links are still rewritten.
+	r = g.do(t, "GET", "/redfish/v1/Chassis/n17/Power", "")
+	wantEq(t, "small body @odata.id", get(t, r.body, "@odata.id"), "/redfish/v1/Chassis/n17/Power")
+}
+
+func TestNonJSONAndUntypedBodies(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, nil)
+	r := g.do(t, "GET", "/redfish/v1/Managers/n17/SerialConsole/Log", "")
+	wantEq(t, "text body", string(r.raw), "boot: see /redfish/v1/Systems/1\n\"/redfish/v1/Systems/1\"")
+	r = g.do(t, "GET", "/redfish/v1/Systems/n17/NoType", "")
+	wantEq(t, "untyped JSON @odata.id", get(t, r.body, "@odata.id"), "/redfish/v1/Systems/n17/NoType")
+}
+
+// TestCompression: the client asks for gzip; the transport negotiates gzip
+// with the BMC on its own and decompresses, so links are still rewritten and
+// the client gets identity bytes.
+func TestCompression(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, nil)
+	r := g.do(t, "GET", "/redfish/v1/Systems/n17/Bios", "", "Accept-Encoding", "gzip")
+	wantEq(t, "Content-Encoding", r.header.Get("Content-Encoding"), "")
+	wantEq(t, "@odata.id", get(t, r.body, "@odata.id"), "/redfish/v1/Systems/n17/Bios")
+	wantEq(t, "Accept-Encoding at the BMC", bmc.last().Header.Get("Accept-Encoding"), "gzip")
+}
+
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, true)
+	g := newGateway(t, bmc, func(tg *Target) { tg.Insecure = true })
+	r := g.do(t, "GET", "/redfish/v1/Systems/n17/Bios", "")
+	wantEq(t, "status", r.status, http.StatusOK)
+	wantEq(t, "absolute https target", get(t, r.body, "Actions", "#Bios.ChangePassword", "target"), "/redfish/v1/Systems/n17/Bios/Actions/Bios.ChangePassword")
+
+	strict := newGateway(t, bmc, nil) // the test certificate is not trusted
+	r = strict.do(t, "GET", "/redfish/v1/Systems/n17/Bios", "")
+	wantRedfishError(t, r, http.StatusBadGateway, "GeneralError")
+}
+
+func TestHEADAndMethods(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, nil)
+	r := g.do(t, "HEAD", "/redfish/v1/Systems/n17/Bios", "")
+	wantEq(t, "HEAD status", r.status, http.StatusOK)
+	wantEq(t, "HEAD body", len(r.raw), 0)
+	wantEq(t, "HEAD at the BMC", bmc.last().Method, "HEAD")
+
+	n := len(bmc.requests())
+	r = g.do(t, "TRACE", "/redfish/v1/Systems/n17/Bios", "")
+	wantRedfishError(t, r, http.StatusMethodNotAllowed, "OperationNotAllowed")
+	if r.header.Get("Allow") == "" {
+		t.Error("405 without Allow")
+	}
+	if len(bmc.requests()) != n {
+		t.Error("TRACE was forwarded")
+	}
+}
+
+func TestNewRejectsBadTargets(t *testing.T) {
+	t.Parallel()
+	ok := Target{Node: "n1", Endpoint: "https://10.0.0.5", SystemPath: "/redfish/v1/Systems/1"}
+	if _, err := New(ok, nil); err != nil {
+		t.Fatalf("valid target refused: %v", err)
+	}
+	for name, mod := range map[string]func(*Target){
+		"empty node":          func(t *Target) { t.Node = "" },
+		"node with slash":     func(t *Target) { t.Node = "a/b" },
+		"dot-dot node":        func(t *Target) { t.Node = ".." },
+		"no scheme":           func(t *Target) { t.Endpoint = "10.0.0.5" },
+		"ftp":                 func(t *Target) { t.Endpoint = "ftp://10.0.0.5" },
+		"endpoint path":       func(t *Target) { t.Endpoint = "https://10.0.0.5/x" },
+		"endpoint user":       func(t *Target) { t.Endpoint = "https://u:p@10.0.0.5" },
+		"endpoint query":      func(t *Target) { t.Endpoint = "https://10.0.0.5?a=1" },
+		"relative path":       func(t *Target) { t.SystemPath = "Systems/1" },
+		"dot-dot path":        func(t *Target) { t.ManagerPath = "/redfish/v1/Managers/../Systems" },
+		"double slash path":   func(t *Target) { t.ChassisPath = "/redfish//v1/Chassis/1" },
+		"path with query":     func(t *Target) { t.SystemPath = "/redfish/v1/Systems/1?x" },
+		"encoded dot-dot":     func(t *Target) { t.SystemPath = "/redfish/v1/Systems/%2e%2e" },
+		"path with backslash": func(t *Target) { t.SystemPath = `/redfish/v1\Systems` },
+	} {
+		tg := ok
+		mod(&tg)
+		if _, err := New(tg, nil); err == nil {
+			t.Errorf("%s: New accepted %+v", name, tg)
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package redfish
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fishgate/fishgate/schemas"
+	"github.com/fishgate/fishgate/serializer"
+)
+
+// taskListLimit bounds the Tasks collection.
+const taskListLimit = 500
+
+func (s *Server) getTaskService(c echo.Context) error {
+	sc := scopeOf(c)
+	return send(c, http.StatusOK, schemas.TaskService{
+		Resource:                        schemas.Resource{ODataID: sc.url("/TaskService"), ODataType: schemas.TypeTaskService, ID: "TaskService", Name: "Task Service"},
+		ServiceEnabled:                  true,
+		CompletedTaskOverWritePolicy:    "Oldest",
+		LifeCycleEventOnTaskStateChange: true,
+		DateTime:                        time.Now().UTC().Format(time.RFC3339),
+		Tasks:                           schemas.Link{ODataID: sc.url("/TaskService/Tasks")},
+		Status:                          schemas.Status{State: "Enabled", Health: "OK"},
+	})
+}
+
+func (s *Server) getTasks(c echo.Context) error {
+	sc := scopeOf(c)
+	ids, err := s.nodes.TaskIDs(c.Request().Context(), taskListLimit)
+	if err != nil {
+		return unavailable(2, err.Error())
+	}
+	var m []schemas.Link
+	for _, id := range ids {
+		if node, _ := serializer.TaskNode(id); sc.node == "" || node == sc.node {
+			m = append(m, schemas.Link{ODataID: sc.url("/TaskService/Tasks/" + id)})
+		}
+	}
+	return send(c, http.StatusOK, schemas.NewCollection(sc.url("/TaskService/Tasks"), schemas.TypeTaskColl, "Task Collection", m))
+}
+
+// task loads the task named by :task within scope.
+func (s *Server) task(c echo.Context) (serializer.TaskRecord, error) {
+	id := c.Param("task")
+	sc := scopeOf(c)
+	if node, ok := serializer.TaskNode(id); !ok || (sc.node != "" && node != sc.node) {
+		return serializer.TaskRecord{}, notFound("Task", id)
+	}
+	t, err := s.nodes.Task(c.Request().Context(), id)
+	if errors.Is(err, serializer.ErrTaskNotFound) {
+		return t, notFound("Task", id)
+	}
+	if err != nil {
+		return t, unavailable(2, err.Error())
+	}
+	return t, nil
+}
+
+func msTime(ms int64) string {
+	if ms == 0 {
+		return ""
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
+}
+
+// taskStatus maps a stored status to Resource.Health.
+func taskStatus(st string) string {
+	switch st {
+	case "Warning", "Critical":
+		return st
+	}
+	return "OK"
+}
+
+func renderTask(sc scope, t serializer.TaskRecord) schemas.Task {
+	var msgs []schemas.Message
+	if t.Start != 0 {
+		msgs = append(msgs, schemas.TaskEvent("TaskStarted", t.ID))
+	}
+	var final schemas.Message
+	switch {
+	case t.State == "Completed" && t.Status == "Warning":
+		final = schemas.TaskEvent("TaskCompletedWarning", t.ID)
+	case t.State == "Completed":
+		final = schemas.TaskEvent("TaskCompletedOK", t.ID)
+	case t.State == "Exception":
+		final = schemas.TaskEvent("TaskAborted", t.ID)
+	case t.State == "Cancelled":
+		final = schemas.TaskEvent("TaskCancelled", t.ID)
+	}
+	if final.MessageID != "" {
+		if t.Reason != "" {
+			final.Resolution = t.Reason
+			final.Message += " " + t.Reason
+		}
+		msgs = append(msgs, final)
+	} else if t.Reason != "" || t.Note != "" {
+		m := schemas.TaskEvent("TaskProgressChanged", t.ID, strconv.Itoa(t.Percent))
+		if note := strings.TrimSpace(t.Reason + " " + t.Note); note != "" {
+			m.Message += " " + note
+		}
+		msgs = append(msgs, m)
+	}
+	if msgs == nil {
+		msgs = []schemas.Message{}
+	}
+	sys := sc.url("/Systems/" + t.Node)
+	return schemas.Task{
+		Resource:        schemas.Resource{ODataID: sc.url("/TaskService/Tasks/" + t.ID), ODataType: schemas.TypeTask, ID: t.ID, Name: "Reset " + t.Node + " " + string(t.Type)},
+		TaskState:       t.State,
+		TaskStatus:      taskStatus(t.Status),
+		StartTime:       msTime(t.Start),
+		EndTime:         msTime(t.End),
+		PercentComplete: t.Percent,
+		TaskMonitor:     sc.url("/TaskService/TaskMonitors/" + t.ID),
+		Messages:        msgs,
+		Payload: schemas.TaskPayload{
+			HTTPOperation: "POST",
+			TargetURI:     sys + "/Actions/" + resetAction,
+			JSONBody:      `{"ResetType":"` + string(t.Type) + `"}`,
+			HTTPHeaders:   []string{},
+		},
+		Oem: map[string]any{"Fishgate": map[string]any{
+			"System":      schemas.Link{ODataID: sys},
+			"ResetType":   t.Type,
+			"JoinedCount": t.Joined,
+			"CreatedTime": msTime(t.Created),
+		}},
+	}
+}
+
+func (s *Server) getTask(c echo.Context) error {
+	t, err := s.task(c)
+	if err != nil {
+		return err
+	}
+	return send(c, http.StatusOK, renderTask(scopeOf(c), t))
+}
+
+// getTaskMonitor answers 202 with the Task while it runs and 200 with the
+// finished Task when done (DSP0266 §12.2).
+func (s *Server) getTaskMonitor(c echo.Context) error {
+	t, err := s.task(c)
+	if err != nil {
+		return err
+	}
+	sc := scopeOf(c)
+	if !t.Terminal() {
+		c.Response().Header().Set("Location", sc.url("/TaskService/TaskMonitors/"+t.ID))
+		c.Response().Header().Set("Retry-After", "1")
+		return send(c, http.StatusAccepted, renderTask(sc, t))
+	}
+	return send(c, http.StatusOK, renderTask(sc, t))
+}
+
+// deleteTask aborts a task (DESIGN.md §5): waiting → Cancelled at once;
+// running → Cancelling, Cancelled at the next step boundary; finished → 409.
+func (s *Server) deleteTask(c echo.Context) error {
+	if err := canOperate(c); err != nil {
+		return err
+	}
+	t, err := s.task(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.nodes.CancelTask(c.Request().Context(), t.ID)
+	if errors.Is(err, serializer.ErrTaskNotFound) {
+		return notFound("Task", t.ID)
+	}
+	if err != nil {
+		return unavailable(2, err.Error())
+	}
+	if res == serializer.CancelNotActive {
+		return newError(http.StatusConflict, schemas.Base("ResourceCannotBeDeleted")).
+			withDetail("task " + t.ID + " has already finished (" + t.State + "); only a waiting or running task can be cancelled")
+	}
+	t, err = s.task(c)
+	if err != nil {
+		return err
+	}
+	s.log.Info("task cancel requested", "task", t.ID, "result", res, "user", principalOf(c).User)
+	return send(c, http.StatusOK, renderTask(scopeOf(c), t))
+}

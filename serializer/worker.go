@@ -1,0 +1,370 @@
+package serializer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fishgate/fishgate/schemas"
+)
+
+// The worker is the lease holder of one node: the only writer for it
+// (DESIGN.md §6). It runs now, then promotes next, until the node is idle,
+// checking its fencing token in Redis before every BMC command and before
+// writing any result.
+
+// kick asks for node id's work to be run by this replica. Only one worker
+// goroutine per node runs in a replica; a kick while it runs makes it look
+// again before it stops.
+func (s *Service) kick(n *node) {
+	n.wmu.Lock()
+	if n.working {
+		n.again = true
+		n.wmu.Unlock()
+		return
+	}
+	n.working = true
+	n.wmu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			s.work(n)
+			n.wmu.Lock()
+			if !n.again || s.ctx.Err() != nil {
+				n.working = false
+				n.wmu.Unlock()
+				return
+			}
+			n.again = false
+			n.wmu.Unlock()
+		}
+	}()
+}
+
+// work acquires the node's lease, if it has work and nobody holds it, and
+// runs actions until the node is idle or the lease is lost.
+func (s *Service) work(n *node) {
+	ctx := s.ctx
+	st, err := s.store.State(ctx, n.ID)
+	if err != nil || st.Slots.Now.Task == "" {
+		return
+	}
+	lease, err := s.store.acquire(ctx, n.ID, s.opts.ReplicaID, s.opts.LeaseTTL)
+	if err != nil || lease == "" {
+		return // someone else holds it (or Redis is away: the sweep retries)
+	}
+	log := s.opts.Logger.With("node", n.ID, "replica", s.opts.ReplicaID, "lease", lease)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		s.holdLease(wctx, cancel, n.ID, lease, log)
+	}()
+	defer func() {
+		cancel()
+		<-renewed
+		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s.store.release(rctx, n.ID, lease)
+		rcancel()
+	}()
+	for wctx.Err() == nil {
+		st, err := s.store.State(wctx, n.ID)
+		if err != nil {
+			log.Warn("read state", "err", err)
+			return
+		}
+		if st.Slots.Now.Task == "" {
+			return
+		}
+		if err := s.run(wctx, n, lease, st); err != nil {
+			if errors.Is(err, ErrFenced) || wctx.Err() != nil {
+				log.Warn("lease lost; stopping without writing results", "err", err)
+			} else {
+				log.Warn("action failed", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// holdLease renews the lease every TTL/3; when it cannot, it cancels the
+// work (a holder that cannot renew stops its action).
+func (s *Service) holdLease(ctx context.Context, cancel context.CancelFunc, node, lease string, log interface {
+	Warn(string, ...any)
+}) {
+	t := time.NewTicker(s.opts.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, rcancel := context.WithTimeout(ctx, s.opts.LeaseTTL/3)
+		ok, err := s.store.renew(rctx, node, lease, s.opts.LeaseTTL)
+		rcancel()
+		if err != nil || !ok {
+			log.Warn("lease renewal failed; cancelling the action", "err", err, "held", ok)
+			cancel()
+			return
+		}
+	}
+}
+
+// result is how a task ends.
+type result struct {
+	state, status, reason string
+	observed              schemas.PowerState
+	desiredIsObserved     bool
+}
+
+// run executes the node's running action st.Slots.Now to its end.
+func (s *Service) run(ctx context.Context, n *node, lease string, st NodeState) error {
+	task := st.Slots.Now.Task
+	now := s.opts.Clock
+	res, err := s.store.workerOp(ctx, n.ID, lease, task, now(), "begin")
+	if err != nil {
+		return err
+	}
+	rt := schemas.ResetType(res[1])
+	wasRunning := res[2] == "Running" || res[2] == "Cancelling"
+	log := s.opts.Logger.With("node", n.ID, "task", task, "reset", rt, "replica", s.opts.ReplicaID)
+	r := s.execute(ctx, n, lease, task, rt, wasRunning && st.Issued == task, res[3] == "1", log)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	_, err = s.store.workerOp(ctx, n.ID, lease, task, now(), "finish",
+		r.state, r.status, r.reason, string(r.observed), boolArg(r.desiredIsObserved))
+	if err == nil {
+		log.Info("task finished", "state", r.state, "reason", r.reason, "power", r.observed)
+		s.setPower(n, r.observed)
+	}
+	return err
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+var errCancelled = errors.New("cancelled")
+
+// execute performs one action and says how it ended. interrupted is true
+// when a previous holder had sent the BMC command without confirming it.
+func (s *Service) execute(ctx context.Context, n *node, lease, task string, rt schemas.ResetType, interrupted, cancelling bool, log interface {
+	Info(string, ...any)
+	Warn(string, ...any)
+}) result {
+	target, steady := rt.Target()
+	if cancelling {
+		return s.cancelled(ctx, n, "cancelled before it started")
+	}
+	before, err := s.readPower(ctx, n)
+	if rt == schemas.ResetPushPowerButton && err == nil {
+		target, steady = schemas.PowerOn, true
+		if before == schemas.PowerOn {
+			target = schemas.PowerOff
+		}
+	}
+	if interrupted {
+		// Never re-send blindly (a second PowerCycle is a second cycle):
+		// read the BMC first, and converge only if it is not there.
+		if err == nil && steady && before == target {
+			return result{state: "Completed", status: "OK", observed: before,
+				reason: fmt.Sprintf("interrupted by a gateway restart; confirmed %s after recovery", target)}
+		}
+		log.Info("resuming an interrupted action", "power", before)
+	}
+	// Nothing to send when a plain On/Off finds the node already there.
+	if err == nil && before == target && (rt == schemas.ResetOn || rt == schemas.ResetForceOn || rt == schemas.ResetForceOff || rt == schemas.ResetGracefulShutdown) {
+		return result{state: "Completed", status: "OK", observed: before, reason: fmt.Sprintf("already %s; no command sent", target)}
+	}
+	if interrupted && steady && (rt == schemas.ResetPowerCycle || rt == schemas.ResetForceRestart || rt == schemas.ResetGracefulRestart) && before == schemas.PowerOn {
+		// The restart was sent and the node is On again: converge, do not cycle twice.
+		return result{state: "Completed", status: "Warning", observed: before,
+			reason: "interrupted by a gateway restart after the command was sent; the node is On, not restarted again"}
+	}
+	attempts := s.opts.Retries + 1
+	var lastErr error
+	for attempt := 1; attempt <= attempts; attempt++ {
+		if attempt > 1 {
+			if err := s.pause(ctx, n, lease, task, backoff(s.opts.RetryBackoff, attempt-1)); err != nil {
+				return s.stopped(ctx, n, err)
+			}
+		}
+		res, err := s.store.workerOp(ctx, n.ID, lease, task, s.opts.Clock(), "step", fmt.Sprintf("%s attempt %d", rt, attempt))
+		if err != nil {
+			return s.stopped(ctx, n, err)
+		}
+		if res[1] == "1" {
+			return s.cancelled(ctx, n, "")
+		}
+		cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+		n.call.Lock()
+		err = n.Backend.Reset(cctx, rt)
+		n.call.Unlock()
+		cancel()
+		if err != nil {
+			lastErr = err
+			log.Warn("BMC command failed", "attempt", attempt, "err", err)
+			continue
+		}
+		if !steady {
+			return result{state: "Completed", status: "OK", observed: before, reason: fmt.Sprintf("%s accepted by the BMC", rt)}
+		}
+		got, err := s.verify(ctx, n, lease, task, rt, target)
+		if err != nil {
+			return s.stopped(ctx, n, err)
+		}
+		if got == target {
+			reason := fmt.Sprintf("%s confirmed by the BMC", target)
+			if attempt > 1 {
+				reason += fmt.Sprintf(" after %d attempts", attempt)
+			}
+			if interrupted {
+				reason = "interrupted by a gateway restart; " + reason + " after recovery"
+			}
+			return result{state: "Completed", status: "OK", observed: got, reason: reason}
+		}
+		lastErr = fmt.Errorf("the node did not reach %s (last seen %s)", target, orUnknown(got))
+		log.Warn("target not reached", "attempt", attempt, "power", got)
+	}
+	observed, _ := s.readPower(ctx, n)
+	return result{state: "Exception", status: "Critical", observed: observed,
+		reason: fmt.Sprintf("%s failed after %d attempts: %v", rt, attempts, lastErr)}
+}
+
+func orUnknown(p schemas.PowerState) string {
+	if p == "" {
+		return "unknown"
+	}
+	return string(p)
+}
+
+// stopped turns a step error into a result: cancellation ends the task
+// Cancelled; anything else (lease lost) is passed up by leaving ctx done.
+func (s *Service) stopped(ctx context.Context, n *node, err error) result {
+	if errors.Is(err, errCancelled) {
+		return s.cancelled(ctx, n, "")
+	}
+	return result{state: "Exception", status: "Critical", reason: err.Error()}
+}
+
+// cancelled ends a task that was aborted or superseded: the node's power
+// is re-read and becomes its desired state (DESIGN.md §5).
+//
+// A command already sent cannot be unsent: before the task ends (and the
+// next action may start) the node is left to settle in On or Off, so that no
+// new command reaches a BMC that is still carrying out the previous one.
+func (s *Service) cancelled(ctx context.Context, n *node, why string) result {
+	observed := s.settle(ctx, n)
+	reason := "cancelled"
+	if why != "" {
+		reason += ": " + why
+	}
+	if observed != "" {
+		reason += "; the node is " + string(observed)
+	}
+	return result{state: "Cancelled", status: "OK", reason: reason, observed: observed, desiredIsObserved: true}
+}
+
+// pause waits d, watching for cancellation.
+func (s *Service) pause(ctx context.Context, n *node, lease, task string, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+	}
+	res, err := s.store.workerOp(ctx, n.ID, lease, task, s.opts.Clock(), "progress", 10, "retrying")
+	if err != nil {
+		return err
+	}
+	if res[1] == "1" {
+		return errCancelled
+	}
+	return nil
+}
+
+func backoff(base time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return d
+}
+
+// verify polls the power state until target, the per-type timeout, or a
+// cancellation (checked at every poll: a step boundary).
+func (s *Service) verify(ctx context.Context, n *node, lease, task string, rt schemas.ResetType, target schemas.PowerState) (schemas.PowerState, error) {
+	limit := s.opts.VerifyTimeout
+	if rt == schemas.ResetGracefulShutdown || rt == schemas.ResetGracefulRestart {
+		limit *= 10
+	}
+	deadline := time.Now().Add(limit)
+	pause := s.opts.VerifyInterval
+	var last schemas.PowerState
+	for {
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, 2*time.Second)
+		p, err := s.readPower(ctx, n)
+		if err == nil {
+			last = p
+			if p == target {
+				return p, nil
+			}
+		}
+		pct := min(90, 10+int(80*time.Since(deadline.Add(-limit))/limit))
+		res, err := s.store.workerOp(ctx, n.ID, lease, task, s.opts.Clock(), "progress", pct, "waiting for "+string(target))
+		if err != nil {
+			return last, err
+		}
+		if res[1] == "1" {
+			return last, errCancelled
+		}
+		if time.Now().After(deadline) {
+			return last, nil
+		}
+	}
+}
+
+// readPower reads the BMC's power state (one call at a time per node) and
+// records it in the view.
+func (s *Service) readPower(ctx context.Context, n *node) (schemas.PowerState, error) {
+	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	n.call.Lock()
+	p, err := n.Backend.PowerState(cctx)
+	n.call.Unlock()
+	cancel()
+	if err == nil {
+		s.setPower(n, p)
+	}
+	return p, err
+}
+
+// settle reads the power state until it is steady (On or Off), for at most
+// VerifyTimeout, and returns the last state seen.
+func (s *Service) settle(ctx context.Context, n *node) schemas.PowerState {
+	deadline := time.Now().Add(s.opts.VerifyTimeout)
+	pause := s.opts.VerifyInterval
+	for {
+		p, err := s.readPower(ctx, n)
+		if (err == nil && (p == schemas.PowerOn || p == schemas.PowerOff)) || time.Now().After(deadline) {
+			return p
+		}
+		select {
+		case <-ctx.Done():
+			return p
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, time.Second)
+	}
+}
