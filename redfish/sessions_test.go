@@ -76,4 +76,13 @@ func TestRedisDown(t *testing.T) {
 	if r.Status != http.StatusServiceUnavailable {
 		t.Errorf("login with Redis down: %d, want 503", r.Status)
 	}
+	// Admission: 503 with Retry-After, and nothing reaches the BMC.
+	r = e.do("POST", "/redfish/v1/Systems/node1/Actions/ComputerSystem.Reset", `{"ResetType":"On"}`)
+	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" || r.messageID(t) != "Base.1.22.ServiceTemporarilyUnavailable" {
+		t.Errorf("reset with Redis down: %d (Retry-After %q) %s", r.Status, r.Header.Get("Retry-After"), r.Body)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n, _ := e.fleet.Node("node1"); n.Machine().Status().CommandCount != 0 {
+		t.Errorf("a command reached the BMC with Redis down: %+v", n.Machine().Status().Commands)
+	}
 }

@@ -119,6 +119,8 @@ type result struct {
 	state, status, reason string
 	observed              schemas.PowerState
 	desiredIsObserved     bool
+	// abandon: stop without writing a result (lease lost, Redis failing).
+	abandon error
 }
 
 // run executes the node's running action st.Slots.Now to its end.
@@ -135,6 +137,11 @@ func (s *Service) run(ctx context.Context, n *node, lease string, st NodeState) 
 	r := s.execute(ctx, n, lease, task, rt, wasRunning && st.Issued == task, res[3] == "1", log)
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if r.abandon != nil {
+		// Redis failed mid-action: write nothing; the task stays Running and
+		// is resumed (recovery path) once a lease can be taken again.
+		return r.abandon
 	}
 	_, err = s.store.workerOp(ctx, n.ID, lease, task, now(), "finish",
 		r.state, r.status, r.reason, string(r.observed), boolArg(r.desiredIsObserved))
@@ -247,12 +254,13 @@ func orUnknown(p schemas.PowerState) string {
 }
 
 // stopped turns a step error into a result: cancellation ends the task
-// Cancelled; anything else (lease lost) is passed up by leaving ctx done.
+// Cancelled; anything else (lease lost, Redis failing) abandons the action
+// without writing: no BMC command is sent until a lease is held again.
 func (s *Service) stopped(ctx context.Context, n *node, err error) result {
 	if errors.Is(err, errCancelled) {
 		return s.cancelled(ctx, n, "")
 	}
-	return result{state: "Exception", status: "Critical", reason: err.Error()}
+	return result{abandon: err}
 }
 
 // cancelled ends a task that was aborted or superseded: the node's power
