@@ -74,6 +74,24 @@ var taskEventEntries = map[string]registryEntry{
 	"TaskProgressChanged":  {"The task with Id '%1' has changed to progress %2 percent complete.", 2, "OK", "None."},
 }
 
+// ResourceEventRegistry is the ResourceEvent registry version (DSP8011).
+const ResourceEventRegistry = "ResourceEvent.1.4"
+
+var resourceEventEntries = map[string]registryEntry{
+	"ResourcePoweredOn":             {"The resource '%1' has powered on.", 1, "OK", "None."},
+	"ResourcePoweringOn":            {"The resource '%1' is powering on.", 1, "OK", "None."},
+	"ResourcePoweredOff":            {"The resource '%1' has powered off.", 1, "OK", "None."},
+	"ResourcePoweringOff":           {"The resource '%1' is powering off.", 1, "OK", "None."},
+	"ResourceErrorsDetected":        {"The resource property %1 has detected errors of type '%2'.", 2, "Warning", "Resolution is dependent upon error type."},
+	"ResourceStatusChangedCritical": {"The health of resource '%1' has changed to %2.", 2, "Critical", "None."},
+	"ResourceStatusChangedOK":       {"The health of resource '%1' has changed to %2.", 2, "OK", "None."},
+}
+
+// ResourceEvent builds a ResourceEvent registry message (same rules as Base).
+func ResourceEvent(key string, args ...string) Message {
+	return build(ResourceEventRegistry, resourceEventEntries, key, args)
+}
+
 // Base builds the Base registry message key with args. It panics on an
 // unknown key or a wrong argument count: both are programming errors caught
 // by the registry test, never by user input.

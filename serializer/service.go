@@ -98,8 +98,10 @@ type Options struct {
 	// (default 100 and 24h).
 	KeepTasks   int
 	KeepTaskAge time.Duration
-	Clock       func() time.Time
-	Logger      *slog.Logger
+	// Events receives power and task events (default: none).
+	Events Emitter
+	Clock  func() time.Time
+	Logger *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -145,6 +147,9 @@ func (o *Options) defaults() {
 	}
 	if o.KeepTaskAge == 0 {
 		o.KeepTaskAge = 24 * time.Hour
+	}
+	if o.Events == nil {
+		o.Events = noEmitter{}
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
@@ -397,8 +402,18 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 		return
 	}
 	n.view.Health, n.view.LastError = "OK", ""
+	prev := n.view.PowerState
 	n.mu.Unlock()
 	s.setPower(n, ps)
+	if !full && prev != ps && prev != "" && (ps == schemas.PowerOn || ps == schemas.PowerOff) {
+		// Drift: the node changed outside the gateway (or between reads).
+		s.opts.Logger.Info("power drift", "node", n.ID, "was", prev, "now", ps)
+		if ps == schemas.PowerOn {
+			s.emitPower(ctx, n.ID, "ResourcePoweredOn")
+		} else {
+			s.emitPower(ctx, n.ID, "ResourcePoweredOff")
+		}
+	}
 	s.opts.Redis.HSet(cctx, nodeKeys(n.ID)[0], "power", string(ps), "power_at", strconv.FormatInt(s.opts.Clock().UnixMilli(), 10))
 }
 

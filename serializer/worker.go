@@ -134,6 +134,9 @@ func (s *Service) run(ctx context.Context, n *node, lease string, st NodeState) 
 	rt := schemas.ResetType(res[1])
 	wasRunning := res[2] == "Running" || res[2] == "Cancelling"
 	log := s.opts.Logger.With("node", n.ID, "task", task, "reset", rt, "replica", s.opts.ReplicaID)
+	if !wasRunning {
+		s.emitTask(ctx, n.ID, task, schemas.TaskEvent("TaskStarted", task))
+	}
 	r := s.execute(ctx, n, lease, task, rt, wasRunning && st.Issued == task, res[3] == "1", log)
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -148,6 +151,7 @@ func (s *Service) run(ctx context.Context, n *node, lease string, st NodeState) 
 	if err == nil {
 		log.Info("task finished", "state", r.state, "reason", r.reason, "power", r.observed)
 		s.setPower(n, r.observed)
+		s.emitFinish(ctx, n.ID, task, r)
 	}
 	return err
 }
@@ -210,6 +214,16 @@ func (s *Service) execute(ctx context.Context, n *node, lease, task string, rt s
 		}
 		if res[1] == "1" {
 			return s.cancelled(ctx, n, "")
+		}
+		if attempt == 1 {
+			switch {
+			case restarts(rt):
+				s.emitPower(ctx, n.ID, "ResourcePoweringOff")
+			case target == schemas.PowerOn:
+				s.emitPower(ctx, n.ID, "ResourcePoweringOn")
+			case target == schemas.PowerOff:
+				s.emitPower(ctx, n.ID, "ResourcePoweringOff")
+			}
 		}
 		cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 		n.call.Lock()
@@ -316,6 +330,7 @@ func (s *Service) verify(ctx context.Context, n *node, lease, task string, rt sc
 	deadline := time.Now().Add(limit)
 	pause := s.opts.VerifyInterval
 	var last schemas.PowerState
+	sawOff := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -326,6 +341,12 @@ func (s *Service) verify(ctx context.Context, n *node, lease, task string, rt sc
 		p, err := s.readPower(ctx, n)
 		if err == nil {
 			last = p
+			if restarts(rt) && p == schemas.PowerOff && !sawOff {
+				// A restart seen going through Off: tell waiters (Off, then On).
+				sawOff = true
+				s.emitPower(ctx, n.ID, "ResourcePoweredOff")
+				s.emitPower(ctx, n.ID, "ResourcePoweringOn")
+			}
 			if p == target {
 				return p, nil
 			}
@@ -375,4 +396,9 @@ func (s *Service) settle(ctx context.Context, n *node) schemas.PowerState {
 		}
 		pause = min(pause*2, time.Second)
 	}
+}
+
+// restarts reports whether rt takes the node through Off and back On.
+func restarts(rt schemas.ResetType) bool {
+	return rt == schemas.ResetForceRestart || rt == schemas.ResetGracefulRestart || rt == schemas.ResetPowerCycle
 }

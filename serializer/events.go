@@ -1,0 +1,74 @@
+package serializer
+
+import (
+	"context"
+	"time"
+
+	"github.com/fishgate/fishgate/schemas"
+)
+
+// Event is something the serializer reports: a power change of a node or a
+// task's progress (DESIGN.md §7). Message is a registry message
+// (ResourceEvent or TaskEvent); Origin names the resource it is about.
+type Event struct {
+	Time    time.Time
+	Node    string
+	Task    string // set for task events
+	Message schemas.Message
+	// Origin is the resource path under the service root: "/Systems/<node>"
+	// or "/TaskService/Tasks/<task>".
+	Origin string
+}
+
+// Emitter receives the serializer's events. Emit must not block for long;
+// a failure is logged by the emitter and never stops an action.
+type Emitter interface {
+	Emit(ctx context.Context, e Event)
+}
+
+type noEmitter struct{}
+
+func (noEmitter) Emit(context.Context, Event) {}
+
+func (s *Service) emitPower(ctx context.Context, node string, key string) {
+	s.opts.Events.Emit(ctx, Event{Time: s.opts.Clock(), Node: node, Origin: "/Systems/" + node,
+		Message: schemas.ResourceEvent(key, node)})
+}
+
+func (s *Service) emitTask(ctx context.Context, node, task string, msg schemas.Message) {
+	s.opts.Events.Emit(ctx, Event{Time: s.opts.Clock(), Node: node, Task: task, Origin: "/TaskService/Tasks/" + task, Message: msg})
+}
+
+// emitFinish reports how a task ended and, for a failure, a node event so
+// that waiters stop waiting (DESIGN.md §7).
+func (s *Service) emitFinish(ctx context.Context, node, task string, r result) {
+	var key string
+	switch {
+	case r.state == "Completed" && r.status == "Warning":
+		key = "TaskCompletedWarning"
+	case r.state == "Completed":
+		key = "TaskCompletedOK"
+	case r.state == "Cancelled":
+		key = "TaskCancelled"
+	default:
+		key = "TaskAborted"
+	}
+	m := schemas.TaskEvent(key, task)
+	if r.reason != "" {
+		m.Message += " " + r.reason
+	}
+	if r.state == "Completed" {
+		switch r.observed {
+		case schemas.PowerOn:
+			s.emitPower(ctx, node, "ResourcePoweredOn")
+		case schemas.PowerOff:
+			s.emitPower(ctx, node, "ResourcePoweredOff")
+		}
+	}
+	if r.state == "Exception" {
+		fail := schemas.ResourceEvent("ResourceErrorsDetected", "PowerState", "PowerActionFailed")
+		fail.Message += " " + r.reason
+		s.opts.Events.Emit(ctx, Event{Time: s.opts.Clock(), Node: node, Task: task, Origin: "/Systems/" + node, Message: fail})
+	}
+	s.emitTask(ctx, node, task, m)
+}
