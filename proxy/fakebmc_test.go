@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -45,7 +46,9 @@ func newFakeBMC(t *testing.T, tls bool) *fakeBMC {
 	t.Helper()
 	b := &fakeBMC{t: t}
 	if tls {
-		b.srv = httptest.NewTLSServer(http.HandlerFunc(b.serve))
+		b.srv = httptest.NewUnstartedServer(http.HandlerFunc(b.serve))
+		b.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes the strict client fails on purpose
+		b.srv.StartTLS()
 	} else {
 		b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
 	}
@@ -104,7 +107,11 @@ func (b *fakeBMC) serve(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		origin = "https://" + r.Host
 	}
-	switch key := r.Method + " " + r.URL.EscapedPath(); key {
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet // the server drops the body
+	}
+	switch key := method + " " + r.URL.EscapedPath(); key {
 	case "GET /redfish/v1/Systems/1/Bios", "GET /redfish/v1/Systems/1/Bios/":
 		w.Header().Set("ETag", biosETag)
 		w.Header().Set("Link", `</redfish/v1/SchemaStore/en/Bios.json>; rel=describedby, </redfish/v1/Systems/1/Bios/Settings>; rel=settings`)
@@ -141,6 +148,7 @@ func (b *fakeBMC) serve(w http.ResponseWriter, r *http.Request) {
 		b.json(w, r, http.StatusOK, `{"@odata.id":"\/redfish\/v1\/Systems\/1\/EthernetInterfaces\/NIC.1","@odata.type":"#EthernetInterface.v1_6_0.EthernetInterface","Id":"NIC.1","Name":"NIC 1","MACAddress":"aa:bb:cc:dd:ee:ff",
 "Links":{"Chassis":{"@odata.id":"/redfish/v1/Chassis/1"},"Endpoints":[{"@odata.id":"/redfish/v1/Fabrics/1/Endpoints/NIC.1"}]}}`)
 	case "GET /redfish/v1/Managers/BMC/NetworkProtocol":
+		w.Header().Set("Cache-Control", "no-store")
 		b.json(w, r, http.StatusOK, `{"@odata.id":"/redfish/v1/Managers/BMC/NetworkProtocol","@odata.type":"#ManagerNetworkProtocol.v1_5_0.ManagerNetworkProtocol","Id":"NetworkProtocol","Name":"Manager Network Protocol",
 "HTTPS":{"Port":443,"ProtocolEnabled":true},"HTTPS@Redfish.AllowableValues":[],"Links":{"ManagedSystem":{"@odata.id":"/redfish/v1/Systems/1/"}}}`)
 	case "POST /redfish/v1/Managers/BMC/Jobs":
@@ -164,7 +172,8 @@ func (b *fakeBMC) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "boot: see /redfish/v1/Systems/1\n\"/redfish/v1/Systems/1\"")
 	case "GET /redfish/v1/Systems/1/NoType":
-		io.WriteString(w, `{"@odata.id":"/redfish/v1/Systems/1/NoType"}`) // no Content-Type
+		w.Header()["Content-Type"] = nil // no Content-Type, and no sniffing either
+		io.WriteString(w, `{"@odata.id":"/redfish/v1/Systems/1/NoType"}`)
 	case "GET /redfish/v1/Systems/1/Slow":
 		select {
 		case <-r.Context().Done():
@@ -178,6 +187,11 @@ func (b *fakeBMC) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		if r.Method == http.MethodPatch || r.Method == http.MethodPost || r.Method == http.MethodPut {
 			// Echo the body back, so tests see what the BMC received.
+			if !json.Valid(body) {
+				w.Header().Set("Content-Type", "text/plain")
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
 			b.json(w, r, http.StatusOK, string(body))
 			return
 		}

@@ -56,6 +56,24 @@
 // ResourceAtUriUnauthorized: the client's own credentials were fine. A BMC
 // that cannot be reached answers 502 GeneralError, one that does not answer
 // within Target.Timeout 504 GeneralError, both as Redfish error bodies.
+// Headers of the proxied response replace headers of the same name that the
+// caller set before ServeHTTP (the router's OData-Version, Cache-Control).
+//
+// # Mounting
+//
+// The router authenticates and authorises, keeps its own routes (the node's
+// System, Manager and Chassis resources, ComputerSystem.Reset, ...) and sends
+// the rest of the three subtrees of Redfish-backed nodes here, in both views:
+//
+//	for _, coll := range []string{"Systems", "Managers", "Chassis"} {
+//		e.Match(methods, "/redfish/v1/"+coll+"/:id/*", passThrough)
+//		e.Match(methods, "/bmc/:node/redfish/v1/"+coll+"/:id/*", passThrough)
+//	}
+//
+// where passThrough looks up the *Proxy of c.Param("id") (404 when the node
+// is unknown or not Redfish-backed) and calls its ServeHTTP(c.Response(),
+// c.Request()). Build one Proxy per Redfish-backed node and keep it: it holds
+// the node's connection pool to the BMC.
 package proxy
 
 import (
@@ -66,11 +84,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -242,11 +262,7 @@ var allowedMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, 
 // response, links rewritten. See the package documentation for the rules.
 // The caller has authenticated and authorised the client.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	allowed := false
-	for _, m := range allowedMethods {
-		allowed = allowed || r.Method == m
-	}
-	if !allowed {
+	if !slices.Contains(allowedMethods, r.Method) {
 		w.Header().Set("Allow", strings.Join(allowedMethods, ", "))
 		writeError(w, r, http.StatusMethodNotAllowed, "", schemas.Base("OperationNotAllowed"))
 		return
@@ -277,8 +293,58 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, "The request body could not be read.", schemas.Base("GeneralError"))
 		return
 	}
-	p.rp.ServeHTTP(w, out)
+	p.rp.ServeHTTP(&overrideWriter{ResponseWriter: w, h: http.Header{}}, out)
 }
+
+// overrideWriter makes the proxied response's headers replace, rather than
+// add to, headers the caller set before ServeHTTP (the router's OData-Version
+// and Cache-Control would otherwise appear twice). Headers set only by the
+// caller are kept.
+type overrideWriter struct {
+	http.ResponseWriter
+	h     http.Header // what ReverseProxy sets
+	wrote bool
+}
+
+func (o *overrideWriter) Header() http.Header { return o.h }
+
+func (o *overrideWriter) WriteHeader(code int) {
+	if o.wrote {
+		return
+	}
+	dst := o.ResponseWriter.Header()
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// An informational response: its headers must not stay for the
+		// final one (ReverseProxy clears o.h itself afterwards).
+		saved := dst.Clone()
+		maps.Copy(dst, o.h)
+		o.ResponseWriter.WriteHeader(code)
+		clear(dst)
+		maps.Copy(dst, saved)
+		return
+	}
+	maps.Copy(dst, o.h)
+	o.wrote = true
+	o.ResponseWriter.WriteHeader(code)
+}
+
+func (o *overrideWriter) Write(b []byte) (int, error) {
+	if !o.wrote {
+		o.WriteHeader(http.StatusOK)
+	}
+	return o.ResponseWriter.Write(b)
+}
+
+// Flush sends the header if not yet sent, then flushes.
+func (o *overrideWriter) Flush() {
+	if !o.wrote {
+		o.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(o.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer (Flush).
+func (o *overrideWriter) Unwrap() http.ResponseWriter { return o.ResponseWriter }
 
 // rewriteRequestBody rewrites the gateway's links in a JSON body of r back to
 // the BMC's. A body larger than p.maxBody, or that is not JSON, is forwarded

@@ -355,10 +355,10 @@ func TestPathsThatMustNotBeForwarded(t *testing.T) {
 
 	// Controls: the same machinery forwards what it should.
 	for path, want := range map[string]string{
-		"/redfish/v1/Systems/%6e17/Bios":          "/redfish/v1/Systems/1/Bios",
-		"/redfish/v1/Systems/n17/Bios/":           "/redfish/v1/Systems/1/Bios/",
-		"/redfish/v1/Systems/n17/Echo%20Space":    "/redfish/v1/Systems/1/Echo%20Space",
-		"/redfish/v1/Systems/n17/Echo..Dots":      "/redfish/v1/Systems/1/Echo..Dots",
+		"/redfish/v1/Systems/%6e17/Bios":           "/redfish/v1/Systems/1/Bios",
+		"/redfish/v1/Systems/n17/Bios/":            "/redfish/v1/Systems/1/Bios/",
+		"/redfish/v1/Systems/n17/Echo%20Space":     "/redfish/v1/Systems/1/Echo%20Space",
+		"/redfish/v1/Systems/n17/Echo..Dots":       "/redfish/v1/Systems/1/Echo..Dots",
 		"/bmc/n17/redfish/v1/Systems/n17/Echo,1:2": "/redfish/v1/Systems/1/Echo,1:2",
 	} {
 		rec := httptest.NewRecorder()

@@ -47,6 +47,9 @@ type Options struct {
 	Accounts       []Account
 	SessionTimeout time.Duration // idle timeout; default 30 min
 	MaxBodyBytes   int64         // default 64 KiB
+	// Passthrough returns the pass-through handler (proxy/) for a node's
+	// other resources, or nil when its BMC has none (not Redfish).
+	Passthrough func(ctx context.Context, node string) (http.Handler, error)
 	// ServiceID seeds the service root UUID so that it is stable for one
 	// deployment (replicas share it).
 	ServiceID string
@@ -55,14 +58,15 @@ type Options struct {
 
 // Server is the northbound Redfish service.
 type Server struct {
-	nodes    Nodes
-	sessions *SessionStore
-	accounts map[string]Account
-	acctIDs  []string
-	maxBody  int64
-	uuid     string
-	log      *slog.Logger
-	echo     *echo.Echo
+	passthrough func(ctx context.Context, node string) (http.Handler, error)
+	nodes       Nodes
+	sessions    *SessionStore
+	accounts    map[string]Account
+	acctIDs     []string
+	maxBody     int64
+	uuid        string
+	log         *slog.Logger
+	echo        *echo.Echo
 }
 
 // New builds the server and its routes.
@@ -80,12 +84,13 @@ func New(o Options) (*Server, error) {
 		o.Logger = slog.Default()
 	}
 	s := &Server{
-		nodes:    o.Nodes,
-		sessions: NewSessionStore(o.Redis, o.SessionTimeout),
-		accounts: map[string]Account{},
-		maxBody:  o.MaxBodyBytes,
-		uuid:     uuidFrom(o.ServiceID),
-		log:      o.Logger,
+		nodes:       o.Nodes,
+		passthrough: o.Passthrough,
+		sessions:    NewSessionStore(o.Redis, o.SessionTimeout),
+		accounts:    map[string]Account{},
+		maxBody:     o.MaxBodyBytes,
+		uuid:        uuidFrom(o.ServiceID),
+		log:         o.Logger,
 	}
 	for _, a := range o.Accounts {
 		if a.User == "" {
@@ -161,6 +166,14 @@ func (s *Server) routes() {
 		{http.MethodGet, "/redfish/v1/AccountService/Accounts", s.getAccounts},
 		{http.MethodGet, "/redfish/v1/AccountService/Accounts/:id", s.getAccount},
 	}
+	// Everything else under a node's System, Manager or Chassis goes to its
+	// BMC through the pass-through proxy (DESIGN.md §8); power actions and the
+	// node's own resources stay with the routes above.
+	for _, coll := range []string{"Systems", "Managers", "Chassis"} {
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete} {
+			routes = append(routes, route{m, "/redfish/v1/" + coll + "/:id/*", s.passThrough})
+		}
+	}
 	for _, r := range routes {
 		e.Add(r.method, r.path, r.h, s.authMiddleware)
 		e.Add(r.method, "/bmc/:node"+r.path, r.h, s.nodeScopeMiddleware, s.authMiddleware)
@@ -174,6 +187,9 @@ func (s *Server) recoverMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r) // a streamed pass-through body failed: abort the connection
+				}
 				s.log.Error("panic in handler", "path", c.Request().URL.Path, "panic", r)
 				err = unavailable(5, "internal failure")
 			}
@@ -276,4 +292,30 @@ func ifMatch(c echo.Context, current string) error {
 		}
 	}
 	return newError(http.StatusPreconditionFailed, schemas.Base("PreconditionFailed"))
+}
+
+// passThrough hands a request for a node's other resources to its BMC.
+// Writes need the Operator role (the BMC account behind is powerful).
+func (s *Server) passThrough(c echo.Context) error {
+	if m := c.Request().Method; m != http.MethodGet && m != http.MethodHead {
+		if err := canOperate(c); err != nil {
+			return err
+		}
+	}
+	id := c.Param("id")
+	if sc := scopeOf(c); sc.node != "" && sc.node != id {
+		return newError(http.StatusNotFound, schemas.Base("ResourceMissingAtURI", c.Request().URL.Path))
+	}
+	if _, err := s.nodes.View(id); err != nil || s.passthrough == nil {
+		return newError(http.StatusNotFound, schemas.Base("ResourceMissingAtURI", c.Request().URL.Path))
+	}
+	h, err := s.passthrough(c.Request().Context(), id)
+	if err != nil {
+		return newError(http.StatusBadGateway, schemas.Base("GeneralError")).withDetail("node " + id + ": " + err.Error())
+	}
+	if h == nil {
+		return newError(http.StatusNotFound, schemas.Base("ResourceMissingAtURI", c.Request().URL.Path))
+	}
+	h.ServeHTTP(c.Response(), c.Request())
+	return nil
 }

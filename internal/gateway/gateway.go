@@ -28,6 +28,7 @@ type Gateway struct {
 	nodes    *serializer.Service
 	api      *redfish.Server
 	listener net.Listener
+	proxies  *proxies
 	server   *http.Server
 }
 
@@ -55,11 +56,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		return nil, err
 	}
 	var nodes []serializer.Node
+	rfBackends := map[string]*rfbackend.Backend{}
 	for _, n := range cfg.Nodes {
 		b, err := NewBackend(n, log)
 		if err != nil {
 			g.redis.Close()
 			return nil, err
+		}
+		if rb, ok := b.(*rfbackend.Backend); ok {
+			rfBackends[n.ID] = rb
 		}
 		sn := serializer.Node{ID: n.ID, Name: n.Name, Backend: b}
 		if n.Policy != "" {
@@ -78,6 +83,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		g.redis.Close()
 		return nil, err
 	}
+	g.proxies = newProxies(cfg, rfBackends, log)
 	var accounts []redfish.Account
 	for _, a := range cfg.Accounts {
 		accounts = append(accounts, redfish.Account{User: a.User, Password: a.Password, Role: a.Role})
@@ -85,7 +91,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 	g.api, err = redfish.New(redfish.Options{
 		Nodes: g.nodes, Redis: g.redis.Client, Accounts: accounts,
 		SessionTimeout: time.Duration(cfg.SessionTimeout), MaxBodyBytes: cfg.MaxBodyBytes,
-		ServiceID: cfg.RedisURL + "|" + cfg.Listen, Logger: log,
+		Passthrough: g.proxies.handler,
+		ServiceID:   cfg.RedisURL + "|" + cfg.Listen, Logger: log,
 	})
 	if err != nil {
 		g.redis.Close()
@@ -96,7 +103,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	g.server = &http.Server{
-		Handler:           g.api.Handler(),
+		Handler:           g.withHealth(g.api.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -138,6 +145,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
+	g.proxies.close()
 	return errors.Join(err, g.nodes.Close(), g.redis.Close())
 }
 
@@ -155,4 +163,27 @@ func rules(a config.Admission) serializer.Rules {
 		}
 	}
 	return r
+}
+
+// withHealth serves the liveness (/healthz: the process answers) and
+// readiness (/readyz: Redis answers) probes in front of the API.
+func (g *Gateway) withHealth(api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain")
+		if err := g.redis.Client.Ping(ctx).Err(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "redis: %v\n", err)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.Handle("/", api)
+	return mux
 }
