@@ -167,9 +167,10 @@ type node struct {
 	mu   sync.RWMutex
 	view View
 
-	wmu     sync.Mutex // guards working/again
-	working bool
-	again   bool
+	wmu           sync.Mutex // guards working, again, kickScheduled
+	working       bool
+	again         bool
+	kickScheduled bool
 }
 
 // Service manages the nodes. Build it with New, then Start it.
@@ -259,8 +260,10 @@ func (s *Service) Start(ctx context.Context) {
 		defer s.wg.Done()
 		sync := time.NewTicker(s.opts.SyncInterval)
 		defer sync.Stop()
-		// Work whose holder died is found within one lease TTL.
-		scan := time.NewTicker(s.opts.LeaseTTL / 2)
+		// Work whose holder died is found within one lease TTL: the lease
+		// expires at most a TTL after the last renewal, and is looked for
+		// every quarter TTL.
+		scan := time.NewTicker(s.opts.LeaseTTL / 4)
 		defer scan.Stop()
 		for {
 			select {
@@ -282,9 +285,12 @@ func (s *Service) scanWork() {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.LeaseTTL)
 	defer cancel()
 	cmds := make([]*redis.MapStringStringCmd, len(s.ids))
+	ttls := make([]*redis.DurationCmd, len(s.ids))
 	_, err := s.opts.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range s.ids {
-			cmds[i] = p.HGetAll(ctx, nodeKeys(id)[0])
+			k := nodeKeys(id)
+			cmds[i] = p.HGetAll(ctx, k[0])
+			ttls[i] = p.PTTL(ctx, k[5])
 		}
 		return nil
 	})
@@ -298,10 +304,35 @@ func (s *Service) scanWork() {
 		n.mu.Lock()
 		n.view.State = ns
 		n.mu.Unlock()
-		if ns.Slots.Now.Task != "" {
+		if ns.Slots.Now.Task == "" {
+			continue
+		}
+		// A held lease: try again the moment it expires, so a dead holder's
+		// node is taken over within one lease TTL.
+		if ttl := ttls[i].Val(); ttl > 0 {
+			s.kickAt(n, ttl+5*time.Millisecond)
+			continue
+		}
+		s.kick(n)
+	}
+}
+
+// kickAt kicks n after d, once: repeated scans do not pile up timers.
+func (s *Service) kickAt(n *node, d time.Duration) {
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	if n.kickScheduled {
+		return
+	}
+	n.kickScheduled = true
+	time.AfterFunc(d, func() {
+		n.wmu.Lock()
+		n.kickScheduled = false
+		n.wmu.Unlock()
+		if s.ctx.Err() == nil {
 			s.kick(n)
 		}
-	}
+	})
 }
 
 func (s *Service) refreshState(n *node) {
