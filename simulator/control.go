@@ -18,16 +18,17 @@ type NodeView struct {
 	Status
 	RedfishURL string `json:"RedfishURL"`
 	SystemPath string `json:"SystemPath"`
+	AMTURL     string `json:"AMTURL,omitempty"` // base URL of the AMT front (WS-Man at /wsman), if any
 }
 
 func viewOf(n *Node) NodeView {
-	return NodeView{Status: n.machine.Status(), RedfishURL: n.url, SystemPath: n.SystemPath()}
+	return NodeView{Status: n.machine.Status(), RedfishURL: n.url, SystemPath: n.SystemPath(), AMTURL: n.AMTURL()}
 }
 
 // ControlHandler returns the fleet's control/status API, JSON over HTTP:
 //
 //	GET  /nodes               → [NodeView, ...] sorted by id
-//	GET  /nodes/{id}          → NodeView (Status + RedfishURL + SystemPath)
+//	GET  /nodes/{id}          → NodeView (Status + RedfishURL + SystemPath [+ AMTURL])
 //	PUT  /nodes/{id}/faults   Faults JSON → 200 + NodeView; replaces all faults
 //	PUT  /nodes/{id}/power    {"PowerState":"On"|"Off"} → 200 + NodeView (setup jump)
 //

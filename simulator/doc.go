@@ -8,11 +8,13 @@
 //	faults.go   Faults and their JSON form
 //	redfish.go  the Redfish front of one node (sessions, System, Reset, Tasks)
 //	messages.go Redfish error bodies and Base registry messages, in one place
+//	amt.go      the Intel AMT front of one node: WS-Man with Digest auth, CIM power and boot
+//	amt_wsman.go SOAP 1.2 / WS-Man XML of the AMT front
 //	fleet.go    Node and Fleet: many nodes, each with its own listener
 //	control.go  the control/status API (JSON over HTTP) of a Fleet
 //
-// A Machine is the simulated hardware; a protocol front (Redfish now; IPMI and
-// AMT later) translates its wire protocol into Machine calls, naming itself in
+// A Machine is the simulated hardware; a protocol front (Redfish, AMT; IPMI
+// later) translates its wire protocol into Machine calls, naming itself in
 // the protocol argument so the command log says who asked.
 //
 // # Power state machine
@@ -80,6 +82,35 @@
 // SetBoot is not subject to faults. In JSON, Hang and RefuseOnWithin are
 // written as integer nanoseconds (encoding/json's time.Duration form) and
 // read from either integer nanoseconds or a Go duration string ("1.5s").
+//
+// # AMT front
+//
+// With NodeSpec.AMTListen a node also serves Intel AMT's WS-Management
+// (DSP0226) at /wsman, HTTP Digest (MD5, qop=auth, the node's User and
+// Password; 401 with Digest realm="...", nonce="...", stale="false",
+// qop="auth"; nonces are reused with a growing nc, replays refused), HTTPS
+// when TLS. It serves Enumerate/Pull/Release (optimized or not, EPR modes),
+// Get, Put (AMT_BootSettingData) and Identify (without credentials) on AMT's
+// CIM classes, and the methods
+//
+//	CIM_PowerManagementService.RequestPowerStateChange  PowerState 2 On, 5 PowerCycle,
+//	    8 ForceOff, 10 ForceRestart, 11 Nmi, 12 GracefulShutdown, 14 GracefulRestart,
+//	    offered in AvailableRequestedPowerStates when the machine offers the type.
+//	    Addressed with or without header selectors; ManagedElement must be the
+//	    CIM_ComputerSystem "ManagedSystem" (else ReturnValue 5). Logged as
+//	    protocol "amt", Action "<ResetType> (<value>)", e.g. "On (2)".
+//	CIM_BootConfigSetting.ChangeBootOrder               Source PXE, hard drive or CD/DVD:
+//	    Boot {Pxe|Hdd|Cd, Once}; no Source: {None, Disabled}
+//	CIM_BootService.SetBootConfigRole                   Role 1 (IsNextSingleUse) only
+//
+// PowerState reads 2 (On) or 8 (Off-Soft): AMT has no transitional state, so
+// a transition reads as the state it leaves until it settles, and one that
+// ends On (power-on, restart) reads 8 from its start: a client sees its
+// target exactly when the command stops being in flight. Faults: FailFirst
+// answers ReturnValue 2 and a SOAP fault (s:Receiver) in turn; Ignore answers
+// 0; Hang delays the answer; RefuseOnWithin answers 4099 (Busy). A front
+// built with AMTConfig.Jobs answers 4096 and a CIM_ConcreteJob instead, that
+// ends Completed, Exception (with the failure) or Terminated (superseded).
 //
 // # Redfish front
 //

@@ -30,6 +30,8 @@ type NodeSpec struct {
 	SystemID       string // Id of the one ComputerSystem, default "1"
 	TLS            bool   // serve HTTPS with a self-signed certificate made in memory
 	Machine        MachineConfig
+	AMTListen      string // Intel AMT WS-Man front address ("127.0.0.1:0": a free port); empty: no AMT front. HTTPS when TLS
+	IPMIListen     string // IPMI LAN front UDP address ("127.0.0.1:0": a free port); empty: no IPMI front (ipmi.go)
 }
 
 // validName is what node ids and system ids may look like: they become
@@ -90,6 +92,8 @@ type Node struct {
 	url     string
 	roots   *x509.CertPool
 	served  chan struct{} // closed when the server stopped
+	amt     *amtListener  // nil without NodeSpec.AMTListen
+	ipmi    *ipmiFront    // nil without NodeSpec.IPMIListen
 }
 
 // ID returns the node's id.
@@ -123,8 +127,10 @@ func (n *Node) RootCAs() *x509.CertPool { return n.roots }
 func (n *Node) close() error {
 	err := n.server.Close()
 	<-n.served
+	err = errors.Join(err, n.amt.close(), n.ipmi.close())
 	n.machine.Close()
 	n.front.wait()
+	n.amt.wait()
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.spec.ID, err)
 	}
@@ -185,6 +191,24 @@ func (f *Fleet) Add(spec NodeSpec) (*Node, error) {
 	n.url = scheme + "://" + dialAddr(ln.Addr())
 	n.machine = NewMachine(spec.ID, spec.Machine)
 	n.front = newRedfishFront(spec, n.machine, log)
+	if spec.AMTListen != "" {
+		if n.amt, err = startAMT(spec, n.machine, log, n.roots); err != nil {
+			_ = ln.Close()
+			n.machine.Close()
+			return nil, fmt.Errorf("node %s: %w", spec.ID, err)
+		}
+		n.spec.AMTListen = n.amt.addr
+	}
+	if spec.IPMIListen != "" {
+		if n.ipmi, err = startIPMIFront(spec, n.machine, log); err != nil {
+			_ = ln.Close()
+			_ = n.amt.close()
+			n.machine.Close()
+			n.amt.wait()
+			return nil, fmt.Errorf("node %s: %w", spec.ID, err)
+		}
+		n.spec.IPMIListen = n.ipmi.srv.Addr()
+	}
 	n.server = &http.Server{
 		Handler:           n.front,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -52,7 +52,7 @@ type Command struct {
 	Seq      int       `json:"Seq"`
 	Time     time.Time `json:"Time"`     // when the machine answered
 	Protocol string    `json:"Protocol"` // "redfish" now; "ipmi", "amt" later
-	Action   string    `json:"Action"`   // ResetType name, or "SetBoot"
+	Action   string    `json:"Action"`   // ResetType name, or "SetBoot"; AMT adds the wire value: "On (2)"
 	Result   string    `json:"Result"`   // "accepted", "failed: ...", "ignored", "refused: ..."
 }
 
@@ -199,10 +199,16 @@ func (m *Machine) SetFaults(f Faults) {
 // ErrSimulatedFailure, ErrPowerOnRefused (a *RefusedError), ErrClosed, or ctx's error while the
 // machine hangs; all wrapped with the machine id.
 func (m *Machine) Reset(ctx context.Context, protocol, resetType string) error {
-	if err := m.arrive(protocol, resetType, false); err != nil {
+	return m.resetAs(ctx, protocol, resetType, resetType)
+}
+
+// resetAs is Reset, logged with action as the command log's Action: a
+// front's own name for the command, e.g. AMT's "On (2)".
+func (m *Machine) resetAs(ctx context.Context, protocol, resetType, action string) error {
+	if err := m.arrive(protocol, resetType, action, false); err != nil {
 		return err
 	}
-	return m.answer(ctx, protocol, resetType, nil)
+	return m.answer(ctx, protocol, resetType, action, nil)
 }
 
 // ResetAsync is Reset for fronts that report progress (Redfish tasks). It
@@ -214,13 +220,18 @@ func (m *Machine) Reset(ctx context.Context, protocol, resetType string) error {
 //
 // ctx bounds only the wait before the machine answers, as for Reset.
 func (m *Machine) ResetAsync(ctx context.Context, protocol, resetType string) (<-chan Outcome, error) {
-	if err := m.arrive(protocol, resetType, true); err != nil {
+	return m.resetAsyncAs(ctx, protocol, resetType, resetType)
+}
+
+// resetAsyncAs is ResetAsync, logged with action as the command log's Action.
+func (m *Machine) resetAsyncAs(ctx context.Context, protocol, resetType, action string) (<-chan Outcome, error) {
+	if err := m.arrive(protocol, resetType, action, true); err != nil {
 		return nil, err
 	}
 	ch := make(chan Outcome, 1)
 	go func() {
 		defer m.wg.Done()
-		err := m.answer(ctx, protocol, resetType, func(o Outcome) { ch <- o })
+		err := m.answer(ctx, protocol, resetType, action, func(o Outcome) { ch <- o })
 		if err != nil {
 			ch <- Outcome{Err: err}
 		}
@@ -230,14 +241,14 @@ func (m *Machine) ResetAsync(ctx context.Context, protocol, resetType string) (<
 
 // arrive admits a power command: it refuses unsupported types at once and
 // counts the others in flight. With async, it also registers a goroutine.
-func (m *Machine) arrive(protocol, resetType string, async bool) error {
+func (m *Machine) arrive(protocol, resetType, action string, async bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.isClosed {
 		return fmt.Errorf("%s: %w", m.id, ErrClosed)
 	}
 	if !slices.Contains(m.resetTypes, resetType) || !knownResetType(resetType) {
-		m.record(protocol, resetType, "refused: "+ErrUnsupportedResetType.Error())
+		m.record(protocol, action, "refused: "+ErrUnsupportedResetType.Error())
 		return fmt.Errorf("%s: %w %q", m.id, ErrUnsupportedResetType, resetType)
 	}
 	m.inFlight++
@@ -250,7 +261,7 @@ func (m *Machine) arrive(protocol, resetType string, async bool) error {
 
 // answer waits CommandLatency+Hang, then decides the command's fate. notify
 // (may be nil) is called once with the Outcome if answer returns nil.
-func (m *Machine) answer(ctx context.Context, protocol, resetType string, notify func(Outcome)) error {
+func (m *Machine) answer(ctx context.Context, protocol, resetType, action string, notify func(Outcome)) error {
 	m.mu.Lock()
 	wait := m.latency + m.faults.Hang
 	m.mu.Unlock()
@@ -264,19 +275,19 @@ func (m *Machine) answer(ctx context.Context, protocol, resetType string, notify
 	}
 	if waitErr != nil {
 		m.inFlight--
-		m.record(protocol, resetType, "failed: "+waitErr.Error())
+		m.record(protocol, action, "failed: "+waitErr.Error())
 		return fmt.Errorf("%s: %s: %w", m.id, resetType, waitErr)
 	}
 	if m.faults.FailFirst > 0 {
 		m.faults.FailFirst--
 		m.inFlight--
 		left := m.faults.FailFirst
-		m.record(protocol, resetType, fmt.Sprintf("failed: %v (%d left)", ErrSimulatedFailure, left))
+		m.record(protocol, action, fmt.Sprintf("failed: %v (%d left)", ErrSimulatedFailure, left))
 		return fmt.Errorf("%s: %w (%d left)", m.id, ErrSimulatedFailure, left)
 	}
 	if m.faults.Ignore {
 		m.inFlight--
-		m.record(protocol, resetType, "ignored")
+		m.record(protocol, action, "ignored")
 		if notify != nil {
 			notify(Outcome{})
 		}
@@ -285,7 +296,7 @@ func (m *Machine) answer(ctx context.Context, protocol, resetType string, notify
 	steps, err := plan(m.state, resetType, m.delay(), m.faults.NeverFinishSoftOff)
 	if err != nil { // unreachable: arrive checked the type
 		m.inFlight--
-		m.record(protocol, resetType, "refused: "+err.Error())
+		m.record(protocol, action, "refused: "+err.Error())
 		return fmt.Errorf("%s: %w: %w", m.id, ErrUnsupportedResetType, err)
 	}
 	if within := m.faults.RefuseOnWithin; within > 0 && startsPowerOn(steps) {
@@ -298,11 +309,11 @@ func (m *Machine) answer(ctx context.Context, protocol, resetType string, notify
 		}
 		if refused != nil {
 			m.inFlight--
-			m.record(protocol, resetType, fmt.Sprintf("refused: %v: %s", ErrPowerOnRefused, refused.Reason))
+			m.record(protocol, action, fmt.Sprintf("refused: %v: %s", ErrPowerOnRefused, refused.Reason))
 			return refused
 		}
 	}
-	m.record(protocol, resetType, "accepted")
+	m.record(protocol, action, "accepted")
 	if len(steps) == 0 {
 		m.inFlight--
 		if notify != nil {

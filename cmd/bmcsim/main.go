@@ -3,6 +3,8 @@
 // shows every node's state and command log and injects faults.
 //
 //	bmcsim --nodes 8 --delay-min 1s --delay-max 3s --async
+//	bmcsim --nodes 4 --amt     # each node also speaks Intel AMT WS-Man (Digest) at <AMT URL>/wsman
+//	bmcsim --nodes 4 --ipmi    # each node also answers IPMI LAN: ipmitool -I lanplus -H 127.0.0.1 -p <port> -U admin -P password power status
 //	curl -s http://127.0.0.1:8001/nodes/node01
 //	curl -s -X PUT -d '{"FailFirst":2}' http://127.0.0.1:8001/nodes/node01/faults
 package main
@@ -48,6 +50,10 @@ type options struct {
 	tls      bool
 	seed     uint64
 	powerOn  bool
+	amt      bool
+	amtBase  int
+	ipmi     bool
+	ipmiBase int
 	logLevel string
 	ready    func(controlURL string) // test hook: called once everything listens
 }
@@ -67,6 +73,14 @@ The control API on --control (JSON):
   GET /nodes/{id}            one node, with its RedfishURL
   PUT /nodes/{id}/faults     {"FailFirst":N,"Ignore":b,"Hang":"2s","RefuseOnWithin":"5s","NeverFinishSoftOff":b}
   PUT /nodes/{id}/power      {"PowerState":"On"|"Off"}  (setup jump, not a command)
+
+With --amt each node also serves Intel AMT's WS-Management at /wsman on a
+port of its own (HTTP Digest, the same --user and --password; HTTPS with
+--tls), printed after its Redfish URL.
+
+With --ipmi each node also answers IPMI over LAN (RMCP+ "lanplus" and IPMI
+1.5 "lan", the same --user and --password) on a UDP port of its own, printed
+as "<node>	ipmi	<host:port>".
 
 It runs until SIGINT or SIGTERM.`,
 		Args:          cobra.NoArgs,
@@ -90,6 +104,10 @@ It runs until SIGINT or SIGTERM.`,
 	fl.BoolVar(&o.tls, "tls", false, "serve Redfish over HTTPS with self-signed certificates")
 	fl.Uint64Var(&o.seed, "seed", 0, "seed of the transition times (node i uses seed+i); 0 is random")
 	fl.BoolVar(&o.powerOn, "power-on", false, "start every node On instead of Off")
+	fl.BoolVar(&o.amt, "amt", false, "also serve Intel AMT WS-Man (Digest auth) per node")
+	fl.IntVar(&o.amtBase, "amt-base-port", 0, "with --amt, node i's AMT listens on amt-base-port+i-1; 0 picks free ports")
+	fl.BoolVar(&o.ipmi, "ipmi", false, "also answer IPMI over LAN (UDP) per node")
+	fl.IntVar(&o.ipmiBase, "ipmi-base-port", 0, "with --ipmi, node i's IPMI listens on UDP ipmi-base-port+i-1; 0 picks free ports")
 	fl.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -112,6 +130,10 @@ func (o *options) validate() error {
 		return errors.New("--latency must not be negative")
 	case o.basePort < 0 || o.basePort+o.nodes-1 > 65535:
 		return fmt.Errorf("--base-port %d: ports out of range for %d nodes", o.basePort, o.nodes)
+	case o.amtBase < 0 || o.amtBase+o.nodes-1 > 65535:
+		return fmt.Errorf("--amt-base-port %d: ports out of range for %d nodes", o.amtBase, o.nodes)
+	case o.ipmiBase < 0 || o.ipmiBase+o.nodes-1 > 65535:
+		return fmt.Errorf("--ipmi-base-port %d: ports out of range for %d nodes", o.ipmiBase, o.nodes)
 	case net.ParseIP(o.host) == nil:
 		return fmt.Errorf("--host %q: want an IP address", o.host)
 	}
@@ -147,8 +169,26 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		if o.seed != 0 {
 			seed = o.seed + uint64(i)
 		}
+		amtListen := ""
+		if o.amt {
+			amtPort := 0
+			if o.amtBase != 0 {
+				amtPort = o.amtBase + i - 1
+			}
+			amtListen = net.JoinHostPort(o.host, strconv.Itoa(amtPort))
+		}
+		ipmiListen := ""
+		if o.ipmi {
+			ipmiPort := 0
+			if o.ipmiBase != 0 {
+				ipmiPort = o.ipmiBase + i - 1
+			}
+			ipmiListen = net.JoinHostPort(o.host, strconv.Itoa(ipmiPort))
+		}
 		n, err := fleet.Add(simulator.NodeSpec{
 			ID:         nodeID(i, o.nodes),
+			IPMIListen: ipmiListen,
+			AMTListen:  amtListen,
 			Listen:     net.JoinHostPort(o.host, strconv.Itoa(port)),
 			User:       o.user,
 			Password:   o.password,
@@ -165,7 +205,14 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s\t%s%s\n", n.ID(), n.URL(), n.SystemPath())
+		if n.AMTURL() != "" {
+			fmt.Fprintf(stdout, "%s\t%s%s\t%s/wsman\n", n.ID(), n.URL(), n.SystemPath(), n.AMTURL())
+		} else {
+			fmt.Fprintf(stdout, "%s\t%s%s\n", n.ID(), n.URL(), n.SystemPath())
+		}
+		if n.IPMIAddr() != "" {
+			fmt.Fprintf(stdout, "%s\tipmi\t%s\n", n.ID(), n.IPMIAddr())
+		}
 	}
 
 	ln, err := net.Listen("tcp", o.control)

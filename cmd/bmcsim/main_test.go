@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	amtbackend "github.com/fishgate/fishgate/backends/amt"
+	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/simulator"
 )
 
@@ -124,12 +126,65 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunAMT starts nodes with --amt and drives one through its AMT front
+// with the AMT backend.
+func TestRunAMT(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	cmd := newCommand(func(u string) { ready <- u })
+	var out syncBuffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs([]string{"--nodes", "2", "--amt", "--control", "127.0.0.1:0", "--delay-min", "5ms", "--delay-max", "10ms",
+		"--user", "admin", "--password", "Amt-P4ss", "--log-level", "warn"})
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	var control string
+	select {
+	case control = <-ready:
+	case err := <-done:
+		t.Fatalf("bmcsim exited early: %v\n%s", err, out.String())
+	case <-time.After(5 * time.Second):
+		t.Fatal("bmcsim did not start")
+	}
+	var n2 simulator.NodeView
+	getJSON(t, control+"/nodes/node02", &n2)
+	if !strings.HasPrefix(n2.AMTURL, "http://127.0.0.1:") || !strings.Contains(out.String(), "node02\t"+n2.RedfishURL+n2.SystemPath+"\t"+n2.AMTURL+"/wsman") {
+		t.Fatalf("AMT URL %q not in the view or the output:\n%s", n2.AMTURL, out.String())
+	}
+	b, err := amtbackend.New(amtbackend.Config{Endpoint: n2.AMTURL, User: "admin", Password: "Amt-P4ss", RetryBackoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Reset(ctx, schemas.ResetOn); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		getJSON(t, control+"/nodes/node02", &n2)
+		if n2.PowerState == "On" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n2.PowerState != "On" || len(n2.Commands) != 1 || n2.Commands[0].Protocol != "amt" || n2.Commands[0].Action != "On (2)" {
+		t.Errorf("node02 %+v", n2)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRunRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--nodes", "0"},
 		{"--delay-min", "2s", "--delay-max", "1s"},
 		{"--host", "localhost"},
 		{"--base-port", "65535", "--nodes", "2"},
+		{"--amt", "--amt-base-port", "65535", "--nodes", "2"},
 		{"--log-level", "loud"},
 		{"extra"},
 	} {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,6 +45,7 @@ func demoCmd() *cobra.Command {
 	fl.StringVar(&o.Password, "password", "fishgate", "gateway password")
 	fl.DurationVar(&o.DelayMin, "delay-min", time.Second, "shortest simulated power transition")
 	fl.DurationVar(&o.DelayMax, "delay-max", 3*time.Second, "longest simulated power transition (0 = instant)")
+	fl.StringSliceVar(&o.Backends, "backends", []string{"redfish", "amt"}, "BMC protocols of the simulated nodes, assigned in turn")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -52,7 +54,7 @@ func printDemo(cmd *cobra.Command, d *demo.Demo) {
 	w := cmd.OutOrStdout()
 	url, u, p := d.URL(), d.User, d.Pass
 	first := d.Config.Nodes[0].ID
-	fmt.Fprintf(w, `fishgate demo: %d simulated Redfish BMCs behind the gateway, embedded Redis.
+	fmt.Fprintf(w, `fishgate demo: %d simulated BMCs (%s) behind the gateway, embedded Redis.
 
   Redfish API    %s/redfish/v1   (user %q, password %q)
   per-node BMC   %s/bmc/%s/redfish/v1
@@ -64,7 +66,7 @@ Try:
   curl -s -u %s:%s -H 'Content-Type: application/json' -d '{"ResetType":"On"}' %s/redfish/v1/Systems/%s/Actions/ComputerSystem.Reset
 
 Ctrl-C stops it.
-`, len(d.Config.Nodes), url, u, p, url, first, d.SimURL,
+`, len(d.Config.Nodes), strings.Join(d.Backends(), ", "), url, u, p, url, first, d.SimURL,
 		u, p, url,
 		u, p, url, first,
 		u, p, url, first)

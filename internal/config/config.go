@@ -81,9 +81,10 @@ type Node struct {
 	// ID names the node in URLs: /redfish/v1/Systems/<id>, /bmc/<id>/redfish/v1.
 	ID   string `yaml:"id"`
 	Name string `yaml:"name"`
-	// Backend is the BMC protocol: redfish.
+	// Backend is the BMC protocol: redfish or amt.
 	Backend string `yaml:"backend"`
-	// Address is the BMC's URL (redfish: https://host[:port]).
+	// Address is the BMC's URL (redfish: https://host[:port]; amt:
+	// http://host:16992 or https://host:16993).
 	Address  string `yaml:"address"`
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
@@ -97,7 +98,7 @@ type Node struct {
 }
 
 // Backends this build supports.
-var Backends = []string{"redfish"}
+var Backends = []string{"redfish", "amt"}
 
 // Policies are the admission policies.
 var Policies = []string{"now-next", "queue", "supersede", "reject"}

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fishgate/fishgate/internal/config"
@@ -29,7 +31,10 @@ type Options struct {
 	DelayMin, DelayMax time.Duration
 	Instant            bool // transitions take no time (tests)
 	SyncInterval       time.Duration
-	Logger             *slog.Logger
+	// Backends are the BMC protocols of the simulated nodes, assigned in
+	// turn: node01 the first, node02 the second, ... (default redfish only).
+	Backends []string
+	Logger   *slog.Logger
 }
 
 // Demo is a running demo.
@@ -75,6 +80,14 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if len(o.Backends) == 0 {
+		o.Backends = []string{"redfish"}
+	}
+	for _, b := range o.Backends {
+		if !slices.Contains(config.Backends, b) {
+			return nil, fmt.Errorf("backends: %q is not one of %s", b, strings.Join(config.Backends, ", "))
+		}
+	}
 	if o.Nodes < 1 || o.Nodes > 5000 {
 		return nil, fmt.Errorf("nodes: %d is out of range 1..5000", o.Nodes)
 	}
@@ -90,17 +103,30 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 	cfg.Accounts = []config.Account{{User: o.User, Password: o.Password, Role: "Administrator"}}
 	for i := 1; i <= o.Nodes; i++ {
 		id := NodeID(i, o.Nodes)
-		n, err := d.Fleet.Add(simulator.NodeSpec{
+		kind := o.Backends[(i-1)%len(o.Backends)]
+		spec := simulator.NodeSpec{
 			ID: id, User: "bmc-" + id, Password: "bmc-secret",
 			Machine: simulator.MachineConfig{DelayMin: o.DelayMin, DelayMax: o.DelayMax, InitialPower: "Off"},
-		})
+		}
+		switch kind {
+		case "amt":
+			spec.AMTListen = "127.0.0.1:0"
+		case "ipmi":
+			spec.IPMIListen = "127.0.0.1:0"
+		}
+		n, err := d.Fleet.Add(spec)
 		if err != nil {
 			d.Fleet.Close()
 			return nil, err
 		}
-		cfg.Nodes = append(cfg.Nodes, config.Node{
-			ID: id, Backend: "redfish", Address: n.URL(), User: "bmc-" + id, Password: "bmc-secret",
-		})
+		node := config.Node{ID: id, Backend: kind, Address: n.URL(), User: "bmc-" + id, Password: "bmc-secret"}
+		switch kind {
+		case "amt":
+			node.Address = n.AMTURL()
+		case "ipmi":
+			node.Address = "ipmi://" + n.IPMIAddr()
+		}
+		cfg.Nodes = append(cfg.Nodes, node)
 	}
 	d.Config = cfg
 	var err error
@@ -127,4 +153,13 @@ func (d *Demo) Serve(ctx context.Context) error {
 	err := d.Gateway.Serve(ctx)
 	d.simSrv.Close()
 	return errors.Join(err, d.Fleet.Close())
+}
+
+// Backends lists each node's backend kind, as "node01=redfish".
+func (d *Demo) Backends() []string {
+	var out []string
+	for _, n := range d.Config.Nodes {
+		out = append(out, n.ID+"="+n.Backend)
+	}
+	return out
 }

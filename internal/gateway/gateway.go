@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fishgate/fishgate/backends"
+	amtbackend "github.com/fishgate/fishgate/backends/amt"
 	rfbackend "github.com/fishgate/fishgate/backends/redfish"
 	"github.com/fishgate/fishgate/internal/config"
 	"github.com/fishgate/fishgate/internal/redisx"
@@ -39,6 +40,11 @@ func NewBackend(n config.Node, log *slog.Logger) (backends.Backend, error) {
 		return rfbackend.New(rfbackend.Config{
 			Endpoint: n.Address, User: n.User, Password: n.Password,
 			Insecure: n.Insecure, SystemID: n.SystemID, Logger: log.With("node", n.ID),
+		})
+	case "amt":
+		return amtbackend.New(amtbackend.Config{
+			Endpoint: n.Address, User: n.User, Password: n.Password,
+			Insecure: n.Insecure, Logger: log.With("node", n.ID),
 		})
 	}
 	return nil, fmt.Errorf("node %s: unknown backend %q", n.ID, n.Backend)

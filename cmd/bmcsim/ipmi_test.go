@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/fishgate/fishgate/internal/ipmibmc/ipmitooltest"
+)
+
+// TestRunIPMI starts nodes with --ipmi, reads their IPMI addresses from the
+// output and asks one for its power with ipmitool.
+func TestRunIPMI(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	cmd := newCommand(func(u string) { ready <- u })
+	var out syncBuffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs([]string{"--nodes", "2", "--control", "127.0.0.1:0", "--ipmi", "--power-on",
+		"--user", "root", "--password", "calvin", "--log-level", "warn"})
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("bmcsim exited early: %v\n%s", err, out.String())
+	case <-time.After(5 * time.Second):
+		t.Fatal("bmcsim did not start")
+	}
+	addrs := regexp.MustCompile(`(?m)^(node0[12])\tipmi\t(127\.0\.0\.1:\d+)$`).FindAllStringSubmatch(out.String(), -1)
+	if len(addrs) != 2 {
+		t.Fatalf("want two IPMI addresses in the output:\n%s", out.String())
+	}
+	to := ipmitooltest.Target{Addr: addrs[1][2], User: "root", Password: "calvin"}
+	if got := ipmitooltest.MustRun(t, to, "power", "status"); got != "Chassis Power is on" {
+		t.Errorf("%s power status: %q", addrs[1][1], got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("bmcsim: %v", err)
+	}
+}
