@@ -18,17 +18,18 @@ type NodeView struct {
 	Status
 	RedfishURL string `json:"RedfishURL"`
 	SystemPath string `json:"SystemPath"`
-	AMTURL     string `json:"AMTURL,omitempty"` // base URL of the AMT front (WS-Man at /wsman), if any
+	AMTURL     string `json:"AMTURL,omitempty"`   // base URL of the AMT front (WS-Man at /wsman), if any
+	IPMIAddr   string `json:"IPMIAddr,omitempty"` // UDP address of the IPMI front, if any
 }
 
 func viewOf(n *Node) NodeView {
-	return NodeView{Status: n.machine.Status(), RedfishURL: n.url, SystemPath: n.SystemPath(), AMTURL: n.AMTURL()}
+	return NodeView{Status: n.machine.Status(), RedfishURL: n.url, SystemPath: n.SystemPath(), AMTURL: n.AMTURL(), IPMIAddr: n.IPMIAddr()}
 }
 
 // ControlHandler returns the fleet's control/status API, JSON over HTTP:
 //
 //	GET  /nodes               → [NodeView, ...] sorted by id
-//	GET  /nodes/{id}          → NodeView (Status + RedfishURL + SystemPath [+ AMTURL])
+//	GET  /nodes/{id}          → NodeView (Status + RedfishURL + SystemPath [+ AMTURL] [+ IPMIAddr])
 //	PUT  /nodes/{id}/faults   Faults JSON → 200 + NodeView; replaces all faults
 //	PUT  /nodes/{id}/power    {"PowerState":"On"|"Off"} → 200 + NodeView (setup jump)
 //

@@ -10,12 +10,13 @@
 //	messages.go Redfish error bodies and Base registry messages, in one place
 //	amt.go      the Intel AMT front of one node: WS-Man with Digest auth, CIM power and boot
 //	amt_wsman.go SOAP 1.2 / WS-Man XML of the AMT front
+//	ipmi.go     the IPMI LAN front of one node: internal/ipmibmc with the Machine behind it
 //	fleet.go    Node and Fleet: many nodes, each with its own listener
 //	control.go  the control/status API (JSON over HTTP) of a Fleet
 //
-// A Machine is the simulated hardware; a protocol front (Redfish, AMT; IPMI
-// later) translates its wire protocol into Machine calls, naming itself in
-// the protocol argument so the command log says who asked.
+// A Machine is the simulated hardware; a protocol front (Redfish, AMT, IPMI)
+// translates its wire protocol into Machine calls, naming itself in the
+// protocol argument so the command log says who asked.
 //
 // # Power state machine
 //
@@ -111,6 +112,18 @@
 // 0; Hang delays the answer; RefuseOnWithin answers 4099 (Busy). A front
 // built with AMTConfig.Jobs answers 4096 and a CIM_ConcreteJob instead, that
 // ends Completed, Exception (with the failure) or Terminated (superseded).
+//
+// # IPMI front
+//
+// With NodeSpec.IPMIListen a node also answers IPMI over LAN on a UDP port:
+// RMCP+ ("ipmitool -I lanplus", cipher suites 3 and 17) and IPMI v1.5
+// ("-I lan"), the node's User and Password. Chassis Control power up, power
+// down, soft shutdown, hard reset, power cycle and diagnostic interrupt are
+// Resets On, ForceOff, GracefulShutdown, ForceRestart, PowerCycle and Nmi,
+// logged as protocol "ipmi" with the ResetType as Action; the boot flags are
+// the Boot override; a BMC Cold or Warm Reset is logged "ColdReset" or
+// "WarmReset" and leaves the host alone. Get Chassis Status, like AMT, reads
+// a transition as "not there yet" until it settles (see ipmi.go).
 //
 // # Redfish front
 //

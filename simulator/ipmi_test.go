@@ -164,7 +164,7 @@ func TestIPMIFrontFaults(t *testing.T) {
 // TestIPMIPowerDuringTransition: Get Chassis Status shows the target of a
 // transition only once it has settled.
 func TestIPMIPowerDuringTransition(t *testing.T) {
-	m := NewMachine("m", MachineConfig{DelayMin: 400 * time.Millisecond, DelayMax: 400 * time.Millisecond})
+	m := NewMachine("m", MachineConfig{DelayMin: 700 * time.Millisecond, DelayMax: 700 * time.Millisecond})
 	defer m.Close()
 	target := machineTarget{m}
 	ctx := context.Background()

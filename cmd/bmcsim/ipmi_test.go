@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fishgate/fishgate/internal/ipmibmc/ipmitooltest"
+	"github.com/fishgate/fishgate/simulator"
 )
 
 // TestRunIPMI starts nodes with --ipmi, reads their IPMI addresses from the
@@ -23,8 +24,9 @@ func TestRunIPMI(t *testing.T) {
 		"--user", "root", "--password", "calvin", "--log-level", "warn"})
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
+	var control string
 	select {
-	case <-ready:
+	case control = <-ready:
 	case err := <-done:
 		t.Fatalf("bmcsim exited early: %v\n%s", err, out.String())
 	case <-time.After(5 * time.Second):
@@ -33,6 +35,11 @@ func TestRunIPMI(t *testing.T) {
 	addrs := regexp.MustCompile(`(?m)^(node0[12])\tipmi\t(127\.0\.0\.1:\d+)$`).FindAllStringSubmatch(out.String(), -1)
 	if len(addrs) != 2 {
 		t.Fatalf("want two IPMI addresses in the output:\n%s", out.String())
+	}
+	var view simulator.NodeView
+	getJSON(t, control+"/nodes/node02", &view)
+	if view.IPMIAddr != addrs[1][2] {
+		t.Errorf("control API IPMIAddr %q, printed %q", view.IPMIAddr, addrs[1][2])
 	}
 	to := ipmitooltest.Target{Addr: addrs[1][2], User: "root", Password: "calvin"}
 	if got := ipmitooltest.MustRun(t, to, "power", "status"); got != "Chassis Power is on" {

@@ -45,7 +45,8 @@ func demoCmd() *cobra.Command {
 	fl.StringVar(&o.Password, "password", "fishgate", "gateway password")
 	fl.DurationVar(&o.DelayMin, "delay-min", time.Second, "shortest simulated power transition")
 	fl.DurationVar(&o.DelayMax, "delay-max", 3*time.Second, "longest simulated power transition (0 = instant)")
-	fl.StringSliceVar(&o.Backends, "backends", []string{"redfish", "amt"}, "BMC protocols of the simulated nodes, assigned in turn")
+	fl.StringSliceVar(&o.Backends, "backends", []string{"redfish", "ipmi", "amt"}, "BMC protocols of the simulated nodes, assigned in turn")
+	fl.BoolVar(&o.IPMIFront, "ipmi-front", true, "the gateway also answers IPMI over LAN for every node")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -65,9 +66,23 @@ Try:
   curl -s -u %s:%s %s/redfish/v1/Systems/%s
   curl -s -u %s:%s -H 'Content-Type: application/json' -d '{"ResetType":"On"}' %s/redfish/v1/Systems/%s/Actions/ComputerSystem.Reset
 
+%s
 Ctrl-C stops it.
 `, len(d.Config.Nodes), strings.Join(d.Backends(), ", "), url, u, p, url, first, d.SimURL,
 		u, p, url,
 		u, p, url, first,
-		u, p, url, first)
+		u, p, url, first, ipmiExample(d, u, p, first))
+}
+
+// ipmiExample is an ipmitool line for the gateway's IPMI front of node, if any.
+func ipmiExample(d *demo.Demo, user, pass, node string) string {
+	addr := d.Gateway.IPMIAddr(node)
+	if addr == "" {
+		return ""
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		host, port = addr[:i], addr[i+1:]
+	}
+	return fmt.Sprintf("  ipmitool -I lanplus -H %s -p %s -U %s -P %s chassis power status   # %s through the gateway's IPMI front\n", host, port, user, pass, node)
 }

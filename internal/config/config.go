@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	ipmibackend "github.com/fishgate/fishgate/backends/ipmi"
 )
 
 // Config is everything `fishgate serve` needs. Zero values take the
@@ -45,6 +47,8 @@ type Config struct {
 	Accounts []Account `yaml:"accounts"`
 	// Nodes are the machines the gateway manages.
 	Nodes []Node `yaml:"nodes"`
+	// Events configures the EventService (events.go).
+	Events Events `yaml:"events"`
 }
 
 // Admission configures the serializer (DESIGN.md §4).
@@ -81,10 +85,11 @@ type Node struct {
 	// ID names the node in URLs: /redfish/v1/Systems/<id>, /bmc/<id>/redfish/v1.
 	ID   string `yaml:"id"`
 	Name string `yaml:"name"`
-	// Backend is the BMC protocol: redfish or amt.
+	// Backend is the BMC protocol: redfish, amt or ipmi.
 	Backend string `yaml:"backend"`
-	// Address is the BMC's URL (redfish: https://host[:port]; amt:
-	// http://host:16992 or https://host:16993).
+	// Address is the BMC's address (redfish: https://host[:port]; amt:
+	// http://host:16992 or https://host:16993; ipmi: host, host:port or
+	// ipmi://host[:port], UDP port 623 by default).
 	Address  string `yaml:"address"`
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
@@ -95,10 +100,26 @@ type Node struct {
 	// SystemID picks the ComputerSystem on a Redfish BMC with several
 	// ("/redfish/v1/Systems/1" or "1"); empty = the first member.
 	SystemID string `yaml:"system_id"`
+	// CipherSuite is the ipmi backend's RMCP+ cipher suite (3, 17, ...);
+	// 0 takes the strongest the BMC offers.
+	CipherSuite int `yaml:"cipher_suite"`
+	// IPMIInterface is the ipmi backend's protocol: lanplus (IPMI 2.0,
+	// default) or lan (IPMI 1.5).
+	IPMIInterface string `yaml:"ipmi_interface"`
+	// IPMIListen, when set, makes the gateway answer IPMI over LAN for this
+	// node (any backend) on this UDP address, "0.0.0.0:623" or
+	// "127.0.0.1:6231": ipmitool power on/off/soft/reset/cycle/diag become
+	// admissions, power status reads the node's state, bootdev sets its boot
+	// override.
+	IPMIListen string `yaml:"ipmi_listen"`
+	// IPMIUser and IPMIPassword are that IPMI front's account (at most 16
+	// and 20 bytes); required with ipmi_listen.
+	IPMIUser     string `yaml:"ipmi_user"`
+	IPMIPassword string `yaml:"ipmi_password"`
 }
 
 // Backends this build supports.
-var Backends = []string{"redfish", "amt"}
+var Backends = []string{"redfish", "amt", "ipmi"}
 
 // Policies are the admission policies.
 var Policies = []string{"now-next", "queue", "supersede", "reject"}
@@ -142,6 +163,7 @@ func Default() Config {
 			Policy: "now-next", QueueMax: 8, FlipLimit: 10, FlipWindow: Duration(time.Minute),
 			Precedence: map[string]int{"ForceOff": 2, "GracefulShutdown": 1},
 		},
+		Events: defaultEvents(),
 	}
 }
 
@@ -252,6 +274,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	ids := map[string]bool{}
+	ipmiListens := map[string]bool{}
 	for i, n := range c.Nodes {
 		f := fmt.Sprintf("nodes[%d]", i)
 		switch {
@@ -266,10 +289,35 @@ func (c *Config) Validate() error {
 		if !contains(Backends, n.Backend) {
 			bad(f+".backend", "%q is not one of %s", n.Backend, strings.Join(Backends, ", "))
 		}
-		if u, err := url.Parse(n.Address); n.Address == "" {
+		switch u, err := url.Parse(n.Address); {
+		case n.Address == "":
 			bad(f+".address", "required")
-		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		case n.Backend == "ipmi":
+			if _, _, err := ipmibackend.SplitAddress(n.Address); err != nil {
+				bad(f+".address", "%v", err)
+			}
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			bad(f+".address", "%q is not an http:// or https:// URL", n.Address)
+		}
+		if n.IPMIInterface != "" && n.IPMIInterface != "lanplus" && n.IPMIInterface != "lan" {
+			bad(f+".ipmi_interface", "%q is not lanplus or lan", n.IPMIInterface)
+		}
+		if n.CipherSuite < 0 || n.CipherSuite > 255 {
+			bad(f+".cipher_suite", "%d is out of range 0..255", n.CipherSuite)
+		}
+		if n.IPMIListen != "" {
+			if _, _, err := net.SplitHostPort(n.IPMIListen); err != nil {
+				bad(f+".ipmi_listen", "%q is not host:port", n.IPMIListen)
+			} else if ipmiListens[n.IPMIListen] && !strings.HasSuffix(n.IPMIListen, ":0") {
+				bad(f+".ipmi_listen", "%q is used by another node", n.IPMIListen)
+			}
+			ipmiListens[n.IPMIListen] = true
+			if n.IPMIUser == "" || len(n.IPMIUser) > 16 {
+				bad(f+".ipmi_user", "required with ipmi_listen, at most 16 bytes")
+			}
+			if n.IPMIPassword == "" || len(n.IPMIPassword) > 20 {
+				bad(f+".ipmi_password", "required with ipmi_listen, at most 20 bytes")
+			}
 		}
 		if n.Policy != "" && !contains(Policies, n.Policy) {
 			bad(f+".policy", "%q is not one of %s", n.Policy, strings.Join(Policies, ", "))
@@ -278,6 +326,7 @@ func (c *Config) Validate() error {
 			bad(f+".user", "required")
 		}
 	}
+	c.Events.validate(bad)
 	return errors.Join(errs...)
 }
 

@@ -31,6 +31,10 @@ type Options struct {
 	DelayMin, DelayMax time.Duration
 	Instant            bool // transitions take no time (tests)
 	SyncInterval       time.Duration
+	// IPMIFront makes the gateway answer IPMI over LAN for every node (on a
+	// free loopback UDP port each; user = the gateway user, password = the
+	// gateway password).
+	IPMIFront bool
 	// Backends are the BMC protocols of the simulated nodes, assigned in
 	// turn: node01 the first, node02 the second, ... (default redfish only).
 	Backends []string
@@ -120,6 +124,9 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 			return nil, err
 		}
 		node := config.Node{ID: id, Backend: kind, Address: n.URL(), User: "bmc-" + id, Password: "bmc-secret"}
+		if o.IPMIFront {
+			node.IPMIListen, node.IPMIUser, node.IPMIPassword = "127.0.0.1:0", o.User, o.Password
+		}
 		switch kind {
 		case "amt":
 			node.Address = n.AMTURL()

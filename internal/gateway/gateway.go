@@ -13,8 +13,11 @@ import (
 
 	"github.com/fishgate/fishgate/backends"
 	amtbackend "github.com/fishgate/fishgate/backends/amt"
+	ipmibackend "github.com/fishgate/fishgate/backends/ipmi"
 	rfbackend "github.com/fishgate/fishgate/backends/redfish"
+	"github.com/fishgate/fishgate/events"
 	"github.com/fishgate/fishgate/internal/config"
+	"github.com/fishgate/fishgate/internal/ipmifront"
 	"github.com/fishgate/fishgate/internal/redisx"
 	"github.com/fishgate/fishgate/redfish"
 	"github.com/fishgate/fishgate/schemas"
@@ -27,10 +30,12 @@ type Gateway struct {
 	log      *slog.Logger
 	redis    *redisx.Conn
 	nodes    *serializer.Service
+	events   *events.Bus
 	api      *redfish.Server
 	listener net.Listener
 	proxies  *proxies
 	server   *http.Server
+	ipmi     []*ipmifront.Server // one per node with ipmi_listen
 }
 
 // NewBackend builds the backend a node's config names.
@@ -45,6 +50,15 @@ func NewBackend(n config.Node, log *slog.Logger) (backends.Backend, error) {
 		return amtbackend.New(amtbackend.Config{
 			Endpoint: n.Address, User: n.User, Password: n.Password,
 			Insecure: n.Insecure, Logger: log.With("node", n.ID),
+		})
+	case "ipmi":
+		host, port, err := ipmibackend.SplitAddress(n.Address)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", n.ID, err)
+		}
+		return ipmibackend.New(ipmibackend.Config{
+			Host: host, Port: port, User: n.User, Password: n.Password,
+			CipherSuite: n.CipherSuite, Interface: n.IPMIInterface, Logger: log.With("node", n.ID),
 		})
 	}
 	return nil, fmt.Errorf("node %s: unknown backend %q", n.ID, n.Backend)
@@ -80,10 +94,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		}
 		nodes = append(nodes, sn)
 	}
+	if g.events, err = newEvents(cfg.Events, g.redis.Client, log); err != nil {
+		g.redis.Close()
+		return nil, err
+	}
 	def := rules(cfg.Admission)
 	g.nodes, err = serializer.New(nodes, serializer.Options{
 		Redis: g.redis.Client, Rules: &def, LeaseTTL: time.Duration(cfg.LeaseTTL),
 		SyncInterval: time.Duration(cfg.SyncInterval), Retries: cfg.Retries, Logger: log,
+		Events: g.events,
 	})
 	if err != nil {
 		g.redis.Close()
@@ -98,13 +117,29 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		Nodes: g.nodes, Redis: g.redis.Client, Accounts: accounts,
 		SessionTimeout: time.Duration(cfg.SessionTimeout), MaxBodyBytes: cfg.MaxBodyBytes,
 		Passthrough: g.proxies.handler,
-		ServiceID:   cfg.RedisURL + "|" + cfg.Listen, Logger: log,
+		Events:      g.events, SSEKeepAlive: time.Duration(cfg.Events.SSEKeepAlive),
+		ServiceID: cfg.RedisURL + "|" + cfg.Listen, Logger: log,
 	})
 	if err != nil {
 		g.redis.Close()
 		return nil, err
 	}
+	for _, n := range cfg.Nodes {
+		if n.IPMIListen == "" {
+			continue
+		}
+		f, err := ipmifront.Serve(context.Background(), ipmifront.Config{
+			Addr: n.IPMIListen, Node: n.ID, User: n.IPMIUser, Password: n.IPMIPassword, Logger: log,
+		}, g.nodes)
+		if err != nil {
+			g.closeIPMI()
+			g.redis.Close()
+			return nil, err
+		}
+		g.ipmi = append(g.ipmi, f)
+	}
 	if g.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		g.closeIPMI()
 		g.redis.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
@@ -131,6 +166,7 @@ func (g *Gateway) Handler() http.Handler { return g.api.Handler() }
 
 // Serve reads every node once, then serves until ctx ends, then shuts down.
 func (g *Gateway) Serve(ctx context.Context) error {
+	g.events.Start(ctx) // SSE streams end with ctx, so Shutdown does not wait for them
 	g.nodes.Start(ctx)
 	errc := make(chan error, 1)
 	go func() {
@@ -152,7 +188,27 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		err = nil
 	}
 	g.proxies.close()
-	return errors.Join(err, g.nodes.Close(), g.redis.Close())
+	return errors.Join(err, g.closeIPMI(), g.nodes.Close(), g.events.Close(), g.redis.Close())
+}
+
+// closeIPMI stops the nodes' IPMI fronts.
+func (g *Gateway) closeIPMI() error {
+	var errs []error
+	for _, f := range g.ipmi {
+		errs = append(errs, f.Close())
+	}
+	g.ipmi = nil
+	return errors.Join(errs...)
+}
+
+// IPMIAddr is the UDP address of a node's IPMI front, "" without one.
+func (g *Gateway) IPMIAddr(node string) string {
+	for _, f := range g.ipmi {
+		if f.Node() == node {
+			return f.Addr()
+		}
+	}
+	return ""
 }
 
 // rules converts the admission config to serializer rules.

@@ -122,7 +122,7 @@ const (
 )
 
 // setBootOptions implements Set System Boot Options (v2.0 §28.12) for
-// parameters 0 (set in progress), 3 (boot flag valid bit clearing, kept,
+// parameters 0 (set in progress, accepted and reported, never refused), 3 (boot flag valid bit clearing, kept,
 // the flags are never cleared automatically), 4 (boot info acknowledge,
 // kept) and 5 (boot flags, written to the target). Others answer 80h.
 func (s *Server) setBootOptions(ctx context.Context, _ *handlers.HandlerContext, req []byte) ([]byte, uint8) {
@@ -135,18 +135,18 @@ func (s *Server) setBootOptions(ctx context.Context, _ *handlers.HandlerContext,
 		if len(data) < 1 {
 			return nil, ccRequestDataTruncated
 		}
-		v := data[0] & 0x03
-		s.bootMu.Lock()
-		defer s.bootMu.Unlock()
-		switch {
-		case v == 3:
+		// Kept for Get only: every write is applied at once, and a client
+		// that left "set in progress" behind must not lock the others out
+		// (81h is optional).
+		switch v := data[0] & 0x03; v {
+		case 3:
 			return nil, ccInvalidDataField
-		case v == 1 && s.setInProg == 1:
-			return nil, ccSetInProgress
-		case v == 2: // commit write: every write is applied at once
-			return nil, ccOK
+		case 2: // commit write
+		default:
+			s.bootMu.Lock()
+			s.setInProg = v
+			s.bootMu.Unlock()
 		}
-		s.setInProg = v
 		return nil, ccOK
 	case bootParamValidBitClear:
 		if len(data) < 1 {

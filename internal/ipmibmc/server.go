@@ -21,15 +21,16 @@
 //
 // Ours (handlers.go), each calling the PowerTarget:
 //
-//	Get Chassis Status       (§28.2)            PowerState
-//	Chassis Control          (§28.3, Table 28-4) Control, all six actions;
-//	                                             go-ipmi's own refuses the
-//	                                             diagnostic interrupt
-//	Set System Boot Options  (§28.12, Table 28-14 parameters 0, 3, 4, 5)  SetBoot
-//	Get System Boot Options  (§28.13)           Boot
-//	Cold Reset / Warm Reset  (§20.2 / §20.3)    BMCReset; go-ipmi's own call the
-//	                                             chassis hard-reset and soft-off
-//	                                             hooks, i.e. reset the host
+//	Get Chassis Status       §28.2                       PowerState
+//	Chassis Control          §28.3, Table 28-4           Control: all six actions
+//	                                                     (go-ipmi's own refuses the
+//	                                                     diagnostic interrupt)
+//	Set System Boot Options  §28.12, Table 28-14 #0,3,4,5 SetBoot (#5, boot flags)
+//	Get System Boot Options  §28.13                      Boot
+//	Cold Reset, Warm Reset   §20.2, §20.3                BMCReset (go-ipmi's own call
+//	                                                     the chassis hard-reset and
+//	                                                     soft-off hooks: they reset
+//	                                                     the host)
 //
 // A Chassis Control or BMC reset that arrives again with the same RMCP+
 // session sequence number (a client retransmitting an identical packet, as
@@ -43,6 +44,13 @@
 // minimum of 4, which a few parallel ipmitool calls exhaust), idle ones
 // closed after 60 s (§6.12.15). IPMI v1.5 sessions stay limited to 4: go-ipmi
 // v0.9.1 has no option for that store.
+//
+// go-ipmi handles every packet on a goroutine of its own, so two packets of
+// one session sent without waiting for the first answer may be handled in
+// either order. Only "ipmitool mc reset cold|warm" does that (it sends the
+// reset and Close Session at once): the reset may then find its session
+// closed and be dropped. That is harmless (a BMC reset changes nothing
+// here); "ipmitool raw 0x06 0x02" waits for the answer.
 package ipmibmc
 
 import (

@@ -130,7 +130,6 @@ var (
 const (
 	ccOK                   = 0x00
 	ccParamNotSupported    = 0x80
-	ccSetInProgress        = 0x81
 	ccNodeBusy             = 0xC0
 	ccTimeout              = 0xC3
 	ccRequestDataTruncated = 0xC6
