@@ -172,10 +172,29 @@ func (s *Service) execute(ctx context.Context, n *node, lease, task string, rt s
 	Warn(string, ...any)
 }) result {
 	target, steady := rt.Target()
+	// sent: a command of this task may be under way on the BMC; it cannot be
+	// unsent, so a cancellation lets it settle first (cancelled).
+	sent := interrupted
 	if cancelling {
-		return s.cancelled(ctx, n, "cancelled before it started")
+		return s.cancelled(ctx, n, "cancelled before it started", rt, sent)
 	}
-	before, err := s.readPower(ctx, n)
+	var (
+		before schemas.PowerState
+		err    error
+	)
+	if interrupted {
+		// The previous holder's command may still be under way: let the node
+		// settle before deciding, or a second command would overlap it.
+		want := schemas.PowerUnknown
+		if restarts(rt) {
+			want = schemas.PowerOn
+		}
+		if before = s.settle(ctx, n, want, s.verifyLimit(rt)); before == schemas.PowerUnknown {
+			err = errors.New("power state unknown")
+		}
+	} else {
+		before, err = s.readPower(ctx, n)
+	}
 	if rt == schemas.ResetPushPowerButton && err == nil {
 		target, steady = schemas.PowerOn, true
 		if before == schemas.PowerOn {
@@ -205,15 +224,15 @@ func (s *Service) execute(ctx context.Context, n *node, lease, task string, rt s
 	for attempt := 1; attempt <= attempts; attempt++ {
 		if attempt > 1 {
 			if err := s.pause(ctx, n, lease, task, backoff(s.opts.RetryBackoff, attempt-1)); err != nil {
-				return s.stopped(ctx, n, err)
+				return s.stopped(ctx, n, err, rt, sent)
 			}
 		}
 		res, err := s.store.workerOp(ctx, n.ID, lease, task, s.opts.Clock(), "step", fmt.Sprintf("%s attempt %d", rt, attempt))
 		if err != nil {
-			return s.stopped(ctx, n, err)
+			return s.stopped(ctx, n, err, rt, sent)
 		}
 		if res[1] == "1" {
-			return s.cancelled(ctx, n, "")
+			return s.cancelled(ctx, n, "", rt, sent)
 		}
 		if attempt == 1 {
 			switch {
@@ -230,6 +249,9 @@ func (s *Service) execute(ctx context.Context, n *node, lease, task string, rt s
 		err = n.Backend.Reset(cctx, rt)
 		n.call.Unlock()
 		cancel()
+		if err == nil || errors.Is(err, context.DeadlineExceeded) {
+			sent = true // accepted, or no answer in time: perhaps accepted
+		}
 		if err != nil {
 			lastErr = err
 			log.Warn("BMC command failed", "attempt", attempt, "err", err)
@@ -240,7 +262,7 @@ func (s *Service) execute(ctx context.Context, n *node, lease, task string, rt s
 		}
 		got, err := s.verify(ctx, n, lease, task, rt, target)
 		if err != nil {
-			return s.stopped(ctx, n, err)
+			return s.stopped(ctx, n, err, rt, sent)
 		}
 		if got == target {
 			reason := fmt.Sprintf("%s confirmed by the BMC", target)
@@ -270,9 +292,9 @@ func orUnknown(p schemas.PowerState) string {
 // stopped turns a step error into a result: cancellation ends the task
 // Cancelled; anything else (lease lost, Redis failing) abandons the action
 // without writing: no BMC command is sent until a lease is held again.
-func (s *Service) stopped(ctx context.Context, n *node, err error) result {
+func (s *Service) stopped(ctx context.Context, n *node, err error, rt schemas.ResetType, sent bool) result {
 	if errors.Is(err, errCancelled) {
-		return s.cancelled(ctx, n, "")
+		return s.cancelled(ctx, n, "", rt, sent)
 	}
 	return result{abandon: err}
 }
@@ -282,9 +304,23 @@ func (s *Service) stopped(ctx context.Context, n *node, err error) result {
 //
 // A command already sent cannot be unsent: before the task ends (and the
 // next action may start) the node is left to settle in On or Off, so that no
-// new command reaches a BMC that is still carrying out the previous one.
-func (s *Service) cancelled(ctx context.Context, n *node, why string) result {
-	observed := s.settle(ctx, n)
+// new command reaches a BMC that is still carrying out the previous one. A
+// restart (rt) that was sent passes through Off on its way to On: there it
+// settles only in On (or when its verification time is up). A forced On or
+// Off that was sent settles only in its target: BMCs without transitional
+// states (IPMI, AMT) go on showing the state they are leaving until the
+// change is done. A graceful action is an ACPI request to the OS, which may
+// never act on it: it settles in whatever steady state it shows.
+func (s *Service) cancelled(ctx context.Context, n *node, why string, rt schemas.ResetType, sent bool) result {
+	var want schemas.PowerState
+	limit := s.opts.VerifyTimeout
+	switch {
+	case sent && restarts(rt):
+		want, limit = schemas.PowerOn, s.verifyLimit(rt)
+	case sent && (rt == schemas.ResetOn || rt == schemas.ResetForceOn || rt == schemas.ResetForceOff):
+		want, _ = rt.Target()
+	}
+	observed := s.settle(ctx, n, want, limit)
 	reason := "cancelled"
 	if why != "" {
 		reason += ": " + why
@@ -323,10 +359,7 @@ func backoff(base time.Duration, n int) time.Duration {
 // verify polls the power state until target, the per-type timeout, or a
 // cancellation (checked at every poll: a step boundary).
 func (s *Service) verify(ctx context.Context, n *node, lease, task string, rt schemas.ResetType, target schemas.PowerState) (schemas.PowerState, error) {
-	limit := s.opts.VerifyTimeout
-	if rt == schemas.ResetGracefulShutdown || rt == schemas.ResetGracefulRestart {
-		limit *= 10
-	}
+	limit := s.verifyLimit(rt)
 	deadline := time.Now().Add(limit)
 	pause := s.opts.VerifyInterval
 	var last schemas.PowerState
@@ -365,6 +398,14 @@ func (s *Service) verify(ctx context.Context, n *node, lease, task string, rt sc
 	}
 }
 
+// verifyLimit is how long an action of type rt may take to reach its target.
+func (s *Service) verifyLimit(rt schemas.ResetType) time.Duration {
+	if rt == schemas.ResetGracefulShutdown || rt == schemas.ResetGracefulRestart {
+		return 10 * s.opts.VerifyTimeout
+	}
+	return s.opts.VerifyTimeout
+}
+
 // readPower reads the BMC's power state (one call at a time per node) and
 // records it in the view.
 func (s *Service) readPower(ctx context.Context, n *node) (schemas.PowerState, error) {
@@ -379,14 +420,16 @@ func (s *Service) readPower(ctx context.Context, n *node) (schemas.PowerState, e
 	return p, err
 }
 
-// settle reads the power state until it is steady (On or Off), for at most
-// VerifyTimeout, and returns the last state seen.
-func (s *Service) settle(ctx context.Context, n *node) schemas.PowerState {
-	deadline := time.Now().Add(s.opts.VerifyTimeout)
+// settle reads the power state until it is want (or, when want is
+// PowerUnknown, any steady state: On or Off), for at most limit, and
+// returns the last state seen.
+func (s *Service) settle(ctx context.Context, n *node, want schemas.PowerState, limit time.Duration) schemas.PowerState {
+	deadline := time.Now().Add(limit)
 	pause := s.opts.VerifyInterval
 	for {
 		p, err := s.readPower(ctx, n)
-		if (err == nil && (p == schemas.PowerOn || p == schemas.PowerOff)) || time.Now().After(deadline) {
+		steady := p == schemas.PowerOn || p == schemas.PowerOff
+		if (err == nil && ((want == schemas.PowerUnknown && steady) || (want != schemas.PowerUnknown && p == want))) || time.Now().After(deadline) {
 			return p
 		}
 		select {

@@ -18,6 +18,13 @@
 // body); any failure makes fgbench exit 1.
 //
 //	go run ./cmd/fgbench -duration 10s -rounds 5 [-concurrency 16] [-nodes 8] [-json]
+//
+// `fgbench admission` is the second benchmark: Reset admissions per second
+// (serializer.Store.Admit, one Lua script, and POST Reset through the
+// gateway) against a real redis-server it starts on loopback, with a plain
+// SET as the baseline; see admission.go.
+//
+//	go run ./cmd/fgbench admission -nodes 1000 -duration 10s -rounds 5
 package main
 
 import (
@@ -63,6 +70,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
 		os.Exit(serveMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "admission" {
+		os.Exit(admissionMain(os.Args[2:]))
+	}
 	var c config
 	flag.DurationVar(&c.Duration, "duration", 10*time.Second, "measured time of each phase (one target in one round)")
 	flag.DurationVar(&c.Warmup, "warmup", time.Second, "unmeasured warm-up before each phase")
@@ -74,7 +84,7 @@ func main() {
 	flag.Float64Var(&c.Aim, "aim", 0.5, "throughput ratio gateway-basic/baseline to aim for (reported, not enforced)")
 	flag.BoolVar(&c.JSON, "json", false, "write the results as JSON to stdout (the report goes to stderr)")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: fgbench [flags]\n\nGET ComputerSystem throughput and latency through fishgate against a bare echo server.\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: fgbench [flags]\n       fgbench admission [flags]   (Reset admission benchmark; fgbench admission -h)\n\nGET ComputerSystem throughput and latency through fishgate against a bare echo server.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()

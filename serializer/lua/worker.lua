@@ -3,7 +3,7 @@
 -- expired can neither send a command nor write a result.
 -- ARGV: 1 op, 2 lease value, 3 node, 4 task, 5 now (ms), 6.. op arguments.
 -- ops:
---   begin                    task New -> Running; returns {ok, type, state, cancelling}
+--   begin                    task New -> Running; returns {ok, type, state before, cancelling}
 --   step  <note>             records that a BMC command is about to be sent; {ok, cancelling}
 --   progress <pct> <note>    records progress; {ok, cancelling}
 --   finish <state> <status> <reason> <observed> <set_desired_observed>
@@ -23,12 +23,15 @@ if s.now ~= task then return { 'not-now', s.now } end
 local t = get_task(task)
 
 if op == 'begin' then
+  -- the state before begin: New for a fresh task (the worker reports
+  -- TaskStarted), Running for one a previous holder had begun (recovery)
+  local before = t and t.state or ''
   if t and t.state == 'New' then
     t.state, t.start = 'Running', now
     put_task(t)
   end
   log({ 'event', 'begin', 'task', task, 'fence', lease })
-  return { 'ok', s.now_type, t and t.state or '', s.cancelling and '1' or '' }
+  return { 'ok', s.now_type, before, s.cancelling and '1' or '' }
 end
 
 if op == 'step' then
@@ -47,6 +50,11 @@ end
 if op == 'finish' then
   local state, status, reason, observed = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
   if t then
+    -- a cancelled task keeps the cause recorded when it was cancelled
+    -- ("superseded by ...", "cancelled by a client"), ahead of the outcome.
+    if state == 'Cancelled' and t.state == 'Cancelling' and t.reason and t.reason ~= '' then
+      reason = t.reason .. '; ' .. reason
+    end
     t.state, t.status, t.reason, t['end'], t.pct = state, status, reason, now, 100
     if t.start == nil then t.start = now end
     put_task(t)
@@ -58,8 +66,12 @@ if op == 'finish' then
     local w = table.remove(s.waiting, 1)
     nt, ntype = w.task, w.type
   end
+  -- a task that was being cancelled (aborted, or superseded by a request
+  -- that was then dropped) leaves the desired state at what was observed,
+  -- also when it reached its end before it saw the cancellation.
+  local was_cancelling = s.cancelling
   s.now, s.now_type, s.cancelling = nt, ntype, false
-  if ARGV[10] == '1' and observed ~= '' and #s.waiting == 0 and nt == '' then
+  if (ARGV[10] == '1' or was_cancelling) and observed ~= '' and #s.waiting == 0 and nt == '' then
     s.desired = observed
   end
   save_slots(s, node)

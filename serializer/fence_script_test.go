@@ -1,0 +1,140 @@
+package serializer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/schemas"
+)
+
+// The fencing check of worker.lua, without a worker: every op under a lease
+// value that is no longer the node's lease answers ErrFenced and writes
+// nothing, on miniredis and on a real redis-server.
+
+// dumpNode renders every key of a node (slots, tasks, log, lease, fence) so
+// that two dumps differ when anything was written.
+func dumpNode(t *testing.T, rdb redis.UniversalClient, node string) string {
+	t.Helper()
+	ctx := context.Background()
+	var b strings.Builder
+	for _, k := range nodeKeys(node) {
+		typ, err := rdb.Type(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s (%s): ", k, typ)
+		switch typ {
+		case "hash":
+			fmt.Fprint(&b, rdb.HGetAll(ctx, k).Val())
+		case "zset":
+			fmt.Fprint(&b, rdb.ZRangeWithScores(ctx, k, 0, -1).Val())
+		case "stream":
+			fmt.Fprint(&b, rdb.XRange(ctx, k, "-", "+").Val())
+		case "string":
+			fmt.Fprint(&b, rdb.Get(ctx, k).Val())
+		case "none":
+		default:
+			t.Fatalf("key %s has unexpected type %s", k, typ)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func TestWorkerScriptRefusesAStaleLease(t *testing.T) {
+	for _, target := range testredis.Targets() {
+		t.Run(target.Name, func(t *testing.T) {
+			rdb := target.New(t)
+			st := NewStore(rdb)
+			ctx := context.Background()
+			now := time.UnixMilli(1_700_000_000_000)
+			const node, task = "fn", "fn.t1"
+			if a, err := st.Admit(ctx, node, DefaultRules(), schemas.ResetOn, task, now, "test"); err != nil || a.Outcome != Started {
+				t.Fatalf("admit: %+v %v", a, err)
+			}
+			leaseA, err := st.acquire(ctx, node, "A", time.Hour)
+			if err != nil || leaseA != "A|1" {
+				t.Fatalf("acquire A: %q %v", leaseA, err)
+			}
+			if _, err := st.workerOp(ctx, node, leaseA, task, now, "begin"); err != nil {
+				t.Fatalf("begin under the live lease: %v", err)
+			}
+			if res, err := st.workerOp(ctx, node, leaseA, task, now, "step", "On attempt 1"); err != nil || res[1] != "" {
+				t.Fatalf("step under the live lease: %v %v", res, err)
+			}
+
+			// A's lease expires; B takes the node with the next fence.
+			if err := rdb.Del(ctx, nodeKeys(node)[5]).Err(); err != nil {
+				t.Fatal(err)
+			}
+			leaseB, err := st.acquire(ctx, node, "B", time.Hour)
+			if err != nil || leaseB != "B|2" {
+				t.Fatalf("acquire B: %q %v", leaseB, err)
+			}
+			if l, _ := st.acquire(ctx, node, "A", time.Hour); l != "" {
+				t.Fatalf("A acquired %q while B holds the lease", l)
+			}
+
+			stale := map[string][]any{
+				"begin":    nil,
+				"step":     {"On attempt 2"},
+				"progress": {50, "waiting for On"},
+				"finish":   {"Completed", "OK", "On confirmed by the BMC", "On", "0"},
+				"power":    {"Off"},
+			}
+			check := func(lease string) {
+				t.Helper()
+				before := dumpNode(t, rdb, node)
+				for op, args := range stale {
+					res, err := st.workerOp(ctx, node, lease, task, now.Add(time.Second), op, args...)
+					if !errors.Is(err, ErrFenced) {
+						t.Fatalf("%s under stale lease %s: %v %v, want ErrFenced", op, lease, res, err)
+					}
+				}
+				if ok, err := st.renew(ctx, node, lease, time.Hour); ok || err != nil {
+					t.Fatalf("renew of stale lease %s: %v %v", lease, ok, err)
+				}
+				if err := st.release(ctx, node, lease); err != nil {
+					t.Fatal(err)
+				}
+				if after := dumpNode(t, rdb, node); after != before {
+					t.Fatalf("ops under stale lease %s wrote:\nbefore:\n%s\nafter:\n%s", lease, before, after)
+				}
+			}
+			check(leaseA)
+
+			// The holder's own ops still go through (the check is not blanket).
+			if res, err := st.workerOp(ctx, node, leaseB, task, now, "step", "On attempt 2"); err != nil || res[1] != "" {
+				t.Fatalf("step under B's lease: %v %v", res, err)
+			}
+			if ok, err := st.renew(ctx, node, leaseB, time.Hour); !ok || err != nil {
+				t.Fatalf("renew of B's lease: %v %v", ok, err)
+			}
+
+			// A fence is never reused: after B releases, A comes back as A|3,
+			// and A|1 stays fenced.
+			if err := st.release(ctx, node, leaseB); err != nil {
+				t.Fatal(err)
+			}
+			leaseA3, err := st.acquire(ctx, node, "A", time.Hour)
+			if err != nil || leaseA3 != "A|3" {
+				t.Fatalf("acquire A again: %q %v", leaseA3, err)
+			}
+			check(leaseA)
+			check(leaseB)
+			if _, err := st.workerOp(ctx, node, leaseA3, task, now, "finish", "Completed", "OK", "On confirmed by the BMC", "On", "0"); err != nil {
+				t.Fatalf("finish under the live lease: %v", err)
+			}
+			if tr, err := st.Task(ctx, task); err != nil || tr.State != "Completed" {
+				t.Fatalf("task after the holder's finish: %+v %v", tr, err)
+			}
+		})
+	}
+}
