@@ -23,6 +23,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fishgate/fishgate/events"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 )
@@ -50,6 +51,10 @@ type Options struct {
 	// Passthrough returns the pass-through handler (proxy/) for a node's
 	// other resources, or nil when its BMC has none (not Redfish).
 	Passthrough func(ctx context.Context, node string) (http.Handler, error)
+	// Events serves the EventService (events/); nil: no EventService.
+	Events *events.Bus
+	// SSEKeepAlive is the pause between SSE keep-alive comments (default 15s).
+	SSEKeepAlive time.Duration
 	// ServiceID seeds the service root UUID so that it is stable for one
 	// deployment (replicas share it).
 	ServiceID string
@@ -67,6 +72,9 @@ type Server struct {
 	uuid        string
 	log         *slog.Logger
 	echo        *echo.Echo
+	// events serves the EventService (events.go); nil when there is none.
+	events       *events.Bus
+	sseKeepAlive time.Duration
 }
 
 // New builds the server and its routes.
@@ -91,6 +99,10 @@ func New(o Options) (*Server, error) {
 		maxBody:     o.MaxBodyBytes,
 		uuid:        uuidFrom(o.ServiceID),
 		log:         o.Logger,
+	}
+	s.events, s.sseKeepAlive = o.Events, o.SSEKeepAlive
+	if s.sseKeepAlive <= 0 {
+		s.sseKeepAlive = sseKeepAlive
 	}
 	for _, a := range o.Accounts {
 		if a.User == "" {
@@ -165,6 +177,13 @@ func (s *Server) routes() {
 		{http.MethodGet, "/redfish/v1/AccountService", s.getAccountService},
 		{http.MethodGet, "/redfish/v1/AccountService/Accounts", s.getAccounts},
 		{http.MethodGet, "/redfish/v1/AccountService/Accounts/:id", s.getAccount},
+
+		{http.MethodGet, "/redfish/v1/EventService", s.getEventService},
+		{http.MethodGet, "/redfish/v1/EventService/SSE", s.getSSE},
+		{http.MethodGet, "/redfish/v1/EventService/Subscriptions", s.getSubscriptions},
+		{http.MethodPost, "/redfish/v1/EventService/Subscriptions", s.postSubscription},
+		{http.MethodGet, "/redfish/v1/EventService/Subscriptions/:sub", s.getSubscription},
+		{http.MethodDelete, "/redfish/v1/EventService/Subscriptions/:sub", s.deleteSubscription},
 	}
 	// Everything else under a node's System, Manager or Chassis goes to its
 	// BMC through the pass-through proxy (DESIGN.md §8); power actions and the
@@ -261,11 +280,19 @@ func (s *Server) view(c echo.Context, kind string) (serializer.View, error) {
 // send renders v as JSON with an ETag (DSP0266 §7.10); If-None-Match with a
 // matching ETag answers 304.
 func send(c echo.Context, status int, v any) error {
+	return sendTagged(c, status, v, "")
+}
+
+// sendTagged is send with the resource's own ETag (computed from the body
+// when tag is empty).
+func sendTagged(c echo.Context, status int, v any, tag string) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	tag := etagOf(b)
+	if tag == "" {
+		tag = etagOf(b)
+	}
 	h := c.Response().Header()
 	h.Set("ETag", tag)
 	if status == http.StatusOK && c.Request().Header.Get("If-None-Match") == tag {

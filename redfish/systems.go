@@ -2,11 +2,13 @@ package redfish
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/labstack/echo/v4"
 
 	"github.com/fishgate/fishgate/schemas"
@@ -96,7 +98,7 @@ func (s *Server) getSystem(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return send(c, http.StatusOK, renderSystem(scopeOf(c), v))
+	return sendTagged(c, http.StatusOK, renderSystem(scopeOf(c), v), systemETag(v))
 }
 
 // systemPatch is the writable part of a ComputerSystem.
@@ -125,7 +127,7 @@ func (s *Server) patchSystem(c echo.Context) error {
 	if err := decodeStrict(body, &p, decodeKind{}); err != nil {
 		return err
 	}
-	if err := ifMatch(c, etagOfValue(renderSystem(sc, v))); err != nil {
+	if err := ifMatch(c, systemETag(v)); err != nil {
 		return err
 	}
 	if p.Boot == nil {
@@ -163,7 +165,7 @@ func (s *Server) patchSystem(c echo.Context) error {
 	if err != nil {
 		return notFound("ComputerSystem", v.ID)
 	}
-	return send(c, http.StatusOK, renderSystem(sc, v))
+	return sendTagged(c, http.StatusOK, renderSystem(sc, v), systemETag(v))
 }
 
 func (s *Server) postReset(c echo.Context) error {
@@ -316,4 +318,24 @@ func renderNodeState(sc scope, v serializer.View) map[string]any {
 		m["LastError"] = v.LastError
 	}
 	return m
+}
+
+// systemETag is the System's ETag (DSP0266 §7.10): it covers what a client
+// reads and writes (power state, boot override, health, offered resets), not
+// the volatile Oem.Fishgate bookkeeping of the serializer, so that a task
+// finishing between a client's GET and its If-Match PATCH (MAAS, gofish,
+// Ironic do this around every power action) does not cause a 412.
+func systemETag(v serializer.View) string {
+	h := xxhash.New()
+	for _, s := range []string{v.ID, v.Name, string(v.PowerState), v.Boot.Target, v.Boot.Enabled, v.Boot.Mode, v.Health, v.LastError} {
+		h.WriteString(s)
+		h.WriteString("\x00")
+	}
+	for _, r := range v.Caps.ResetTypes {
+		h.WriteString(string(r))
+	}
+	for _, t := range v.Caps.BootTargets {
+		h.WriteString(t)
+	}
+	return fmt.Sprintf(`W/"%016x"`, h.Sum64())
 }

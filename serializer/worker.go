@@ -146,9 +146,12 @@ func (s *Service) run(ctx context.Context, n *node, lease string, st NodeState) 
 		// is resumed (recovery path) once a lease can be taken again.
 		return r.abandon
 	}
-	_, err = s.store.workerOp(ctx, n.ID, lease, task, now(), "finish",
+	fin, err := s.store.workerOp(ctx, n.ID, lease, task, now(), "finish",
 		r.state, r.status, r.reason, string(r.observed), boolArg(r.desiredIsObserved))
 	if err == nil {
+		if len(fin) >= 6 { // the script's word on how it ended (a late cancellation wins)
+			r.state, r.status, r.reason = fin[3], fin[4], fin[5]
+		}
 		log.Info("task finished", "state", r.state, "reason", r.reason, "power", r.observed)
 		s.setPower(n, r.observed)
 		s.emitFinish(ctx, n.ID, task, r)

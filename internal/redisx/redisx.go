@@ -16,29 +16,57 @@ import (
 type Conn struct {
 	Client   *redis.Client
 	Embedded *miniredis.Miniredis // nil for an external Redis
+	stop     func()
 }
 
 // Close closes the client and stops the embedded server, if any.
 func (c *Conn) Close() error {
 	err := c.Client.Close()
 	if c.Embedded != nil {
+		c.stop()
 		c.Embedded.Close()
 	}
 	return err
 }
 
+// TTLTick is how often the embedded Redis's TTLs are advanced.
+const TTLTick = 100 * time.Millisecond
+
+// RunClock makes m's TTLs follow the wall clock, advancing them every tick.
+// (miniredis's ClockTTL does the same on every command, which walks every
+// key each time: far too slow with thousands of nodes.) Call stop to end it.
+func RunClock(m *miniredis.Miniredis, tick time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				m.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
 // Open connects to url ("redis://[user:pass@]host:port/db", "rediss://...",
 // "unix://...") or, when url is empty, starts an embedded miniredis on a free
-// loopback port with real-time TTL expiry (without it, leases and sessions
-// would never expire).
+// loopback port whose TTLs follow the wall clock (without it, leases and
+// sessions would never expire).
 func Open(ctx context.Context, url string) (*Conn, error) {
 	if url == "" {
 		m := miniredis.NewMiniRedis()
-		m.ClockTTL(true)
 		if err := m.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("start embedded redis: %w", err)
 		}
-		c := &Conn{Client: redis.NewClient(&redis.Options{Addr: m.Addr()}), Embedded: m}
+		c := &Conn{Client: redis.NewClient(&redis.Options{Addr: m.Addr()}), Embedded: m, stop: RunClock(m, TTLTick)}
 		return c, nil
 	}
 	opt, err := redis.ParseURL(url)

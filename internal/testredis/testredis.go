@@ -14,6 +14,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fishgate/fishgate/internal/redisx"
 )
 
 // Target is one Redis flavour a test runs against.
@@ -32,11 +34,11 @@ func Targets() []Target {
 func Mini(t testing.TB) *redis.Client {
 	t.Helper()
 	m := miniredis.NewMiniRedis()
-	m.ClockTTL(true)
 	if err := m.StartAddr("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(m.Close)
+	stop := redisx.RunClock(m, 20*time.Millisecond)
+	t.Cleanup(func() { stop(); m.Close() })
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { c.Close() })
 	return c

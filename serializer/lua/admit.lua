@@ -36,19 +36,21 @@ end
 local function new_task()
   put_task({ id = task, node = node, type = rtype, state = 'New', status = 'OK', created = now, joined = 0, pct = 0 })
   redis.call('ZADD', TASKZ, now, task)
-  -- retention: drop the oldest finished tasks beyond the count, and any
-  -- finished task older than the age limit.
-  local n = redis.call('ZCARD', TASKZ)
-  local old = redis.call('ZRANGE', TASKZ, 0, math.max(n - keep, 0) + 20)
-  for i, id in ipairs(old) do
+  -- retention: drop the oldest finished tasks beyond the count, and
+  -- finished tasks older than the age limit; a bounded amount of work per
+  -- admission (at most 20 of each), none when there is nothing to drop.
+  local function prune(id)
     local t = get_task(id)
-    local done = (not t) or t.state == 'Completed' or t.state == 'Exception' or t.state == 'Cancelled'
-    local score = tonumber(redis.call('ZSCORE', TASKZ, id) or now)
-    if done and (i <= n - keep or score < now - maxage) then
+    if (not t) or t.state == 'Completed' or t.state == 'Exception' or t.state == 'Cancelled' then
       redis.call('HDEL', TASKS, id)
       redis.call('ZREM', TASKZ, id)
     end
   end
+  local n = redis.call('ZCARD', TASKZ)
+  if n > keep then
+    for _, id in ipairs(redis.call('ZRANGE', TASKZ, 0, math.min(n - keep, 20) - 1)) do prune(id) end
+  end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', TASKZ, '-inf', '(' .. (now - maxage), 'LIMIT', 0, 20)) do prune(id) end
 end
 
 local function drop(list, reason)

@@ -7,7 +7,8 @@
 --   step  <note>             records that a BMC command is about to be sent; {ok, cancelling}
 --   progress <pct> <note>    records progress; {ok, cancelling}
 --   finish <state> <status> <reason> <observed> <set_desired_observed>
---                            ends the task, promotes the next; {ok, next_task, next_type}
+--                            ends the task, promotes the next;
+--                            {ok, next_task, next_type, final state, status, reason}
 --   power <state>            records an observed power state; {ok}
 local op, lease, node, task, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 if not lease_ok(lease) then return { 'fenced' } end
@@ -50,6 +51,12 @@ end
 if op == 'finish' then
   local state, status, reason, observed = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
   if t then
+    -- a task being cancelled that reached its target before it noticed ends
+    -- Cancelled all the same: the client was told it would not run to the end.
+    if state == 'Completed' and t.state == 'Cancelling' then
+      state, status = 'Cancelled', 'OK'
+      reason = 'it reached its end before the cancellation took effect (' .. reason .. ')'
+    end
     -- a cancelled task keeps the cause recorded when it was cancelled
     -- ("superseded by ...", "cancelled by a client"), ahead of the outcome.
     if state == 'Cancelled' and t.state == 'Cancelling' and t.reason and t.reason ~= '' then
@@ -77,6 +84,6 @@ if op == 'finish' then
   save_slots(s, node)
   redis.call('HDEL', SLOTS, 'issued', 'issued_at')
   log({ 'event', 'finish', 'task', task, 'state', state, 'reason', reason, 'fence', lease })
-  return { 'ok', nt, ntype }
+  return { 'ok', nt, ntype, state, status, reason }
 end
 return redis.error_reply('unknown op ' .. op)
