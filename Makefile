@@ -22,7 +22,9 @@ fuzz:
 
 bench:
 	$(GO) run ./cmd/fgbench -duration 10s -rounds 5
+	$(GO) run ./cmd/fgbench admission -nodes 1000 -duration 10s -rounds 5
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./redfish ./simulator/... ./backends/...
+	$(GO) test -run='^$$' -bench='^BenchmarkAdmission$$' -benchtime=$(BENCHTIME) -count=5 ./serializer
 
 build:
 	$(GO) build -o bin/ ./cmd/...
