@@ -22,6 +22,10 @@ func (s *Server) getServiceRoot(c echo.Context) error {
 		uuid = uuidFrom(s.uuid + "/" + sc.node)
 	}
 	link := func(p string) *schemas.Link { return &schemas.Link{ODataID: sc.url(p)} }
+	var eventService *schemas.Link
+	if s.events != nil {
+		eventService = link("/EventService")
+	}
 	return send(c, http.StatusOK, schemas.ServiceRoot{
 		Resource:       schemas.Resource{ODataID: sc.url(""), ODataType: schemas.TypeServiceRoot, ID: id, Name: name},
 		RedfishVersion: schemas.RedfishVersion,
@@ -34,6 +38,7 @@ func (s *Server) getServiceRoot(c echo.Context) error {
 		SessionService: link("/SessionService"),
 		AccountService: link("/AccountService"),
 		TaskService:    link("/TaskService"),
+		EventService:   eventService,
 		Links:          schemas.ServiceRootLink{Sessions: schemas.Link{ODataID: sc.url("/SessionService/Sessions")}},
 	})
 }
@@ -47,7 +52,11 @@ func (s *Server) getOData(c echo.Context) error {
 		URL  string `json:"url"`
 	}
 	v := []entry{{"Service", "Singleton", sc.url("/")}}
-	for _, n := range []string{"Systems", "Managers", "Chassis", "SessionService", "AccountService", "TaskService"} {
+	services := []string{"Systems", "Managers", "Chassis", "SessionService", "AccountService", "TaskService"}
+	if s.events != nil {
+		services = append(services, "EventService")
+	}
+	for _, n := range services {
 		v = append(v, entry{n, "Singleton", sc.url("/" + n)})
 	}
 	return send(c, http.StatusOK, map[string]any{"@odata.context": sc.url("/$metadata"), "value": v})
@@ -73,6 +82,10 @@ var metadataRefs = []struct{ file, ns string }{
 	{"TaskService_v1.xml", "TaskService.v1_2_1"},
 	{"TaskCollection_v1.xml", "TaskCollection"},
 	{"Task_v1.xml", "Task.v1_7_0"},
+	{"EventService_v1.xml", "EventService.v1_12_0"},
+	{"EventDestinationCollection_v1.xml", "EventDestinationCollection"},
+	{"EventDestination_v1.xml", "EventDestination.v1_16_0"},
+	{"Event_v1.xml", "Event.v1_13_0"},
 	{"Resource_v1.xml", "Resource.v1_0_0"},
 }
 

@@ -60,6 +60,13 @@ var baseEntries = map[string]registryEntry{
 	"ResourceAtUriUnauthorized":     {"While accessing the resource at '%1', the service received an authorization error '%2'.", 2, "Critical", "Ensure that the appropriate access is provided for the service in order for it to access the URI."},
 	"QueryNotSupported":             {"Querying is not supported by the implementation.", 0, "Warning", "Remove the query parameters and resubmit the request if the operation failed."},
 	"ActionParameterValueConflict":  {"The parameter '%1' with the requested value of '%2' does not meet the constraints of the implementation.", 2, "Warning", "None."},
+
+	// EventService (subscriptions and the SSE stream).
+	"PropertyValueFormatError":       {"The value '%1' for the property %2 is not a format that the property can accept.", 2, "Warning", "Correct the value for the property in the request body and resubmit the request if the operation failed."},
+	"PropertyValueIncorrect":         {"The property '%1' with the requested value of '%2' could not be written because the value is not acceptable for the property.", 2, "Warning", "None."},
+	"QueryParameterValueFormatError": {"The value '%1' for the parameter %2 is not a format that the parameter can accept.", 2, "Warning", "Correct the value for the query parameter in the request and resubmit the request if the operation failed."},
+	"HeaderInvalid":                  {"Header '%1' is invalid.", 1, "Critical", "Resubmit the request with a valid request header."},
+	"EventSubscriptionLimitExceeded": {"The event subscription failed due to the number of simultaneous subscriptions exceeding the limit of the implementation.", 0, "Critical", "Reduce the number of other subscriptions before trying to establish the event subscription or increase the limit of simultaneous subscriptions, if supported."},
 }
 
 // TaskEventRegistry is the TaskEvent registry version (DSP8011).

@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serveCmd(), demoCmd(), configCmd(), versionCmd())
+	root.AddCommand(serveCmd(), demoCmd(), configCmd(), versionCmd(), waitCmd(), powerCmd())
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0

@@ -1,0 +1,461 @@
+// Package events is fishgate's event bus (DESIGN.md §7): the serializer's
+// power and task events go into one Redis stream shared by every replica;
+// the Redfish EventService reads it for its SSE stream and delivers it to
+// push subscribers.
+//
+// Layout:
+//
+//	record.go  Record (one stream entry) and its Redfish Event rendering
+//	filter.go  the SSE $filter language and MessageId matching (pure)
+//	allow.go   the destination allow-list, checked at subscription and at connect time
+//	subs.go    push subscriptions, stored in Redis
+//	bus.go     the Bus: Emit, Read, Follow (one blocking reader per replica)
+//	push.go    push delivery: one elected deliverer, a cursor per subscription
+//
+// Redis keys share the hash tag {events} (DESIGN.md §6), so the scripts that
+// touch several of them run on Redis Cluster:
+//
+//	fg:{events}:stream       stream of events; entry id = EventId = SSE id
+//	fg:{events}:subs         hash subscription id -> JSON
+//	fg:{events}:cursors      hash subscription id -> last stream id delivered
+//	fg:{events}:seq          subscription id counter
+//	fg:{events}:push:lease   the deliverer's lease (SET NX PX, renewed)
+package events
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fishgate/fishgate/serializer"
+)
+
+const (
+	keyStream  = "fg:{events}:stream"
+	keySubs    = "fg:{events}:subs"
+	keyCursors = "fg:{events}:cursors"
+	keySeq     = "fg:{events}:seq"
+	keyLease   = "fg:{events}:push:lease"
+)
+
+// Options configures a Bus. Zero values take the defaults noted.
+type Options struct {
+	Redis redis.UniversalClient
+	// ReplicaID names this replica in the deliverer lease and logs.
+	ReplicaID string
+	// MaxLen bounds the stream, approximately (default 100000 events).
+	MaxLen int64
+	// AllowDestinations lists CIDRs, addresses and host names that push
+	// destinations may use besides public addresses (see AllowList).
+	AllowDestinations []string
+	// RetryAttempts is how many times a failed POST is retried before
+	// the subscription's DeliveryRetryPolicy applies (default 3; negative: none).
+	RetryAttempts int
+	// RetryInterval is the pause before the first retry, doubling for each
+	// further one up to 5 minutes (default 10s).
+	RetryInterval time.Duration
+	// RetryPolicy is the DeliveryRetryPolicy of a subscription that names
+	// none (default SuspendRetries).
+	RetryPolicy string
+	// MaxSubscriptions bounds the push subscriptions (default 100).
+	MaxSubscriptions int
+	// LeaseTTL is the deliverer lease's time-to-live: another replica takes
+	// delivery over within it (default 6s).
+	LeaseTTL time.Duration
+	// DeliveryTimeout bounds one POST (default 30s).
+	DeliveryTimeout time.Duration
+	// PollInterval is how often readers look at the stream when no wake-up
+	// came (a safety net; default 2s).
+	PollInterval time.Duration
+	// Resolver resolves destination host names (default net.DefaultResolver).
+	Resolver Resolver
+	Clock    func() time.Time
+	Logger   *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.ReplicaID == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 3)
+		rand.Read(b)
+		o.ReplicaID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	}
+	if o.MaxLen == 0 {
+		o.MaxLen = 100000
+	}
+	if o.RetryAttempts == 0 {
+		o.RetryAttempts = 3
+	}
+	if o.RetryAttempts < 0 {
+		o.RetryAttempts = 0
+	}
+	if o.RetryInterval == 0 {
+		o.RetryInterval = 10 * time.Second
+	}
+	if o.RetryPolicy == "" {
+		o.RetryPolicy = SuspendRetries
+	}
+	if o.MaxSubscriptions == 0 {
+		o.MaxSubscriptions = 100
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = 6 * time.Second
+	}
+	if o.DeliveryTimeout == 0 {
+		o.DeliveryTimeout = 30 * time.Second
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = 2 * time.Second
+	}
+	if o.Resolver == nil {
+		o.Resolver = net.DefaultResolver
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Bus is one replica's access to the shared event stream. It implements
+// serializer.Emitter.
+type Bus struct {
+	opts   Options
+	rdb    redis.UniversalClient
+	allow  AllowList
+	client *http.Client
+	log    *slog.Logger
+
+	hub   hub
+	pokes chan struct{} // subscriptions changed in this replica
+
+	startOnce sync.Once
+	closeOnce sync.Once
+	cancel    context.CancelFunc
+	done      chan struct{} // closed by Close: followers end
+	wg        sync.WaitGroup
+}
+
+var _ serializer.Emitter = (*Bus)(nil)
+
+// New builds a bus; Start runs its background work.
+func New(o Options) (*Bus, error) {
+	o.defaults()
+	if o.Redis == nil {
+		return nil, errors.New("events: Options.Redis is required")
+	}
+	allow, err := ParseAllowList(o.AllowDestinations)
+	if err != nil {
+		return nil, fmt.Errorf("events: allow-list: %w", err)
+	}
+	found := false
+	for _, p := range RetryPolicies {
+		found = found || p == o.RetryPolicy
+	}
+	if !found {
+		return nil, fmt.Errorf("events: retry policy %q is not one of %v", o.RetryPolicy, RetryPolicies)
+	}
+	b := &Bus{
+		opts: o, rdb: o.Redis, allow: allow, log: o.Logger.With("component", "events"),
+		hub: hub{waiters: map[*waiter]struct{}{}}, pokes: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	b.client = &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 nil, // the allow-list must see the real destination
+			DialContext:           allow.Dialer(10 * time.Second),
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: o.DeliveryTimeout,
+			MaxIdleConnsPerHost:   2,
+			IdleConnTimeout:       90 * time.Second,
+			ForceAttemptHTTP2:     true,
+		},
+		Timeout: o.DeliveryTimeout,
+		// A redirect is a failed delivery: the destination is what was allowed.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return b, nil
+}
+
+// RetryAttempts and RetryInterval are the delivery settings in effect
+// (EventService.DeliveryRetryAttempts and DeliveryRetryIntervalSeconds).
+func (b *Bus) RetryAttempts() int           { return b.opts.RetryAttempts }
+func (b *Bus) RetryInterval() time.Duration { return b.opts.RetryInterval }
+
+// Start runs the stream reader that wakes followers and the deliverer
+// election, until ctx ends or Close.
+func (b *Bus) Start(ctx context.Context) {
+	b.startOnce.Do(func() {
+		ctx, b.cancel = context.WithCancel(ctx)
+		go b.tail(ctx)
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.deliverLoop(ctx)
+		}()
+		go func() {
+			<-ctx.Done()
+			b.closeOnce.Do(func() { close(b.done) })
+		}()
+	})
+}
+
+// Close stops delivery (releasing the lease), ends every follower, and
+// waits for the deliverer. Emit keeps working until Redis is closed.
+func (b *Bus) Close() error {
+	if b.cancel != nil {
+		b.cancel()
+	}
+	b.closeOnce.Do(func() { close(b.done) })
+	b.wg.Wait()
+	b.client.CloseIdleConnections()
+	return nil
+}
+
+// Emit appends an event to the stream (serializer.Emitter). It never
+// blocks for more than a few seconds and only logs a failure: an action
+// must not fail because an event could not be recorded.
+func (b *Bus) Emit(ctx context.Context, e serializer.Event) {
+	f, err := fields(e)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		err = b.rdb.XAdd(ctx, &redis.XAddArgs{Stream: keyStream, MaxLen: b.opts.MaxLen, Approx: true, Values: f}).Err()
+		cancel()
+	}
+	if err != nil {
+		b.log.Warn("event lost", "node", e.Node, "task", e.Task, "message", e.Message.MessageID, "err", err)
+	}
+}
+
+// LastID is the id of the newest event, "0-0" when there is none.
+func (b *Bus) LastID(ctx context.Context) (string, error) {
+	xs, err := b.rdb.XRevRangeN(ctx, keyStream, "+", "-", 1).Result()
+	if err != nil {
+		return "", fmt.Errorf("events: last id: %w", err)
+	}
+	if len(xs) == 0 {
+		return "0-0", nil
+	}
+	return xs[0].ID, nil
+}
+
+// Read returns up to 256 events after afterID, waiting up to block for
+// one (0: do not wait). It holds a Redis connection while it waits: for
+// many readers use Follow.
+func (b *Bus) Read(ctx context.Context, afterID string, block time.Duration) ([]Record, error) {
+	if block <= 0 {
+		recs, _, err := b.rangeAfter(ctx, afterID, 256)
+		return recs, err
+	}
+	res, err := b.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{keyStream, afterID}, Count: 256, Block: block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("events: read: %w", err)
+	}
+	var out []Record
+	for _, s := range res {
+		for _, x := range s.Messages {
+			r, err := parseRecord(x)
+			if err != nil {
+				b.log.Warn("unreadable event skipped", "err", err)
+				continue
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// rangeAfter reads up to n events after id without blocking; last is the
+// id of the last entry read (also when it could not be parsed).
+func (b *Bus) rangeAfter(ctx context.Context, id string, n int64) (recs []Record, last string, err error) {
+	start := "(" + id
+	if sid, ok := parseID(id); !ok || (sid == streamID{}) {
+		start = "-"
+	}
+	xs, err := b.rdb.XRangeN(ctx, keyStream, start, "+", n).Result()
+	if err != nil {
+		return nil, "", fmt.Errorf("events: read after %s: %w", id, err)
+	}
+	for _, x := range xs {
+		last = x.ID
+		r, err := parseRecord(x)
+		if err != nil {
+			b.log.Warn("unreadable event skipped", "err", err)
+			continue
+		}
+		recs = append(recs, r)
+	}
+	return recs, last, nil
+}
+
+// hub wakes this replica's followers when the stream grows: one blocking
+// XREAD per replica, however many SSE clients and subscriptions there are.
+type hub struct {
+	mu      sync.Mutex
+	waiters map[*waiter]struct{}
+}
+
+type waiter struct{ ch chan struct{} }
+
+func (h *hub) register() *waiter {
+	w := &waiter{ch: make(chan struct{}, 1)}
+	h.mu.Lock()
+	h.waiters[w] = struct{}{}
+	h.mu.Unlock()
+	return w
+}
+
+func (h *hub) unregister(w *waiter) {
+	h.mu.Lock()
+	delete(h.waiters, w)
+	h.mu.Unlock()
+}
+
+func (h *hub) wake() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for w := range h.waiters {
+		select {
+		case w.ch <- struct{}{}:
+		default: // already pending
+		}
+	}
+}
+
+// tail follows the stream and wakes followers.
+func (b *Bus) tail(ctx context.Context) {
+	cursor := ""
+	for ctx.Err() == nil {
+		if cursor == "" {
+			id, err := b.LastID(ctx)
+			if err != nil {
+				sleep(ctx, b.opts.PollInterval)
+				continue
+			}
+			cursor = id
+		}
+		res, err := b.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{keyStream, cursor}, Count: 1000, Block: time.Second}).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				b.log.Debug("event stream read failed", "err", err)
+				sleep(ctx, b.opts.PollInterval)
+			}
+			continue
+		}
+		for _, s := range res {
+			if n := len(s.Messages); n > 0 {
+				cursor = s.Messages[n-1].ID
+			}
+		}
+		b.hub.wake()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// ErrClosed is returned by a follower once the bus is closed.
+var ErrClosed = errors.New("events: bus closed")
+
+// Follower reads the stream in order from a position, without gaps: it
+// reads Redis itself (XRANGE after its cursor) and only waits for the
+// replica's stream reader to wake it.
+type Follower struct {
+	b      *Bus
+	w      *waiter
+	cursor string
+	poll   time.Duration
+}
+
+// Follow starts reading after id: "" is the current end of the stream
+// (only new events); an SSE Last-Event-ID resumes after that event.
+func (b *Bus) Follow(ctx context.Context, after string) (*Follower, error) {
+	w := b.hub.register() // before the position is fixed: no wake-up is missed
+	if after == "" {
+		id, err := b.LastID(ctx)
+		if err != nil {
+			b.hub.unregister(w)
+			return nil, err
+		}
+		after = id
+	} else if !ValidID(after) {
+		b.hub.unregister(w)
+		return nil, fmt.Errorf("events: %q is not an event id", after)
+	}
+	return &Follower{b: b, w: w, cursor: after, poll: b.opts.PollInterval}, nil
+}
+
+// Cursor is the id of the last event returned.
+func (f *Follower) Cursor() string { return f.cursor }
+
+// Close releases the follower.
+func (f *Follower) Close() { f.b.hub.unregister(f.w) }
+
+// Next returns the events after the cursor, in stream order, waiting up to
+// wait for the first (nil, nil when none came). It fails when ctx ends, the
+// bus closes, or Redis cannot be read.
+func (f *Follower) Next(ctx context.Context, wait time.Duration) ([]Record, error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		recs, last, err := f.b.rangeAfter(ctx, f.cursor, 256)
+		if err != nil {
+			return nil, err
+		}
+		if last != "" {
+			f.cursor = last
+		}
+		if len(recs) > 0 {
+			return recs, nil
+		}
+		if last != "" {
+			continue // only unreadable entries: read on
+		}
+		poll := time.NewTimer(f.poll)
+		select {
+		case <-ctx.Done():
+			poll.Stop()
+			return nil, ctx.Err()
+		case <-f.b.done:
+			poll.Stop()
+			return nil, ErrClosed
+		case <-timer.C:
+			poll.Stop()
+			return nil, nil
+		case <-f.w.ch:
+		case <-poll.C:
+		}
+		poll.Stop()
+	}
+}
+
+func (b *Bus) poke() {
+	select {
+	case b.pokes <- struct{}{}:
+	default:
+	}
+}

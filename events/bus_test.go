@@ -1,0 +1,228 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/schemas"
+	"github.com/fishgate/fishgate/serializer"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// newBus starts a bus on rdb with test timings, stopped when the test ends.
+func newBus(t testing.TB, rdb redis.UniversalClient, o Options) *Bus {
+	t.Helper()
+	o.Redis = rdb
+	if o.Logger == nil {
+		o.Logger = quiet()
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = 100 * time.Millisecond
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = 600 * time.Millisecond
+	}
+	b, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Start(ctx)
+	t.Cleanup(func() { cancel(); b.Close() })
+	return b
+}
+
+// emitPower emits ResourcePoweredOn/Off for node; seq goes into the
+// message args' node name so tests can tell events apart.
+func emitPower(b *Bus, node, key string) {
+	b.Emit(context.Background(), serializer.Event{Time: time.Now(), Node: node, Origin: "/Systems/" + node,
+		Message: schemas.ResourceEvent(key, node)})
+}
+
+func emitTask(b *Bus, node, task, key string) {
+	b.Emit(context.Background(), serializer.Event{Time: time.Now(), Node: node, Task: task, Origin: "/TaskService/Tasks/" + task,
+		Message: schemas.TaskEvent(key, task)})
+}
+
+func forEachRedis(t *testing.T, f func(t *testing.T, rdb *redis.Client)) {
+	for _, target := range testredis.Targets() {
+		t.Run(target.Name, func(t *testing.T) {
+			t.Parallel()
+			f(t, target.New(t))
+		})
+	}
+}
+
+func TestEmitAndRead(t *testing.T) {
+	forEachRedis(t, func(t *testing.T, rdb *redis.Client) {
+		b := newBus(t, rdb, Options{})
+		ctx := context.Background()
+		if id, err := b.LastID(ctx); err != nil || id != "0-0" {
+			t.Fatalf("LastID of an empty stream: %q %v", id, err)
+		}
+		emitPower(b, "n1", "ResourcePoweringOn")
+		emitTask(b, "n1", "n1.a", "TaskStarted")
+		emitPower(b, "n1", "ResourcePoweredOn")
+		recs, err := b.Read(ctx, "0-0", 0)
+		if err != nil || len(recs) != 3 {
+			t.Fatalf("Read: %d records, %v", len(recs), err)
+		}
+		want := []string{"ResourceEvent.1.4.ResourcePoweringOn", "TaskEvent.1.0.TaskStarted", "ResourceEvent.1.4.ResourcePoweredOn"}
+		for i, r := range recs {
+			if r.Message.MessageID != want[i] || r.Node != "n1" || r.Time.IsZero() {
+				t.Errorf("record %d: %+v", i, r)
+			}
+		}
+		if recs[1].Task != "n1.a" || recs[1].Origin != "/TaskService/Tasks/n1.a" || recs[1].ResourceType() != "Task" {
+			t.Errorf("task record: %+v", recs[1])
+		}
+		if last, _ := b.LastID(ctx); last != recs[2].ID {
+			t.Errorf("LastID %s, want %s", last, recs[2].ID)
+		}
+		// A blocking read returns when an event arrives.
+		done := make(chan []Record)
+		go func() {
+			r, _ := b.Read(ctx, recs[2].ID, 5*time.Second)
+			done <- r
+		}()
+		time.Sleep(50 * time.Millisecond)
+		emitPower(b, "n2", "ResourcePoweredOff")
+		select {
+		case r := <-done:
+			if len(r) != 1 || r[0].Node != "n2" {
+				t.Errorf("blocking read: %+v", r)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("blocking read did not return")
+		}
+		if r, err := b.Read(ctx, recs[2].ID, 0); err != nil || len(r) != 1 {
+			t.Errorf("Read after: %d %v", len(r), err)
+		}
+	})
+}
+
+// TestFollowWithoutLoss: a follower that resumes after an id gets every
+// later event once, in stream order, while two replicas emit concurrently.
+func TestFollowWithoutLoss(t *testing.T) {
+	forEachRedis(t, func(t *testing.T, rdb *redis.Client) {
+		a := newBus(t, rdb, Options{})
+		b := newBus(t, rdb, Options{})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		emitPower(a, "first", "ResourcePoweredOn")
+		recs, _ := a.Read(ctx, "0-0", 0)
+		f, err := b.Follow(ctx, recs[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		const perReplica = 60
+		var wg sync.WaitGroup
+		for _, bus := range []*Bus{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perReplica {
+					name := "r" + strconv.Itoa(i)
+					if bus == b {
+						name = "s" + strconv.Itoa(i)
+					}
+					emitPower(bus, name, "ResourcePoweredOff")
+				}
+			}()
+		}
+		var got []Record
+		for len(got) < 2*perReplica {
+			r, err := f.Next(ctx, 5*time.Second)
+			if err != nil {
+				t.Fatalf("after %d events: %v", len(got), err)
+			}
+			if r == nil {
+				t.Fatalf("no event within 5s after %d", len(got))
+			}
+			got = append(got, r...)
+		}
+		wg.Wait()
+		if len(got) != 2*perReplica {
+			t.Fatalf("%d events, want %d", len(got), 2*perReplica)
+		}
+		next := map[byte]int{}
+		prev := streamID{}
+		for _, r := range got {
+			id, _ := parseID(r.ID)
+			if !prev.less(id) {
+				t.Fatalf("event %s after %s: not in stream order", r.ID, prev)
+			}
+			prev = id
+			want := string(r.Node[0]) + strconv.Itoa(next[r.Node[0]])
+			if r.Node != want {
+				t.Fatalf("event for %s, want %s: one replica's events out of order", r.Node, want)
+			}
+			next[r.Node[0]]++
+		}
+		if f.Cursor() != got[len(got)-1].ID {
+			t.Errorf("cursor %s, want %s", f.Cursor(), got[len(got)-1].ID)
+		}
+		// Nothing more, and an idle wait returns nil, nil.
+		if r, err := f.Next(ctx, 150*time.Millisecond); r != nil || err != nil {
+			t.Errorf("idle Next: %v %v", r, err)
+		}
+	})
+}
+
+func TestFollowFromNowAndClose(t *testing.T) {
+	rdb := testredis.Mini(t)
+	b := newBus(t, rdb, Options{})
+	ctx := context.Background()
+	emitPower(b, "old", "ResourcePoweredOn")
+	f, err := b.Follow(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	emitPower(b, "new", "ResourcePoweredOn")
+	r, err := f.Next(ctx, 5*time.Second)
+	if err != nil || len(r) != 1 || r[0].Node != "new" {
+		t.Fatalf("Next: %+v %v; want only the event after Follow", r, err)
+	}
+	if _, err := b.Follow(ctx, "not-an-id"); err == nil {
+		t.Error("Follow accepted a bad id")
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := f.Next(ctx, time.Minute)
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	b.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("Next after Close: %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Next did not end when the bus closed")
+	}
+}
+
+func TestStreamIsBounded(t *testing.T) {
+	rdb := testredis.Real(t)
+	b := newBus(t, rdb, Options{MaxLen: 100})
+	for range 1000 {
+		emitPower(b, "n", "ResourcePoweredOn")
+	}
+	n, err := rdb.XLen(context.Background(), keyStream).Result()
+	if err != nil || n >= 1000 || n < 100 {
+		t.Errorf("stream length %d (%v); want about 100", n, err)
+	}
+}

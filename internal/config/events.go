@@ -1,0 +1,82 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Events configures the EventService (DESIGN.md §7).
+type Events struct {
+	// AllowDestinations are the CIDRs ("10.20.0.0/16"), addresses and exact
+	// host names that push subscriptions may send to besides public
+	// addresses. Loopback, link-local, private, multicast and other
+	// non-public addresses are refused unless listed (default: none).
+	AllowDestinations []string `yaml:"allow_destinations"`
+	// DeliveryRetryAttempts is how many times a failed event POST is
+	// retried before the subscription's DeliveryRetryPolicy applies (default 3).
+	DeliveryRetryAttempts int `yaml:"delivery_retry_attempts"`
+	// DeliveryRetryInterval is the pause before the first retry, doubling
+	// for each further one up to 5m (default 10s).
+	DeliveryRetryInterval Duration `yaml:"delivery_retry_interval"`
+	// DeliveryRetryPolicy applies to subscriptions that name none:
+	// SuspendRetries (default: the subscription is disabled),
+	// TerminateAfterRetries (deleted), RetryForever, RetryForeverWithBackoff.
+	DeliveryRetryPolicy string `yaml:"delivery_retry_policy"`
+	// MaxSubscriptions bounds the push subscriptions (default 100).
+	MaxSubscriptions int `yaml:"max_subscriptions"`
+	// StreamMaxLen is about how many events Redis keeps for SSE resumption
+	// (Last-Event-ID) and delivery (default 100000).
+	StreamMaxLen int64 `yaml:"stream_max_len"`
+	// SSEKeepAlive is the pause between keep-alive comments on an idle SSE
+	// stream (default 15s).
+	SSEKeepAlive Duration `yaml:"sse_keep_alive"`
+}
+
+// RetryPolicies are the DeliveryRetryPolicy values.
+var RetryPolicies = []string{"SuspendRetries", "TerminateAfterRetries", "RetryForever", "RetryForeverWithBackoff"}
+
+func defaultEvents() Events {
+	return Events{
+		DeliveryRetryAttempts: 3, DeliveryRetryInterval: Duration(10 * time.Second),
+		DeliveryRetryPolicy: "SuspendRetries", MaxSubscriptions: 100, StreamMaxLen: 100000,
+		SSEKeepAlive: Duration(15 * time.Second),
+	}
+}
+
+var destHostRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$`)
+
+func (e Events) validate(bad func(field, format string, a ...any)) {
+	for i, d := range e.AllowDestinations {
+		d = strings.TrimSpace(d)
+		if _, err := netip.ParsePrefix(d); err == nil {
+			continue
+		}
+		if ip, err := netip.ParseAddr(d); err == nil && ip.Zone() == "" {
+			continue
+		}
+		if !destHostRe.MatchString(d) || !strings.ContainsAny(strings.ToLower(d), "abcdefghijklmnopqrstuvwxyz") {
+			bad(fmt.Sprintf("events.allow_destinations[%d]", i), "%q is not a CIDR, an IP address or a host name", d)
+		}
+	}
+	if e.DeliveryRetryAttempts < 0 || e.DeliveryRetryAttempts > 100 {
+		bad("events.delivery_retry_attempts", "%d is out of range 0..100", e.DeliveryRetryAttempts)
+	}
+	if e.DeliveryRetryInterval < Duration(time.Second) || e.DeliveryRetryInterval > Duration(time.Hour) {
+		bad("events.delivery_retry_interval", "%s is out of range 1s..1h", time.Duration(e.DeliveryRetryInterval))
+	}
+	if !contains(RetryPolicies, e.DeliveryRetryPolicy) {
+		bad("events.delivery_retry_policy", "%q is not one of %s", e.DeliveryRetryPolicy, strings.Join(RetryPolicies, ", "))
+	}
+	if e.MaxSubscriptions < 1 || e.MaxSubscriptions > 10000 {
+		bad("events.max_subscriptions", "%d is out of range 1..10000", e.MaxSubscriptions)
+	}
+	if e.StreamMaxLen < 1000 {
+		bad("events.stream_max_len", "%d is too small (at least 1000)", e.StreamMaxLen)
+	}
+	if e.SSEKeepAlive < Duration(time.Second) || e.SSEKeepAlive > Duration(5*time.Minute) {
+		bad("events.sse_keep_alive", "%s is out of range 1s..5m", time.Duration(e.SSEKeepAlive))
+	}
+}

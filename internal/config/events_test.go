@@ -1,0 +1,47 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEventsSection(t *testing.T) {
+	c, err := Parse([]byte(`
+accounts: [{user: a, password: b}]
+events:
+  allow_destinations: [10.20.0.0/16, 192.0.2.7, "fd00::/8", hooks.lab.example]
+  delivery_retry_attempts: 0
+  delivery_retry_interval: 30s
+  delivery_retry_policy: TerminateAfterRetries
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := c.Events
+	if len(e.AllowDestinations) != 4 || e.DeliveryRetryAttempts != 0 || time.Duration(e.DeliveryRetryInterval) != 30*time.Second ||
+		e.DeliveryRetryPolicy != "TerminateAfterRetries" || e.MaxSubscriptions != 100 || e.StreamMaxLen != 100000 ||
+		time.Duration(e.SSEKeepAlive) != 15*time.Second {
+		t.Errorf("events: %+v", e)
+	}
+	d := Default().Events
+	if d.DeliveryRetryAttempts != 3 || time.Duration(d.DeliveryRetryInterval) != 10*time.Second || d.DeliveryRetryPolicy != "SuspendRetries" {
+		t.Errorf("defaults: %+v", d)
+	}
+	for _, c := range []struct{ yaml, field string }{
+		{"allow_destinations: [10.0.0.0/33]", "events.allow_destinations[0]"},
+		{"allow_destinations: [ok.example, 'not a host']", "events.allow_destinations[1]"},
+		{"delivery_retry_attempts: -1", "events.delivery_retry_attempts"},
+		{"delivery_retry_interval: 10ms", "events.delivery_retry_interval"},
+		{"delivery_retry_policy: Sometimes", "events.delivery_retry_policy"},
+		{"max_subscriptions: 0", "events.max_subscriptions"},
+		{"stream_max_len: 10", "events.stream_max_len"},
+		{"sse_keep_alive: 1h", "events.sse_keep_alive"},
+		{"colour: red", "colour"},
+	} {
+		_, err := Parse([]byte("accounts: [{user: a, password: b}]\nevents:\n  " + c.yaml))
+		if err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s: %v; want an error naming %s", c.yaml, err, c.field)
+		}
+	}
+}

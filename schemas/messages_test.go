@@ -1,0 +1,61 @@
+package schemas
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestRegistryTexts checks every message the gateway builds against the
+// DMTF registries (DSP8011) kept in ../shared/redfish-schemas/registries:
+// text, argument count, severity and resolution are copied, never invented.
+func TestRegistryTexts(t *testing.T) {
+	dir := filepath.Join("..", "..", "shared", "redfish-schemas", "registries")
+	if d := os.Getenv("FISHGATE_REDFISH_REGISTRIES"); d != "" {
+		dir = d
+	}
+	cases := []struct {
+		file    string
+		entries map[string]registryEntry
+	}{
+		{"Base.1.22.1.json", baseEntries},
+		{"TaskEvent.1.0.5.json", taskEventEntries},
+		{"ResourceEvent.1.4.3.json", resourceEventEntries},
+	}
+	for _, c := range cases {
+		b, err := os.ReadFile(filepath.Join(dir, c.file))
+		if err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("registry %s unavailable (CI is set): %v", c.file, err)
+			}
+			t.Skipf("registry %s unavailable: %v", c.file, err)
+		}
+		var reg struct {
+			Messages map[string]struct {
+				Message         string
+				NumberOfArgs    int
+				MessageSeverity string
+				Resolution      string
+			}
+		}
+		if err := json.Unmarshal(b, &reg); err != nil {
+			t.Fatalf("%s: %v", c.file, err)
+		}
+		for key, e := range c.entries {
+			m, ok := reg.Messages[key]
+			switch {
+			case !ok:
+				t.Errorf("%s: no message %s", c.file, key)
+			case m.Message != e.text:
+				t.Errorf("%s %s: text %q, registry %q", c.file, key, e.text, m.Message)
+			case m.NumberOfArgs != e.args:
+				t.Errorf("%s %s: %d args, registry %d", c.file, key, e.args, m.NumberOfArgs)
+			case m.MessageSeverity != e.severity:
+				t.Errorf("%s %s: severity %s, registry %s", c.file, key, e.severity, m.MessageSeverity)
+			case m.Resolution != e.resolution:
+				t.Errorf("%s %s: resolution %q, registry %q", c.file, key, e.resolution, m.Resolution)
+			}
+		}
+	}
+}
