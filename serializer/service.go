@@ -49,6 +49,9 @@ type Node struct {
 	Backend backends.Backend
 	// Rules overrides the service's admission rules for this node.
 	Rules *Rules
+	// Reassert makes the power sync converge the node to its desired state
+	// when it drifted (off by default: Ironic and MAAS re-assert their own).
+	Reassert bool
 }
 
 // View is what the gateway knows of a node, as the northbound API renders it.
@@ -436,6 +439,7 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 	prev := n.view.PowerState
 	n.mu.Unlock()
 	s.setPower(n, ps)
+	s.reassert(ctx, n, ps)
 	if !full && prev != ps && prev != "" && (ps == schemas.PowerOn || ps == schemas.PowerOff) {
 		// Drift: the node changed outside the gateway (or between reads).
 		s.opts.Logger.Info("power drift", "node", n.ID, "was", prev, "now", ps)
@@ -560,4 +564,24 @@ func (s *Service) SetBoot(ctx context.Context, id string, b schemas.BootOverride
 	}
 	n.mu.Unlock()
 	return nil
+}
+
+// reassert admits the action that brings an idle node back to its desired
+// state, for nodes configured so (Node.Reassert).
+func (s *Service) reassert(ctx context.Context, n *node, observed schemas.PowerState) {
+	if !n.Reassert || (observed != schemas.PowerOn && observed != schemas.PowerOff) {
+		return
+	}
+	n.mu.RLock()
+	st := n.view.State
+	n.mu.RUnlock()
+	if st.Slots.Now.Task != "" || st.Desired == "" || st.Desired == observed {
+		return
+	}
+	r := schemas.ResetOn
+	if st.Desired == schemas.PowerOff {
+		r = schemas.ResetForceOff
+	}
+	a, err := s.Reset(ctx, n.ID, r, "power sync: re-assert desired "+string(st.Desired))
+	s.opts.Logger.Info("re-asserting desired power state", "node", n.ID, "desired", st.Desired, "observed", observed, "task", a.Task, "outcome", a.Outcome, "err", err)
 }

@@ -93,6 +93,10 @@ type Node struct {
 	Address  string `yaml:"address"`
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
+	// ReassertDesired makes the power sync bring the node back to its
+	// desired state when it drifted (default false: Ironic and MAAS re-assert
+	// their own, and the gateway does not fight them).
+	ReassertDesired bool `yaml:"reassert_desired"`
 	// Policy overrides admission.policy for this node.
 	Policy string `yaml:"policy"`
 	// Insecure turns TLS certificate verification off for this BMC.

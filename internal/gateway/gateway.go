@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		if rb, ok := b.(*rfbackend.Backend); ok {
 			rfBackends[n.ID] = rb
 		}
-		sn := serializer.Node{ID: n.ID, Name: n.Name, Backend: b}
+		sn := serializer.Node{ID: n.ID, Name: n.Name, Backend: b, Reassert: n.ReassertDesired}
 		if n.Policy != "" {
 			r := rules(cfg.Admission)
 			r.Policy = serializer.Policy(n.Policy)

@@ -1,0 +1,120 @@
+package serializer_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	rfbackend "github.com/fishgate/fishgate/backends/redfish"
+	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/schemas"
+	"github.com/fishgate/fishgate/serializer"
+	"github.com/fishgate/fishgate/simulator"
+)
+
+type recordingEmitter struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (r *recordingEmitter) Emit(_ context.Context, e serializer.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ids = append(r.ids, e.Node+" "+e.Message.MessageID)
+}
+
+func (r *recordingEmitter) has(s string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, x := range r.ids {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestPowerSyncDriftAndReassert: the sweep reports a node that changed
+// outside the gateway, and converges it back to its desired state only
+// when the node is configured to.
+func TestPowerSyncDriftAndReassert(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	fleet := simulator.NewFleet(log)
+	t.Cleanup(func() { fleet.Close() })
+	var nodes []serializer.Node
+	for _, c := range []struct {
+		id       string
+		reassert bool
+	}{{"keep", false}, {"fix", true}} {
+		sn, err := fleet.Add(simulator.NodeSpec{ID: c.id, Machine: simulator.MachineConfig{InitialPower: "Off"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := rfbackend.New(rfbackend.Config{Endpoint: sn.URL(), User: "admin", Password: "password", Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, serializer.Node{ID: c.id, Backend: b, Reassert: c.reassert})
+	}
+	ev := &recordingEmitter{}
+	svc, err := serializer.New(nodes, serializer.Options{Redis: testredis.Mini(t), Logger: log, Events: ev,
+		SyncInterval: 100 * time.Millisecond, VerifyInterval: 5 * time.Millisecond, LeaseTTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start(t.Context())
+	t.Cleanup(func() { svc.Close() })
+	ctx := t.Context()
+	for _, id := range []string{"keep", "fix"} {
+		a, err := svc.Reset(ctx, id, schemas.ResetOn, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitTask(t, svc, a.Task, "Completed")
+	}
+	keep, _ := fleet.Node("keep")
+	fix, _ := fleet.Node("fix")
+	keep.Machine().SetPower("Off") // drift: someone pressed the button
+	fix.Machine().SetPower("Off")
+	deadline := time.Now().Add(10 * time.Second)
+	for fix.Machine().PowerState() != "On" {
+		if time.Now().After(deadline) {
+			t.Fatalf("node with reassert stayed %s", fix.Machine().PowerState())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for !ev.has("keep ResourceEvent.1.4.ResourcePoweredOff") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drift event for keep: %v", ev.ids)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // several sweeps
+	if p := keep.Machine().PowerState(); p != "Off" {
+		t.Errorf("node without reassert was converged to %s: the gateway must not fight the clients", p)
+	}
+	if st := keep.Machine().Status(); st.CommandCount != 1 {
+		t.Errorf("node without reassert got %d commands, want only the first On", st.CommandCount)
+	}
+	if st := fix.Machine().Status(); st.CommandCount != 2 || st.MaxInFlight > 1 {
+		t.Errorf("reasserted node: %d commands (want 2), max in flight %d", st.CommandCount, st.MaxInFlight)
+	}
+}
+
+func waitTask(t *testing.T, svc *serializer.Service, id, state string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tr, err := svc.Task(t.Context(), id)
+		if err == nil && tr.State == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s: %+v %v, want %s", id, tr, err, state)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
