@@ -115,6 +115,7 @@ type simNode struct {
 type env struct {
 	t        tester
 	rdb      redis.UniversalClient
+	proto    protocol
 	fleet    *simulator.Fleet
 	ids      []string
 	sims     map[string]*simulator.Node
@@ -122,13 +123,43 @@ type env struct {
 	logs     *logSink
 }
 
-// newEnv starts the simulated nodes. Replicas are added with addReplica.
+// protocol is how the replicas of an env reach its simulated BMCs: the
+// front each simulated node serves besides Redfish, and the backend a
+// replica drives it with (property_backends_test.go has IPMI and AMT).
+type protocol struct {
+	name string
+	// front adds the protocol's listener to a node's spec; nil for Redfish.
+	front func(*simulator.NodeSpec)
+	// open builds one replica's backend for node sn.
+	open func(sn *simulator.Node, log *slog.Logger) (backends.Backend, error)
+}
+
+// redfishProtocol drives the nodes through their Redfish front.
+var redfishProtocol = protocol{
+	name: "redfish",
+	open: func(sn *simulator.Node, log *slog.Logger) (backends.Backend, error) {
+		return rfbackend.New(rfbackend.Config{Endpoint: sn.URL(), User: "admin", Password: "password", Logger: log, Timeout: 10 * time.Second})
+	},
+}
+
+// newEnv starts the simulated nodes, driven over Redfish. Replicas are
+// added with addReplica.
 func newEnv(t tester, rdb redis.UniversalClient, nodes []simNode) *env {
 	t.Helper()
-	e := &env{t: t, rdb: rdb, fleet: simulator.NewFleet(nil), sims: map[string]*simulator.Node{}, logs: &logSink{}}
+	return newEnvOver(t, rdb, nodes, redfishProtocol)
+}
+
+// newEnvOver is newEnv with the replicas driving the nodes over proto.
+func newEnvOver(t tester, rdb redis.UniversalClient, nodes []simNode, proto protocol) *env {
+	t.Helper()
+	e := &env{t: t, rdb: rdb, proto: proto, fleet: simulator.NewFleet(nil), sims: map[string]*simulator.Node{}, logs: &logSink{}}
 	t.Cleanup(func() { e.fleet.Close() })
 	for _, n := range nodes {
-		sn, err := e.fleet.Add(simulator.NodeSpec{ID: n.ID, Machine: n.Machine})
+		spec := simulator.NodeSpec{ID: n.ID, Machine: n.Machine}
+		if proto.front != nil {
+			proto.front(&spec)
+		}
+		sn, err := e.fleet.Add(spec)
 		if err != nil {
 			t.Fatalf("simulated node %s: %v", n.ID, err)
 		}
@@ -139,18 +170,18 @@ func newEnv(t tester, rdb redis.UniversalClient, nodes []simNode) *env {
 }
 
 // addReplica starts a serializer replica over every node of e, with its
-// own Redfish backends (wrap, when set, wraps each of them) and opts
-// (Redis, ReplicaID and Logger are filled in).
+// own backends of e's protocol (wrap, when set, wraps each of them) and
+// opts (Redis, ReplicaID and Logger are filled in).
 func (e *env) addReplica(replica string, opts serializer.Options, wrap func(id string, b backends.Backend) backends.Backend) *serializer.Service {
 	e.t.Helper()
 	log := slog.New(e.logs.handler(replica))
 	var nodes []serializer.Node
 	for _, id := range e.ids {
-		b, err := rfbackend.New(rfbackend.Config{Endpoint: e.sims[id].URL(), User: "admin", Password: "password", Logger: log, Timeout: 10 * time.Second})
+		b, err := e.proto.open(e.sims[id], log)
 		if err != nil {
-			e.t.Fatalf("backend %s: %v", id, err)
+			e.t.Fatalf("%s backend %s: %v", e.proto.name, id, err)
 		}
-		var be backends.Backend = b
+		be := b
 		if wrap != nil {
 			be = wrap(id, b)
 		}

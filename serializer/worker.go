@@ -137,7 +137,7 @@ func (s *Service) run(ctx context.Context, n *node, lease string, st NodeState) 
 	if !wasRunning {
 		s.emitTask(ctx, n.ID, task, schemas.TaskEvent("TaskStarted", task))
 	}
-	r := s.execute(ctx, n, lease, task, rt, wasRunning && st.Issued == task, res[3] == "1", log)
+	r := s.execute(ctx, n, lease, task, rt, wasRunning && st.Issued == task, st.IssuedAt, res[3] == "1", log)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -170,14 +170,21 @@ var errCancelled = errors.New("cancelled")
 
 // execute performs one action and says how it ended. interrupted is true
 // when a previous holder had sent the BMC command without confirming it.
-func (s *Service) execute(ctx context.Context, n *node, lease, task string, rt schemas.ResetType, interrupted, cancelling bool, log interface {
+func (s *Service) execute(ctx context.Context, n *node, lease, task string, rt schemas.ResetType, interrupted bool, issuedAt time.Time, cancelling bool, log interface {
 	Info(string, ...any)
 	Warn(string, ...any)
 }) result {
 	target, steady := rt.Target()
-	// sent: a command of this task may be under way on the BMC; it cannot be
-	// unsent, so a cancellation lets it settle first (cancelled).
-	sent := interrupted
+	// sent: when a command of this task may have been put under way on the
+	// BMC (zero: none); it cannot be unsent, so a cancellation lets it settle
+	// first (cancelled), for as long as such a command may take.
+	var sent time.Time
+	if interrupted {
+		sent = issuedAt
+		if sent.IsZero() {
+			sent = time.Now()
+		}
+	}
 	if cancelling {
 		return s.cancelled(ctx, n, "cancelled before it started", rt, sent)
 	}
@@ -188,11 +195,17 @@ func (s *Service) execute(ctx context.Context, n *node, lease, task string, rt s
 	if interrupted {
 		// The previous holder's command may still be under way: let the node
 		// settle before deciding, or a second command would overlap it.
+		// BMCs without transitional states show the state they are leaving,
+		// so wait for the target, no longer than the command may still run.
 		want := schemas.PowerUnknown
-		if restarts(rt) {
+		switch {
+		case restarts(rt):
 			want = schemas.PowerOn
+		case rt == schemas.ResetOn || rt == schemas.ResetForceOn || rt == schemas.ResetForceOff:
+			want, _ = rt.Target()
 		}
-		if before = s.settle(ctx, n, want, s.verifyLimit(rt)); before == schemas.PowerUnknown {
+		limit := max(s.verifyLimit(rt)-time.Since(sent), s.opts.VerifyInterval)
+		if before = s.settle(ctx, n, want, limit); before == schemas.PowerUnknown {
 			err = errors.New("power state unknown")
 		}
 	} else {
@@ -253,7 +266,14 @@ func (s *Service) execute(ctx context.Context, n *node, lease, task string, rt s
 		n.call.Unlock()
 		cancel()
 		if err == nil || errors.Is(err, context.DeadlineExceeded) {
-			sent = true // accepted, or no answer in time: perhaps accepted
+			sent = time.Now() // accepted, or no answer in time: perhaps accepted
+		} else if sent.IsZero() {
+			// A definite refusal: nothing is under way, and a later holder
+			// must not treat the command as sent (it would wait for a
+			// transition that never started).
+			if _, uerr := s.store.workerOp(ctx, n.ID, lease, task, s.opts.Clock(), "unissue"); uerr != nil {
+				return s.stopped(ctx, n, uerr, rt, sent)
+			}
 		}
 		if err != nil {
 			lastErr = err
@@ -295,7 +315,7 @@ func orUnknown(p schemas.PowerState) string {
 // stopped turns a step error into a result: cancellation ends the task
 // Cancelled; anything else (lease lost, Redis failing) abandons the action
 // without writing: no BMC command is sent until a lease is held again.
-func (s *Service) stopped(ctx context.Context, n *node, err error, rt schemas.ResetType, sent bool) result {
+func (s *Service) stopped(ctx context.Context, n *node, err error, rt schemas.ResetType, sent time.Time) result {
 	if errors.Is(err, errCancelled) {
 		return s.cancelled(ctx, n, "", rt, sent)
 	}
@@ -314,14 +334,20 @@ func (s *Service) stopped(ctx context.Context, n *node, err error, rt schemas.Re
 // states (IPMI, AMT) go on showing the state they are leaving until the
 // change is done. A graceful action is an ACPI request to the OS, which may
 // never act on it: it settles in whatever steady state it shows.
-func (s *Service) cancelled(ctx context.Context, n *node, why string, rt schemas.ResetType, sent bool) result {
+func (s *Service) cancelled(ctx context.Context, n *node, why string, rt schemas.ResetType, sent time.Time) result {
 	var want schemas.PowerState
 	limit := s.opts.VerifyTimeout
-	switch {
-	case sent && restarts(rt):
-		want, limit = schemas.PowerOn, s.verifyLimit(rt)
-	case sent && (rt == schemas.ResetOn || rt == schemas.ResetForceOn || rt == schemas.ResetForceOff):
-		want, _ = rt.Target()
+	if !sent.IsZero() {
+		switch {
+		case restarts(rt):
+			want = schemas.PowerOn
+		case rt == schemas.ResetOn || rt == schemas.ResetForceOn || rt == schemas.ResetForceOff:
+			want, _ = rt.Target()
+		}
+		if want != schemas.PowerUnknown {
+			// No longer than the command may still be running.
+			limit = max(s.verifyLimit(rt)-time.Since(sent), s.opts.VerifyInterval)
+		}
 	}
 	observed := s.settle(ctx, n, want, limit)
 	reason := "cancelled"

@@ -5,6 +5,7 @@
 -- ops:
 --   begin                    task New -> Running; returns {ok, type, state before, cancelling}
 --   step  <note>             records that a BMC command is about to be sent; {ok, cancelling}
+--   unissue                  the BMC refused the command: not under way; {ok, cancelling}
 --   progress <pct> <note>    records progress; {ok, cancelling}
 --   finish <state> <status> <reason> <observed> <set_desired_observed>
 --                            ends the task, promotes the next;
@@ -41,6 +42,13 @@ if op == 'step' then
   redis.call('HSET', SLOTS, 'issued', task, 'issued_at', now)
   log({ 'event', 'command', 'task', task, 'note', ARGV[6], 'fence', lease })
   return { 'ok', '' }
+end
+
+if op == 'unissue' then
+  -- the BMC refused the command: nothing is under way
+  if t then t.issued = nil; put_task(t) end
+  redis.call('HDEL', SLOTS, 'issued', 'issued_at')
+  return { 'ok', s.cancelling and '1' or '' }
 end
 
 if op == 'progress' then

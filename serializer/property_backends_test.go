@@ -1,0 +1,211 @@
+package serializer_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"pgregory.net/rapid"
+
+	"github.com/fishgate/fishgate/backends"
+	amtbackend "github.com/fishgate/fishgate/backends/amt"
+	ipmibackend "github.com/fishgate/fishgate/backends/ipmi"
+	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/schemas"
+	"github.com/fishgate/fishgate/serializer"
+	"github.com/fishgate/fishgate/simulator"
+)
+
+// The property of property_test.go (DESIGN.md §4 invariants (a)-(d),
+// checked by checkInvariants) with the simulated nodes driven over IPMI
+// and over Intel AMT instead of Redfish: two replicas sharing one Redis,
+// several clients, random delays, DELETEs and failing first commands.
+//
+// Both protocols have no transitional power state (a transition reads as
+// the state it leaves until it settles), which is what the serializer's
+// verification and its settling after a cancellation must cope with.
+//
+// The AMT backend's own retries are turned off here: invariant (d) counts
+// one BMC command per command the lease holder logged, and the serializer
+// does the retrying. The gateway's AMT retries against FailFirst are
+// exercised end to end in e2e/backends_test.go.
+//
+// Fewer scenarios than the Redfish run (each is slower over UDP or
+// WS-Man); -rapid.checks overrides.
+
+const backendPropertyChecks = 15
+
+// propertyProtocol is one protocol the property runs over, and the
+// ResetTypes its clients send (those the backend offers and that have a
+// target state).
+type propertyProtocol struct {
+	protocol
+	types []schemas.ResetType
+}
+
+var ipmiProtocol = protocol{
+	name:  "ipmi",
+	front: func(s *simulator.NodeSpec) { s.IPMIListen = "127.0.0.1:0" },
+	open: func(sn *simulator.Node, log *slog.Logger) (backends.Backend, error) {
+		host, port, err := ipmibackend.SplitAddress(sn.IPMIAddr())
+		if err != nil {
+			return nil, err
+		}
+		return ipmibackend.New(ipmibackend.Config{Host: host, Port: port, User: "admin", Password: "password", Logger: log})
+	},
+}
+
+var amtProtocol = protocol{
+	name:  "amt",
+	front: func(s *simulator.NodeSpec) { s.AMTListen = "127.0.0.1:0" },
+	open: func(sn *simulator.Node, log *slog.Logger) (backends.Backend, error) {
+		return amtbackend.New(amtbackend.Config{Endpoint: sn.AMTURL(), User: "admin", Password: "password", Retries: -1, Logger: log})
+	},
+}
+
+var propertyProtocols = []propertyProtocol{
+	// IPMI has no GracefulRestart; Nmi has no target state.
+	{ipmiProtocol, []schemas.ResetType{schemas.ResetOn, schemas.ResetForceOff, schemas.ResetGracefulShutdown,
+		schemas.ResetForceRestart, schemas.ResetPowerCycle}},
+	// The simulated AMT offers both graceful values (12, 14).
+	{amtProtocol, propertyTypes},
+}
+
+func TestPropertyResetsStaySerializedOverBackends(t *testing.T) {
+	limitRapid(t, backendPropertyChecks)
+	for _, pp := range propertyProtocols {
+		t.Run(pp.name, func(t *testing.T) {
+			for _, target := range testredis.Targets() {
+				t.Run(target.Name, func(t *testing.T) {
+					rdb := target.New(t)
+					var (
+						seq   scenarioSeq
+						stats scenarioStats
+					)
+					rapid.Check(t, func(rt *rapid.T) {
+						runScenarioOver(rt, rdb, seq.next(pp.name), &stats, pp)
+					})
+					t.Logf("%d scenarios over %s: %s", seq.n.Load(), pp.name, &stats)
+				})
+			}
+		})
+	}
+}
+
+// runScenarioOver draws nodes and clients as runScenario does, runs the
+// clients against two replicas driving the nodes over pp, and checks the
+// invariants once everything is quiet.
+func runScenarioOver(rt *rapid.T, rdb redis.UniversalClient, prefix string, stats *scenarioStats, pp propertyProtocol) {
+	nNodes := rapid.IntRange(3, 4).Draw(rt, "nodes")
+	nodes := make([]simNode, nNodes)
+	for i := range nodes {
+		lo := time.Duration(rapid.IntRange(10, 40).Draw(rt, "delayMin")) * time.Millisecond
+		hi := lo + time.Duration(rapid.IntRange(0, 20).Draw(rt, "delaySpread"))*time.Millisecond
+		nodes[i] = simNode{ID: fmt.Sprintf("%sn%d", prefix, i), Machine: simulator.MachineConfig{
+			DelayMin: lo, DelayMax: hi,
+			InitialPower: rapid.SampledFrom([]string{simulator.PowerOff, simulator.PowerOn}).Draw(rt, "initial"),
+			Faults:       simulator.Faults{FailFirst: rapid.IntRange(0, 1).Draw(rt, "failFirst")},
+		}}
+	}
+	rules := serializer.DefaultRules()
+	rules.FlipLimit = rapid.SampledFrom([]int{0, 3}).Draw(rt, "flipLimit")
+	op := rapid.Custom(func(t *rapid.T) clientOp {
+		return clientOp{
+			Delete:  rapid.IntRange(0, 5).Draw(t, "kind") == 0,
+			Node:    rapid.IntRange(0, nNodes-1).Draw(t, "node"),
+			Type:    rapid.SampledFrom(pp.types).Draw(t, "type"),
+			Replica: rapid.IntRange(0, 1).Draw(t, "replica"),
+			Pause:   time.Duration(rapid.IntRange(0, 30).Draw(t, "pause")) * time.Millisecond,
+			Pick:    rapid.IntRange(0, 1<<10).Draw(t, "pick"),
+		}
+	})
+	clients := rapid.SliceOfN(rapid.SliceOfN(op, 1, 10), 2, 4).Draw(rt, "clients")
+
+	e := newEnvOver(rt, rdb, nodes, pp.protocol)
+	opts := fastOptions()
+	opts.Rules = &rules
+	replicas := [2]*serializer.Service{e.addReplica("A", opts, nil), e.addReplica("B", opts, nil)}
+
+	var (
+		mu       sync.Mutex
+		taskIDs  []string // ids Resets returned (not refused), in order
+		admitted []admitted
+		failures []string
+		wg       sync.WaitGroup
+	)
+	ctx := context.Background()
+	for c, ops := range clients {
+		who := fmt.Sprintf("client %d", c)
+		wg.Go(func() {
+			for _, o := range ops {
+				time.Sleep(o.Pause)
+				svc := replicas[o.Replica]
+				if o.Delete {
+					mu.Lock()
+					n := len(taskIDs)
+					var id string
+					if n > 0 { // one of the last four: they may still run or wait
+						id = taskIDs[n-1-o.Pick%min(n, 4)]
+					}
+					mu.Unlock()
+					if id == "" {
+						continue
+					}
+					res, err := svc.CancelTask(ctx, id)
+					if err != nil {
+						mu.Lock()
+						failures = append(failures, fmt.Sprintf("%s: DELETE %s: %v", who, id, err))
+						mu.Unlock()
+					}
+					stats.add(func(s *scenarioStats) { s.cancels[res]++ })
+					continue
+				}
+				node := e.ids[o.Node]
+				a, err := svc.Reset(ctx, node, o.Type, who)
+				mu.Lock()
+				switch {
+				case err != nil:
+					failures = append(failures, fmt.Sprintf("%s: Reset %s %s: %v", who, node, o.Type, err))
+				default:
+					admitted = append(admitted, admittedReset(node, o.Type, a))
+					if a.Outcome != serializer.Refused {
+						taskIDs = append(taskIDs, a.Task)
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		rt.Fatalf("requests failed over %s:\n%s", pp.name, strings.Join(failures, "\n"))
+	}
+	e.waitQuiet(30*time.Second, e.ids, taskIDs)
+	checkInvariants(rt, e, admitted)
+	stats.add(func(s *scenarioStats) {
+		for _, r := range admitted {
+			s.outcomes[r.adm.Outcome]++
+			if r.adm.Outcome == serializer.Started || r.adm.Outcome == serializer.Queued {
+				s.ended[e.task(r.adm.Task).State]++
+			}
+		}
+		for _, id := range e.ids {
+			st := e.machine(id).Status()
+			s.commands += st.CommandCount
+			for _, c := range st.Commands {
+				if c.Action != "SetBoot" && c.Protocol != pp.name {
+					rt.Fatalf("node %s: command %s reached the machine over %s, want %s", id, c.Action, c.Protocol, pp.name)
+				}
+			}
+		}
+	})
+}
+
+func admittedReset(node string, typ schemas.ResetType, a serializer.Admission) admitted {
+	return admitted{node: node, typ: typ, adm: a}
+}
