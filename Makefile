@@ -3,7 +3,7 @@ GO        ?= go
 FUZZTIME  ?= 20s
 BENCHTIME ?= 2s
 
-.PHONY: demo test vet unit fuzz bench build clean
+.PHONY: demo test vet unit fuzz bench chaos build clean
 
 demo:
 	$(GO) run ./cmd/fishgate demo
@@ -25,6 +25,11 @@ bench:
 	$(GO) run ./cmd/fgbench admission -nodes 1000 -duration 10s -rounds 5
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./redfish ./simulator/... ./backends/...
 	$(GO) test -run='^$$' -bench='^BenchmarkAdmission$$' -benchtime=$(BENCHTIME) -count=5 ./serializer
+
+# Three replicas, real Redis with AOF, faulty simulated BMCs, SIGKILLs and a
+# Redis restart; checks DESIGN.md §4's invariants and prints one summary line.
+chaos:
+	$(GO) run ./cmd/fgchaos -nodes 200 -requests 5000 -replicas 3
 
 build:
 	$(GO) build -o bin/ ./cmd/...
