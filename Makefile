@@ -18,7 +18,7 @@ unit:
 
 # Short, bounded fuzzing of request decoding (one target per invocation).
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzRequestBodies$$' -fuzztime=$(FUZZTIME) ./redfish
+	$(GO) test -run='^$$' -fuzz='^FuzzRequestBodies$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./redfish
 
 bench:
 	$(GO) run ./cmd/fgbench -duration 10s -rounds 5
