@@ -345,8 +345,10 @@ func (s *Service) cancelled(ctx context.Context, n *node, why string, rt schemas
 			want, _ = rt.Target()
 		}
 		if want != schemas.PowerUnknown {
-			// No longer than the command may still be running.
-			limit = max(s.verifyLimit(rt)-time.Since(sent), s.opts.VerifyInterval)
+			// No longer than the command may still be running: a cancelled
+			// restart waits only for its power-on phase (seen Off), which the
+			// hardware bounds, not the OS's handling of an ACPI request.
+			limit = max(s.opts.VerifyTimeout-time.Since(sent), s.opts.VerifyInterval)
 		}
 	}
 	observed := s.settle(ctx, n, want, limit)

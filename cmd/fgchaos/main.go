@@ -60,19 +60,19 @@ const (
 )
 
 type options struct {
-	nodes, requests, replicas, clients int
-	duration, timeout                  time.Duration
-	killEvery, killDown, redisDown     time.Duration
-	delayMin, delayMax                 time.Duration
-	settleWait, stallAfter             time.Duration
-	leaseTTL, syncInterval             time.Duration
-	retries, flipLimit                 int
-	failFrac, asyncFrac                float64
-	redisSignal                        string
-	seed                               uint64
-	fishgate                           string
-	keep, verbose                      bool
-	explainMax                         int
+	nodes, requests, replicas, clients    int
+	duration, timeout                     time.Duration
+	killEvery, killDown, redisDown        time.Duration
+	delayMin, delayMax                    time.Duration
+	settleWait, stallAfter                time.Duration
+	leaseTTL, syncInterval, verifyTimeout time.Duration
+	retries, flipLimit                    int
+	failFrac, asyncFrac                   float64
+	redisSignal                           string
+	seed                                  uint64
+	fishgate                              string
+	keep, verbose                         bool
+	explainMax                            int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -94,6 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.settleWait, "settle", 90*time.Second, "upper bound of the wait for quiescence after the load")
 	fs.DurationVar(&o.stallAfter, "stall", 15*time.Second, "a node still busy this long after the load stopped is reported as stalled (not a failure)")
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", 2*time.Second, "gateway lease_ttl")
+	fs.DurationVar(&o.verifyTimeout, "verify-timeout", 15*time.Second, "gateway verify_timeout (the simulated BMCs settle in well under a second)")
 	fs.DurationVar(&o.syncInterval, "sync-interval", 3*time.Second, "gateway sync_interval")
 	fs.IntVar(&o.retries, "retries", 3, "gateway retries")
 	fs.IntVar(&o.flipLimit, "flip-limit", 0, "gateway admission.flip_limit (0: guard off, so the stream is not mostly refused)")
@@ -511,12 +512,13 @@ func gatewayConfig(o *options, listen, redisURL string, nodes []*simNode) ([]byt
 		Role     string `yaml:"role"`
 	}
 	cfg := struct {
-		Listen       string `yaml:"listen"`
-		RedisURL     string `yaml:"redis_url"`
-		LeaseTTL     string `yaml:"lease_ttl"`
-		Retries      int    `yaml:"retries"`
-		SyncInterval string `yaml:"sync_interval"`
-		Admission    struct {
+		Listen        string `yaml:"listen"`
+		RedisURL      string `yaml:"redis_url"`
+		LeaseTTL      string `yaml:"lease_ttl"`
+		Retries       int    `yaml:"retries"`
+		VerifyTimeout string `yaml:"verify_timeout"`
+		SyncInterval  string `yaml:"sync_interval"`
+		Admission     struct {
 			Policy    string `yaml:"policy"`
 			FlipLimit int    `yaml:"flip_limit"`
 		} `yaml:"admission"`
@@ -524,8 +526,9 @@ func gatewayConfig(o *options, listen, redisURL string, nodes []*simNode) ([]byt
 		Nodes    []node    `yaml:"nodes"`
 	}{
 		Listen: listen, RedisURL: redisURL, LeaseTTL: o.leaseTTL.String(), Retries: o.retries,
-		SyncInterval: o.syncInterval.String(),
-		Accounts:     []account{{User: gwUser, Password: gwPassword, Role: "Administrator"}},
+		VerifyTimeout: o.verifyTimeout.String(),
+		SyncInterval:  o.syncInterval.String(),
+		Accounts:      []account{{User: gwUser, Password: gwPassword, Role: "Administrator"}},
 	}
 	cfg.Admission.Policy = "now-next"
 	cfg.Admission.FlipLimit = o.flipLimit

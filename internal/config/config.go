@@ -43,6 +43,9 @@ type Config struct {
 	LeaseTTL Duration `yaml:"lease_ttl"`
 	// Retries is how often a failed or ignored BMC command is re-sent (default 2).
 	Retries int `yaml:"retries"`
+	// VerifyTimeout bounds the wait for a node to show the target state
+	// after a command (default 60s; graceful actions get ten times as long).
+	VerifyTimeout Duration `yaml:"verify_timeout"`
 	// Accounts may log in to the Redfish API. At least one is required.
 	Accounts []Account `yaml:"accounts"`
 	// Nodes are the machines the gateway manages.
@@ -163,6 +166,7 @@ func Default() Config {
 		MaxBodyBytes:   64 << 10,
 		LeaseTTL:       Duration(6 * time.Second),
 		Retries:        2,
+		VerifyTimeout:  Duration(time.Minute),
 		Admission: Admission{
 			Policy: "now-next", QueueMax: 8, FlipLimit: 10, FlipWindow: Duration(time.Minute),
 			Precedence: map[string]int{"ForceOff": 2, "GracefulShutdown": 1},
@@ -253,6 +257,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LeaseTTL < Duration(time.Second) {
 		bad("lease_ttl", "%s is too short (at least 1s)", time.Duration(c.LeaseTTL))
+	}
+	if c.VerifyTimeout < Duration(time.Second) {
+		bad("verify_timeout", "%s is too short (at least 1s)", time.Duration(c.VerifyTimeout))
 	}
 	if c.Retries < 0 || c.Retries > 20 {
 		bad("retries", "%d is out of range 0..20", c.Retries)

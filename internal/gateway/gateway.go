@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 	def := rules(cfg.Admission)
 	g.nodes, err = serializer.New(nodes, serializer.Options{
 		Redis: g.redis.Client, Rules: &def, LeaseTTL: time.Duration(cfg.LeaseTTL),
-		SyncInterval: time.Duration(cfg.SyncInterval), Retries: cfg.Retries, Logger: log,
+		SyncInterval: time.Duration(cfg.SyncInterval), Retries: cfg.Retries, VerifyTimeout: time.Duration(cfg.VerifyTimeout), Logger: log,
 		Events: g.events,
 	})
 	if err != nil {
