@@ -24,19 +24,17 @@ package events
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fishgate/fishgate/internal/replicaid"
 	"github.com/fishgate/fishgate/serializer"
 )
 
@@ -85,10 +83,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.ReplicaID == "" {
-		host, _ := os.Hostname()
-		b := make([]byte, 3)
-		rand.Read(b)
-		o.ReplicaID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+		o.ReplicaID = replicaid.New()
 	}
 	if o.MaxLen == 0 {
 		o.MaxLen = 100000

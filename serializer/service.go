@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sort"
 	"strconv"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/internal/replicaid"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -109,10 +109,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.ReplicaID == "" {
-		host, _ := os.Hostname()
-		b := make([]byte, 3)
-		rand.Read(b)
-		o.ReplicaID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+		o.ReplicaID = replicaid.New()
 	}
 	if o.Rules == nil {
 		r := DefaultRules()
