@@ -49,6 +49,9 @@ type Node struct {
 	Backend backends.Backend
 	// Rules overrides the service's admission rules for this node.
 	Rules *Rules
+	// Kind names the backend protocol (redfish, ipmi, amt) for the sweep's
+	// per-kind concurrency bound.
+	Kind string
 	// Reassert makes the power sync converge the node to its desired state
 	// when it drifted (off by default: Ironic and MAAS re-assert their own).
 	Reassert bool
@@ -83,8 +86,10 @@ type Options struct {
 	LeaseTTL time.Duration
 	// SyncInterval is how often every node's power state is re-read (default 30s).
 	SyncInterval time.Duration
-	// SyncConcurrency bounds the BMC reads of one sync sweep (default 16).
+	// SyncConcurrency bounds the BMC reads of one sync sweep (default 16),
+	// and SyncPerKind those of one backend kind (default 8).
 	SyncConcurrency int
+	SyncPerKind     int
 	// CallTimeout bounds one BMC call (default 20s).
 	CallTimeout time.Duration
 	// VerifyTimeout bounds the wait for a Reset's target state per attempt
@@ -123,6 +128,9 @@ func (o *Options) defaults() {
 	}
 	if o.SyncConcurrency == 0 {
 		o.SyncConcurrency = 16
+	}
+	if o.SyncPerKind == 0 {
+		o.SyncPerKind = 8
 	}
 	if o.CallTimeout == 0 {
 		o.CallTimeout = 20 * time.Second
@@ -377,24 +385,40 @@ func (s *Service) View(id string) (View, error) {
 	return n.view, nil
 }
 
+// sweep reads every node, at most SyncConcurrency at once in all and
+// SyncPerKind at once per backend kind (one slow protocol, AMT say, cannot
+// take every slot).
 func (s *Service) sweep(ctx context.Context, full bool) {
 	sem := make(chan struct{}, s.opts.SyncConcurrency)
+	kinds := map[string]chan struct{}{}
+	for _, id := range s.ids {
+		if k := s.nodes[id].Kind; kinds[k] == nil {
+			kinds[k] = make(chan struct{}, s.opts.SyncPerKind)
+		}
+	}
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	for _, id := range s.ids {
 		n := s.nodes[id]
+		kind := kinds[n.Kind]
+		select {
+		case kind <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
+			<-kind
 			return
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
+			defer func() { <-sem; <-kind }()
 			s.refresh(ctx, n, full)
 		}()
 	}
-	wg.Wait()
 }
 
 // refresh re-reads power state (and, when full or not known yet, the

@@ -43,6 +43,12 @@ type Config struct {
 	LeaseTTL Duration `yaml:"lease_ttl"`
 	// Retries is how often a failed or ignored BMC command is re-sent (default 2).
 	Retries int `yaml:"retries"`
+	// Tasks bounds the finished tasks kept per node.
+	Tasks Tasks `yaml:"tasks"`
+	// SyncConcurrency bounds the power sweep's BMC reads in all, and
+	// SyncPerBackend per backend kind (defaults 16 and 8).
+	SyncConcurrency int `yaml:"sync_concurrency"`
+	SyncPerBackend  int `yaml:"sync_per_backend"`
 	// VerifyTimeout bounds the wait for a node to show the target state
 	// after a command (default 60s; graceful actions get ten times as long).
 	VerifyTimeout Duration `yaml:"verify_timeout"`
@@ -52,6 +58,14 @@ type Config struct {
 	Nodes []Node `yaml:"nodes"`
 	// Events configures the EventService (events.go).
 	Events Events `yaml:"events"`
+}
+
+// Tasks is the retention of finished tasks.
+type Tasks struct {
+	// Keep finished tasks per node (default 100).
+	Keep int `yaml:"keep"`
+	// KeepFor is how long a finished task is kept at most (default 24h).
+	KeepFor Duration `yaml:"keep_for"`
 }
 
 // Admission configures the serializer (DESIGN.md §4).
@@ -160,13 +174,16 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 // Default is the configuration in effect where the file says nothing.
 func Default() Config {
 	return Config{
-		Listen:         "127.0.0.1:8000",
-		SessionTimeout: Duration(30 * time.Minute),
-		SyncInterval:   Duration(30 * time.Second),
-		MaxBodyBytes:   64 << 10,
-		LeaseTTL:       Duration(6 * time.Second),
-		Retries:        2,
-		VerifyTimeout:  Duration(time.Minute),
+		Listen:          "127.0.0.1:8000",
+		SessionTimeout:  Duration(30 * time.Minute),
+		SyncInterval:    Duration(30 * time.Second),
+		MaxBodyBytes:    64 << 10,
+		LeaseTTL:        Duration(6 * time.Second),
+		Retries:         2,
+		VerifyTimeout:   Duration(time.Minute),
+		Tasks:           Tasks{Keep: 100, KeepFor: Duration(24 * time.Hour)},
+		SyncConcurrency: 16,
+		SyncPerBackend:  8,
 		Admission: Admission{
 			Policy: "now-next", QueueMax: 8, FlipLimit: 10, FlipWindow: Duration(time.Minute),
 			Precedence: map[string]int{"ForceOff": 2, "GracefulShutdown": 1},
@@ -257,6 +274,18 @@ func (c *Config) Validate() error {
 	}
 	if c.LeaseTTL < Duration(time.Second) {
 		bad("lease_ttl", "%s is too short (at least 1s)", time.Duration(c.LeaseTTL))
+	}
+	if c.Tasks.Keep < 1 || c.Tasks.Keep > 100000 {
+		bad("tasks.keep", "%d is out of range 1..100000", c.Tasks.Keep)
+	}
+	if c.Tasks.KeepFor < Duration(time.Minute) {
+		bad("tasks.keep_for", "%s is too short (at least 1m)", time.Duration(c.Tasks.KeepFor))
+	}
+	if c.SyncConcurrency < 1 || c.SyncConcurrency > 10000 {
+		bad("sync_concurrency", "%d is out of range 1..10000", c.SyncConcurrency)
+	}
+	if c.SyncPerBackend < 1 || c.SyncPerBackend > 10000 {
+		bad("sync_per_backend", "%d is out of range 1..10000", c.SyncPerBackend)
 	}
 	if c.VerifyTimeout < Duration(time.Second) {
 		bad("verify_timeout", "%s is too short (at least 1s)", time.Duration(c.VerifyTimeout))

@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		if rb, ok := b.(*rfbackend.Backend); ok {
 			rfBackends[n.ID] = rb
 		}
-		sn := serializer.Node{ID: n.ID, Name: n.Name, Backend: b, Reassert: n.ReassertDesired}
+		sn := serializer.Node{ID: n.ID, Name: n.Name, Backend: b, Kind: n.Backend, Reassert: n.ReassertDesired}
 		if n.Policy != "" {
 			r := rules(cfg.Admission)
 			r.Policy = serializer.Policy(n.Policy)
@@ -102,6 +102,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 	g.nodes, err = serializer.New(nodes, serializer.Options{
 		Redis: g.redis.Client, Rules: &def, LeaseTTL: time.Duration(cfg.LeaseTTL),
 		SyncInterval: time.Duration(cfg.SyncInterval), Retries: cfg.Retries, VerifyTimeout: time.Duration(cfg.VerifyTimeout), Logger: log,
+		KeepTasks: cfg.Tasks.Keep, KeepTaskAge: time.Duration(cfg.Tasks.KeepFor),
+		SyncConcurrency: cfg.SyncConcurrency, SyncPerKind: cfg.SyncPerBackend,
 		Events: g.events,
 	})
 	if err != nil {
