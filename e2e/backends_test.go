@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"path"
 	"slices"
 	"strings"
@@ -569,20 +568,19 @@ func TestAMTIgnoringEveryCommand(t *testing.T) {
 		t.Errorf("ResourceErrorsDetected event: severity %s, message %q; want a warning that says the node did not reach On", ev.MessageSeverity, ev.Message)
 	}
 
-	// The System itself: its Status.Health and Oem.Fishgate.LastError
-	// describe the BMC's reachability (the last power read), not the
-	// failed action, so they stay OK. A known gap: asserted only with
-	// FISHGATE_KNOWN_GAPS set.
-	sys := g.system(t, node)
-	status, _ := sys["Status"].(map[string]any)
-	oem, _ := sys["Oem"].(map[string]any)
-	fg, _ := oem["Fishgate"].(map[string]any)
-	if status["Health"] == "OK" && fg["LastError"] == nil {
-		report := t.Logf
-		if os.Getenv("FISHGATE_KNOWN_GAPS") != "" {
-			report = t.Errorf
-		}
-		report("known gap: the System does not show the failed action (Status %v, Oem.Fishgate.LastError %v)", status, fg["LastError"])
+	// The System itself shows the failed action: Status.Health Warning and
+	// Oem.Fishgate.LastFailedAction naming the task and why.
+	var status, failed map[string]any
+	waitFor(t, 5*time.Second, "the System to show the failed action", func() (bool, string) {
+		sys := g.system(t, node)
+		status, _ = sys["Status"].(map[string]any)
+		oem, _ := sys["Oem"].(map[string]any)
+		fg, _ := oem["Fishgate"].(map[string]any)
+		failed, _ = fg["LastFailedAction"].(map[string]any)
+		return status["Health"] == "Warning" && failed != nil, fmt.Sprint(status, fg)
+	})
+	if msg, _ := failed["Message"].(string); !strings.Contains(msg, "did not reach On") {
+		t.Errorf("LastFailedAction message %q does not say the node did not reach On", msg)
 	}
 }
 

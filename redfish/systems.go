@@ -79,7 +79,7 @@ func renderSystem(sc scope, v serializer.View) schemas.ComputerSystem {
 		SystemType: "Physical",
 		PowerState: powerPtr(v.PowerState),
 		Boot:       boot,
-		Status:     schemas.Status{State: "Enabled", Health: v.Health},
+		Status:     schemas.Status{State: "Enabled", Health: systemHealth(v)},
 		Links: schemas.SystemLinks{
 			ManagedBy: []schemas.Link{{ODataID: sc.url("/Managers/" + v.ID)}},
 			Chassis:   []schemas.Link{{ODataID: sc.url("/Chassis/" + v.ID)}},
@@ -317,7 +317,23 @@ func renderNodeState(sc scope, v serializer.View) map[string]any {
 	if v.LastError != "" {
 		m["LastError"] = v.LastError
 	}
+	if st.FailedTask != "" {
+		m["LastFailedAction"] = map[string]any{
+			"Task":    schemas.Link{ODataID: sc.url("/TaskService/Tasks/" + st.FailedTask)},
+			"Message": st.FailedReason,
+			"Time":    st.FailedAt.UTC().Format(time.RFC3339),
+		}
+	}
 	return m
+}
+
+// systemHealth is the System's Status.Health: the BMC's reachability, and
+// Warning while the node's last power action failed (until one completes).
+func systemHealth(v serializer.View) string {
+	if v.Health == "OK" && v.State.FailedTask != "" {
+		return "Warning"
+	}
+	return v.Health
 }
 
 // systemETag is the System's ETag (DSP0266 §7.10): it covers what a client
@@ -327,7 +343,7 @@ func renderNodeState(sc scope, v serializer.View) map[string]any {
 // Ironic do this around every power action) does not cause a 412.
 func systemETag(v serializer.View) string {
 	h := xxhash.New()
-	for _, s := range []string{v.ID, v.Name, string(v.PowerState), v.Boot.Target, v.Boot.Enabled, v.Boot.Mode, v.Health, v.LastError} {
+	for _, s := range []string{v.ID, v.Name, string(v.PowerState), v.Boot.Target, v.Boot.Enabled, v.Boot.Mode, systemHealth(v), v.LastError} {
 		h.WriteString(s)
 		h.WriteString("\x00")
 	}

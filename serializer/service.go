@@ -98,6 +98,10 @@ type Options struct {
 	// VerifyInterval is the first pause between power reads while verifying
 	// (default 250ms, doubling up to 2s).
 	VerifyInterval time.Duration
+	// SoftCancelGrace is how long a cancelled (or superseded) GracefulShutdown
+	// that was sent may still take to reach Off before the next action runs
+	// (default 10s): BMCs without transitional states read On meanwhile.
+	SoftCancelGrace time.Duration
 	// Retries is how many times a failed or ignored command is re-sent (default 2).
 	Retries int
 	// RetryBackoff is the first pause before a retry, doubling (default 1s).
@@ -146,6 +150,9 @@ func (o *Options) defaults() {
 	}
 	if o.Retries < 0 {
 		o.Retries = 0
+	}
+	if o.SoftCancelGrace == 0 {
+		o.SoftCancelGrace = 10 * time.Second
 	}
 	if o.RetryBackoff == 0 {
 		o.RetryBackoff = time.Second

@@ -143,14 +143,23 @@ type NodeState struct {
 	PowerAt  time.Time
 	Issued   string // task whose BMC command was sent and not yet confirmed
 	IssuedAt time.Time
+	// The last action that failed (Exception), until one completes.
+	FailedTask   string
+	FailedReason string
+	FailedAt     time.Time
 }
 
 func parseNodeState(m map[string]string) NodeState {
 	ns := NodeState{
-		Slots:   Slots{Now: Slot{Task: m["now"], Type: schemas.ResetType(m["now_type"])}, Cancelling: m["cancelling"] == "1"},
-		Desired: schemas.PowerState(m["desired"]),
-		Power:   schemas.PowerState(m["power"]),
-		Issued:  m["issued"],
+		Slots:        Slots{Now: Slot{Task: m["now"], Type: schemas.ResetType(m["now_type"])}, Cancelling: m["cancelling"] == "1"},
+		Desired:      schemas.PowerState(m["desired"]),
+		Power:        schemas.PowerState(m["power"]),
+		Issued:       m["issued"],
+		FailedTask:   m["failed_task"],
+		FailedReason: m["failed_reason"],
+	}
+	if ms, err := strconv.ParseInt(m["failed_at"], 10, 64); err == nil {
+		ns.FailedAt = time.UnixMilli(ms)
 	}
 	w := strings.Fields(m["waiting"])
 	for i := 0; i+1 < len(w); i += 2 {

@@ -198,13 +198,15 @@ func (s *Service) execute(ctx context.Context, n *node, lease, task string, rt s
 		// BMCs without transitional states show the state they are leaving,
 		// so wait for the target, no longer than the command may still run.
 		want := schemas.PowerUnknown
+		limit := max(s.verifyLimit(rt)-time.Since(sent), s.opts.VerifyInterval)
 		switch {
 		case restarts(rt):
 			want = schemas.PowerOn
 		case rt == schemas.ResetOn || rt == schemas.ResetForceOn || rt == schemas.ResetForceOff:
 			want, _ = rt.Target()
+		case rt == schemas.ResetGracefulShutdown:
+			want, limit = schemas.PowerOff, s.softGrace(sent)
 		}
-		limit := max(s.verifyLimit(rt)-time.Since(sent), s.opts.VerifyInterval)
 		if before = s.settle(ctx, n, want, limit); before == schemas.PowerUnknown {
 			err = errors.New("power state unknown")
 		}
@@ -333,7 +335,8 @@ func (s *Service) stopped(ctx context.Context, n *node, err error, rt schemas.Re
 // Off that was sent settles only in its target: BMCs without transitional
 // states (IPMI, AMT) go on showing the state they are leaving until the
 // change is done. A graceful action is an ACPI request to the OS, which may
-// never act on it: it settles in whatever steady state it shows.
+// never act on it: a sent GracefulShutdown gets a short grace to reach Off
+// (SoftCancelGrace), then settles in whatever steady state it shows.
 func (s *Service) cancelled(ctx context.Context, n *node, why string, rt schemas.ResetType, sent time.Time) result {
 	var want schemas.PowerState
 	limit := s.opts.VerifyTimeout
@@ -349,6 +352,12 @@ func (s *Service) cancelled(ctx context.Context, n *node, why string, rt schemas
 			// restart waits only for its power-on phase (seen Off), which the
 			// hardware bounds, not the OS's handling of an ACPI request.
 			limit = max(s.opts.VerifyTimeout-time.Since(sent), s.opts.VerifyInterval)
+		}
+		if rt == schemas.ResetGracefulShutdown {
+			// A soft off under way reads On on BMCs without transitional
+			// states (IPMI, AMT): give the OS a short grace to finish before
+			// the next command (a ForceOff that outranked it) is sent.
+			want, limit = schemas.PowerOff, s.softGrace(sent)
 		}
 	}
 	observed := s.settle(ctx, n, want, limit)
@@ -475,4 +484,10 @@ func (s *Service) settle(ctx context.Context, n *node, want schemas.PowerState, 
 // restarts reports whether rt takes the node through Off and back On.
 func restarts(rt schemas.ResetType) bool {
 	return rt == schemas.ResetForceRestart || rt == schemas.ResetGracefulRestart || rt == schemas.ResetPowerCycle
+}
+
+// softGrace is how much longer a soft off sent at sent may still be waited
+// for when it is cancelled or taken over (Options.SoftCancelGrace).
+func (s *Service) softGrace(sent time.Time) time.Duration {
+	return max(min(s.opts.SoftCancelGrace, s.verifyLimit(schemas.ResetGracefulShutdown))-time.Since(sent), s.opts.VerifyInterval)
 }

@@ -75,6 +75,12 @@ if op == 'finish' then
     put_task(t)
   end
   if observed ~= '' then redis.call('HSET', SLOTS, 'power', observed, 'power_at', now) end
+  -- the node shows its last failed action until an action completes
+  if state == 'Exception' then
+    redis.call('HSET', SLOTS, 'failed_task', task, 'failed_reason', reason, 'failed_at', now)
+  elseif state == 'Completed' then
+    redis.call('HDEL', SLOTS, 'failed_task', 'failed_reason', 'failed_at')
+  end
   local nt = ''
   local ntype = ''
   if #s.waiting > 0 then
