@@ -118,3 +118,51 @@ func waitTask(t *testing.T, svc *serializer.Service, id, state string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestDriftReportedOnceAcrossReplicas: two replicas sweep the same node;
+// a change made outside the gateway is reported by one of them only.
+func TestDriftReportedOnceAcrossReplicas(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	fleet := simulator.NewFleet(log)
+	t.Cleanup(func() { fleet.Close() })
+	sn, err := fleet.Add(simulator.NodeSpec{ID: "d1", Machine: simulator.MachineConfig{InitialPower: "On"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := testredis.Mini(t)
+	ev := &recordingEmitter{}
+	for _, replica := range []string{"a", "b"} {
+		b, err := rfbackend.New(rfbackend.Config{Endpoint: sn.URL(), User: "admin", Password: "password", Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := serializer.New([]serializer.Node{{ID: "d1", Backend: b}}, serializer.Options{Redis: rdb, ReplicaID: replica,
+			Logger: log, Events: ev, SyncInterval: 50 * time.Millisecond, LeaseTTL: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.Start(t.Context())
+		t.Cleanup(func() { svc.Close() })
+	}
+	time.Sleep(200 * time.Millisecond) // both have swept the node On
+	sn.Machine().SetPower("Off")
+	deadline := time.Now().Add(5 * time.Second)
+	for !ev.has("d1 ResourceEvent.1.4.ResourcePoweredOff") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drift event: %v", ev.ids)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // several more sweeps by both replicas
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	n := 0
+	for _, id := range ev.ids {
+		if id == "d1 ResourceEvent.1.4.ResourcePoweredOff" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("drift reported %d times by two replicas, want once: %v", n, ev.ids)
+	}
+}

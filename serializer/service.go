@@ -464,12 +464,14 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 		return
 	}
 	n.view.Health, n.view.LastError = "OK", ""
-	prev := n.view.PowerState
 	n.mu.Unlock()
 	s.setPower(n, ps)
 	s.reassert(ctx, n, ps)
-	if !full && prev != ps && prev != "" && (ps == schemas.PowerOn || ps == schemas.PowerOff) {
-		// Drift: the node changed outside the gateway (or between reads).
+	prev, err := s.store.observe(cctx, n.ID, ps, s.opts.Clock())
+	if err == nil && !full && prev != ps && (prev == schemas.PowerOn || prev == schemas.PowerOff) && (ps == schemas.PowerOn || ps == schemas.PowerOff) {
+		// Drift: the node changed outside the gateway since the last record
+		// (a worker records what it confirmed). Only the replica whose read
+		// changed the record reports it.
 		s.opts.Logger.Info("power drift", "node", n.ID, "was", prev, "now", ps)
 		if ps == schemas.PowerOn {
 			s.emitPower(ctx, n.ID, "ResourcePoweredOn")
@@ -477,7 +479,6 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 			s.emitPower(ctx, n.ID, "ResourcePoweredOff")
 		}
 	}
-	s.opts.Redis.HSet(cctx, nodeKeys(n.ID)[0], "power", string(ps), "power_at", strconv.FormatInt(s.opts.Clock().UnixMilli(), 10))
 }
 
 // setPower records an observed power state in the local view.

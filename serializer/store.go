@@ -333,3 +333,18 @@ func num(v any) int64 {
 	}
 	return 0
 }
+
+// observeScript records an observed power state and returns the one it
+// replaces, atomically: of several replicas sweeping the same node, only
+// the one that changes it learns of the change (and reports drift once).
+var observeScript = redis.NewScript(`
+local old = redis.call('HGET', KEYS[1], 'power') or ''
+redis.call('HSET', KEYS[1], 'power', ARGV[1], 'power_at', ARGV[2])
+return old
+`)
+
+// observe records power p of node as seen at now and returns the previous record.
+func (st *Store) observe(ctx context.Context, node string, p schemas.PowerState, now time.Time) (schemas.PowerState, error) {
+	old, err := observeScript.Run(ctx, st.rdb, nodeKeys(node)[:1], string(p), now.UnixMilli()).Text()
+	return schemas.PowerState(old), err
+}
