@@ -285,12 +285,19 @@ func (s *Service) execute(ctx context.Context, n *node, lease, task string, rt s
 		if !steady {
 			return result{state: "Completed", status: "OK", observed: before, reason: fmt.Sprintf("%s accepted by the BMC", rt)}
 		}
-		got, err := s.verify(ctx, n, lease, task, rt, target)
+		got, dark, err := s.verify(ctx, n, lease, task, rt, target)
 		if err != nil {
 			return s.stopped(ctx, n, err, rt, sent)
 		}
 		if got == target {
 			reason := fmt.Sprintf("%s confirmed by the BMC", target)
+			if restarts(rt) {
+				if dark {
+					reason += ", after the node was seen going through Off"
+				} else {
+					reason += "; its Off phase was too short to be seen between power reads"
+				}
+			}
 			if attempt > 1 {
 				reason += fmt.Sprintf(" after %d attempts", attempt)
 			}
@@ -398,22 +405,25 @@ func backoff(base time.Duration, n int) time.Duration {
 
 // verify polls the power state until target, the per-type timeout, or a
 // cancellation (checked at every poll: a step boundary).
-func (s *Service) verify(ctx context.Context, n *node, lease, task string, rt schemas.ResetType, target schemas.PowerState) (schemas.PowerState, error) {
+//
+// dark reports whether a restart was seen outside On (going through Off):
+// where the BMC can tell, a restart is "went off (or reset) and came back".
+func (s *Service) verify(ctx context.Context, n *node, lease, task string, rt schemas.ResetType, target schemas.PowerState) (last schemas.PowerState, dark bool, err error) {
 	limit := s.verifyLimit(rt)
 	deadline := time.Now().Add(limit)
 	pause := s.opts.VerifyInterval
-	var last schemas.PowerState
 	sawOff := false
 	for {
 		select {
 		case <-ctx.Done():
-			return last, ctx.Err()
+			return last, dark, ctx.Err()
 		case <-time.After(pause):
 		}
 		pause = min(pause*2, 2*time.Second)
 		p, err := s.readPower(ctx, n)
 		if err == nil {
 			last = p
+			dark = dark || p != schemas.PowerOn
 			if restarts(rt) && p == schemas.PowerOff && !sawOff {
 				// A restart seen going through Off: tell waiters (Off, then On).
 				sawOff = true
@@ -421,19 +431,19 @@ func (s *Service) verify(ctx context.Context, n *node, lease, task string, rt sc
 				s.emitPower(ctx, n.ID, "ResourcePoweringOn")
 			}
 			if p == target {
-				return p, nil
+				return p, dark, nil
 			}
 		}
 		pct := min(90, 10+int(80*time.Since(deadline.Add(-limit))/limit))
 		res, err := s.store.workerOp(ctx, n.ID, lease, task, s.opts.Clock(), "progress", pct, "waiting for "+string(target))
 		if err != nil {
-			return last, err
+			return last, dark, err
 		}
 		if res[1] == "1" {
-			return last, errCancelled
+			return last, dark, errCancelled
 		}
 		if time.Now().After(deadline) {
-			return last, nil
+			return last, dark, nil
 		}
 	}
 }
