@@ -4,7 +4,6 @@ import (
 	"context"
 	"regexp"
 	"testing"
-	"time"
 
 	"github.com/fishgate/fishgate/internal/ipmibmc/ipmitooltest"
 	"github.com/fishgate/fishgate/simulator"
@@ -15,23 +14,8 @@ import (
 func TestRunIPMI(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan string, 1)
-	cmd := newCommand(func(u string) { ready <- u })
-	var out syncBuffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs([]string{"--nodes", "2", "--control", "127.0.0.1:0", "--ipmi", "--power-on",
-		"--user", "root", "--password", "calvin", "--log-level", "warn"})
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	var control string
-	select {
-	case control = <-ready:
-	case err := <-done:
-		t.Fatalf("bmcsim exited early: %v\n%s", err, out.String())
-	case <-time.After(5 * time.Second):
-		t.Fatal("bmcsim did not start")
-	}
+	control, out, done := startBmcsim(t, ctx, "--nodes", "2", "--control", "127.0.0.1:0", "--ipmi", "--power-on",
+		"--user", "root", "--password", "calvin", "--log-level", "warn")
 	addrs := regexp.MustCompile(`(?m)^(node0[12])\tipmi\t(127\.0\.0\.1:\d+)$`).FindAllStringSubmatch(out.String(), -1)
 	if len(addrs) != 2 {
 		t.Fatalf("want two IPMI addresses in the output:\n%s", out.String())

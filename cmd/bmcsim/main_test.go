@@ -45,30 +45,51 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// startBmcsim runs bmcsim with args until ctx ends. It returns the control
+// API's URL once bmcsim is up, its output, and where its exit error arrives.
+func startBmcsim(t *testing.T, ctx context.Context, args ...string) (control string, out *syncBuffer, done <-chan error) {
+	t.Helper()
+	ready := make(chan string, 1)
+	cmd := newCommand(func(u string) { ready <- u })
+	out = &syncBuffer{}
+	cmd.SetOut(out)
+	cmd.SetErr(out)
+	cmd.SetArgs(args)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.ExecuteContext(ctx) }()
+	select {
+	case control = <-ready:
+	case err := <-exited:
+		t.Fatalf("bmcsim exited early: %v\n%s", err, out.String())
+	case <-time.After(5 * time.Second):
+		t.Fatal("bmcsim did not start")
+	}
+	return control, out, exited
+}
+
+// waitPowerState polls the control API for node id until it reads state or
+// 3s pass, and returns the last view read.
+func waitPowerState(t *testing.T, control, id, state string) simulator.NodeView {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	var v simulator.NodeView
+	for {
+		getJSON(t, control+"/nodes/"+id, &v)
+		if v.PowerState == state || time.Now().After(deadline) {
+			return v
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestRun starts bmcsim with three nodes, powers one on through Redfish,
 // reads it back through the control API, and stops it with the context
 // (as SIGINT does).
 func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan string, 1)
-	cmd := newCommand(func(u string) { ready <- u })
-	var out syncBuffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs([]string{"--nodes", "3", "--control", "127.0.0.1:0", "--delay-min", "10ms", "--delay-max", "20ms",
-		"--user", "root", "--password", "calvin", "--seed", "5", "--log-level", "warn"})
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-
-	var control string
-	select {
-	case control = <-ready:
-	case err := <-done:
-		t.Fatalf("bmcsim exited early: %v\n%s", err, out.String())
-	case <-time.After(5 * time.Second):
-		t.Fatal("bmcsim did not start")
-	}
+	control, out, done := startBmcsim(t, ctx, "--nodes", "3", "--control", "127.0.0.1:0", "--delay-min", "10ms", "--delay-max", "20ms",
+		"--user", "root", "--password", "calvin", "--seed", "5", "--log-level", "warn")
 
 	var nodes []simulator.NodeView
 	getJSON(t, control+"/nodes", &nodes)
@@ -96,15 +117,7 @@ func TestRun(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("Reset: %d", resp.StatusCode)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	var n2 simulator.NodeView
-	for {
-		getJSON(t, control+"/nodes/node02", &n2)
-		if n2.PowerState == "On" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	n2 := waitPowerState(t, control, "node02", "On")
 	if n2.PowerState != "On" || n2.PowerOnCount != 1 || n2.CommandCount != 1 {
 		t.Errorf("node02 %+v", n2)
 	}
@@ -131,23 +144,8 @@ func TestRun(t *testing.T) {
 func TestRunAMT(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan string, 1)
-	cmd := newCommand(func(u string) { ready <- u })
-	var out syncBuffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs([]string{"--nodes", "2", "--amt", "--control", "127.0.0.1:0", "--delay-min", "5ms", "--delay-max", "10ms",
-		"--user", "admin", "--password", "Amt-P4ss", "--log-level", "warn"})
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	var control string
-	select {
-	case control = <-ready:
-	case err := <-done:
-		t.Fatalf("bmcsim exited early: %v\n%s", err, out.String())
-	case <-time.After(5 * time.Second):
-		t.Fatal("bmcsim did not start")
-	}
+	control, out, done := startBmcsim(t, ctx, "--nodes", "2", "--amt", "--control", "127.0.0.1:0", "--delay-min", "5ms", "--delay-max", "10ms",
+		"--user", "admin", "--password", "Amt-P4ss", "--log-level", "warn")
 	var n2 simulator.NodeView
 	getJSON(t, control+"/nodes/node02", &n2)
 	if !strings.HasPrefix(n2.AMTURL, "http://127.0.0.1:") || !strings.Contains(out.String(), "node02\t"+n2.RedfishURL+n2.SystemPath+"\t"+n2.AMTURL+"/wsman") {
@@ -161,14 +159,7 @@ func TestRunAMT(t *testing.T) {
 	if err := b.Reset(ctx, schemas.ResetOn); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		getJSON(t, control+"/nodes/node02", &n2)
-		if n2.PowerState == "On" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	n2 = waitPowerState(t, control, "node02", "On")
 	if n2.PowerState != "On" || len(n2.Commands) != 1 || n2.Commands[0].Protocol != "amt" || n2.Commands[0].Action != "On (2)" {
 		t.Errorf("node02 %+v", n2)
 	}
