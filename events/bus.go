@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -154,11 +155,7 @@ func New(o Options) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("events: allow-list: %w", err)
 	}
-	found := false
-	for _, p := range RetryPolicies {
-		found = found || p == o.RetryPolicy
-	}
-	if !found {
+	if !slices.Contains(RetryPolicies, o.RetryPolicy) {
 		return nil, fmt.Errorf("events: retry policy %q is not one of %v", o.RetryPolicy, RetryPolicies)
 	}
 	b := &Bus{

@@ -117,13 +117,11 @@ var headerNameRe = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 // forbiddenHeaders are set by the gateway itself.
 var forbiddenHeaders = []string{"Host", "Content-Length", "Content-Type", "Transfer-Encoding", "Connection", "Upgrade", "Te", "Trailer", "Keep-Alive", "Proxy-Connection"}
 
-// validate checks everything but the destination's address.
+// validate checks everything but the destination's address (Subscribe has
+// set the default RetryPolicy).
 func (s *Subscription) validate() error {
 	if s.Destination == "" {
 		return &InvalidError{Property: "Destination", Kind: Missing}
-	}
-	if s.RetryPolicy == "" {
-		s.RetryPolicy = SuspendRetries
 	}
 	if !slices.Contains(RetryPolicies, s.RetryPolicy) {
 		return &InvalidError{Property: "DeliveryRetryPolicy", Value: s.RetryPolicy, Kind: NotInList}
@@ -197,7 +195,6 @@ func (b *Bus) Subscribe(ctx context.Context, s Subscription) (Subscription, erro
 		return Subscription{}, ErrTooManySubscriptions
 	}
 	s.ID = id
-	b.log.Info("event subscription created", "subscription", id, "destination", s.Destination, "node", s.Node)
 	b.poke()
 	return s, nil
 }
@@ -265,7 +262,6 @@ func (b *Bus) Unsubscribe(ctx context.Context, id string) error {
 	if n.Val() == 0 {
 		return ErrNoSubscription
 	}
-	b.log.Info("event subscription deleted", "subscription", id)
 	b.poke()
 	return nil
 }
