@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/icholy/digest"
+
+	"github.com/fishgate/fishgate/internal/wsman"
 )
 
 // The AMT front: one machine's Intel AMT, WS-Management (DSP0226) over HTTP
@@ -65,18 +67,6 @@ const (
 	amtBootService     = "Intel(r) AMT Boot Service"
 	amtBootConfig      = "Intel(r) AMT: Boot Configuration 0"
 	amtBootSettingData = "Intel(r) AMT:BootSettingData 0"
-)
-
-// Resource URIs of the classes served.
-const (
-	uriComputerSystem   = cimBase + "CIM_ComputerSystem"
-	uriPowerService     = cimBase + "CIM_PowerManagementService"
-	uriPowerAssociation = cimBase + "CIM_AssociatedPowerManagementService"
-	uriBootService      = cimBase + "CIM_BootService"
-	uriBootConfig       = cimBase + "CIM_BootConfigSetting"
-	uriBootSource       = cimBase + "CIM_BootSourceSetting"
-	uriConcreteJob      = cimBase + "CIM_ConcreteJob"
-	uriBootSettingData  = amtBase + "AMT_BootSettingData"
 )
 
 // amtBootSources are AMT's CIM_BootSourceSetting instances and the Redfish
@@ -314,7 +304,7 @@ func (f *AMTFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.stats.Actions[req.Action[strings.LastIndex(req.Action, "/")+1:]]++
 	f.mu.Unlock()
-	if req.Body != nil && req.Body.XMLName.Space == nsWSMID && req.Body.XMLName.Local == "Identify" {
+	if req.Body != nil && req.Body.XMLName.Space == wsman.NSWSMID && req.Body.XMLName.Local == "Identify" {
 		f.identify(w)
 		return
 	}
@@ -329,24 +319,24 @@ func (f *AMTFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // dispatch carries out one authenticated request: the response's action and
 // body, or a fault.
 func (f *AMTFront) dispatch(ctx context.Context, req request) (string, []xel, *soapFault) {
-	if req.ResourceURI == "" && req.Action != actionPull && req.Action != actionRelease {
+	if req.ResourceURI == "" && req.Action != wsman.ActionPull && req.Action != wsman.ActionRelease {
 		return "", nil, senderFault("w:InvalidParameter", "no ResourceURI in the SOAP header")
 	}
 	switch req.Action {
-	case actionGet:
+	case wsman.ActionGet:
 		inst, fault := f.instance(req.ResourceURI, req.Selectors)
 		if fault != nil {
 			return "", nil, fault
 		}
-		return actionGet + "Response", []xel{inst.render()}, nil
-	case actionPut:
+		return wsman.ActionGet + "Response", []xel{inst.render()}, nil
+	case wsman.ActionPut:
 		return f.put(req)
-	case actionEnumerate:
+	case wsman.ActionEnumerate:
 		return f.enumerate(req)
-	case actionPull:
+	case wsman.ActionPull:
 		return f.pull(req)
-	case actionRelease:
-		ctxID := req.Body.child(nsWSEN, "EnumerationContext").text()
+	case wsman.ActionRelease:
+		ctxID := req.Body.Child(wsman.NSWSEN, "EnumerationContext").Text()
 		f.mu.Lock()
 		_, ok := f.enums[ctxID]
 		delete(f.enums, ctxID)
@@ -354,12 +344,12 @@ func (f *AMTFront) dispatch(ctx context.Context, req request) (string, []xel, *s
 		if !ok {
 			return "", nil, senderFault("n:InvalidEnumerationContext", "no enumeration context %q", ctxID)
 		}
-		return actionRelease + "Response", nil, nil
-	case uriPowerService + "/RequestPowerStateChange":
+		return wsman.ActionRelease + "Response", nil, nil
+	case wsman.URIPowerService + "/RequestPowerStateChange":
 		return f.requestPowerStateChange(ctx, req)
-	case uriBootConfig + "/ChangeBootOrder":
+	case wsman.URIBootConfig + "/ChangeBootOrder":
 		return f.changeBootOrder(req)
-	case uriBootService + "/SetBootConfigRole":
+	case wsman.URIBootService + "/SetBootConfigRole":
 		return f.setBootConfigRole(req)
 	}
 	if _, ok := f.class(req.ResourceURI); !ok {
@@ -462,7 +452,7 @@ func (f *AMTFront) messageID() string {
 }
 
 func (f *AMTFront) write(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", soapContentType)
+	w.Header().Set("Content-Type", wsman.ContentType)
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
@@ -479,17 +469,17 @@ func (f *AMTFront) writeFault(w http.ResponseWriter, req request, fault *soapFau
 // (DSP0226 §11), which AMT answers without authentication.
 func isIdentify(body []byte) bool {
 	req, err := parseRequest(body)
-	return err == nil && req.Body != nil && req.Body.XMLName.Space == nsWSMID && req.Body.XMLName.Local == "Identify"
+	return err == nil && req.Body != nil && req.Body.XMLName.Space == wsman.NSWSMID && req.Body.XMLName.Local == "Identify"
 }
 
 func (f *AMTFront) identify(w http.ResponseWriter) {
 	resp := el("i:IdentifyResponse",
-		elText("i:ProtocolVersion", nsWSMan),
+		elText("i:ProtocolVersion", wsman.NSWSMan),
 		elText("i:ProductVendor", "Intel Corporation"),
 		elText("i:ProductVersion", "AMT 11.8 (fishgate bmcsim)"),
 		elText("i:DASHVersion", "1.0.0"),
-	).withNS("i", nsWSMID)
-	f.write(w, http.StatusOK, encodeResponse(request{}, f.messageID(), nsWSMID+"/IdentifyResponse", resp))
+	).withNS("i", wsman.NSWSMID)
+	f.write(w, http.StatusOK, encodeResponse(request{}, f.messageID(), wsman.NSWSMID+"/IdentifyResponse", resp))
 }
 
 // ---- CIM instances ----
@@ -499,7 +489,7 @@ func (f *AMTFront) identify(w http.ResponseWriter) {
 type cimProp struct {
 	name   string
 	values []string
-	ref    *eprRef
+	ref    *wsman.EPR
 }
 
 func prop(name string, values ...string) cimProp { return cimProp{name: name, values: values} }
@@ -507,11 +497,11 @@ func prop(name string, values ...string) cimProp { return cimProp{name: name, va
 // cimInstance is one instance of a class served by the front.
 type cimInstance struct {
 	class, uri string
-	keys       []selector
+	keys       []wsman.Selector
 	props      []cimProp
 }
 
-func (c cimInstance) epr() eprRef { return eprRef{ResourceURI: c.uri, Selectors: c.keys} }
+func (c cimInstance) epr() wsman.EPR { return wsman.EPR{ResourceURI: c.uri, Selectors: c.keys} }
 
 // render writes the instance as AMT does: keys and properties, sorted by
 // name, in the class's own namespace.
@@ -534,19 +524,19 @@ func (c cimInstance) render() xel {
 	return e
 }
 
-func systemKeys(name string) []selector {
-	return []selector{{"CreationClassName", "CIM_ComputerSystem"}, {"Name", name}}
+func systemKeys(name string) []wsman.Selector {
+	return []wsman.Selector{{Name: "CreationClassName", Value: "CIM_ComputerSystem"}, {Name: "Name", Value: name}}
 }
 
-func serviceKeys(class, name string) []selector {
-	return []selector{{"CreationClassName", class}, {"Name", name},
-		{"SystemCreationClassName", "CIM_ComputerSystem"}, {"SystemName", amtSystemName}}
+func serviceKeys(class, name string) []wsman.Selector {
+	return []wsman.Selector{{Name: "CreationClassName", Value: class}, {Name: "Name", Value: name},
+		{Name: "SystemCreationClassName", Value: "CIM_ComputerSystem"}, {Name: "SystemName", Value: amtSystemName}}
 }
 
 // class returns the instances of the class at resource URI uri.
 func (f *AMTFront) class(uri string) ([]cimInstance, bool) {
 	switch uri {
-	case uriComputerSystem:
+	case wsman.URIComputerSystem:
 		enabled := "3" // Disabled: the host is off
 		if f.m.PowerState() == PowerOn {
 			enabled = "2"
@@ -557,11 +547,11 @@ func (f *AMTFront) class(uri string) ([]cimInstance, bool) {
 			{class: "CIM_ComputerSystem", uri: uri, keys: systemKeys(amtManagedSystem),
 				props: []cimProp{prop("ElementName", "Managed System"), prop("EnabledState", enabled)}},
 		}, true
-	case uriPowerService:
+	case wsman.URIPowerService:
 		return []cimInstance{{class: "CIM_PowerManagementService", uri: uri,
 			keys:  serviceKeys("CIM_PowerManagementService", amtPowerService),
 			props: []cimProp{prop("ElementName", amtPowerService), prop("EnabledState", "2")}}}, true
-	case uriPowerAssociation:
+	case wsman.URIPowerAssociation:
 		state, target, moving := f.m.transitionTarget()
 		available := amtAvailable(f.m.ResetTypes())
 		values := make([]string, len(available))
@@ -571,8 +561,8 @@ func (f *AMTFront) class(uri string) ([]cimInstance, bool) {
 		f.mu.Lock()
 		requested := f.requested
 		f.mu.Unlock()
-		svc := eprRef{ResourceURI: uriPowerService, Selectors: serviceKeys("CIM_PowerManagementService", amtPowerService)}
-		host := eprRef{ResourceURI: uriComputerSystem, Selectors: systemKeys(amtManagedSystem)}
+		svc := wsman.EPR{ResourceURI: wsman.URIPowerService, Selectors: serviceKeys("CIM_PowerManagementService", amtPowerService)}
+		host := wsman.EPR{ResourceURI: wsman.URIComputerSystem, Selectors: systemKeys(amtManagedSystem)}
 		return []cimInstance{{class: "CIM_AssociatedPowerManagementService", uri: uri, props: []cimProp{
 			prop("AvailableRequestedPowerStates", values...),
 			prop("PowerState", strconv.Itoa(amtPowerState(state, target, moving))),
@@ -580,24 +570,24 @@ func (f *AMTFront) class(uri string) ([]cimInstance, bool) {
 			{name: "ServiceProvided", ref: &svc},
 			{name: "UserOfService", ref: &host},
 		}}}, true
-	case uriBootService:
+	case wsman.URIBootService:
 		return []cimInstance{{class: "CIM_BootService", uri: uri,
 			keys:  serviceKeys("CIM_BootService", amtBootService),
 			props: []cimProp{prop("ElementName", amtBootService), prop("EnabledState", "2")}}}, true
-	case uriBootConfig:
+	case wsman.URIBootConfig:
 		return []cimInstance{{class: "CIM_BootConfigSetting", uri: uri,
-			keys:  []selector{{"InstanceID", amtBootConfig}},
+			keys:  []wsman.Selector{{Name: "InstanceID", Value: amtBootConfig}},
 			props: []cimProp{prop("ElementName", "Intel(r) AMT: Boot Configuration")}}}, true
-	case uriBootSource:
+	case wsman.URIBootSource:
 		var out []cimInstance
 		for _, s := range amtBootSources {
 			out = append(out, cimInstance{class: "CIM_BootSourceSetting", uri: uri,
-				keys: []selector{{"InstanceID", s.id}},
+				keys: []wsman.Selector{{Name: "InstanceID", Value: s.id}},
 				props: []cimProp{prop("ElementName", s.id), prop("FailThroughSupported", "2"),
 					prop("StructuredBootString", s.structured)}})
 		}
 		return out, true
-	case uriBootSettingData:
+	case wsman.URIBootSettingData:
 		f.mu.Lock()
 		props := []cimProp{prop("ElementName", "Intel(r) AMT Boot Configuration Settings"), prop("OwningEntity", "Intel(r) AMT")}
 		for k, v := range f.settings {
@@ -605,8 +595,8 @@ func (f *AMTFront) class(uri string) ([]cimInstance, bool) {
 		}
 		f.mu.Unlock()
 		return []cimInstance{{class: "AMT_BootSettingData", uri: uri,
-			keys: []selector{{"InstanceID", amtBootSettingData}}, props: props}}, true
-	case uriConcreteJob:
+			keys: []wsman.Selector{{Name: "InstanceID", Value: amtBootSettingData}}, props: props}}, true
+	case wsman.URIConcreteJob:
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		var out []cimInstance
@@ -617,7 +607,7 @@ func (f *AMTFront) class(uri string) ([]cimInstance, bool) {
 			if j.errText != "" {
 				props = append(props, prop("ErrorDescription", j.errText))
 			}
-			out = append(out, cimInstance{class: "CIM_ConcreteJob", uri: uri, keys: []selector{{"InstanceID", j.id}}, props: props})
+			out = append(out, cimInstance{class: "CIM_ConcreteJob", uri: uri, keys: []wsman.Selector{{Name: "InstanceID", Value: j.id}}, props: props})
 		}
 		return out, true
 	}
@@ -626,7 +616,7 @@ func (f *AMTFront) class(uri string) ([]cimInstance, bool) {
 
 // instance finds the instance of uri that sels address: every selector
 // given must match a key; none given is fine for a class with one instance.
-func (f *AMTFront) instance(uri string, sels []selector) (cimInstance, *soapFault) {
+func (f *AMTFront) instance(uri string, sels []wsman.Selector) (cimInstance, *soapFault) {
 	all, ok := f.class(uri)
 	if !ok {
 		return cimInstance{}, senderFault("a:DestinationUnreachable", "no resource %s", uri)
@@ -645,9 +635,9 @@ func (f *AMTFront) instance(uri string, sels []selector) (cimInstance, *soapFaul
 
 // matches reports whether every selector of sels has the value ref's key of
 // that name has.
-func matches(ref eprRef, sels []selector) bool {
+func matches(ref wsman.EPR, sels []wsman.Selector) bool {
 	for _, s := range sels {
-		if v, ok := ref.get(s.Name); !ok || v != s.Value {
+		if v, ok := ref.Lookup(s.Name); !ok || v != s.Value {
 			return false
 		}
 	}
@@ -657,7 +647,7 @@ func matches(ref eprRef, sels []selector) bool {
 // ---- WS-Transfer Put ----
 
 func (f *AMTFront) put(req request) (string, []xel, *soapFault) {
-	if req.ResourceURI != uriBootSettingData {
+	if req.ResourceURI != wsman.URIBootSettingData {
 		if _, ok := f.class(req.ResourceURI); !ok {
 			return "", nil, senderFault("a:DestinationUnreachable", "no resource %s", req.ResourceURI)
 		}
@@ -666,13 +656,13 @@ func (f *AMTFront) put(req request) (string, []xel, *soapFault) {
 	if _, fault := f.instance(req.ResourceURI, req.Selectors); fault != nil {
 		return "", nil, fault
 	}
-	if req.Body == nil || req.Body.XMLName.Local != "AMT_BootSettingData" || req.Body.XMLName.Space != uriBootSettingData {
+	if req.Body == nil || req.Body.XMLName.Local != "AMT_BootSettingData" || req.Body.XMLName.Space != wsman.URIBootSettingData {
 		return "", nil, senderFault("w:SchemaValidationError", "Put wants an AMT_BootSettingData body")
 	}
 	f.mu.Lock()
 	for _, c := range req.Body.Children {
 		if _, known := f.settings[c.XMLName.Local]; known {
-			f.settings[c.XMLName.Local] = c.text()
+			f.settings[c.XMLName.Local] = c.Text()
 		}
 	}
 	f.mu.Unlock()
@@ -680,20 +670,20 @@ func (f *AMTFront) put(req request) (string, []xel, *soapFault) {
 	if fault != nil {
 		return "", nil, fault
 	}
-	return actionPut + "Response", []xel{inst.render()}, nil
+	return wsman.ActionPut + "Response", []xel{inst.render()}, nil
 }
 
 // ---- WS-Enumeration ----
 
 func (f *AMTFront) enumerate(req request) (string, []xel, *soapFault) {
-	if req.Body == nil || req.Body.XMLName.Space != nsWSEN || req.Body.XMLName.Local != "Enumerate" {
+	if req.Body == nil || req.Body.XMLName.Space != wsman.NSWSEN || req.Body.XMLName.Local != "Enumerate" {
 		return "", nil, senderFault("w:SchemaValidationError", "Enumerate wants an Enumerate body")
 	}
 	all, ok := f.class(req.ResourceURI)
 	if !ok {
 		return "", nil, senderFault("a:DestinationUnreachable", "no resource %s", req.ResourceURI)
 	}
-	mode := req.Body.child(nsWSMan, "EnumerationMode").text()
+	mode := req.Body.Child(wsman.NSWSMan, "EnumerationMode").Text()
 	var items []xel
 	for _, c := range all {
 		switch mode {
@@ -718,23 +708,23 @@ func (f *AMTFront) enumerate(req request) (string, []xel, *soapFault) {
 	id := fmt.Sprintf("%08X-0000-0000-0000-000000000000", f.enumSeq)
 	f.mu.Unlock()
 	resp := el("n:EnumerateResponse", elText("n:EnumerationContext", id))
-	if req.Body.child(nsWSMan, "OptimizeEnumeration") != nil {
-		n := maxElements(req.Body.child(nsWSMan, "MaxElements"))
+	if req.Body.Child(wsman.NSWSMan, "OptimizeEnumeration") != nil {
+		n := maxElements(req.Body.Child(wsman.NSWSMan, "MaxElements"))
 		batch := items[:min(n, len(items))]
 		items = items[len(batch):]
 		resp.Kids = append(resp.Kids, el("w:Items", batch...))
 		if len(items) == 0 {
 			resp.Kids = append(resp.Kids, el("w:EndOfSequence"))
-			return actionEnumerate + "Response", []xel{resp}, nil
+			return wsman.ActionEnumerate + "Response", []xel{resp}, nil
 		}
 	}
 	f.keepEnumeration(id, items)
-	return actionEnumerate + "Response", []xel{resp}, nil
+	return wsman.ActionEnumerate + "Response", []xel{resp}, nil
 }
 
 // maxElements reads a MaxElements element; absent or bad means 1 (WS-Enumeration).
-func maxElements(n *xmlNode) int {
-	v, err := strconv.Atoi(n.text())
+func maxElements(n *wsman.Node) int {
+	v, err := strconv.Atoi(n.Text())
 	if err != nil || v < 1 {
 		return 1
 	}
@@ -765,11 +755,11 @@ func (f *AMTFront) keepEnumeration(id string, items []xel) {
 }
 
 func (f *AMTFront) pull(req request) (string, []xel, *soapFault) {
-	if req.Body == nil || req.Body.XMLName.Space != nsWSEN || req.Body.XMLName.Local != "Pull" {
+	if req.Body == nil || req.Body.XMLName.Space != wsman.NSWSEN || req.Body.XMLName.Local != "Pull" {
 		return "", nil, senderFault("w:SchemaValidationError", "Pull wants a Pull body")
 	}
-	id := req.Body.child(nsWSEN, "EnumerationContext").text()
-	n := maxElements(req.Body.child("", "MaxElements"))
+	id := req.Body.Child(wsman.NSWSEN, "EnumerationContext").Text()
+	n := maxElements(req.Body.Child("", "MaxElements"))
 	f.mu.Lock()
 	e, ok := f.enums[id]
 	var batch []xel
@@ -794,13 +784,13 @@ func (f *AMTFront) pull(req request) (string, []xel, *soapFault) {
 	if done {
 		resp.Kids = append(resp.Kids, el("n:EndOfSequence"))
 	}
-	return actionPull + "Response", []xel{resp}, nil
+	return wsman.ActionPull + "Response", []xel{resp}, nil
 }
 
 // ---- methods ----
 
 // methodInput returns the METHOD_INPUT body of an invoke of uri, or a fault.
-func methodInput(req request, uri, method string) (*xmlNode, *soapFault) {
+func methodInput(req request, uri, method string) (*wsman.Node, *soapFault) {
 	if req.ResourceURI != uri {
 		return nil, senderFault("a:ActionNotSupported", "action %s does not belong to resource %s", req.Action, req.ResourceURI)
 	}
@@ -823,26 +813,26 @@ func methodOutput(uri, method string, rv int, more ...xel) []xel {
 // ManagedElement must reference the host's CIM_ComputerSystem.
 func (f *AMTFront) requestPowerStateChange(ctx context.Context, req request) (string, []xel, *soapFault) {
 	const method = "RequestPowerStateChange"
-	in, fault := methodInput(req, uriPowerService, method)
+	in, fault := methodInput(req, wsman.URIPowerService, method)
 	if fault != nil {
 		return "", nil, fault
 	}
-	if _, fault := f.instance(uriPowerService, req.Selectors); fault != nil {
+	if _, fault := f.instance(wsman.URIPowerService, req.Selectors); fault != nil {
 		return "", nil, fault
 	}
 	action := req.Action + "Response"
 	reply := func(rv int, more ...xel) (string, []xel, *soapFault) {
-		return action, methodOutput(uriPowerService, method, rv, more...), nil
+		return action, methodOutput(wsman.URIPowerService, method, rv, more...), nil
 	}
-	value, err := strconv.Atoi(in.child(uriPowerService, "PowerState").text())
+	value, err := strconv.Atoi(in.Child(wsman.URIPowerService, "PowerState").Text())
 	if err != nil {
 		return reply(rvInvalidParameter)
 	}
-	ref, ok := readEPR(in.child(uriPowerService, "ManagedElement"))
-	if name, _ := ref.get("Name"); !ok || ref.ResourceURI != uriComputerSystem || name != amtManagedSystem {
+	ref, ok := wsman.ReadEPR(in.Child(wsman.URIPowerService, "ManagedElement"))
+	if name, _ := ref.Lookup("Name"); !ok || ref.ResourceURI != wsman.URIComputerSystem || name != amtManagedSystem {
 		return reply(rvInvalidParameter)
 	}
-	if ccn, ok := ref.get("CreationClassName"); ok && ccn != "CIM_ComputerSystem" {
+	if ccn, ok := ref.Lookup("CreationClassName"); ok && ccn != "CIM_ComputerSystem" {
 		return reply(rvInvalidParameter)
 	}
 	resetType, ok := amtResetType(value)
@@ -866,7 +856,7 @@ func (f *AMTFront) requestPowerStateChange(ctx context.Context, req request) (st
 			o := <-ch
 			f.finishJob(id, o)
 		}()
-		job := eprRef{ResourceURI: uriConcreteJob, Selectors: []selector{{"InstanceID", id}}}
+		job := wsman.EPR{ResourceURI: wsman.URIConcreteJob, Selectors: []wsman.Selector{{Name: "InstanceID", Value: id}}}
 		return reply(rvJobStarted, el("h:Job", eprKids(job)...))
 	}
 	if err := f.m.resetAs(ctx, protocolAMT, resetType, label); err != nil {
@@ -931,54 +921,54 @@ func (f *AMTFront) finishJob(id string, o Outcome) {
 // override.
 func (f *AMTFront) changeBootOrder(req request) (string, []xel, *soapFault) {
 	const method = "ChangeBootOrder"
-	in, fault := methodInput(req, uriBootConfig, method)
+	in, fault := methodInput(req, wsman.URIBootConfig, method)
 	if fault != nil {
 		return "", nil, fault
 	}
-	if _, fault := f.instance(uriBootConfig, req.Selectors); fault != nil {
+	if _, fault := f.instance(wsman.URIBootConfig, req.Selectors); fault != nil {
 		return "", nil, fault
 	}
 	action := req.Action + "Response"
-	src := in.child(uriBootConfig, "Source")
+	src := in.Child(wsman.URIBootConfig, "Source")
 	boot := Boot{Target: "None", Enabled: "Disabled"}
 	if src != nil {
-		ref, ok := readEPR(src)
-		id, _ := ref.get("InstanceID")
+		ref, ok := wsman.ReadEPR(src)
+		id, _ := ref.Lookup("InstanceID")
 		boot = Boot{}
 		for _, s := range amtBootSources {
-			if ok && ref.ResourceURI == uriBootSource && s.id == id {
+			if ok && ref.ResourceURI == wsman.URIBootSource && s.id == id {
 				boot = Boot{Target: s.target, Enabled: "Once"}
 			}
 		}
 		if boot.Target == "" {
-			return action, methodOutput(uriBootConfig, method, rvInvalidParameter), nil
+			return action, methodOutput(wsman.URIBootConfig, method, rvInvalidParameter), nil
 		}
 	}
 	if err := f.m.SetBoot(protocolAMT, boot); err != nil {
 		return "", nil, receiverFault("w:InternalError", "%v", err)
 	}
-	return action, methodOutput(uriBootConfig, method, rvCompleted), nil
+	return action, methodOutput(wsman.URIBootConfig, method, rvCompleted), nil
 }
 
 // setBootConfigRole is CIM_BootService.SetBootConfigRole (DSP1012): AMT
 // accepts only its one boot configuration, as IsNextSingleUse (1).
 func (f *AMTFront) setBootConfigRole(req request) (string, []xel, *soapFault) {
 	const method = "SetBootConfigRole"
-	in, fault := methodInput(req, uriBootService, method)
+	in, fault := methodInput(req, wsman.URIBootService, method)
 	if fault != nil {
 		return "", nil, fault
 	}
-	if _, fault := f.instance(uriBootService, req.Selectors); fault != nil {
+	if _, fault := f.instance(wsman.URIBootService, req.Selectors); fault != nil {
 		return "", nil, fault
 	}
 	action := req.Action + "Response"
-	ref, ok := readEPR(in.child(uriBootService, "BootConfigSetting"))
-	id, _ := ref.get("InstanceID")
-	role, err := strconv.Atoi(in.child(uriBootService, "Role").text())
-	if !ok || ref.ResourceURI != uriBootConfig || id != amtBootConfig || err != nil || role != bootRoleNextOnlyOnce {
-		return action, methodOutput(uriBootService, method, rvInvalidParameter), nil
+	ref, ok := wsman.ReadEPR(in.Child(wsman.URIBootService, "BootConfigSetting"))
+	id, _ := ref.Lookup("InstanceID")
+	role, err := strconv.Atoi(in.Child(wsman.URIBootService, "Role").Text())
+	if !ok || ref.ResourceURI != wsman.URIBootConfig || id != amtBootConfig || err != nil || role != bootRoleNextOnlyOnce {
+		return action, methodOutput(wsman.URIBootService, method, rvInvalidParameter), nil
 	}
-	return action, methodOutput(uriBootService, method, rvCompleted), nil
+	return action, methodOutput(wsman.URIBootService, method, rvCompleted), nil
 }
 
 // transitionTarget returns the machine's power state, and the steady state

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/icholy/digest"
+
+	"github.com/fishgate/fishgate/internal/wsman"
 )
 
 // amtServer runs an AMT front for a new machine on a free loopback port.
@@ -63,7 +65,7 @@ func newPoster(t *testing.T, url, password string) *wsmanPoster {
 		client: &http.Client{Transport: &digest.Transport{Username: "admin", Password: password, Transport: log}}}
 }
 
-func (p *wsmanPoster) post(envelope string) (int, *xmlNode) {
+func (p *wsmanPoster) post(envelope string) (int, *wsman.Node) {
 	p.t.Helper()
 	resp, err := p.client.Post(p.url, "application/soap+xml;charset=UTF-8", strings.NewReader(envelope))
 	if err != nil {
@@ -71,7 +73,7 @@ func (p *wsmanPoster) post(envelope string) (int, *xmlNode) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	var n xmlNode
+	var n wsman.Node
 	if resp.StatusCode == http.StatusOK || resp.StatusCode == 400 || resp.StatusCode == 500 {
 		if err := xml.Unmarshal(body, &n); err != nil {
 			p.t.Fatalf("HTTP %d, not XML: %v\n%s", resp.StatusCode, err, body)
@@ -129,21 +131,21 @@ func (p *wsmanPoster) rv(envelope string) string {
 	if status != http.StatusOK {
 		t.Fatalf("HTTP %d: %+v", status, resp)
 	}
-	out := resp.child(nsSOAP, "Body")
+	out := resp.Child(wsman.NSSOAP, "Body")
 	if out == nil || len(out.Children) != 1 {
 		t.Fatalf("no output in %+v", resp)
 	}
-	return out.Children[0].child("", "ReturnValue").text()
+	return out.Children[0].Child("", "ReturnValue").Text()
 }
 
 // faultSubcode reads a fault's subcode.
-func faultSubcode(resp *xmlNode) string {
-	return resp.child(nsSOAP, "Body").child(nsSOAP, "Fault").child(nsSOAP, "Code").child(nsSOAP, "Subcode").child(nsSOAP, "Value").text()
+func faultSubcode(resp *wsman.Node) string {
+	return resp.Child(wsman.NSSOAP, "Body").Child(wsman.NSSOAP, "Fault").Child(wsman.NSSOAP, "Code").Child(wsman.NSSOAP, "Subcode").Child(wsman.NSSOAP, "Value").Text()
 }
 
 func TestAMTChallenge(t *testing.T) {
 	m, f, url := amtServer(t, MachineConfig{}, AMTConfig{})
-	req := envelope(uriPowerService+"/RequestPowerStateChange", uriPowerService, "", powerChange("2", fmt.Sprintf(maasManagedElement, "ManagedSystem")))
+	req := envelope(wsman.URIPowerService+"/RequestPowerStateChange", wsman.URIPowerService, "", powerChange("2", fmt.Sprintf(maasManagedElement, "ManagedSystem")))
 	resp, err := http.Post(url, "application/soap+xml", strings.NewReader(req))
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +197,7 @@ func TestAMTChallenge(t *testing.T) {
 func TestAMTNonces(t *testing.T) {
 	_, f, url := amtServer(t, MachineConfig{}, AMTConfig{NonceTTL: time.Second})
 	p := newPoster(t, url, "pw")
-	get := envelope(actionGet, uriPowerService, "", "")
+	get := envelope(wsman.ActionGet, wsman.URIPowerService, "", "")
 	for range 5 {
 		if status, _ := p.post(get); status != http.StatusOK {
 			t.Fatalf("HTTP %d", status)
@@ -243,13 +245,13 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 func TestAMTPowerChangeAddressing(t *testing.T) {
 	m, _, url := amtServer(t, MachineConfig{ResetTypes: []string{"On", "ForceOff", "PowerCycle", "ForceRestart"}}, AMTConfig{})
 	p := newPoster(t, url, "pw")
-	action := uriPowerService + "/RequestPowerStateChange"
+	action := wsman.URIPowerService + "/RequestPowerStateChange"
 	managed := fmt.Sprintf(maasManagedElement, "ManagedSystem")
 
-	if rv := p.rv((envelope(action, uriPowerService, maasPowerSelectors, powerChange("2", managed)))); rv != "0" {
+	if rv := p.rv((envelope(action, wsman.URIPowerService, maasPowerSelectors, powerChange("2", managed)))); rv != "0" {
 		t.Fatalf("MAAS-style power on: ReturnValue %s", rv)
 	}
-	if rv := p.rv((envelope(action, uriPowerService, "", powerChange("8", managed)))); rv != "0" {
+	if rv := p.rv((envelope(action, wsman.URIPowerService, "", powerChange("8", managed)))); rv != "0" {
 		t.Fatalf("power off without header selectors: ReturnValue %s", rv)
 	}
 	for _, tc := range []struct {
@@ -261,12 +263,12 @@ func TestAMTPowerChangeAddressing(t *testing.T) {
 		{"PowerState 6 (not one AMT takes)", powerChange("6", managed), "1"},
 		{"Nmi, not offered by this machine", powerChange("11", managed), "1"},
 	} {
-		if rv := p.rv((envelope(action, uriPowerService, "", tc.body))); rv != tc.rv {
+		if rv := p.rv((envelope(action, wsman.URIPowerService, "", tc.body))); rv != tc.rv {
 			t.Errorf("%s: ReturnValue %s, want %s", tc.name, rv, tc.rv)
 		}
 	}
 	wrong := strings.Replace(maasPowerSelectors, ">Intel(r) AMT<", ">Other<", 1)
-	if status, resp := p.post(envelope(action, uriPowerService, wrong, powerChange("2", managed))); status != 400 || faultSubcode(resp) != "w:InvalidSelectors" {
+	if status, resp := p.post(envelope(action, wsman.URIPowerService, wrong, powerChange("2", managed))); status != 400 || faultSubcode(resp) != "w:InvalidSelectors" {
 		t.Errorf("wrong selectors: HTTP %d, subcode %q", status, faultSubcode(resp))
 	}
 	want := []string{"On (2): accepted", "ForceOff (8): accepted", "Nmi (11): refused: unsupported ResetType"}
@@ -294,7 +296,7 @@ func TestAMTBootMAASStyle(t *testing.T) {
   </p:Source>
 </p:ChangeBootOrder_INPUT>`
 	cfgSel := `<wsman:Selector Name="InstanceID">Intel(r) AMT: Boot Configuration 0</wsman:Selector>`
-	if rv := p.rv((envelope(uriBootConfig+"/ChangeBootOrder", uriBootConfig, cfgSel, fmt.Sprintf(source, "Intel(r) AMT: Force PXE Boot")))); rv != "0" {
+	if rv := p.rv((envelope(wsman.URIBootConfig+"/ChangeBootOrder", wsman.URIBootConfig, cfgSel, fmt.Sprintf(source, "Intel(r) AMT: Force PXE Boot")))); rv != "0" {
 		t.Fatalf("ChangeBootOrder: ReturnValue %s", rv)
 	}
 	role := `<p:SetBootConfigRole_INPUT xmlns:p="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_BootService">
@@ -309,20 +311,20 @@ func TestAMTBootMAASStyle(t *testing.T) {
 </p:SetBootConfigRole_INPUT>`
 	svcSel := `<wsman:Selector Name="SystemCreationClassName">CIM_ComputerSystem</wsman:Selector><wsman:Selector Name="SystemName">Intel(r) AMT</wsman:Selector>` +
 		`<wsman:Selector Name="CreationClassName">CIM_BootService</wsman:Selector><wsman:Selector Name="Name">Intel(r) AMT Boot Service</wsman:Selector>`
-	if rv := p.rv((envelope(uriBootService+"/SetBootConfigRole", uriBootService, svcSel, fmt.Sprintf(role, 1)))); rv != "0" {
+	if rv := p.rv((envelope(wsman.URIBootService+"/SetBootConfigRole", wsman.URIBootService, svcSel, fmt.Sprintf(role, 1)))); rv != "0" {
 		t.Fatalf("SetBootConfigRole: ReturnValue %s", rv)
 	}
 	if b := m.Boot(); b.Target != "Pxe" || b.Enabled != "Once" {
 		t.Fatalf("boot %+v", b)
 	}
-	if rv := p.rv((envelope(uriBootService+"/SetBootConfigRole", uriBootService, svcSel, fmt.Sprintf(role, 0)))); rv != "5" {
+	if rv := p.rv((envelope(wsman.URIBootService+"/SetBootConfigRole", wsman.URIBootService, svcSel, fmt.Sprintf(role, 0)))); rv != "5" {
 		t.Errorf("Role 0: ReturnValue %s, want 5", rv)
 	}
-	if rv := p.rv((envelope(uriBootConfig+"/ChangeBootOrder", uriBootConfig, "", fmt.Sprintf(source, "Intel(r) AMT: Force Floppy Boot")))); rv != "5" {
+	if rv := p.rv((envelope(wsman.URIBootConfig+"/ChangeBootOrder", wsman.URIBootConfig, "", fmt.Sprintf(source, "Intel(r) AMT: Force Floppy Boot")))); rv != "5" {
 		t.Errorf("unknown source: ReturnValue %s, want 5", rv)
 	}
 	clear := `<p:ChangeBootOrder_INPUT xmlns:p="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_BootConfigSetting"/>`
-	if rv := p.rv((envelope(uriBootConfig+"/ChangeBootOrder", uriBootConfig, "", clear))); rv != "0" {
+	if rv := p.rv((envelope(wsman.URIBootConfig+"/ChangeBootOrder", wsman.URIBootConfig, "", clear))); rv != "0" {
 		t.Fatalf("clearing ChangeBootOrder: ReturnValue %s", rv)
 	}
 	if b := m.Boot(); b.Target != "None" || b.Enabled != "Disabled" {
@@ -336,27 +338,27 @@ func TestAMTEnumeration(t *testing.T) {
 	_, _, url := amtServer(t, MachineConfig{InitialPower: PowerOn}, AMTConfig{})
 	p := newPoster(t, url, "pw")
 	enumBody := `<wsen:Enumerate xmlns:wsen="http://schemas.xmlsoap.org/ws/2004/09/enumeration">%s</wsen:Enumerate>`
-	pull := func(ctx string) (int, *xmlNode) {
-		return p.post(envelope(actionPull, uriComputerSystem, "",
+	pull := func(ctx string) (int, *wsman.Node) {
+		return p.post(envelope(wsman.ActionPull, wsman.URIComputerSystem, "",
 			`<wsen:Pull xmlns:wsen="http://schemas.xmlsoap.org/ws/2004/09/enumeration"><wsen:EnumerationContext>`+ctx+`</wsen:EnumerationContext></wsen:Pull>`))
 	}
-	status, resp := p.post(envelope(actionEnumerate, uriComputerSystem, "", fmt.Sprintf(enumBody, "")))
-	er := resp.child(nsSOAP, "Body").child(nsWSEN, "EnumerateResponse")
-	ctx := er.child(nsWSEN, "EnumerationContext").text()
-	if status != 200 || ctx == "" || er.child("", "Items") != nil {
+	status, resp := p.post(envelope(wsman.ActionEnumerate, wsman.URIComputerSystem, "", fmt.Sprintf(enumBody, "")))
+	er := resp.Child(wsman.NSSOAP, "Body").Child(wsman.NSWSEN, "EnumerateResponse")
+	ctx := er.Child(wsman.NSWSEN, "EnumerationContext").Text()
+	if status != 200 || ctx == "" || er.Child("", "Items") != nil {
 		t.Fatalf("Enumerate: HTTP %d %+v", status, resp)
 	}
 	var names []string
 	for i := range 2 {
 		status, resp := pull(ctx)
-		pr := resp.child(nsSOAP, "Body").child(nsWSEN, "PullResponse")
-		items := pr.child(nsWSEN, "Items")
+		pr := resp.Child(wsman.NSSOAP, "Body").Child(wsman.NSWSEN, "PullResponse")
+		items := pr.Child(wsman.NSWSEN, "Items")
 		if status != 200 || items == nil || len(items.Children) != 1 {
 			t.Fatalf("Pull %d: HTTP %d %+v", i, status, resp)
 		}
-		names = append(names, items.Children[0].child(uriComputerSystem, "Name").text())
+		names = append(names, items.Children[0].Child(wsman.URIComputerSystem, "Name").Text())
 		last := i == 1
-		if (pr.child(nsWSEN, "EndOfSequence") != nil) != last || (pr.child(nsWSEN, "EnumerationContext") == nil) != last {
+		if (pr.Child(wsman.NSWSEN, "EndOfSequence") != nil) != last || (pr.Child(wsman.NSWSEN, "EnumerationContext") == nil) != last {
 			t.Errorf("Pull %d: EndOfSequence/EnumerationContext wrong: %+v", i, pr)
 		}
 	}
@@ -368,35 +370,35 @@ func TestAMTEnumeration(t *testing.T) {
 	}
 
 	opt := `<wsman:OptimizeEnumeration/><wsman:MaxElements>10</wsman:MaxElements><wsman:EnumerationMode>%s</wsman:EnumerationMode>`
-	_, resp = p.post(envelope(actionEnumerate, uriComputerSystem, "", fmt.Sprintf(enumBody, fmt.Sprintf(opt, "EnumerateEPR"))))
-	er = resp.child(nsSOAP, "Body").child(nsWSEN, "EnumerateResponse")
-	items := er.child(nsWSMan, "Items")
-	if items == nil || len(items.Children) != 2 || er.child(nsWSMan, "EndOfSequence") == nil {
+	_, resp = p.post(envelope(wsman.ActionEnumerate, wsman.URIComputerSystem, "", fmt.Sprintf(enumBody, fmt.Sprintf(opt, "EnumerateEPR"))))
+	er = resp.Child(wsman.NSSOAP, "Body").Child(wsman.NSWSEN, "EnumerateResponse")
+	items := er.Child(wsman.NSWSMan, "Items")
+	if items == nil || len(items.Children) != 2 || er.Child(wsman.NSWSMan, "EndOfSequence") == nil {
 		t.Fatalf("optimized EnumerateEPR: %+v", er)
 	}
-	ref, ok := readEPR(&items.Children[1])
-	if v, _ := ref.get("Name"); !ok || ref.ResourceURI != uriComputerSystem || v != "ManagedSystem" {
+	ref, ok := wsman.ReadEPR(&items.Children[1])
+	if v, _ := ref.Lookup("Name"); !ok || ref.ResourceURI != wsman.URIComputerSystem || v != "ManagedSystem" {
 		t.Errorf("EPR %+v", ref)
 	}
-	_, resp = p.post(envelope(actionEnumerate, uriComputerSystem, "", fmt.Sprintf(enumBody, fmt.Sprintf(opt, "EnumerateObjectAndEPR"))))
-	item := resp.child(nsSOAP, "Body").child(nsWSEN, "EnumerateResponse").child(nsWSMan, "Items").child(nsWSMan, "Item")
-	if item.child(uriComputerSystem, "CIM_ComputerSystem") == nil || item.child(nsWSA, "EndpointReference") == nil {
+	_, resp = p.post(envelope(wsman.ActionEnumerate, wsman.URIComputerSystem, "", fmt.Sprintf(enumBody, fmt.Sprintf(opt, "EnumerateObjectAndEPR"))))
+	item := resp.Child(wsman.NSSOAP, "Body").Child(wsman.NSWSEN, "EnumerateResponse").Child(wsman.NSWSMan, "Items").Child(wsman.NSWSMan, "Item")
+	if item.Child(wsman.URIComputerSystem, "CIM_ComputerSystem") == nil || item.Child(wsman.NSWSA, "EndpointReference") == nil {
 		t.Errorf("EnumerateObjectAndEPR item %+v", item)
 	}
 
 	// The power association, optimized: one request.
-	_, resp = p.post(envelope(actionEnumerate, uriPowerAssociation, "", fmt.Sprintf(enumBody, `<wsman:OptimizeEnumeration/><wsman:MaxElements>10</wsman:MaxElements>`)))
-	assoc := resp.child(nsSOAP, "Body").child(nsWSEN, "EnumerateResponse").child(nsWSMan, "Items").child(uriPowerAssociation, "CIM_AssociatedPowerManagementService")
+	_, resp = p.post(envelope(wsman.ActionEnumerate, wsman.URIPowerAssociation, "", fmt.Sprintf(enumBody, `<wsman:OptimizeEnumeration/><wsman:MaxElements>10</wsman:MaxElements>`)))
+	assoc := resp.Child(wsman.NSSOAP, "Body").Child(wsman.NSWSEN, "EnumerateResponse").Child(wsman.NSWSMan, "Items").Child(wsman.URIPowerAssociation, "CIM_AssociatedPowerManagementService")
 	var avail []string
 	for _, c := range assoc.Children {
 		if c.XMLName.Local == "AvailableRequestedPowerStates" {
-			avail = append(avail, c.text())
+			avail = append(avail, c.Text())
 		}
 	}
-	if assoc.child(uriPowerAssociation, "PowerState").text() != "2" || !slices.Equal(avail, []string{"2", "5", "8", "10", "11", "12", "14"}) {
+	if assoc.Child(wsman.URIPowerAssociation, "PowerState").Text() != "2" || !slices.Equal(avail, []string{"2", "5", "8", "10", "11", "12", "14"}) {
 		t.Errorf("association %+v", assoc)
 	}
-	if status, resp := p.post(envelope(actionEnumerate, uriPowerAssociation, "", fmt.Sprintf(enumBody, fmt.Sprintf(opt, "EnumerateEPR")))); status != 400 || faultSubcode(resp) != "w:UnsupportedFeature" {
+	if status, resp := p.post(envelope(wsman.ActionEnumerate, wsman.URIPowerAssociation, "", fmt.Sprintf(enumBody, fmt.Sprintf(opt, "EnumerateEPR")))); status != 400 || faultSubcode(resp) != "w:UnsupportedFeature" {
 		t.Errorf("EPRs of the association: HTTP %d %q", status, faultSubcode(resp))
 	}
 }
@@ -407,10 +409,10 @@ func TestAMTFaultsAndIdentify(t *testing.T) {
 	for _, tc := range []struct {
 		name, req, subcode string
 	}{
-		{"unknown resource", envelope(actionGet, cimBase+"CIM_Nothing", "", ""), "a:DestinationUnreachable"},
-		{"unknown action", envelope(cimBase+"CIM_PowerManagementService/Explode", uriPowerService, "", ""), "a:ActionNotSupported"},
-		{"Put on a read-only class", envelope(actionPut, uriPowerService, "", ""), "a:ActionNotSupported"},
-		{"two instances, no selectors", envelope(actionGet, uriComputerSystem, "", ""), "w:InvalidSelectors"},
+		{"unknown resource", envelope(wsman.ActionGet, wsman.CIMBase+"CIM_Nothing", "", ""), "a:DestinationUnreachable"},
+		{"unknown action", envelope(wsman.CIMBase+"CIM_PowerManagementService/Explode", wsman.URIPowerService, "", ""), "a:ActionNotSupported"},
+		{"Put on a read-only class", envelope(wsman.ActionPut, wsman.URIPowerService, "", ""), "a:ActionNotSupported"},
+		{"two instances, no selectors", envelope(wsman.ActionGet, wsman.URIComputerSystem, "", ""), "w:InvalidSelectors"},
 		{"not SOAP", "<hello/>", "w:SchemaValidationError"},
 	} {
 		status, resp := p.post(tc.req)

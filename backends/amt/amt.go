@@ -56,6 +56,7 @@ import (
 	"github.com/icholy/digest"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/internal/wsman"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -135,9 +136,9 @@ type Backend struct {
 
 	mu        sync.Mutex // guards the fields below; never held during I/O
 	closed    bool
-	managed   *eprRef // the host's CIM_ComputerSystem, once found
-	available []int   // AvailableRequestedPowerStates of the last read
-	offered   []int   // every value AMT ever offered (AMT narrows the list to the current state)
+	managed   *wsman.EPR // the host's CIM_ComputerSystem, once found
+	available []int      // AvailableRequestedPowerStates of the last read
+	offered   []int      // every value AMT ever offered (AMT narrows the list to the current state)
 	boot      schemas.BootOverride
 }
 
@@ -272,7 +273,7 @@ type powerStatus struct {
 // readPower reads the power association once, and remembers what AMT
 // offers.
 func (b *Backend) readPower(ctx context.Context) (powerStatus, error) {
-	items, err := b.client.enumerate(ctx, uriPowerAssociation, false)
+	items, err := b.client.enumerate(ctx, wsman.URIPowerAssociation, false)
 	if err != nil {
 		return powerStatus{}, err
 	}
@@ -282,13 +283,13 @@ func (b *Backend) readPower(ctx context.Context) (powerStatus, error) {
 			continue
 		}
 		st := powerStatus{}
-		if st.state, err = it.intChild("PowerState"); err != nil {
+		if st.state, err = intChild(it, "PowerState"); err != nil {
 			return powerStatus{}, &transportError{err: err, sent: true}
 		}
 		for _, c := range it.Children {
 			if c.XMLName.Local == "AvailableRequestedPowerStates" {
 				var v int
-				if _, err := fmt.Sscan(c.text(), &v); err == nil {
+				if _, err := fmt.Sscan(c.Text(), &v); err == nil {
 					st.available = append(st.available, v)
 				}
 			}
@@ -343,26 +344,26 @@ func (b *Backend) Capabilities(ctx context.Context) (backends.Capabilities, erro
 
 // managedSystem returns the host's CIM_ComputerSystem reference, finding
 // it (EnumerateEPR) the first time.
-func (b *Backend) managedSystem(ctx context.Context) (eprRef, error) {
+func (b *Backend) managedSystem(ctx context.Context) (wsman.EPR, error) {
 	b.mu.Lock()
 	cached := b.managed
 	b.mu.Unlock()
 	if cached != nil {
 		return *cached, nil
 	}
-	items, err := b.client.enumerate(ctx, uriComputerSystem, true)
+	items, err := b.client.enumerate(ctx, wsman.URIComputerSystem, true)
 	if err != nil {
-		return eprRef{}, err
+		return wsman.EPR{}, err
 	}
 	for i := range items {
-		if ref, ok := readEPR(&items[i]); ok && ref.get("Name") == managedSystemName {
+		if ref, ok := wsman.ReadEPR(&items[i]); ok && ref.Get("Name") == managedSystemName {
 			b.mu.Lock()
 			b.managed = &ref
 			b.mu.Unlock()
 			return ref, nil
 		}
 	}
-	return eprRef{}, &transportError{err: fmt.Errorf("no CIM_ComputerSystem named %s among %d", managedSystemName, len(items)), sent: true}
+	return wsman.EPR{}, &transportError{err: fmt.Errorf("no CIM_ComputerSystem named %s among %d", managedSystemName, len(items)), sent: true}
 }
 
 // Reset sends RequestPowerStateChange with the PowerState value of r. It
@@ -392,15 +393,15 @@ func (b *Backend) Reset(ctx context.Context, r schemas.ResetType) error {
 		if err != nil {
 			return err
 		}
-		out, rv, err := b.client.invoke(ctx, uriPowerService, "RequestPowerStateChange", nil,
-			powerChangeInput{NSP: uriPowerService, PowerState: value, ManagedElement: ref.xml()})
+		out, rv, err := b.client.invoke(ctx, wsman.URIPowerService, "RequestPowerStateChange", nil,
+			powerChangeInput{NSP: wsman.URIPowerService, PowerState: value, ManagedElement: eprParam(ref)})
 		if err != nil {
 			return err
 		}
 		switch rv {
 		case rvCompleted:
 		case rvJobStarted:
-			job, ok := readEPR(out.child("", "Job"))
+			job, ok := wsman.ReadEPR(out.Child("", "Job"))
 			if !ok {
 				return &transportError{err: errors.New("ReturnValue 4096 without a Job reference"), sent: true}
 			}
@@ -451,14 +452,14 @@ func (b *Backend) checkOffered(ctx context.Context, value int) error {
 }
 
 // waitJob polls a CIM_ConcreteJob until it ends.
-func (b *Backend) waitJob(ctx context.Context, job eprRef) error {
+func (b *Backend) waitJob(ctx context.Context, job wsman.EPR) error {
 	pause := b.cfg.Poll
 	for {
-		inst, err := b.client.call(ctx, actionGet, job.ResourceURI, job.Selectors, nil)
+		inst, err := b.client.call(ctx, wsman.ActionGet, job.ResourceURI, job.Selectors, nil)
 		if err != nil {
 			return fmt.Errorf("polling job %s: %w", job, err)
 		}
-		state, err := inst.intChild("JobState")
+		state, err := intChild(inst, "JobState")
 		if err != nil {
 			return &transportError{err: fmt.Errorf("polling job %s: %w", job, err), sent: true}
 		}
@@ -466,7 +467,7 @@ func (b *Backend) waitJob(ctx context.Context, job eprRef) error {
 			if ok {
 				return nil
 			}
-			return fmt.Errorf("%w: job %s ended in JobState %d: %s", ErrJobFailed, job, state, inst.child("", "ErrorDescription").text())
+			return fmt.Errorf("%w: job %s ended in JobState %d: %s", ErrJobFailed, job, state, inst.Child("", "ErrorDescription").Text())
 		}
 		if err := sleep(ctx, pause); err != nil {
 			return fmt.Errorf("job %s still running (JobState %d): %w", job, state, err)
@@ -543,12 +544,12 @@ func (b *Backend) SetBoot(ctx context.Context, o schemas.BootOverride) error {
 		op = "clear boot override"
 	}
 	err := b.retry(ctx, op, true, func(ctx context.Context) error {
-		in := changeBootOrderInput{NSP: uriBootConfig}
+		in := changeBootOrderInput{NSP: wsman.URIBootConfig}
 		if !clear {
-			src := eprRef{ResourceURI: uriBootSource, Selectors: []selector{{"InstanceID", source}}}.xml()
+			src := eprParam(wsman.EPR{ResourceURI: wsman.URIBootSource, Selectors: []wsman.Selector{{Name: "InstanceID", Value: source}}})
 			in.Source = &src
 		}
-		if _, rv, err := b.client.invoke(ctx, uriBootConfig, "ChangeBootOrder", nil, in); err != nil {
+		if _, rv, err := b.client.invoke(ctx, wsman.URIBootConfig, "ChangeBootOrder", nil, in); err != nil {
 			return err
 		} else if rv != rvCompleted {
 			return &ReturnValueError{Method: "ChangeBootOrder", Value: rv}
@@ -556,9 +557,9 @@ func (b *Backend) SetBoot(ctx context.Context, o schemas.BootOverride) error {
 		if clear {
 			return nil
 		}
-		cfgRef := eprRef{ResourceURI: uriBootConfig, Selectors: []selector{{"InstanceID", bootConfigID}}}
-		_, rv, err := b.client.invoke(ctx, uriBootService, "SetBootConfigRole", nil,
-			setBootConfigRoleInput{NSP: uriBootService, BootConfigSetting: cfgRef.xml(), Role: 1})
+		cfgRef := wsman.EPR{ResourceURI: wsman.URIBootConfig, Selectors: []wsman.Selector{{Name: "InstanceID", Value: bootConfigID}}}
+		_, rv, err := b.client.invoke(ctx, wsman.URIBootService, "SetBootConfigRole", nil,
+			setBootConfigRoleInput{NSP: wsman.URIBootService, BootConfigSetting: eprParam(cfgRef), Role: 1})
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/internal/wsman"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -150,32 +151,32 @@ func TestWSManURL(t *testing.T) {
 // with namespaces, the request says what AMT must read.
 func TestRequestEncoding(t *testing.T) {
 	c := &wsmanClient{url: "http://amt/wsman", slot: make(chan struct{}, 1)}
-	ref := eprRef{ResourceURI: uriComputerSystem, Selectors: []selector{{"CreationClassName", "CIM_ComputerSystem"}, {"Name", "ManagedSystem"}}}
-	env := requestEnvelope{NSS: nsSOAP, NSA: nsWSA, NSW: nsWSMan}
-	env.Header = requestHeader{Action: mu(uriPowerService + "/RequestPowerStateChange"), To: mu(c.url),
-		ResourceURI: mu(uriPowerService), MessageID: mu(newMessageID()), ReplyTo: mu(anonRole),
-		SelectorSet: &selectorSet{Selectors: []selectorXML{{"Name", "svc"}}}}
-	env.Body.Content = powerChangeInput{NSP: uriPowerService, PowerState: 8, ManagedElement: ref.xml()}
+	ref := wsman.EPR{ResourceURI: wsman.URIComputerSystem, Selectors: []wsman.Selector{{Name: "CreationClassName", Value: "CIM_ComputerSystem"}, {Name: "Name", Value: "ManagedSystem"}}}
+	env := requestEnvelope{NSS: wsman.NSSOAP, NSA: wsman.NSWSA, NSW: wsman.NSWSMan}
+	env.Header = requestHeader{Action: mu(wsman.URIPowerService + "/RequestPowerStateChange"), To: mu(c.url),
+		ResourceURI: mu(wsman.URIPowerService), MessageID: mu(newMessageID()), ReplyTo: mu(wsman.AnonRole),
+		SelectorSet: &selectorSet{Selectors: []selectorXML{{Name: "Name", Value: "svc"}}}}
+	env.Body.Content = powerChangeInput{NSP: wsman.URIPowerService, PowerState: 8, ManagedElement: eprParam(ref)}
 	got, err := xml.Marshal(env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n xmlNode
+	var n wsman.Node
 	if err := xml.Unmarshal(got, &n); err != nil {
 		t.Fatalf("%v\n%s", err, got)
 	}
-	h := n.child(nsSOAP, "Header")
-	if h.child(nsWSA, "Action").text() != uriPowerService+"/RequestPowerStateChange" ||
-		h.child(nsWSMan, "ResourceURI").text() != uriPowerService ||
-		h.child(nsWSA, "ReplyTo").child(nsWSA, "Address").text() != anonRole ||
-		h.child(nsWSMan, "SelectorSet").child(nsWSMan, "Selector").text() != "svc" {
+	h := n.Child(wsman.NSSOAP, "Header")
+	if h.Child(wsman.NSWSA, "Action").Text() != wsman.URIPowerService+"/RequestPowerStateChange" ||
+		h.Child(wsman.NSWSMan, "ResourceURI").Text() != wsman.URIPowerService ||
+		h.Child(wsman.NSWSA, "ReplyTo").Child(wsman.NSWSA, "Address").Text() != wsman.AnonRole ||
+		h.Child(wsman.NSWSMan, "SelectorSet").Child(wsman.NSWSMan, "Selector").Text() != "svc" {
 		t.Errorf("header decoded wrong:\n%s", got)
 	}
-	in := n.child(nsSOAP, "Body").child(uriPowerService, "RequestPowerStateChange_INPUT")
-	if in.child(uriPowerService, "PowerState").text() != "8" {
+	in := n.Child(wsman.NSSOAP, "Body").Child(wsman.URIPowerService, "RequestPowerStateChange_INPUT")
+	if in.Child(wsman.URIPowerService, "PowerState").Text() != "8" {
 		t.Errorf("PowerState decoded wrong:\n%s", got)
 	}
-	back, ok := readEPR(in.child(uriPowerService, "ManagedElement"))
+	back, ok := wsman.ReadEPR(in.Child(wsman.URIPowerService, "ManagedElement"))
 	if !ok || back.ResourceURI != ref.ResourceURI || !slices.Equal(back.Selectors, ref.Selectors) {
 		t.Errorf("ManagedElement decoded as %+v:\n%s", back, got)
 	}

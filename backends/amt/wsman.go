@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/fishgate/fishgate/internal/wsman"
 )
 
 // The WS-Management client: SOAP 1.2 envelopes (DMTF DSP0226) over one HTTP
@@ -21,31 +23,11 @@ import (
 // prefixes declared on the Envelope; responses are decoded into a generic
 // element tree with namespaces resolved, so any prefixes AMT picks work.
 
-// XML namespaces (DSP0226 Annex A) and resource URIs.
+// Limits of the client.
 const (
-	nsSOAP   = "http://www.w3.org/2003/05/soap-envelope"
-	nsWSA    = "http://schemas.xmlsoap.org/ws/2004/08/addressing"
-	nsWSMan  = "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
-	nsWSEN   = "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
-	nsWXF    = "http://schemas.xmlsoap.org/ws/2004/09/transfer"
-	anonRole = nsWSA + "/role/anonymous"
-	cimBase  = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/"
-
-	uriComputerSystem   = cimBase + "CIM_ComputerSystem"
-	uriPowerService     = cimBase + "CIM_PowerManagementService"
-	uriPowerAssociation = cimBase + "CIM_AssociatedPowerManagementService"
-	uriBootService      = cimBase + "CIM_BootService"
-	uriBootConfig       = cimBase + "CIM_BootConfigSetting"
-	uriBootSource       = cimBase + "CIM_BootSourceSetting"
-
-	actionGet       = nsWXF + "/Get"
-	actionEnumerate = nsWSEN + "/Enumerate"
-	actionPull      = nsWSEN + "/Pull"
-
-	soapContentType = "application/soap+xml;charset=UTF-8"
-	maxResponse     = 4 << 20
-	maxElements     = 32  // per Enumerate/Pull: every class the backend reads fits in one
-	maxPulls        = 100 // bound on Pulls of one enumeration
+	maxResponse = 4 << 20
+	maxElements = 32  // per Enumerate/Pull: every class the backend reads fits in one
+	maxPulls    = 100 // bound on Pulls of one enumeration
 )
 
 // AMT's names of the instances the backend addresses.
@@ -136,112 +118,28 @@ type setBootConfigRoleInput struct {
 	Role              int      `xml:"p:Role"`
 }
 
-// ---- references ----
-
-type selector struct{ Name, Value string }
-
-// eprRef addresses one CIM instance: its class's resource URI and its keys.
-type eprRef struct {
-	ResourceURI string
-	Selectors   []selector
-}
-
-func (e eprRef) get(name string) string {
-	for _, s := range e.Selectors {
-		if s.Name == name {
-			return s.Value
-		}
-	}
-	return ""
-}
-
-func (e eprRef) xml() eprXML {
-	x := eprXML{Address: anonRole, ResourceURI: e.ResourceURI}
+// eprParam renders e as a reference-typed parameter.
+func eprParam(e wsman.EPR) eprXML {
+	x := eprXML{Address: wsman.AnonRole, ResourceURI: e.ResourceURI}
 	for _, s := range e.Selectors {
 		x.SelectorSet.Selectors = append(x.SelectorSet.Selectors, selectorXML(s))
 	}
 	return x
 }
 
-func (e eprRef) String() string {
-	var b strings.Builder
-	b.WriteString(e.ResourceURI[strings.LastIndex(e.ResourceURI, "/")+1:])
-	for _, s := range e.Selectors {
-		fmt.Fprintf(&b, " %s=%q", s.Name, s.Value)
-	}
-	return b.String()
-}
-
 // ---- responses ----
 
-// xmlNode is any element of a response, namespaces resolved.
-type xmlNode struct {
-	XMLName  xml.Name
-	Attrs    []xml.Attr `xml:",any,attr"`
-	Text     string     `xml:",chardata"`
-	Children []xmlNode  `xml:",any"`
-}
-
-// child returns the first child named local in space ("" matches any).
-func (n *xmlNode) child(space, local string) *xmlNode {
-	if n == nil {
-		return nil
-	}
-	for i := range n.Children {
-		c := &n.Children[i]
-		if c.XMLName.Local == local && (space == "" || c.XMLName.Space == space) {
-			return c
-		}
-	}
-	return nil
-}
-
-func (n *xmlNode) text() string {
-	if n == nil {
-		return ""
-	}
-	return strings.TrimSpace(n.Text)
-}
-
-// intChild reads an integer child property (any namespace).
-func (n *xmlNode) intChild(local string) (int, error) {
-	c := n.child("", local)
+// intChild reads an integer child property of n (any namespace).
+func intChild(n *wsman.Node, local string) (int, error) {
+	c := n.Child("", local)
 	if c == nil {
 		return 0, fmt.Errorf("no %s in %s", local, n.XMLName.Local)
 	}
-	v, err := strconv.Atoi(c.text())
+	v, err := strconv.Atoi(c.Text())
 	if err != nil {
-		return 0, fmt.Errorf("%s %q: not an integer", local, c.text())
+		return 0, fmt.Errorf("%s %q: not an integer", local, c.Text())
 	}
 	return v, nil
-}
-
-// readEPR reads an endpoint reference given as n's children, or wrapped in
-// a wsa:EndpointReference child.
-func readEPR(n *xmlNode) (eprRef, bool) {
-	if inner := n.child(nsWSA, "EndpointReference"); inner != nil {
-		n = inner
-	}
-	rp := n.child(nsWSA, "ReferenceParameters")
-	if rp == nil {
-		return eprRef{}, false
-	}
-	ref := eprRef{ResourceURI: rp.child(nsWSMan, "ResourceURI").text()}
-	if set := rp.child(nsWSMan, "SelectorSet"); set != nil {
-		for _, s := range set.Children {
-			if s.XMLName.Local != "Selector" {
-				continue
-			}
-			name := ""
-			for _, a := range s.Attrs {
-				if a.Name.Local == "Name" {
-					name = a.Value
-				}
-			}
-			ref.Selectors = append(ref.Selectors, selector{Name: name, Value: s.text()})
-		}
-	}
-	return ref, ref.ResourceURI != ""
 }
 
 // FaultError is a SOAP fault AMT answered (DSP0226 §14).
@@ -301,11 +199,11 @@ type wsmanClient struct {
 
 // call sends one request and returns the first element of the response's
 // Body (nil when empty). A fault, an HTTP error or 401 is an error.
-func (c *wsmanClient) call(ctx context.Context, action, resourceURI string, selectors []selector, body any) (*xmlNode, error) {
-	env := requestEnvelope{NSS: nsSOAP, NSA: nsWSA, NSW: nsWSMan}
+func (c *wsmanClient) call(ctx context.Context, action, resourceURI string, selectors []wsman.Selector, body any) (*wsman.Node, error) {
+	env := requestEnvelope{NSS: wsman.NSSOAP, NSA: wsman.NSWSA, NSW: wsman.NSWSMan}
 	env.Header = requestHeader{
 		Action: mu(action), To: mu(c.url), ResourceURI: mu(resourceURI),
-		MessageID: mu(newMessageID()), ReplyTo: mu(anonRole), OperationTimeout: "PT60S",
+		MessageID: mu(newMessageID()), ReplyTo: mu(wsman.AnonRole), OperationTimeout: "PT60S",
 	}
 	if len(selectors) > 0 {
 		env.Header.SelectorSet = &selectorSet{}
@@ -322,7 +220,7 @@ func (c *wsmanClient) call(ctx context.Context, action, resourceURI string, sele
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", soapContentType)
+	req.Header.Set("Content-Type", wsman.ContentType)
 	req.Header.Set("User-Agent", "fishgate")
 
 	select {
@@ -344,24 +242,24 @@ func (c *wsmanClient) call(ctx context.Context, action, resourceURI string, sele
 	if resp.StatusCode == http.StatusUnauthorized {
 		return nil, ErrAuthentication
 	}
-	var envOut xmlNode
-	if xerr := xml.Unmarshal(data, &envOut); xerr != nil || envOut.XMLName.Space != nsSOAP || envOut.XMLName.Local != "Envelope" {
+	var envOut wsman.Node
+	if xerr := xml.Unmarshal(data, &envOut); xerr != nil || envOut.XMLName.Space != wsman.NSSOAP || envOut.XMLName.Local != "Envelope" {
 		if resp.StatusCode != http.StatusOK {
 			return nil, &HTTPError{Status: resp.StatusCode, Body: snippet(data)}
 		}
 		return nil, &transportError{err: fmt.Errorf("answer is not a SOAP envelope: %s", snippet(data)), sent: true}
 	}
-	var first *xmlNode
-	if b := envOut.child(nsSOAP, "Body"); b != nil && len(b.Children) > 0 {
+	var first *wsman.Node
+	if b := envOut.Child(wsman.NSSOAP, "Body"); b != nil && len(b.Children) > 0 {
 		first = &b.Children[0]
 	}
-	if first != nil && first.XMLName.Space == nsSOAP && first.XMLName.Local == "Fault" {
-		code := first.child(nsSOAP, "Code")
+	if first != nil && first.XMLName.Space == wsman.NSSOAP && first.XMLName.Local == "Fault" {
+		code := first.Child(wsman.NSSOAP, "Code")
 		return nil, &FaultError{
 			HTTPStatus: resp.StatusCode,
-			Code:       localPart(code.child(nsSOAP, "Value").text()),
-			Subcode:    code.child(nsSOAP, "Subcode").child(nsSOAP, "Value").text(),
-			Reason:     first.child(nsSOAP, "Reason").child(nsSOAP, "Text").text(),
+			Code:       localPart(code.Child(wsman.NSSOAP, "Value").Text()),
+			Subcode:    code.Child(wsman.NSSOAP, "Subcode").Child(wsman.NSSOAP, "Value").Text(),
+			Reason:     first.Child(wsman.NSSOAP, "Reason").Child(wsman.NSSOAP, "Text").Text(),
 		}
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -373,50 +271,50 @@ func (c *wsmanClient) call(ctx context.Context, action, resourceURI string, sele
 // enumerate reads every instance (or, with epr, every endpoint reference)
 // of a class: one optimized Enumerate (DSP0226 §8.2.3) when AMT returns
 // everything at once, else Pulls until EndOfSequence.
-func (c *wsmanClient) enumerate(ctx context.Context, resourceURI string, epr bool) ([]xmlNode, error) {
-	body := enumerateBody{NSN: nsWSEN, Optimize: &struct{}{}, MaxElements: maxElements}
+func (c *wsmanClient) enumerate(ctx context.Context, resourceURI string, epr bool) ([]wsman.Node, error) {
+	body := enumerateBody{NSN: wsman.NSWSEN, Optimize: &struct{}{}, MaxElements: maxElements}
 	if epr {
 		body.Mode = "EnumerateEPR"
 	}
-	resp, err := c.call(ctx, actionEnumerate, resourceURI, nil, body)
+	resp, err := c.call(ctx, wsman.ActionEnumerate, resourceURI, nil, body)
 	if err != nil {
 		return nil, fmt.Errorf("Enumerate: %w", err)
 	}
 	if resp == nil || resp.XMLName.Local != "EnumerateResponse" {
 		return nil, fmt.Errorf("Enumerate: answer has no EnumerateResponse")
 	}
-	var items []xmlNode
-	if it := resp.child("", "Items"); it != nil {
+	var items []wsman.Node
+	if it := resp.Child("", "Items"); it != nil {
 		items = append(items, it.Children...)
 	}
-	if resp.child("", "EndOfSequence") != nil {
+	if resp.Child("", "EndOfSequence") != nil {
 		return items, nil
 	}
-	ctxID := resp.child(nsWSEN, "EnumerationContext").text()
+	ctxID := resp.Child(wsman.NSWSEN, "EnumerationContext").Text()
 	for range maxPulls {
 		if ctxID == "" {
 			return items, nil
 		}
-		pr, err := c.call(ctx, actionPull, resourceURI, nil, pullBody{NSN: nsWSEN, Context: ctxID, MaxElements: maxElements})
+		pr, err := c.call(ctx, wsman.ActionPull, resourceURI, nil, pullBody{NSN: wsman.NSWSEN, Context: ctxID, MaxElements: maxElements})
 		if err != nil {
 			return nil, fmt.Errorf("Pull: %w", err)
 		}
 		if pr == nil || pr.XMLName.Local != "PullResponse" {
 			return nil, fmt.Errorf("Pull: answer has no PullResponse")
 		}
-		if it := pr.child("", "Items"); it != nil {
+		if it := pr.Child("", "Items"); it != nil {
 			items = append(items, it.Children...)
 		}
-		if pr.child("", "EndOfSequence") != nil {
+		if pr.Child("", "EndOfSequence") != nil {
 			return items, nil
 		}
-		ctxID = pr.child(nsWSEN, "EnumerationContext").text()
+		ctxID = pr.Child(wsman.NSWSEN, "EnumerationContext").Text()
 	}
 	return nil, fmt.Errorf("Pull: no EndOfSequence after %d Pulls", maxPulls)
 }
 
 // invoke calls a CIM method and returns its METHOD_OUTPUT and ReturnValue.
-func (c *wsmanClient) invoke(ctx context.Context, resourceURI, method string, selectors []selector, input any) (*xmlNode, int, error) {
+func (c *wsmanClient) invoke(ctx context.Context, resourceURI, method string, selectors []wsman.Selector, input any) (*wsman.Node, int, error) {
 	out, err := c.call(ctx, resourceURI+"/"+method, resourceURI, selectors, input)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", method, err)
@@ -424,7 +322,7 @@ func (c *wsmanClient) invoke(ctx context.Context, resourceURI, method string, se
 	if out == nil || out.XMLName.Local != method+"_OUTPUT" {
 		return nil, 0, &transportError{err: fmt.Errorf("%s: answer has no %s_OUTPUT", method, method), sent: true}
 	}
-	rv, err := out.intChild("ReturnValue")
+	rv, err := intChild(out, "ReturnValue")
 	if err != nil {
 		return nil, 0, &transportError{err: fmt.Errorf("%s: %w", method, err), sent: true}
 	}
