@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,13 +10,11 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -183,28 +180,12 @@ func admissionMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "fgbench admission:", err)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	out := io.Writer(os.Stdout)
-	if c.JSON {
-		out = os.Stderr
-	}
-	rep, err := benchAdmission(ctx, c, out)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "fgbench admission:", err)
-		return 1
-	}
-	if c.JSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(rep)
-	}
-	if rep.Errors > 0 {
-		fmt.Fprintf(os.Stderr, "\n!!! fgbench admission: %d FAILED OPERATIONS (first: %s): the figures above are not valid !!!\n", rep.Errors, rep.FirstError)
-		return 1
-	}
-	return 0
+	return runReport("fgbench admission", "OPERATIONS", c.JSON, func(ctx context.Context, out io.Writer) (*admReport, error) {
+		return benchAdmission(ctx, c, out)
+	})
 }
+
+func (rep *admReport) failed() (int64, string) { return rep.Errors, rep.FirstError }
 
 // admTarget is one thing to measure.
 type admTarget struct {

@@ -96,29 +96,47 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fgbench:", err)
 		os.Exit(2)
 	}
+	os.Exit(runReport("fgbench", "REQUESTS", c.JSON, func(ctx context.Context, out io.Writer) (*report, error) {
+		return bench(ctx, c, out)
+	}))
+}
+
+// failures is a report that counts failed operations (its figures are
+// then not valid).
+type failures interface {
+	failed() (n int64, first string)
+}
+
+func (rep *report) failed() (int64, string) { return rep.Errors, rep.FirstError }
+
+// runReport runs a benchmark until SIGINT/SIGTERM or its end, writes its
+// report as JSON to stdout with -json (the human report then goes to
+// stderr), and returns the exit status: 1 when it failed or counted failed
+// operations (noun names them in the banner).
+func runReport[R failures](name, noun string, asJSON bool, bench func(ctx context.Context, out io.Writer) (R, error)) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	out := io.Writer(os.Stdout)
-	if c.JSON {
+	if asJSON {
 		out = os.Stderr
 	}
-	rep, err := bench(ctx, c, out)
+	rep, err := bench(ctx, out)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "fgbench:", err)
-		os.Exit(1)
+		fmt.Fprintln(os.Stderr, name+":", err)
+		return 1
 	}
-	if c.JSON {
+	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(rep)
 	}
-	if rep.Errors > 0 {
-		fmt.Fprintf(os.Stderr, "\n!!! fgbench: %d FAILED REQUESTS (first: %s): the figures above are not valid !!!\n", rep.Errors, rep.FirstError)
-		os.Exit(1)
+	if n, first := rep.failed(); n > 0 {
+		fmt.Fprintf(os.Stderr, "\n!!! %s: %d FAILED %s (first: %s): the figures above are not valid !!!\n", name, n, noun, first)
+		return 1
 	}
+	return 0
 }
 
-// MarshalJSON writes the durations as Go duration strings ("10s").
 func (c config) MarshalJSON() ([]byte, error) {
 	type plain config
 	return json.Marshal(struct {
