@@ -90,13 +90,21 @@ type sseEvent struct {
 // stream is closed when the test ends or with the returned func.
 func (e *env) openSSE(path string, hdr map[string]string) (<-chan sseEvent, *http.Response, func()) {
 	e.t.Helper()
+	return e.openSSEAs(path, func(r *http.Request) {
+		r.SetBasicAuth(adminUser, adminPass)
+		for k, v := range hdr {
+			r.Header.Set(k, v)
+		}
+	})
+}
+
+// openSSEAs is openSSE with other credentials (a sets them, and any header).
+func (e *env) openSSEAs(path string, a auth) (<-chan sseEvent, *http.Response, func()) {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+path, nil)
-	req.SetBasicAuth(adminUser, adminPass)
 	req.Header.Set("Accept", "text/event-stream")
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
+	a(req)
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		cancel()
@@ -286,43 +294,6 @@ func TestSSERefusals(t *testing.T) {
 	}
 	e.reset("", "node1", "On")
 	expectEvents(t, ch, "TaskEvent.1.0.TaskStarted")
-}
-
-// openSSEAs is openSSE with other credentials.
-func (e *env) openSSEAs(path string, a auth) (<-chan sseEvent, *http.Response, func()) {
-	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+path, nil)
-	a(req)
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		cancel()
-		e.t.Fatal(err)
-	}
-	ch := make(chan sseEvent, 100)
-	go func() {
-		defer close(ch)
-		sc := bufio.NewScanner(resp.Body)
-		var ev sseEvent
-		for sc.Scan() {
-			switch line := sc.Text(); {
-			case line == "":
-				if ev != (sseEvent{}) {
-					ch <- ev
-				}
-				ev = sseEvent{}
-			case strings.HasPrefix(line, ":"):
-				ev.comment = line
-			case strings.HasPrefix(line, "id: "):
-				ev.id = strings.TrimPrefix(line, "id: ")
-			case strings.HasPrefix(line, "data: "):
-				ev.data = strings.TrimPrefix(line, "data: ")
-			}
-		}
-	}()
-	stop := func() { cancel(); resp.Body.Close() }
-	e.t.Cleanup(stop)
-	return ch, resp, stop
 }
 
 func TestEventServiceAndSubscriptions(t *testing.T) {
