@@ -15,36 +15,18 @@ JSON object on stdout for the Go test; sushy's own logging goes to stderr.
 Any exception ends the script with a traceback and a non-zero status.
 """
 
-import json
-import logging
 import sys
-import time
 import urllib.parse
 
 import sushy
 
+from sushy_common import emit, setup_logging, wait_power
+
 POLL_TIMEOUT = 20.0  # seconds; the gateway verifies within a second or so
-POLL_PAUSE = 0.05
-
-
-def wait_power(system, want, seen):
-    """Poll the System until power_state is want; record every state seen."""
-    deadline = time.monotonic() + POLL_TIMEOUT
-    while True:
-        system.refresh()
-        state = system.power_state.value if system.power_state else None
-        if not seen or seen[-1] != state:
-            seen.append(state)
-        if system.power_state == want:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError('power state %s not reached in %ss; saw %s'
-                               % (want.value, POLL_TIMEOUT, seen))
-        time.sleep(POLL_PAUSE)
 
 
 def main():
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    setup_logging()
     address, user, password, auth_kind = sys.argv[1:5]
     system_id = sys.argv[5] if len(sys.argv) > 5 else None
 
@@ -88,7 +70,7 @@ def main():
 
     seen_on = []
     system.reset_system(sushy.RESET_ON)
-    wait_power(system, sushy.SYSTEM_POWER_STATE_ON, seen_on)
+    wait_power(system, sushy.SYSTEM_POWER_STATE_ON, seen_on, POLL_TIMEOUT)
     result['states_after_on'] = seen_on
 
     # What Ironic does before deploying: one-time PXE (PATCH with If-Match).
@@ -100,15 +82,14 @@ def main():
 
     seen_off = []
     system.reset_system(sushy.RESET_FORCE_OFF)
-    wait_power(system, sushy.SYSTEM_POWER_STATE_OFF, seen_off)
+    wait_power(system, sushy.SYSTEM_POWER_STATE_OFF, seen_off, POLL_TIMEOUT)
     result['states_after_off'] = seen_off
     result['final_power'] = system.power_state.value
 
     # Log out, as Ironic's client cache does when it drops a connection.
     auth.close()
     result['logged_out'] = True
-    json.dump(result, sys.stdout)
-    sys.stdout.write('\n')
+    emit(result)
 
 
 if __name__ == '__main__':

@@ -22,33 +22,16 @@ It prints one JSON object on stdout for the Go test; sushy's logging goes to
 stderr. Any exception ends the script with a traceback and a non-zero status.
 """
 
-import json
-import logging
 import sys
 import time
 
 import sushy
 from sushy import taskmonitor
 
+from sushy_common import POLL_PAUSE, emit, setup_logging, wait_power
+
 POLL_TIMEOUT = 30.0   # seconds; the gateway verifies within a second or so
-POLL_PAUSE = 0.05     # Ironic polls every second or so; shorter keeps CI fast
 TASK_TIMEOUT = 30.0
-
-
-def wait_power(system, want, seen):
-    """Poll the System until power_state is want; record every state seen."""
-    deadline = time.monotonic() + POLL_TIMEOUT
-    while True:
-        system.refresh()
-        state = system.power_state.value if system.power_state else None
-        if not seen or seen[-1] != state:
-            seen.append(state)
-        if system.power_state == want:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError('power state %s not reached in %ss; saw %s'
-                               % (want.value, POLL_TIMEOUT, seen))
-        time.sleep(POLL_PAUSE)
 
 
 def read_task(conn, location):
@@ -85,7 +68,7 @@ def read_task(conn, location):
 
 
 def main():
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    setup_logging()
     address, user, password, system_id = sys.argv[1:5]
 
     auth = sushy.auth.SessionOrBasicAuth(username=user, password=password)
@@ -130,7 +113,7 @@ def main():
         for i, (reset, want) in enumerate(steps):
             system.reset_system(reset)
             states = []
-            wait_power(system, want, states)
+            wait_power(system, want, states, POLL_TIMEOUT)
             seen['%d:%s' % (i, reset.value)] = states
         resets = posts[first:]
         tasks = [read_task(conn, p['location']) for p in resets
@@ -161,8 +144,7 @@ def main():
     result['final_power'] = system.power_state.value
 
     auth.close()
-    json.dump(result, sys.stdout)
-    sys.stdout.write('\n')
+    emit(result)
 
 
 if __name__ == '__main__':
