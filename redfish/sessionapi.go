@@ -1,7 +1,6 @@
 package redfish
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -10,14 +9,6 @@ import (
 
 	"github.com/fishgate/fishgate/schemas"
 )
-
-func etagOfValue(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return ""
-	}
-	return etagOf(b)
-}
 
 func (s *Server) getSessionService(c echo.Context) error {
 	sc := scopeOf(c)

@@ -261,8 +261,9 @@ func (s *Service) Start(ctx context.Context) {
 				if !ok {
 					return
 				}
-				if n, ok := s.nodes[m.Payload]; ok {
-					s.refreshState(n)
+				// Every change refreshes the view; only a node with work
+				// is worth a lease attempt.
+				if n, ok := s.nodes[m.Payload]; ok && s.refreshState(n) {
 					s.kick(n)
 				}
 			}
@@ -350,12 +351,15 @@ func (s *Service) kickAt(n *node, d time.Duration) {
 	})
 }
 
-func (s *Service) refreshState(n *node) {
+// refreshState re-reads a node's state into its view and reports whether
+// the node has work (a running action). A read error counts as work, so
+// that the worker looks for itself.
+func (s *Service) refreshState(n *node) (busy bool) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.CallTimeout)
 	defer cancel()
 	ns, err := s.store.State(ctx, n.ID)
 	if err != nil {
-		return
+		return true
 	}
 	n.mu.Lock()
 	n.view.State = ns
@@ -363,6 +367,7 @@ func (s *Service) refreshState(n *node) {
 		n.view.PowerState, n.view.Updated = ns.Power, ns.PowerAt
 	}
 	n.mu.Unlock()
+	return ns.Slots.Now.Task != ""
 }
 
 // Close stops background work and closes every backend.
@@ -436,6 +441,13 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 	n.mu.RUnlock()
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	defer cancel()
+	// With several replicas, one of them reads a given node per interval;
+	// the others learn a change through the observe script's notification.
+	if !needCaps {
+		if mine, err := s.store.claimSweep(cctx, n.ID, s.opts.SyncInterval*9/10); err == nil && !mine {
+			return
+		}
+	}
 	var (
 		caps    backends.Capabilities
 		boot    schemas.BootOverride
@@ -463,7 +475,6 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 		n.mu.Unlock()
 		return
 	}
-	n.view.Health, n.view.LastError = "OK", ""
 	n.mu.Unlock()
 	s.setPower(n, ps)
 	s.reassert(ctx, n, ps)

@@ -20,7 +20,7 @@ import (
 // script touches one Cluster slot.
 func nodeKeys(node string) []string {
 	p := "fg:node:{" + node + "}:"
-	return []string{p + "slots", p + "tasks", p + "taskz", p + "flips", p + "log", p + "lease", p + "fence"}
+	return []string{p + "slots", p + "tasks", p + "taskz", p + "flips", p + "log", p + "lease", p + "fence", p + "sweep"}
 }
 
 var (
@@ -337,14 +337,22 @@ func num(v any) int64 {
 // observeScript records an observed power state and returns the one it
 // replaces, atomically: of several replicas sweeping the same node, only
 // the one that changes it learns of the change (and reports drift once).
+// A change is published, so every replica's view follows it.
 var observeScript = redis.NewScript(`
 local old = redis.call('HGET', KEYS[1], 'power') or ''
 redis.call('HSET', KEYS[1], 'power', ARGV[1], 'power_at', ARGV[2])
+if old ~= ARGV[1] then redis.call('PUBLISH', 'fg:node', ARGV[3]) end
 return old
 `)
 
 // observe records power p of node as seen at now and returns the previous record.
 func (st *Store) observe(ctx context.Context, node string, p schemas.PowerState, now time.Time) (schemas.PowerState, error) {
-	old, err := observeScript.Run(ctx, st.rdb, nodeKeys(node)[:1], string(p), now.UnixMilli()).Text()
+	old, err := observeScript.Run(ctx, st.rdb, nodeKeys(node)[:1], string(p), now.UnixMilli(), node).Text()
 	return schemas.PowerState(old), err
+}
+
+// claimSweep reports whether this replica is the one to read node's power
+// in the sweep period ttl (SET NX PX).
+func (st *Store) claimSweep(ctx context.Context, node string, ttl time.Duration) (bool, error) {
+	return st.rdb.SetNX(ctx, nodeKeys(node)[7], "1", ttl).Result()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/fishgate/fishgate/schemas"
@@ -92,9 +93,7 @@ func (s *Service) work(n *node) {
 
 // holdLease renews the lease every TTL/3; when it cannot, it cancels the
 // work (a holder that cannot renew stops its action).
-func (s *Service) holdLease(ctx context.Context, cancel context.CancelFunc, node, lease string, log interface {
-	Warn(string, ...any)
-}) {
+func (s *Service) holdLease(ctx context.Context, cancel context.CancelFunc, node, lease string, log *slog.Logger) {
 	t := time.NewTicker(s.opts.LeaseTTL / 3)
 	defer t.Stop()
 	for {
@@ -170,10 +169,7 @@ var errCancelled = errors.New("cancelled")
 
 // execute performs one action and says how it ended. interrupted is true
 // when a previous holder had sent the BMC command without confirming it.
-func (s *Service) execute(ctx context.Context, n *node, lease, task string, rt schemas.ResetType, interrupted bool, issuedAt time.Time, cancelling bool, log interface {
-	Info(string, ...any)
-	Warn(string, ...any)
-}) result {
+func (s *Service) execute(ctx context.Context, n *node, lease, task string, rt schemas.ResetType, interrupted bool, issuedAt time.Time, cancelling bool, log *slog.Logger) result {
 	target, steady := rt.Target()
 	// sent: when a command of this task may have been put under way on the
 	// BMC (zero: none); it cannot be unsent, so a cancellation lets it settle
