@@ -15,41 +15,48 @@ import (
 
 // proxies builds, on first use, one pass-through proxy per Redfish-backed
 // node: the BMC's resource paths are read once through the node's backend.
+// Each node has its own lock, so one slow BMC does not hold up the others.
 type proxies struct {
 	log   *slog.Logger
-	nodes map[string]config.Node
-	paths map[string]*rfbackend.Backend
+	nodes map[string]*proxyEntry // fixed after newProxies
+}
 
-	mu    sync.Mutex
-	built map[string]*proxy.Proxy
+type proxyEntry struct {
+	node    config.Node
+	backend *rfbackend.Backend
+
+	mu sync.Mutex
+	h  *proxy.Proxy
 }
 
 func newProxies(cfg config.Config, backendsByID map[string]*rfbackend.Backend, log *slog.Logger) *proxies {
-	p := &proxies{log: log, nodes: map[string]config.Node{}, paths: backendsByID, built: map[string]*proxy.Proxy{}}
+	p := &proxies{log: log, nodes: map[string]*proxyEntry{}}
 	for _, n := range cfg.Nodes {
-		p.nodes[n.ID] = n
+		if b, ok := backendsByID[n.ID]; ok {
+			p.nodes[n.ID] = &proxyEntry{node: n, backend: b}
+		}
 	}
 	return p
 }
 
 // handler returns the node's proxy, or nil for a node whose BMC is not Redfish.
 func (p *proxies) handler(ctx context.Context, id string) (http.Handler, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if h, ok := p.built[id]; ok {
-		return h, nil
-	}
-	b, ok := p.paths[id]
+	e, ok := p.nodes[id]
 	if !ok {
 		return nil, nil
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.h != nil {
+		return e.h, nil
+	}
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	paths, err := b.ResourcePaths(cctx)
+	paths, err := e.backend.ResourcePaths(cctx)
 	if err != nil {
 		return nil, fmt.Errorf("discover BMC resources: %w", err)
 	}
-	n := p.nodes[id]
+	n := e.node
 	h, err := proxy.New(proxy.Target{
 		Node: id, Endpoint: n.Address, User: n.User, Password: n.Password, Insecure: n.Insecure,
 		SystemPath: paths.System, ManagerPath: paths.Manager, ChassisPath: paths.Chassis,
@@ -57,14 +64,16 @@ func (p *proxies) handler(ctx context.Context, id string) (http.Handler, error) 
 	if err != nil {
 		return nil, err
 	}
-	p.built[id] = h
+	e.h = h
 	return h, nil
 }
 
 func (p *proxies) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, h := range p.built {
-		h.Close()
+	for _, e := range p.nodes {
+		e.mu.Lock()
+		if e.h != nil {
+			e.h.Close()
+		}
+		e.mu.Unlock()
 	}
 }
