@@ -14,11 +14,7 @@ import (
 //	$filter=(RegistryPrefix eq 'TaskEvent') or (ResourceType eq 'ComputerSystem')
 type Filter struct {
 	root node
-	text string
 }
-
-// String is the filter as given.
-func (f Filter) String() string { return f.text }
 
 // Match reports whether the filter selects r.
 func (f Filter) Match(r Record) bool { return f.root == nil || f.root.match(r) }
@@ -89,7 +85,7 @@ func ParseFilter(s string) (Filter, error) {
 	if p.pos < len(p.toks) {
 		return Filter{}, fmt.Errorf("unexpected %q after a complete expression", p.toks[p.pos].text)
 	}
-	return Filter{root: n, text: s}, nil
+	return Filter{root: n}, nil
 }
 
 type token struct {

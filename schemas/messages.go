@@ -137,15 +137,6 @@ func build(registry string, entries map[string]registryEntry, key string, args [
 	}
 }
 
-// BaseKeys lists the Base registry keys this package knows (for tests).
-func BaseKeys() []string {
-	keys := make([]string, 0, len(baseEntries))
-	for k := range baseEntries {
-		keys = append(keys, k)
-	}
-	return keys
-}
-
 // ErrorBody is the Redfish error response (redfish-error v1_0_2, DSP0266 §9.7).
 type ErrorBody struct {
 	Error ErrorObject `json:"error"`
