@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -135,6 +136,9 @@ type Bus struct {
 
 	hub   hub
 	pokes chan struct{} // subscriptions changed in this replica
+	// tailing is true while the shared stream reader (tail) is healthy: its
+	// wake-ups then tell followers of every new entry and they need not poll.
+	tailing atomic.Bool
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -341,15 +345,20 @@ func (b *Bus) tail(ctx context.Context) {
 		}
 		res, err := b.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{keyStream, cursor}, Count: 1000, Block: time.Second}).Result()
 		if errors.Is(err, redis.Nil) {
+			b.tailing.Store(true)
 			continue
 		}
 		if err != nil {
+			if b.tailing.Swap(false) {
+				b.hub.wake() // followers switch to polling
+			}
 			if ctx.Err() == nil {
 				b.log.Debug("event stream read failed", "err", err)
 				sleep(ctx, b.opts.PollInterval)
 			}
 			continue
 		}
+		b.tailing.Store(true)
 		for _, s := range res {
 			if n := len(s.Messages); n > 0 {
 				cursor = s.Messages[n-1].ID
@@ -427,7 +436,12 @@ func (f *Follower) Next(ctx context.Context, wait time.Duration) ([]Record, erro
 		if last != "" {
 			continue // only unreadable entries: read on
 		}
+		// Poll only as a safety net while the shared reader is failing.
+		var pollC <-chan time.Time
 		poll := time.NewTimer(f.poll)
+		if !f.b.tailing.Load() {
+			pollC = poll.C
+		}
 		select {
 		case <-ctx.Done():
 			poll.Stop()
@@ -439,7 +453,7 @@ func (f *Follower) Next(ctx context.Context, wait time.Duration) ([]Record, erro
 			poll.Stop()
 			return nil, nil
 		case <-f.w.ch:
-		case <-poll.C:
+		case <-pollC:
 		}
 		poll.Stop()
 	}
