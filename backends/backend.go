@@ -50,3 +50,9 @@ type Backend interface {
 // ErrUnsupported is wrapped by errors for a reset type or boot target the
 // BMC does not offer.
 var ErrUnsupported = errors.New("not supported by this BMC")
+
+// ErrNoAnswer is wrapped by Reset errors when the BMC did not answer in
+// time: the command may have been carried out, so the caller settles it by
+// reading the power state and never re-sends it blindly (a second PowerCycle
+// is a second cycle). Backends do not re-send such a command themselves.
+var ErrNoAnswer = errors.New("no answer from the BMC (the command may have been carried out)")
