@@ -44,30 +44,30 @@ func (s *Service) emitTask(ctx context.Context, node, task string, msg schemas.M
 func (s *Service) emitFinish(ctx context.Context, node, task string, r result) {
 	var key string
 	switch {
-	case r.state == "Completed" && r.status == "Warning":
+	case r.State == "Completed" && r.Status == "Warning":
 		key = "TaskCompletedWarning"
-	case r.state == "Completed":
+	case r.State == "Completed":
 		key = "TaskCompletedOK"
-	case r.state == "Cancelled":
+	case r.State == "Cancelled":
 		key = "TaskCancelled"
 	default:
 		key = "TaskAborted"
 	}
 	m := schemas.TaskEvent(key, task)
-	if r.reason != "" {
-		m.Message += " " + r.reason
+	if r.Reason != "" {
+		m.Message += " " + r.Reason
 	}
-	if r.state == "Completed" {
-		switch r.observed {
+	if r.State == "Completed" {
+		switch r.Observed {
 		case schemas.PowerOn:
 			s.emitPower(ctx, node, "ResourcePoweredOn")
 		case schemas.PowerOff:
 			s.emitPower(ctx, node, "ResourcePoweredOff")
 		}
 	}
-	if r.state == "Exception" {
+	if r.State == "Exception" {
 		fail := schemas.ResourceEvent("ResourceErrorsDetected", "PowerState", "PowerActionFailed")
-		fail.Message += " " + r.reason
+		fail.Message += " " + r.Reason
 		s.opts.Events.Emit(ctx, Event{Time: s.opts.Clock(), Node: node, Task: task, Origin: "/Systems/" + node, Message: fail})
 	}
 	s.emitTask(ctx, node, task, m)

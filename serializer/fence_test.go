@@ -3,6 +3,7 @@ package serializer_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -159,7 +160,7 @@ func TestFencePausedReplicaBeforeItsCommand(t *testing.T) {
 	if got := bmcCommands(e.machine("f1")); !slices.Equal(got, []string{"On:accepted"}) {
 		t.Fatalf("BMC commands %v, want B's one On", got)
 	}
-	if after := e.task(adm.Task); after != done {
+	if after := e.task(adm.Task); !reflect.DeepEqual(after, done) {
 		t.Fatalf("task rewritten after the take-over:\nB wrote %+v\nnow     %+v", done, after)
 	}
 	if evs := eventsBy(e, "f1", "A|1"); !slices.Equal(evs, []string{"begin"}) {
@@ -198,7 +199,7 @@ func TestFencePausedReplicaAfterItsCommand(t *testing.T) {
 	if got := bmcCommands(m); !slices.Equal(got, []string{"On:accepted"}) || m.Status().MaxInFlight != 1 {
 		t.Fatalf("BMC commands %v (MaxInFlight %d), want A's one On", got, m.Status().MaxInFlight)
 	}
-	if after := e.task(adm.Task); after != done {
+	if after := e.task(adm.Task); !reflect.DeepEqual(after, done) {
 		t.Fatalf("task rewritten after the take-over:\nB wrote %+v\nnow     %+v", done, after)
 	}
 	if evs := eventsBy(e, "f1", "A|1"); !slices.Equal(evs, []string{"begin", "command"}) {

@@ -55,6 +55,9 @@ type Node struct {
 	// Reassert makes the power sync converge the node to its desired state
 	// when it drifted (off by default: Ironic and MAAS re-assert their own).
 	Reassert bool
+	// SoftOffFallback is what happens when a soft off does not reach Off
+	// within SoftOffTimeout: "fail" or "force" (default: Options.SoftOffFallback).
+	SoftOffFallback string
 }
 
 // View is what the gateway knows of a node, as the northbound API renders it.
@@ -63,8 +66,11 @@ type View struct {
 	Name       string
 	PowerState schemas.PowerState
 	Boot       schemas.BootOverride
-	Caps       backends.Capabilities
-	CapsKnown  bool
+	// Caps lists what the node offers: Caps.ResetTypes is every ResetType
+	// the BMC has natively (Native) or the gateway emulates (plan.go).
+	Caps      backends.Capabilities
+	Native    []schemas.ResetType
+	CapsKnown bool
 	// Health is OK, Warning (the last BMC call failed) or Critical (the BMC
 	// has not answered since start-up).
 	Health    string
@@ -92,9 +98,19 @@ type Options struct {
 	SyncPerKind     int
 	// CallTimeout bounds one BMC call (default 20s).
 	CallTimeout time.Duration
-	// VerifyTimeout bounds the wait for a Reset's target state per attempt
-	// (default 60s; graceful actions get 10x, as Ironic allows 600 s).
+	// VerifyTimeout bounds the wait for a forced Reset's target state per
+	// attempt (default 60s).
 	VerifyTimeout time.Duration
+	// SoftOffTimeout bounds a soft off (GracefulShutdown, and the soft-off
+	// phase of an emulated GracefulRestart): default 300s.
+	SoftOffTimeout time.Duration
+	// SoftOffFallback is "fail" (default: the task ends Exception) or
+	// "force" (ForceOff follows) when a soft off did not finish in time.
+	SoftOffFallback string
+	// RestartEvidence is how long a forced restart is watched for its Off
+	// phase once the node reads On (default 10s); without it the task ends
+	// Completed with a Warning.
+	RestartEvidence time.Duration
 	// VerifyInterval is the first pause between power reads while verifying
 	// (default 250ms, doubling up to 2s).
 	VerifyInterval time.Duration
@@ -141,6 +157,15 @@ func (o *Options) defaults() {
 	}
 	if o.VerifyTimeout == 0 {
 		o.VerifyTimeout = 60 * time.Second
+	}
+	if o.SoftOffTimeout == 0 {
+		o.SoftOffTimeout = 300 * time.Second
+	}
+	if o.SoftOffFallback == "" {
+		o.SoftOffFallback = "fail"
+	}
+	if o.RestartEvidence == 0 {
+		o.RestartEvidence = 10 * time.Second
 	}
 	if o.VerifyInterval == 0 {
 		o.VerifyInterval = 250 * time.Millisecond
@@ -464,6 +489,8 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 	n.call.Unlock()
 	n.mu.Lock()
 	if needCaps && capsErr == nil {
+		n.view.Native = caps.ResetTypes
+		caps.ResetTypes = Offered(caps.ResetTypes)
 		n.view.Caps, n.view.Boot, n.view.CapsKnown = caps, boot, true
 	}
 	if err = errors.Join(err, capsErr); err != nil {

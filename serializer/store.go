@@ -141,8 +141,9 @@ type NodeState struct {
 	Desired  schemas.PowerState
 	Power    schemas.PowerState
 	PowerAt  time.Time
-	Issued   string // task whose BMC command was sent and not yet confirmed
-	IssuedAt time.Time
+	Issued    string // task whose BMC command was sent and not yet confirmed
+	IssuedAt  time.Time
+	IssuedCmd schemas.ResetType // that command (a phase of a composite action)
 	// The last action that failed (Exception), until one completes.
 	FailedTask   string
 	FailedReason string
@@ -155,6 +156,7 @@ func parseNodeState(m map[string]string) NodeState {
 		Desired:      schemas.PowerState(m["desired"]),
 		Power:        schemas.PowerState(m["power"]),
 		Issued:       m["issued"],
+		IssuedCmd:    schemas.ResetType(m["issued_cmd"]),
 		FailedTask:   m["failed_task"],
 		FailedReason: m["failed_reason"],
 	}
@@ -197,6 +199,9 @@ type TaskRecord struct {
 	End     int64             `json:"end,omitempty"`
 	Issued  int64             `json:"issued,omitempty"`
 	Percent int               `json:"pct"`
+	// Steps are the commands sent and the phases done, oldest first (at
+	// most 20).
+	Steps []string `json:"steps,omitempty"`
 	Joined  int               `json:"joined"`
 }
 

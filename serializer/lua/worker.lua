@@ -3,10 +3,14 @@
 -- expired can neither send a command nor write a result.
 -- ARGV: 1 op, 2 lease value, 3 node, 4 task, 5 now (ms), 6.. op arguments.
 -- ops:
---   begin                    task New -> Running; returns {ok, type, state before, cancelling}
---   step  <note>             records that a BMC command is about to be sent; {ok, cancelling}
---   unissue                  the BMC refused the command: not under way; {ok, cancelling}
---   progress <pct> <note>    records progress; {ok, cancelling}
+--   begin                    task New -> Running; returns {ok, type, state before, cancelling, next type}
+--   step  <note> <command>   records that BMC command <command> is about to be sent
+--                            (the note joins the task's steps); {ok, cancelling, next type}
+--   unissue                  the BMC refused the command: not under way; {ok, cancelling, next type}
+--   progress <pct> <note> <keep>
+--                            records progress (keep = 1: the note joins the task's
+--                            steps, a phase message); {ok, cancelling, next type}
+-- next type: the ResetType of the action waiting next ('' when none).
 --   finish <state> <status> <reason> <observed> <set_desired_observed>
 --                            ends the task, promotes the next;
 --                            {ok, next_task, next_type, final state, status, reason}
@@ -23,6 +27,19 @@ end
 
 if s.now ~= task then return { 'not-now', s.now } end
 local t = get_task(task)
+local next_type = ''
+if #s.waiting > 0 then next_type = s.waiting[1].type end
+local cancel_flag = s.cancelling and '1' or ''
+
+-- add_step keeps a task's phase messages (at most 20: the last ones).
+local function add_step(t, note)
+  if note == nil or note == '' then return end
+  local steps = t.steps
+  if type(steps) ~= 'table' then steps = {} end
+  steps[#steps + 1] = note
+  while #steps > 20 do table.remove(steps, 1) end
+  t.steps = steps
+end
 
 if op == 'begin' then
   -- the state before begin: New for a fresh task (the worker reports
@@ -33,27 +50,31 @@ if op == 'begin' then
     put_task(t)
   end
   log({ 'event', 'begin', 'task', task, 'fence', lease })
-  return { 'ok', s.now_type, before, s.cancelling and '1' or '' }
+  return { 'ok', s.now_type, before, cancel_flag, next_type }
 end
 
 if op == 'step' then
-  if s.cancelling then return { 'ok', '1' } end
-  if t then t.issued = now; t.note = ARGV[6]; put_task(t) end
-  redis.call('HSET', SLOTS, 'issued', task, 'issued_at', now)
-  log({ 'event', 'command', 'task', task, 'note', ARGV[6], 'fence', lease })
-  return { 'ok', '' }
+  if s.cancelling then return { 'ok', '1', next_type } end
+  if t then t.issued = now; t.note = ARGV[6]; add_step(t, ARGV[6]); put_task(t) end
+  redis.call('HSET', SLOTS, 'issued', task, 'issued_at', now, 'issued_cmd', ARGV[7] or '')
+  log({ 'event', 'command', 'task', task, 'command', ARGV[7] or '', 'note', ARGV[6], 'fence', lease })
+  return { 'ok', '', next_type }
 end
 
 if op == 'unissue' then
   -- the BMC refused the command: nothing is under way
   if t then t.issued = nil; put_task(t) end
-  redis.call('HDEL', SLOTS, 'issued', 'issued_at')
-  return { 'ok', s.cancelling and '1' or '' }
+  redis.call('HDEL', SLOTS, 'issued', 'issued_at', 'issued_cmd')
+  return { 'ok', cancel_flag, next_type }
 end
 
 if op == 'progress' then
-  if t then t.pct = tonumber(ARGV[6]); t.note = ARGV[7]; put_task(t) end
-  return { 'ok', s.cancelling and '1' or '' }
+  if t then
+    t.pct = tonumber(ARGV[6]); t.note = ARGV[7]
+    if ARGV[8] == '1' then add_step(t, ARGV[7]) end
+    put_task(t)
+  end
+  return { 'ok', cancel_flag, next_type }
 end
 
 if op == 'finish' then
@@ -96,7 +117,7 @@ if op == 'finish' then
     s.desired = observed
   end
   save_slots(s, node)
-  redis.call('HDEL', SLOTS, 'issued', 'issued_at')
+  redis.call('HDEL', SLOTS, 'issued', 'issued_at', 'issued_cmd')
   log({ 'event', 'finish', 'task', task, 'state', state, 'reason', reason, 'fence', lease })
   return { 'ok', nt, ntype, state, status, reason }
 end
