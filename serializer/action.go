@@ -216,7 +216,7 @@ func (a *Action) Step(o Observation) []Effect {
 			before = o.Power
 			a.last = o.Power
 		}
-		ph, err := Plan(a.typ, a.native, before)
+		ph, err := Plan(a.typ, a.native, before, a.cfg.SoftOffFallback == "force")
 		if err != nil {
 			return a.finish("Exception", "Critical", err.Error(), a.last, false)
 		}
@@ -305,7 +305,7 @@ func (a *Action) begin(o Observation) []Effect {
 	// A previous holder sent a command and could not confirm it: find its
 	// phase, let it settle, and decide from what the BMC shows.
 	a.recovered = true
-	a.phases, _ = Plan(a.typ, a.native, schemas.PowerUnknown)
+	a.phases, _ = Plan(a.typ, a.native, schemas.PowerUnknown, a.cfg.SoftOffFallback == "force")
 	a.idx = -1
 	for i, p := range a.phases {
 		if p.Cmd == o.IssuedCmd || (o.IssuedCmd == "" && i == 0) {
@@ -495,6 +495,9 @@ func (a *Action) verifyWait() []Effect {
 		return a.timedOut()
 	}
 	d := min(a.pause, a.deadline.Sub(a.now))
+	if p := a.phase(); p.Restart && a.last == schemas.PowerOn && !a.sawOff && a.evidenceBy.After(a.now) {
+		d = min(d, a.evidenceBy.Sub(a.now))
+	}
 	a.pause = min(a.pause*2, 2*time.Second)
 	a.mode = modeVerifySleep
 	return []Effect{{Kind: EffSleep, Sleep: d}}
@@ -525,7 +528,11 @@ func (a *Action) verifyRead(o Observation) []Effect {
 		}
 	}
 	a.mode = modeVerifyCheck
-	return append(effs, Effect{Kind: EffCheck, Pct: a.pct(a.fraction()), Note: "waiting for " + string(p.Want)})
+	note := "waiting for " + string(p.Want)
+	if p.Restart && a.last == schemas.PowerOn && !a.sawOff {
+		note = "waiting for evidence of the restart (the node going through Off)"
+	}
+	return append(effs, Effect{Kind: EffCheck, Pct: a.pct(a.fraction()), Note: note})
 }
 
 func (a *Action) fraction() float64 {
@@ -678,7 +685,11 @@ func (a *Action) success() []Effect {
 	} else if len(a.phases) > 1 {
 		reason = fmt.Sprintf("%s emulated in %d phases: %s", a.typ, len(a.phases), reason)
 	}
-	if a.recovered && !strings.HasPrefix(reason, "interrupted") {
+	switch {
+	case !a.recovered || strings.HasPrefix(reason, "interrupted"):
+	case strings.Contains(reason, "after recovery"):
+		reason = "interrupted by a gateway restart; " + reason
+	default:
 		reason = "interrupted by a gateway restart; " + reason + " after recovery"
 	}
 	if len(a.warnings) > 0 {

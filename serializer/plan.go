@@ -59,11 +59,15 @@ func phaseOf(r schemas.ResetType) Phase {
 // Emulation says how a node whose BMC offers native provides r: "native",
 // the phases of an emulation ("GracefulShutdown, then On"), or ok=false
 // when it cannot (Nmi cannot be emulated).
-func Emulation(r schemas.ResetType, native []schemas.ResetType) (how string, ok bool) {
+//
+// force is the node's soft_off_fallback "force": a BMC without a soft-off
+// primitive then offers the graceful types, carried out forced (the OS is
+// not asked to shut down).
+func Emulation(r schemas.ResetType, native []schemas.ResetType, force bool) (how string, ok bool) {
 	if slices.Contains(native, r) {
 		return "native", true
 	}
-	ph, ok := emulate(r, native, schemas.PowerUnknown)
+	ph, ok := emulate(r, native, schemas.PowerUnknown, force)
 	if !ok {
 		return "", false
 	}
@@ -74,15 +78,19 @@ func Emulation(r schemas.ResetType, native []schemas.ResetType) (how string, ok 
 	for _, p := range ph {
 		parts = append(parts, string(p.Cmd))
 	}
-	return strings.Join(parts, ", then "), true
+	how = strings.Join(parts, ", then ")
+	if (r == schemas.ResetGracefulRestart || r == schemas.ResetGracefulShutdown) && !slices.Contains(native, schemas.ResetGracefulShutdown) {
+		how += " (the BMC has no soft off; soft_off_fallback: force)"
+	}
+	return how, true
 }
 
 // Offered lists every ResetType a node with native primitives offers,
 // natively or by emulation, in the order the gateway advertises them.
-func Offered(native []schemas.ResetType) []schemas.ResetType {
+func Offered(native []schemas.ResetType, force bool) []schemas.ResetType {
 	var out []schemas.ResetType
 	for _, r := range schemas.AllResetTypes {
-		if _, ok := Emulation(r, native); ok {
+		if _, ok := Emulation(r, native, force); ok {
 			out = append(out, r)
 		}
 	}
@@ -92,7 +100,7 @@ func Offered(native []schemas.ResetType) []schemas.ResetType {
 // Plan is the phases of an action of type r on a BMC offering native, given
 // the power state before it starts (it matters only for an emulated
 // PushPowerButton: On when Off, GracefulShutdown when On).
-func Plan(r schemas.ResetType, native []schemas.ResetType, before schemas.PowerState) ([]Phase, error) {
+func Plan(r schemas.ResetType, native []schemas.ResetType, before schemas.PowerState, force bool) ([]Phase, error) {
 	if len(native) == 0 || slices.Contains(native, r) {
 		// No capabilities known (an action admitted before the first read,
 		// or recovered): the type was valid when admitted; send it as is.
@@ -108,7 +116,7 @@ func Plan(r schemas.ResetType, native []schemas.ResetType, before schemas.PowerS
 		}
 		return []Phase{ph}, nil
 	}
-	ph, ok := emulate(r, native, before)
+	ph, ok := emulate(r, native, before, force)
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", r, ErrUnsupportedReset)
 	}
@@ -116,7 +124,7 @@ func Plan(r schemas.ResetType, native []schemas.ResetType, before schemas.PowerS
 }
 
 // emulate builds r from the native primitives.
-func emulate(r schemas.ResetType, native []schemas.ResetType, before schemas.PowerState) ([]Phase, bool) {
+func emulate(r schemas.ResetType, native []schemas.ResetType, before schemas.PowerState, force bool) ([]Phase, bool) {
 	has := func(x schemas.ResetType) bool { return slices.Contains(native, x) }
 	on := func() (Phase, bool) {
 		switch {
@@ -133,8 +141,17 @@ func emulate(r schemas.ResetType, native []schemas.ResetType, before schemas.Pow
 	switch r {
 	case schemas.ResetOn, schemas.ResetForceOn:
 		return []Phase{p}, hasOn
+	case schemas.ResetGracefulShutdown:
+		// Only forced, where the node's fallback says so.
+		return []Phase{offPhase}, force && hasOff
 	case schemas.ResetGracefulRestart:
-		if !has(schemas.ResetGracefulShutdown) || !hasOn {
+		if !has(schemas.ResetGracefulShutdown) {
+			if !force {
+				return nil, false
+			}
+			return emulate(schemas.ResetForceRestart, native, before, false)
+		}
+		if !hasOn {
 			return nil, false
 		}
 		return []Phase{phaseOf(schemas.ResetGracefulShutdown), p}, true

@@ -490,7 +490,7 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 	n.mu.Lock()
 	if needCaps && capsErr == nil {
 		n.view.Native = caps.ResetTypes
-		caps.ResetTypes = Offered(caps.ResetTypes)
+		caps.ResetTypes = Offered(caps.ResetTypes, s.softOffFallback(n) == "force")
 		n.view.Caps, n.view.Boot, n.view.CapsKnown = caps, boot, true
 	}
 	if err = errors.Join(err, capsErr); err != nil {
@@ -517,6 +517,14 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 			s.emitPower(ctx, n.ID, "ResourcePoweredOff")
 		}
 	}
+}
+
+// softOffFallback is node n's soft_off_fallback.
+func (s *Service) softOffFallback(n *node) string {
+	if n.SoftOffFallback != "" {
+		return n.SoftOffFallback
+	}
+	return s.opts.SoftOffFallback
 }
 
 // setPower records an observed power state in the local view.

@@ -161,10 +161,7 @@ func (s *Service) run(ctx context.Context, n *node, lease string, st NodeState) 
 
 // actionConfig is the execution rules of node n.
 func (s *Service) actionConfig(n *node) ActionConfig {
-	fallback := n.SoftOffFallback
-	if fallback == "" {
-		fallback = s.opts.SoftOffFallback
-	}
+	fallback := s.softOffFallback(n)
 	return ActionConfig{
 		Retries: s.opts.Retries, RetryBackoff: s.opts.RetryBackoff,
 		VerifyTimeout: s.opts.VerifyTimeout, VerifyInterval: s.opts.VerifyInterval,
