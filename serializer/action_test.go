@@ -1,8 +1,8 @@
 package serializer
 
 import (
-	"flag"
 	"context"
+	"flag"
 	"fmt"
 	"slices"
 	"strings"

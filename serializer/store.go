@@ -137,10 +137,10 @@ func (st *Store) Cancel(ctx context.Context, node, task string, now time.Time) (
 // NodeState is a node's slots as stored, with its desired and last
 // observed power state.
 type NodeState struct {
-	Slots    Slots
-	Desired  schemas.PowerState
-	Power    schemas.PowerState
-	PowerAt  time.Time
+	Slots     Slots
+	Desired   schemas.PowerState
+	Power     schemas.PowerState
+	PowerAt   time.Time
 	Issued    string // task whose BMC command was sent and not yet confirmed
 	IssuedAt  time.Time
 	IssuedCmd schemas.ResetType // that command (a phase of a composite action)
@@ -201,8 +201,8 @@ type TaskRecord struct {
 	Percent int               `json:"pct"`
 	// Steps are the commands sent and the phases done, oldest first (at
 	// most 20).
-	Steps []string `json:"steps,omitempty"`
-	Joined  int               `json:"joined"`
+	Steps  []string `json:"steps,omitempty"`
+	Joined int      `json:"joined"`
 }
 
 // Terminal reports whether the task has finished.
