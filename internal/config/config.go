@@ -50,8 +50,17 @@ type Config struct {
 	SyncConcurrency int `yaml:"sync_concurrency"`
 	SyncPerBackend  int `yaml:"sync_per_backend"`
 	// VerifyTimeout bounds the wait for a node to show the target state
-	// after a command (default 60s; graceful actions get ten times as long).
+	// after a forced command, per attempt (default 60s).
 	VerifyTimeout Duration `yaml:"verify_timeout"`
+	// SoftOffTimeout bounds a soft off (GracefulShutdown, the soft-off
+	// phase of an emulated GracefulRestart) and the time a native
+	// GracefulRestart gets to show its Off phase (default 300s). A soft
+	// off is never re-sent.
+	SoftOffTimeout Duration `yaml:"soft_off_timeout"`
+	// SoftOffFallback is what happens when a soft off does not reach Off
+	// in time: fail (default: the task ends Exception) or force (ForceOff
+	// follows). Nodes may override it.
+	SoftOffFallback string `yaml:"soft_off_fallback"`
 	// Accounts may log in to the Redfish API. At least one is required.
 	Accounts []Account `yaml:"accounts"`
 	// Nodes are the machines the gateway manages.
@@ -116,6 +125,10 @@ type Node struct {
 	ReassertDesired bool `yaml:"reassert_desired"`
 	// Policy overrides admission.policy for this node.
 	Policy string `yaml:"policy"`
+	// SoftOffFallback overrides soft_off_fallback for this node (fail or
+	// force). With force, a BMC without a soft off also offers the graceful
+	// ResetTypes, carried out forced.
+	SoftOffFallback string `yaml:"soft_off_fallback"`
 	// Insecure turns TLS certificate verification off for this BMC.
 	Insecure bool `yaml:"insecure"`
 	// SystemID picks the ComputerSystem on a Redfish BMC with several
@@ -181,6 +194,8 @@ func Default() Config {
 		LeaseTTL:        Duration(6 * time.Second),
 		Retries:         2,
 		VerifyTimeout:   Duration(time.Minute),
+		SoftOffTimeout:  Duration(5 * time.Minute),
+		SoftOffFallback: "fail",
 		Tasks:           Tasks{Keep: 100, KeepFor: Duration(24 * time.Hour)},
 		SyncConcurrency: 16,
 		SyncPerBackend:  8,
@@ -290,6 +305,12 @@ func (c *Config) Validate() error {
 	if c.VerifyTimeout < Duration(time.Second) {
 		bad("verify_timeout", "%s is too short (at least 1s)", time.Duration(c.VerifyTimeout))
 	}
+	if c.SoftOffTimeout < Duration(time.Second) {
+		bad("soft_off_timeout", "%s is too short (at least 1s)", time.Duration(c.SoftOffTimeout))
+	}
+	if c.SoftOffFallback != "fail" && c.SoftOffFallback != "force" {
+		bad("soft_off_fallback", "%q is not fail or force", c.SoftOffFallback)
+	}
 	if c.Retries < 0 || c.Retries > 20 {
 		bad("retries", "%d is out of range 0..20", c.Retries)
 	}
@@ -364,6 +385,9 @@ func (c *Config) Validate() error {
 		}
 		if n.User == "" {
 			bad(f+".user", "required")
+		}
+		if n.SoftOffFallback != "" && n.SoftOffFallback != "fail" && n.SoftOffFallback != "force" {
+			bad(f+".soft_off_fallback", "%q is not fail or force", n.SoftOffFallback)
 		}
 	}
 	c.Events.validate(bad)

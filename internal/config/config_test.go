@@ -26,6 +26,9 @@ func TestParseGood(t *testing.T) {
 	if c.Listen != "127.0.0.1:9000" || time.Duration(c.SessionTimeout) != 10*time.Minute || len(c.Nodes) != 2 || !c.Nodes[0].Insecure {
 		t.Errorf("parsed %+v", c)
 	}
+	if time.Duration(c.SoftOffTimeout) != 5*time.Minute || c.SoftOffFallback != "fail" {
+		t.Errorf("soft-off defaults: %s %q", time.Duration(c.SoftOffTimeout), c.SoftOffFallback)
+	}
 	if time.Duration(c.SyncInterval) != 30*time.Second || c.MaxBodyBytes != 65536 {
 		t.Errorf("defaults not applied: %+v", c)
 	}
@@ -49,6 +52,9 @@ func TestParseBad(t *testing.T) {
 		{"dup id", "accounts: [{user: a, password: b}]\nnodes: [{id: n, backend: redfish, address: http://x, user: u}, {id: n, backend: redfish, address: http://y, user: u}]", "nodes[1].id"},
 		{"tls half", "tls: {cert: /x}\naccounts: [{user: a, password: b}]", "tls:"},
 		{"not yaml", "{{{", "config:"},
+		{"short soft off", "soft_off_timeout: 100ms\naccounts: [{user: a, password: b}]", "soft_off_timeout:"},
+		{"bad fallback", "soft_off_fallback: maybe\naccounts: [{user: a, password: b}]", "soft_off_fallback:"},
+		{"bad node fallback", "accounts: [{user: a, password: b}]\nnodes: [{id: n1, backend: redfish, address: http://x, user: u, soft_off_fallback: sometimes}]", "nodes[0].soft_off_fallback"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

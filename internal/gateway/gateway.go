@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		if rb, ok := b.(*rfbackend.Backend); ok {
 			rfBackends[n.ID] = rb
 		}
-		sn := serializer.Node{ID: n.ID, Name: n.Name, Backend: b, Kind: n.Backend, Reassert: n.ReassertDesired}
+		sn := serializer.Node{ID: n.ID, Name: n.Name, Backend: b, Kind: n.Backend, Reassert: n.ReassertDesired, SoftOffFallback: n.SoftOffFallback}
 		if n.Policy != "" {
 			r := rules(cfg.Admission)
 			r.Policy = serializer.Policy(n.Policy)
@@ -101,7 +101,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 	def := rules(cfg.Admission)
 	g.nodes, err = serializer.New(nodes, serializer.Options{
 		Redis: g.redis.Client, Rules: &def, LeaseTTL: time.Duration(cfg.LeaseTTL),
-		SyncInterval: time.Duration(cfg.SyncInterval), Retries: cfg.Retries, VerifyTimeout: time.Duration(cfg.VerifyTimeout), Logger: log,
+		SyncInterval: time.Duration(cfg.SyncInterval), Retries: cfg.Retries, VerifyTimeout: time.Duration(cfg.VerifyTimeout),
+		SoftOffTimeout: time.Duration(cfg.SoftOffTimeout), SoftOffFallback: cfg.SoftOffFallback, Logger: log,
 		KeepTasks: cfg.Tasks.Keep, KeepTaskAge: time.Duration(cfg.Tasks.KeepFor),
 		SyncConcurrency: cfg.SyncConcurrency, SyncPerKind: cfg.SyncPerBackend,
 		Events: g.events,
