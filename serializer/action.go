@@ -112,6 +112,7 @@ type Effect struct {
 	Cmd   schemas.ResetType // Issue, Send
 	Note  string            // Issue, Check: the task's progress note
 	Phase bool              // Check: Note is a phase message the task keeps
+	Force bool              // Issue: record it although the action is being cancelled (powering back On)
 	Pct   int               // Check
 	Sleep time.Duration     // Sleep
 	Event string            // Emit: ResourceEvent message id
@@ -432,7 +433,7 @@ func (a *Action) issue() []Effect {
 	if a.restoring {
 		note = "cancelled after its off phase: powering back On: " + string(a.phase().Cmd)
 	}
-	return []Effect{{Kind: EffIssue, Cmd: a.phase().Cmd, Note: note}}
+	return []Effect{{Kind: EffIssue, Cmd: a.phase().Cmd, Note: note, Force: a.restoring}}
 }
 
 func (a *Action) sent(o Observation) []Effect {

@@ -134,7 +134,7 @@ func (m *modelStore) op(task string, now time.Time, op string, args ...any) []st
 		}
 		return []string{"ok", string(m.slots.Now.Type), before, flag, next}
 	case "step":
-		if m.slots.Cancelling {
+		if m.slots.Cancelling && args[2].(string) != "1" {
 			return []string{"ok", "1", next}
 		}
 		t.Issued, t.Note = now.UnixMilli(), args[0].(string)
@@ -295,7 +295,7 @@ func (r *actionRun) feed(o Observation) {
 				switch e.Kind {
 				case EffIssue:
 					r.printf("issue %s: %s", e.Cmd, e.Note)
-					res = r.store.op(r.task, r.now, "step", e.Note, string(e.Cmd))
+					res = r.store.op(r.task, r.now, "step", e.Note, string(e.Cmd), boolArg(e.Force))
 				case EffUnissue:
 					r.printf("unissue")
 					res = r.store.op(r.task, r.now, "unissue")

@@ -74,13 +74,15 @@ var amtProtocol = protocol{
 	},
 }
 
-// propertyProtocols: Nmi has no target state; IPMI has no GracefulRestart,
-// the simulated AMT offers it (14).
+// propertyProtocols: Nmi has no target state. IPMI has no GracefulRestart
+// nor ForceOn: the gateway emulates them (GracefulShutdown, then On; On),
+// so composite actions and their cancellation between phases are drawn
+// too. The simulated AMT offers GracefulRestart (14); ForceOn is emulated.
 var propertyProtocols = []propertyProtocol{
 	{ipmiProtocol, []schemas.ResetType{schemas.ResetOn, schemas.ResetForceOff, schemas.ResetGracefulShutdown,
-		schemas.ResetForceRestart, schemas.ResetPowerCycle}},
+		schemas.ResetGracefulRestart, schemas.ResetForceRestart, schemas.ResetPowerCycle, schemas.ResetForceOn}},
 	{amtProtocol, []schemas.ResetType{schemas.ResetOn, schemas.ResetForceOff, schemas.ResetGracefulShutdown,
-		schemas.ResetGracefulRestart, schemas.ResetForceRestart, schemas.ResetPowerCycle}},
+		schemas.ResetGracefulRestart, schemas.ResetForceRestart, schemas.ResetPowerCycle, schemas.ResetForceOn}},
 }
 
 func TestPropertyResetsStaySerializedOverBackends(t *testing.T) {
@@ -207,7 +209,13 @@ func runScenarioOver(rt *rapid.T, rdb redis.UniversalClient, prefix string, stat
 	ended := map[string]int{}
 	for _, r := range results {
 		if r.adm.Outcome == serializer.Started || r.adm.Outcome == serializer.Queued {
-			ended[e.task(r.adm.Task).State]++
+			tr := e.task(r.adm.Task)
+			ended[tr.State]++
+			// composite actions that got past their first phase, and how
+			// they ended
+			if slices.ContainsFunc(tr.Steps, func(s string) bool { return strings.Contains(s, "phase 1/2 done") }) {
+				ended["phased+"+tr.State]++
+			}
 		}
 	}
 	stats.add(func(s *scenarioStats) {

@@ -205,10 +205,14 @@ func fastOptions() serializer.Options {
 		LeaseTTL:       time.Second,
 		VerifyInterval: 5 * time.Millisecond,
 		VerifyTimeout:  2 * time.Second,
-		Retries:        2,
-		RetryBackoff:   10 * time.Millisecond,
-		CallTimeout:    5 * time.Second,
-		SyncInterval:   time.Minute,
+		// The simulated machines restart in well under this: a restart
+		// that shows no Off phase (ignored) is reported within it.
+		RestartEvidence: 300 * time.Millisecond,
+		SoftOffTimeout:  5 * time.Second,
+		Retries:         2,
+		RetryBackoff:    10 * time.Millisecond,
+		CallTimeout:     5 * time.Second,
+		SyncInterval:    time.Minute,
 	}
 }
 

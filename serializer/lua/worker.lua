@@ -4,8 +4,12 @@
 -- ARGV: 1 op, 2 lease value, 3 node, 4 task, 5 now (ms), 6.. op arguments.
 -- ops:
 --   begin                    task New -> Running; returns {ok, type, state before, cancelling, next type}
---   step  <note> <command>   records that BMC command <command> is about to be sent
---                            (the note joins the task's steps); {ok, cancelling, next type}
+--   step  <note> <command> <force>
+--                            records that BMC command <command> is about to be sent
+--                            (the note joins the task's steps); {ok, cancelling, next type}.
+--                            While the action is being cancelled nothing is recorded and
+--                            cancelling is returned, unless force = 1 (a cancelled restart
+--                            powering the node back On).
 --   unissue                  the BMC refused the command: not under way; {ok, cancelling, next type}
 --   progress <pct> <note> <keep>
 --                            records progress (keep = 1: the note joins the task's
@@ -54,7 +58,7 @@ if op == 'begin' then
 end
 
 if op == 'step' then
-  if s.cancelling then return { 'ok', '1', next_type } end
+  if s.cancelling and ARGV[8] ~= '1' then return { 'ok', '1', next_type } end
   if t then t.issued = now; t.note = ARGV[6]; add_step(t, ARGV[6]); put_task(t) end
   redis.call('HSET', SLOTS, 'issued', task, 'issued_at', now, 'issued_cmd', ARGV[7] or '')
   log({ 'event', 'command', 'task', task, 'command', ARGV[7] or '', 'note', ARGV[6], 'fence', lease })
