@@ -42,13 +42,31 @@ func quietLogger() *slog.Logger {
 // the API on rdb with the given session idle timeout.
 func newEnv(t testing.TB, rdb redis.UniversalClient, n int, idle time.Duration) *env {
 	t.Helper()
+	return newEnvWith(t, rdb, idle, envConfig{nodes: n})
+}
+
+// envConfig is what newEnvWith builds besides the defaults of newEnv.
+type envConfig struct {
+	nodes   int                     // simulated nodes node1..nodeN
+	machine simulator.MachineConfig // their machines (InitialPower Off when empty)
+	extra   []serializer.Node       // more nodes, e.g. one whose BMC cannot be reached
+	// passthrough is redfish.Options.Passthrough.
+	passthrough func(ctx context.Context, node string) (http.Handler, error)
+}
+
+// newEnvWith is newEnv as cfg says.
+func newEnvWith(t testing.TB, rdb redis.UniversalClient, idle time.Duration, cfg envConfig) *env {
+	t.Helper()
 	log := quietLogger()
 	fleet := simulator.NewFleet(log)
 	t.Cleanup(func() { fleet.Close() })
+	if cfg.machine.InitialPower == "" {
+		cfg.machine.InitialPower = "Off"
+	}
 	var nodes []serializer.Node
-	for i := 1; i <= n; i++ {
+	for i := 1; i <= cfg.nodes; i++ {
 		id := "node" + string(rune('0'+i))
-		sn, err := fleet.Add(simulator.NodeSpec{ID: id, Machine: simulator.MachineConfig{InitialPower: "Off"}})
+		sn, err := fleet.Add(simulator.NodeSpec{ID: id, Machine: cfg.machine})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,6 +76,7 @@ func newEnv(t testing.TB, rdb redis.UniversalClient, n int, idle time.Duration) 
 		}
 		nodes = append(nodes, serializer.Node{ID: id, Backend: b})
 	}
+	nodes = append(nodes, cfg.extra...)
 	svc, err := serializer.New(nodes, serializer.Options{Redis: rdb, Logger: log, VerifyInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +85,7 @@ func newEnv(t testing.TB, rdb redis.UniversalClient, n int, idle time.Duration) 
 	svc.Start(ctx)
 	t.Cleanup(func() { cancel(); svc.Close() })
 	api, err := redfish.New(redfish.Options{
-		Nodes: svc, Redis: rdb, SessionTimeout: idle, Logger: log,
+		Nodes: svc, Redis: rdb, SessionTimeout: idle, Logger: log, Passthrough: cfg.passthrough,
 		Accounts: []redfish.Account{
 			{User: adminUser, Password: adminPass, Role: redfish.RoleAdministrator},
 			{User: roUser, Password: roPass, Role: redfish.RoleReadOnly},

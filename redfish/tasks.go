@@ -134,22 +134,41 @@ func renderTask(sc scope, t serializer.TaskRecord) schemas.Task {
 	}
 }
 
+// taskAllow is the Allow header of a GET of a Task or its task monitor.
+// DSP0266 (12.2, asynchronous operations): a service that can cancel a task
+// "shall have DELETE in the Allow header for the task monitor"; and (8.1)
+// Allow on a GET lists "the other allowable operations for this resource".
+// So: DELETE while the task is waiting or running, GET once it has ended
+// (DELETE of a finished task is a 409). It is exactly "DELETE", not
+// "GET, DELETE": python3-sushy's TaskMonitor.cancellable is
+// allow.upper() == 'DELETE' (Debian's 4.3, and upstream's). A 405 on these URIs lists
+// the methods of the route (GET, DELETE) as DSP0266 asks of a 405.
+func taskAllow(t serializer.TaskRecord) string {
+	if t.Terminal() {
+		return http.MethodGet
+	}
+	return http.MethodDelete
+}
+
 func (s *Server) getTask(c echo.Context) error {
 	t, err := s.task(c)
 	if err != nil {
 		return err
 	}
+	c.Response().Header().Set("Allow", taskAllow(t))
 	return send(c, http.StatusOK, renderTask(scopeOf(c), t))
 }
 
 // getTaskMonitor answers 202 with the Task while it runs and 200 with the
-// finished Task when done (DSP0266 §12.2).
+// finished Task when done (DSP0266 12.2); Allow says whether it can still
+// be cancelled (taskAllow).
 func (s *Server) getTaskMonitor(c echo.Context) error {
 	t, err := s.task(c)
 	if err != nil {
 		return err
 	}
 	sc := scopeOf(c)
+	c.Response().Header().Set("Allow", taskAllow(t))
 	if !t.Terminal() {
 		c.Response().Header().Set("Location", sc.url("/TaskService/TaskMonitors/"+t.ID))
 		c.Response().Header().Set("Retry-After", "1")
