@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/fishgate/fishgate/schemas"
 )
@@ -23,4 +24,15 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, detail strin
 		return
 	}
 	_ = json.NewEncoder(w).Encode(body) // the client may be gone; nothing to do about it
+}
+
+// writeUnavailable answers 503 ServiceTemporarilyUnavailable with
+// Retry-After: the BMC cannot be reached now. detail names the problem; it
+// is added to the message of the MessageId as well, since clients such as
+// sushy report that one rather than the top-level message.
+func writeUnavailable(w http.ResponseWriter, r *http.Request, retryAfter int, detail string) {
+	msg := schemas.Base("ServiceTemporarilyUnavailable", strconv.Itoa(retryAfter))
+	msg.Message += " " + detail
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	writeError(w, r, http.StatusServiceUnavailable, detail, msg)
 }

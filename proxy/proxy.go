@@ -54,8 +54,11 @@
 //
 // A 401 from the BMC (the gateway's BMC credentials are wrong) answers 502
 // ResourceAtUriUnauthorized: the client's own credentials were fine. A BMC
-// that cannot be reached answers 502 GeneralError, one that does not answer
-// within Target.Timeout 504 GeneralError, both as Redfish error bodies.
+// that cannot be reached (no connection, or its name does not resolve)
+// answers 503 ServiceTemporarilyUnavailable with Retry-After, one that does
+// not answer within Target.Timeout 504 GeneralError, and one whose answer
+// cannot be used (connection dropped, not HTTP, TLS refused) 502
+// GeneralError; each as a Redfish error body whose message names the problem.
 // Headers of the proxied response replace headers of the same name that the
 // caller set before ServeHTTP (the router's OData-Version, Cache-Control).
 //
@@ -500,9 +503,13 @@ func rewriteLinkHeader(v string, l Links) string {
 	return b.String()
 }
 
+// UnreachableRetryAfter is the Retry-After, in seconds, of the 503 answered
+// while a node's BMC cannot be reached.
+const UnreachableRetryAfter = 10
+
 // handleError is the ReverseProxy ErrorHandler: the BMC could not be reached,
 // did not answer in time, refused our credentials, or its response could not
-// be read. r is the outbound request.
+// be read. r is the outbound request. Every answer names the problem.
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	rt := routeOf(r)
 	var (
@@ -515,6 +522,9 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, r, http.StatusBadGateway,
 			fmt.Sprintf("The BMC of node %s refused the gateway's credentials.", p.node),
 			schemas.Base("ResourceAtUriUnauthorized", rt.gwPath, authErr.status))
+	case Unreachable(err):
+		p.log.Warn("BMC unreachable", "path", rt.gwPath, "err", err)
+		writeUnavailable(w, r, UnreachableRetryAfter, fmt.Sprintf("The BMC of node %s cannot be reached: %v.", p.node, err))
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
 		p.log.Warn("BMC did not answer in time", "path", rt.gwPath, "timeout", p.timeout, "err", err)
 		writeError(w, r, http.StatusGatewayTimeout,
@@ -524,10 +534,21 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		if errors.Is(err, context.Canceled) {
 			p.log.Debug("client went away", "path", rt.gwPath)
 		} else {
-			p.log.Warn("BMC unreachable", "path", rt.gwPath, "err", err)
+			p.log.Warn("BMC answered badly", "path", rt.gwPath, "err", err)
 		}
 		writeError(w, r, http.StatusBadGateway,
-			fmt.Sprintf("The BMC of node %s could not be reached.", p.node),
+			fmt.Sprintf("The BMC of node %s did not give a usable answer: %v.", p.node, err),
 			schemas.Base("GeneralError"))
 	}
+}
+
+// Unreachable reports whether err means that a BMC could not be reached at
+// all: no connection could be made (refused, no route, dial timeout) or its
+// name did not resolve. Nothing was sent, so trying again later is right.
+func Unreachable(err error) bool {
+	var (
+		op  *net.OpError
+		dns *net.DNSError
+	)
+	return (errors.As(err, &op) && op.Op == "dial") || errors.As(err, &dns)
 }

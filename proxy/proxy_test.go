@@ -403,8 +403,52 @@ func TestBMCUnreachable(t *testing.T) {
 	g := newGateway(t, bmc, func(tg *Target) { tg.Endpoint = "http://" + addr })
 	for _, m := range []string{"GET", "PATCH"} {
 		r := g.do(t, m, "/bmc/n17/redfish/v1/Systems/n17/Bios", `{}`)
-		wantRedfishError(t, r, http.StatusBadGateway, "GeneralError")
+		// Nothing reached the BMC: come back later (503 + Retry-After),
+		// and here is why.
+		wantRedfishError(t, r, http.StatusServiceUnavailable, "ServiceTemporarilyUnavailable")
 		wantEq(t, "Content-Type", r.header.Get("Content-Type"), "application/json; charset=utf-8")
+		wantEq(t, "Retry-After", r.header.Get("Retry-After"), itoa(UnreachableRetryAfter))
+		for _, msg := range []any{get(t, r.body, "error", "message"), get(t, r.body, "error", "@Message.ExtendedInfo", 0, "Message")} {
+			if s, _ := msg.(string); !strings.Contains(s, "n17") || !strings.Contains(s, "connection refused") {
+				t.Errorf("message %q does not name the node and the problem", s)
+			}
+		}
+	}
+}
+
+// TestBMCAnswersGarbage: a BMC whose answer is not HTTP is a 502 that says
+// what went wrong.
+func TestBMCAnswersGarbage(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				buf := make([]byte, 4096)
+				c.Read(buf)
+				io.WriteString(c, "SSH-2.0-OpenSSH_9.2\r\n\r\n")
+			}()
+		}
+	}()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, func(tg *Target) { tg.Endpoint = "http://" + ln.Addr().String() })
+	r := g.do(t, "GET", "/redfish/v1/Systems/n17/Bios", "")
+	wantRedfishError(t, r, http.StatusBadGateway, "GeneralError")
+	if s, _ := get(t, r.body, "error", "message").(string); !strings.Contains(s, "malformed HTTP") {
+		t.Errorf("message %q does not say what the BMC did", s)
+	}
+	if r.header.Get("Retry-After") != "" {
+		t.Errorf("Retry-After %q on a 502", r.header.Get("Retry-After"))
 	}
 }
 

@@ -43,6 +43,15 @@ func unavailable(seconds int, detail string) *apiError {
 	return e.withDetail(detail)
 }
 
+// unavailableBecause is unavailable for a problem the client should see
+// wherever it looks: detail is added to the message of the MessageId too
+// (sushy, so Ironic, reports that one rather than the top-level message).
+func unavailableBecause(seconds int, detail string) *apiError {
+	e := unavailable(seconds, detail)
+	e.msgs[0].Message += " " + detail
+	return e
+}
+
 func unauthorized() *apiError {
 	e := newError(http.StatusUnauthorized, schemas.Base("NoValidSession"))
 	e.header = http.Header{"WWW-Authenticate": {`Basic realm="fishgate"`}}

@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fishgate/fishgate/events"
+	"github.com/fishgate/fishgate/proxy"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 )
@@ -338,11 +339,22 @@ func (s *Server) passThrough(c echo.Context) error {
 	}
 	h, err := s.passthrough(c.Request().Context(), id)
 	if err != nil {
-		return newError(http.StatusBadGateway, schemas.Base("GeneralError")).withDetail("node " + id + ": " + err.Error())
+		return passThroughError(id, err)
 	}
 	if h == nil {
 		return newError(http.StatusNotFound, schemas.Base("ResourceMissingAtURI", c.Request().URL.Path))
 	}
 	h.ServeHTTP(c.Response(), c.Request())
 	return nil
+}
+
+// passThroughError answers a pass-through whose BMC could not be prepared
+// (its resource paths are read once, on first use): a BMC that cannot be
+// reached is a 503 with Retry-After naming the problem, one that answered
+// badly (refused the login, sent nonsense) a 502 with its error text.
+func passThroughError(id string, err error) *apiError {
+	if proxy.Unreachable(err) {
+		return unavailableBecause(proxy.UnreachableRetryAfter, "node "+id+": its BMC cannot be reached: "+err.Error())
+	}
+	return newError(http.StatusBadGateway, schemas.Base("GeneralError")).withDetail("node " + id + ": " + err.Error())
 }

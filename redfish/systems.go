@@ -133,6 +133,13 @@ func (s *Server) patchSystem(c echo.Context) error {
 	if p.Boot == nil {
 		return newError(http.StatusBadRequest, schemas.Base("PropertyMissing", "Boot"))
 	}
+	// Until the BMC has been read, what it accepts is not known: a value
+	// outside the Redfish enums is still the client's mistake (400), any
+	// other has to wait (503).
+	targets, modes := bootTargets(v), bootModes(v)
+	if !v.CapsKnown {
+		targets, modes = schemas.BootTargets, schemas.BootModes
+	}
 	var b schemas.BootOverride
 	check := func(val *string, name string, allowed []string, dst *string) error {
 		if val == nil {
@@ -145,9 +152,9 @@ func (s *Server) patchSystem(c echo.Context) error {
 		return nil
 	}
 	if err := errors.Join(
-		check(p.Boot.BootSourceOverrideTarget, "BootSourceOverrideTarget", bootTargets(v), &b.Target),
+		check(p.Boot.BootSourceOverrideTarget, "BootSourceOverrideTarget", targets, &b.Target),
 		check(p.Boot.BootSourceOverrideEnabled, "BootSourceOverrideEnabled", schemas.BootEnabledValues, &b.Enabled),
-		check(p.Boot.BootSourceOverrideMode, "BootSourceOverrideMode", bootModes(v), &b.Mode),
+		check(p.Boot.BootSourceOverrideMode, "BootSourceOverrideMode", modes, &b.Mode),
 	); err != nil {
 		var ae *apiError
 		errors.As(err, &ae)
@@ -155,6 +162,9 @@ func (s *Server) patchSystem(c echo.Context) error {
 	}
 	if b == (schemas.BootOverride{}) {
 		return newError(http.StatusBadRequest, schemas.Base("PropertyMissing", "Boot/BootSourceOverrideTarget"))
+	}
+	if !v.CapsKnown {
+		return capsUnknown(v, "a boot override")
 	}
 	ctx, cancel := withTimeout(c)
 	defer cancel()
@@ -190,7 +200,13 @@ func (s *Server) postReset(c echo.Context) error {
 		return newError(http.StatusBadRequest, schemas.Base("ActionParameterMissing", resetAction, "ResetType"))
 	}
 	rt, err := schemas.ParseResetType(*p.ResetType)
-	if err != nil || !slices.Contains(resetTypes(v), rt) {
+	if err != nil {
+		return newError(http.StatusBadRequest, schemas.Base("ActionParameterValueNotInList", *p.ResetType, "ResetType", resetAction))
+	}
+	if !v.CapsKnown {
+		return capsUnknown(v, "a power action")
+	}
+	if !slices.Contains(resetTypes(v), rt) {
 		return newError(http.StatusBadRequest, schemas.Base("ActionParameterValueNotInList", *p.ResetType, "ResetType", resetAction))
 	}
 	ctx, cancel := withTimeout(c)
@@ -226,6 +242,25 @@ func (s *Server) postReset(c echo.Context) error {
 	sc := scopeOf(c)
 	c.Response().Header().Set("Location", sc.url("/TaskService/TaskMonitors/"+a.Task))
 	return send(c, http.StatusAccepted, renderTask(sc, t))
+}
+
+// capsRetryAfter is the Retry-After, in seconds, of a request refused
+// because the node's BMC has not been read yet: the power sync reads such a
+// node again at each sweep.
+const capsRetryAfter = 10
+
+// capsUnknown is the answer to a request the node cannot take before the
+// gateway has read its BMC (unreachable since start-up, login failing, ...):
+// 503 naming the BMC's problem, never a 400 that blames the client. The
+// problem is in the message of the MessageId too.
+func capsUnknown(v serializer.View, what string) *apiError {
+	why := v.LastError
+	if why == "" {
+		why = "not read yet"
+	}
+	return unavailableBecause(capsRetryAfter, fmt.Sprintf(
+		"node %s: the gateway has not been able to read its BMC yet (%s), so it cannot take %s; retry in %d s",
+		v.ID, why, what, capsRetryAfter))
 }
 
 // nodeError maps a serializer error to a Redfish error: the BMC failing is
