@@ -102,7 +102,9 @@ end
 if #s.waiting > 0 and s.waiting[1].type == rtype then return coalesce(s.waiting[1].task) end
 if live and s.now_type == rtype then
   if #s.waiting > 0 and flimit > 0 and flips >= flimit then return refuse('flip-flop') end
-  local dropped = drop(s.waiting, why)
+  -- the request joins the running task: no task is created for it, so the
+  -- dropped ones name the task it joined
+  local dropped = drop(s.waiting, 'superseded by ' .. rtype .. ' (' .. s.now .. ')')
   local out = coalesce(s.now)
   if #dropped > 0 then
     s.waiting = {}
