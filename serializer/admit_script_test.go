@@ -52,6 +52,16 @@ func (e *scriptEnv) task(id string) TaskRecord {
 	return tr
 }
 
+// count is how many tasks the node keeps.
+func (e *scriptEnv) count() int {
+	e.t.Helper()
+	ids, err := e.st.TaskIDs(context.Background(), []string{e.node}, 100000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(ids)
+}
+
 // checkReason requires a superseded task's reason to name a task that exists.
 func (e *scriptEnv) checkReason(id string) {
 	e.t.Helper()
@@ -94,6 +104,97 @@ func TestSupersededNamesAnExistingTask(t *testing.T) {
 				t.Fatalf("PowerCycle replacing GracefulRestart: %+v", pc)
 			}
 			e.checkReason(gr.Task)
+		})
+	}
+}
+
+// TestRetentionKeepsRecentTasks: with the flip-flop guard off, a storm of
+// requests superseding each other ends task after task; every task id the
+// admissions return stays readable (count-based pruning never takes a task
+// that ended less than 10 minutes ago); ten minutes later, admissions prune
+// them, at most 20 per admission; a running task is never pruned.
+func TestRetentionKeepsRecentTasks(t *testing.T) {
+	for _, target := range testredis.Targets() {
+		t.Run(target.Name, func(t *testing.T) {
+			e := newScriptEnv(t, target)
+			e.st.KeepTasks = 3
+			rules := DefaultRules()
+			rules.FlipLimit = 0
+			storm := []schemas.ResetType{schemas.ResetPowerCycle, schemas.ResetGracefulRestart, schemas.ResetOn, schemas.ResetForceRestart}
+			first := e.admit(rules, schemas.ResetOn).Task // runs throughout
+			ids := []string{first}
+			for i := range 150 {
+				e.now = e.now.Add(time.Second)
+				a := e.admit(rules, storm[i%len(storm)])
+				if a.Outcome == Refused {
+					t.Fatalf("request %d refused: %+v", i, a)
+				}
+				e.task(a.Task)
+				for _, d := range a.Dropped {
+					e.checkReason(d)
+				}
+				if a.Task != first {
+					ids = append(ids, a.Task)
+				}
+			}
+			for _, id := range ids {
+				e.task(id) // all ended within the last 150 s
+			}
+			if n := e.count(); n < 100 {
+				t.Fatalf("%d tasks kept, want the about 115 the storm created", n)
+			}
+
+			// Ten minutes on, admissions prune the storm's tasks again, at
+			// most 20 per admission, down to the newest 3; the running one
+			// stays, and so do the tasks ended since.
+			e.now = e.now.Add(10 * time.Minute)
+			for i := range 12 {
+				before := e.count()
+				a := e.admit(rules, storm[i%2]) // PowerCycle, GracefulRestart: a new task each
+				created := 1
+				if a.Outcome == Coalesced {
+					created = 0
+				}
+				if after := e.count(); after < before+created-20 {
+					t.Fatalf("one admission removed %d tasks, want at most 20", before+created-after)
+				}
+			}
+			kept := 0
+			for _, id := range ids[1:] {
+				if _, err := e.st.Task(context.Background(), id); err == nil {
+					kept++
+				}
+			}
+			if kept > e.st.KeepTasks {
+				t.Errorf("%d tasks of the storm kept 10 minutes after it, want at most %d", kept, e.st.KeepTasks)
+			}
+			if tr := e.task(first); tr.Terminal() {
+				t.Errorf("running task %s is %s", first, tr.State)
+			}
+		})
+	}
+}
+
+// TestRetentionMinimumAgeIsAtMostTheAgeLimit: with keep_for below 10
+// minutes, a finished task is kept for keep_for after it ended.
+func TestRetentionMinimumAgeIsAtMostTheAgeLimit(t *testing.T) {
+	for _, target := range testredis.Targets() {
+		t.Run(target.Name, func(t *testing.T) {
+			e := newScriptEnv(t, target)
+			e.st.KeepTasks, e.st.KeepTaskAge = 1, time.Minute
+			rules := DefaultRules()
+			rules.FlipLimit = 0
+			e.admit(rules, schemas.ResetOn)
+			gr := e.admit(rules, schemas.ResetGracefulRestart)
+			e.admit(rules, schemas.ResetPowerCycle) // gr ends Cancelled now
+			e.now = e.now.Add(30 * time.Second)
+			e.admit(rules, schemas.ResetGracefulRestart)
+			e.task(gr.Task) // ended 30 s ago: kept
+			e.now = e.now.Add(31 * time.Second)
+			e.admit(rules, schemas.ResetPowerCycle)
+			if _, err := e.st.Task(context.Background(), gr.Task); !errors.Is(err, ErrTaskNotFound) {
+				t.Errorf("task ended 61 s ago with keep_for 1m: %v, want it pruned", err)
+			}
 		})
 	}
 }

@@ -33,24 +33,38 @@ local function coalesce(id)
   return { 'coalesced', id, '', 0, 0 }
 end
 
-local function new_task()
-  put_task({ id = task, node = node, type = rtype, state = 'New', status = 'OK', created = now, joined = 0, pct = 0 })
-  redis.call('ZADD', TASKZ, now, task)
-  -- retention: drop the oldest finished tasks beyond the count, and
-  -- finished tasks older than the age limit; a bounded amount of work per
-  -- admission (at most 20 of each), none when there is nothing to drop.
-  local function prune(id)
+-- Retention (README, tasks:): a task goes once it is finished, beyond the
+-- newest `keep` or created more than `maxage` ago, and has been finished
+-- for at least min_age (10 minutes, or maxage when smaller): a client still
+-- polling a task it was just given (superseded, cancelled a moment ago)
+-- finds it. Both rules take the oldest tasks first (TASKZ is by creation),
+-- so one look at the 20 oldest serves both: at most 20 tasks read and
+-- removed per admission. A task kept by min_age goes at a later admission.
+local PRUNE_MAX, MIN_AGE = 20, math.min(600000, maxage)
+
+local function prune()
+  local n = redis.call('ZCARD', TASKZ)
+  local oldest = redis.call('ZRANGE', TASKZ, 0, PRUNE_MAX - 1, 'WITHSCORES')
+  for i = 1, #oldest, 2 do
+    local id, created = oldest[i], tonumber(oldest[i + 1])
+    local rank = (i + 1) / 2
+    if rank > n - keep and created >= now - maxage then break end -- kept by both rules, and so is the rest
     local t = get_task(id)
-    if (not t) or t.state == 'Completed' or t.state == 'Exception' or t.state == 'Cancelled' then
+    local gone = not t
+    if t and (t.state == 'Completed' or t.state == 'Exception' or t.state == 'Cancelled') then
+      gone = now - (tonumber(t['end']) or created) >= MIN_AGE
+    end
+    if gone then
       redis.call('HDEL', TASKS, id)
       redis.call('ZREM', TASKZ, id)
     end
   end
-  local n = redis.call('ZCARD', TASKZ)
-  if n > keep then
-    for _, id in ipairs(redis.call('ZRANGE', TASKZ, 0, math.min(n - keep, 20) - 1)) do prune(id) end
-  end
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', TASKZ, '-inf', '(' .. (now - maxage), 'LIMIT', 0, 20)) do prune(id) end
+end
+
+local function new_task()
+  put_task({ id = task, node = node, type = rtype, state = 'New', status = 'OK', created = now, joined = 0, pct = 0 })
+  redis.call('ZADD', TASKZ, now, task)
+  prune()
 end
 
 local function drop(list, reason)
