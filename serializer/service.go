@@ -206,6 +206,10 @@ type node struct {
 
 	mu   sync.RWMutex
 	view View
+	// changed is closed (and replaced) whenever view.State is re-read
+	// after a change was published.
+	changed chan struct{}
+	bootSeq int64 // the last applied boot override taken into the view
 
 	wmu           sync.Mutex // guards working, again, kickScheduled
 	working       bool
@@ -248,7 +252,7 @@ func New(nodes []Node, opts Options) (*Service, error) {
 		if n.Rules != nil {
 			rules = *n.Rules
 		}
-		s.nodes[n.ID] = &node{Node: n, rules: rules, view: View{ID: n.ID, Name: n.Name, Health: "Critical", LastError: "not read yet"}}
+		s.nodes[n.ID] = &node{Node: n, rules: rules, changed: make(chan struct{}), view: View{ID: n.ID, Name: n.Name, Health: "Critical", LastError: "not read yet"}}
 		s.ids = append(s.ids, n.ID)
 	}
 	sort.Strings(s.ids)
@@ -345,7 +349,7 @@ func (s *Service) scanWork() {
 		n.mu.Lock()
 		n.view.State = ns
 		n.mu.Unlock()
-		if ns.Slots.Now.Task == "" {
+		if ns.Slots.Now.Task == "" && !ns.BootPending {
 			continue
 		}
 		// A held lease: try again the moment it expires, so a dead holder's
@@ -391,8 +395,14 @@ func (s *Service) refreshState(n *node) (busy bool) {
 	if ns.Power != "" && ns.PowerAt.After(n.view.Updated) {
 		n.view.PowerState, n.view.Updated = ns.Power, ns.PowerAt
 	}
+	if b := ns.Boot; b.Target != "" && ns.BootResultSeq > n.bootSeq {
+		// a boot override applied by the lease holder, perhaps another replica
+		n.view.Boot, n.bootSeq = b, ns.BootResultSeq
+	}
+	close(n.changed) // wakes SetBoot's waiters
+	n.changed = make(chan struct{})
 	n.mu.Unlock()
-	return ns.Slots.Now.Task != ""
+	return ns.Slots.Now.Task != "" || ns.BootPending
 }
 
 // Close stops background work and closes every backend.
@@ -613,32 +623,78 @@ func (s *Service) TaskIDs(ctx context.Context, limit int) ([]string, error) {
 	return ids, nil
 }
 
-// SetBoot sets the node's boot source override.
+// SetBoot sets the node's boot source override. It is admitted in Redis
+// and applied by the node's lease holder (whichever replica that is), in
+// order with power actions (boot.lua): before the next action begins, at
+// the running action's next step boundary, or at once on an idle node.
+// SetBoot returns once it was applied, with the BMC's error if it failed.
 func (s *Service) SetBoot(ctx context.Context, id string, b schemas.BootOverride) error {
 	n, ok := s.nodes[id]
 	if !ok {
 		return fmt.Errorf("node %s: %w", id, ErrNodeNotFound)
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
-	defer cancel()
-	n.call.Lock()
-	err := n.Backend.SetBoot(cctx, b)
-	n.call.Unlock()
+	n.mu.RLock()
+	changed := n.changed
+	n.mu.RUnlock()
+	seq, err := s.store.RequestBoot(ctx, id, b, s.opts.Clock())
 	if err != nil {
-		return fmt.Errorf("node %s: boot override: %w: %w", id, ErrBMC, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	n.mu.Lock()
-	if b.Target != "" {
-		n.view.Boot.Target = b.Target
+	s.kick(n)
+	for {
+		n.mu.RLock()
+		st := n.view.State
+		n.mu.RUnlock()
+		if st.BootResultSeq >= seq {
+			if st.BootResult != "ok" {
+				return fmt.Errorf("node %s: boot override: %w: %s", id, ErrBMC, st.BootResult)
+			}
+			return nil
+		}
+		select {
+		case <-changed:
+			n.mu.RLock()
+			changed = n.changed
+			n.mu.RUnlock()
+		case <-ctx.Done():
+			return fmt.Errorf("node %s: boot override accepted but not applied yet (the node's lease holder applies it at its next step): %w: %w", id, ErrUnavailable, ctx.Err())
+		}
 	}
-	if b.Enabled != "" {
-		n.view.Boot.Enabled = b.Enabled
+}
+
+// applyBoot applies the boot override waiting for the node, as its lease
+// holder, with no power command in flight, and records how it ended.
+func (s *Service) applyBoot(ctx context.Context, n *node, lease string, log *slog.Logger) error {
+	b, ok, err := s.store.pendingBoot(ctx, n.ID)
+	if err != nil || !ok {
+		return err
 	}
-	if b.Mode != "" {
-		n.view.Boot.Mode = b.Mode
+	o := schemas.BootOverride{Target: b.Target, Enabled: b.Enabled, Mode: b.Mode}
+	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	n.call.Lock()
+	err = n.Backend.SetBoot(cctx, o)
+	n.call.Unlock()
+	cancel()
+	result := "ok"
+	if err != nil {
+		result = err.Error()
+		log.Warn("boot override failed", "err", err)
+	} else {
+		log.Info("boot override applied", "target", o.Target, "enabled", o.Enabled, "mode", o.Mode)
+		n.mu.Lock()
+		if o.Target != "" {
+			n.view.Boot.Target = o.Target
+		}
+		if o.Enabled != "" {
+			n.view.Boot.Enabled = o.Enabled
+		}
+		if o.Mode != "" {
+			n.view.Boot.Mode = o.Mode
+		}
+		n.mu.Unlock()
 	}
-	n.mu.Unlock()
-	return nil
+	_, err = s.store.workerOp(ctx, n.ID, lease, "", s.opts.Clock(), "boot_done", b.Seq, result)
+	return err
 }
 
 // reassert admits the action that brings an idle node back to its desired

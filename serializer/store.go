@@ -34,6 +34,8 @@ var (
 	luaWorker string
 	//go:embed lua/lease.lua
 	luaLease string
+	//go:embed lua/boot.lua
+	luaBoot string
 )
 
 // targetsLua renders schemas.ResetType.Target as a Lua table, so that Go
@@ -59,6 +61,7 @@ var (
 	cancelScript = script(luaCancel)
 	workerScript = script(luaWorker)
 	leaseScript  = script(luaLease)
+	bootScript   = script(luaBoot)
 )
 
 // Store is the serializer's Redis state: slots, tasks, leases and logs of
@@ -144,6 +147,15 @@ type NodeState struct {
 	Issued    string // task whose BMC command was sent and not yet confirmed
 	IssuedAt  time.Time
 	IssuedCmd schemas.ResetType // that command (a phase of a composite action)
+	// BootPending: a boot override waits for the lease holder; BootResult
+	// is how the last one applied ended ("ok" or the BMC's error), up to
+	// sequence BootResultSeq.
+	BootPending   bool
+	BootResultSeq int64
+	BootResult    string
+	// Boot is the override last applied by a lease holder (empty fields:
+	// not known).
+	Boot schemas.BootOverride
 	// The last action that failed (Exception), until one completes.
 	FailedTask   string
 	FailedReason string
@@ -159,6 +171,12 @@ func parseNodeState(m map[string]string) NodeState {
 		IssuedCmd:    schemas.ResetType(m["issued_cmd"]),
 		FailedTask:   m["failed_task"],
 		FailedReason: m["failed_reason"],
+	}
+	ns.BootPending = m["boot_pending"] != ""
+	ns.Boot = schemas.BootOverride{Target: m["boot_target"], Enabled: m["boot_enabled"], Mode: m["boot_mode"]}
+	if seq, res, ok := strings.Cut(m["boot_result"], " "); ok {
+		ns.BootResultSeq, _ = strconv.ParseInt(seq, 10, 64)
+		ns.BootResult = res
 	}
 	if ms, err := strconv.ParseInt(m["failed_at"], 10, 64); err == nil {
 		ns.FailedAt = time.UnixMilli(ms)
@@ -360,4 +378,38 @@ func (st *Store) observe(ctx context.Context, node string, p schemas.PowerState,
 // in the sweep period ttl (SET NX PX).
 func (st *Store) claimSweep(ctx context.Context, node string, ttl time.Duration) (bool, error) {
 	return st.rdb.SetNX(ctx, nodeKeys(node)[7], "1", ttl).Result()
+}
+
+// RequestBoot admits a boot override for the node's lease holder to apply
+// (boot.lua) and returns its sequence number.
+func (st *Store) RequestBoot(ctx context.Context, node string, b schemas.BootOverride, now time.Time) (int64, error) {
+	seq, err := bootScript.Run(ctx, st.rdb, nodeKeys(node), node, b.Target, b.Enabled, b.Mode, now.UnixMilli()).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("node %s: boot override: %w", node, err)
+	}
+	return seq, nil
+}
+
+// pendingBoot is a boot override waiting for the lease holder.
+type pendingBoot struct {
+	Target  string `json:"target"`
+	Enabled string `json:"enabled"`
+	Mode    string `json:"mode"`
+	Seq     int64  `json:"seq"`
+}
+
+// PendingBoot reads the boot override waiting to be applied (ok=false: none).
+func (st *Store) pendingBoot(ctx context.Context, node string) (pendingBoot, bool, error) {
+	raw, err := st.rdb.HGet(ctx, nodeKeys(node)[0], "boot_pending").Result()
+	if errors.Is(err, redis.Nil) {
+		return pendingBoot{}, false, nil
+	}
+	if err != nil {
+		return pendingBoot{}, false, fmt.Errorf("node %s: read boot override: %w", node, err)
+	}
+	var b pendingBoot
+	if err := json.Unmarshal([]byte(raw), &b); err != nil {
+		return pendingBoot{}, false, fmt.Errorf("node %s: boot override: %w", node, err)
+	}
+	return b, true, nil
 }

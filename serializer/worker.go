@@ -50,7 +50,7 @@ func (s *Service) kick(n *node) {
 func (s *Service) work(n *node) {
 	ctx := s.ctx
 	st, err := s.store.State(ctx, n.ID)
-	if err != nil || st.Slots.Now.Task == "" {
+	if err != nil || (st.Slots.Now.Task == "" && !st.BootPending) {
 		return
 	}
 	lease, err := s.store.acquire(ctx, n.ID, s.opts.ReplicaID, s.opts.LeaseTTL)
@@ -77,6 +77,14 @@ func (s *Service) work(n *node) {
 		if err != nil {
 			log.Warn("read state", "err", err)
 			return
+		}
+		if st.BootPending {
+			// A boot override accepted before the next action begins is
+			// applied first (boot.lua).
+			if err := s.applyBoot(wctx, n, lease, log); err != nil {
+				log.Warn("boot override not applied", "err", err)
+				return
+			}
 		}
 		if st.Slots.Now.Task == "" {
 			return
@@ -231,6 +239,13 @@ func (s *Service) drive(ctx context.Context, n *node, lease, task string, a *Act
 				}
 				if err != nil {
 					return result{abandon: err}
+				}
+				if len(res) > 3 && res[3] == "1" {
+					// A boot override waits: a step boundary, no command
+					// in flight: apply it now, in order (boot.lua).
+					if err := s.applyBoot(ctx, n, lease, log); err != nil {
+						return result{abandon: err}
+					}
 				}
 				next = &Observation{Kind: ObsChecked, Cancelling: res[1] == "1", Next: nextTarget(res, 2)}
 			case EffSend:

@@ -19,6 +19,10 @@
 --                            ends the task, promotes the next;
 --                            {ok, next_task, next_type, final state, status, reason}
 --   power <state>            records an observed power state; {ok}
+--   boot_done <seq> <result> a pending boot override up to <seq> was applied
+--                            (result "ok" or the BMC's error); {ok}
+-- Replies of begin, step, unissue and progress end with the boot flag:
+-- '1' when a boot override waits to be applied (boot.lua).
 local op, lease, node, task, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 if not lease_ok(lease) then return { 'fenced' } end
 local s = load_slots()
@@ -29,11 +33,31 @@ if op == 'power' then
   return { 'ok' }
 end
 
+if op == 'boot_done' then
+  local seq = tonumber(ARGV[6])
+  local pending = redis.call('HGET', SLOTS, 'boot_pending')
+  if pending then
+    local b = cjson.decode(pending)
+    if tonumber(b.seq) <= seq then redis.call('HDEL', SLOTS, 'boot_pending') end
+    -- what was applied, for every replica's view
+    if ARGV[7] == 'ok' then
+      for _, f in ipairs({ 'target', 'enabled', 'mode' }) do
+        if b[f] and b[f] ~= '' then redis.call('HSET', SLOTS, 'boot_' .. f, b[f]) end
+      end
+    end
+  end
+  redis.call('HSET', SLOTS, 'boot_result', seq .. ' ' .. ARGV[7])
+  log({ 'event', 'boot', 'seq', tostring(seq), 'result', ARGV[7], 'fence', lease })
+  redis.call('PUBLISH', 'fg:node', node)
+  return { 'ok' }
+end
+
 if s.now ~= task then return { 'not-now', s.now } end
 local t = get_task(task)
 local next_type = ''
 if #s.waiting > 0 then next_type = s.waiting[1].type end
 local cancel_flag = s.cancelling and '1' or ''
+local boot_flag = redis.call('HEXISTS', SLOTS, 'boot_pending') == 1 and '1' or ''
 
 -- add_step keeps a task's phase messages (at most 20: the last ones).
 local function add_step(t, note)
@@ -54,22 +78,22 @@ if op == 'begin' then
     put_task(t)
   end
   log({ 'event', 'begin', 'task', task, 'fence', lease })
-  return { 'ok', s.now_type, before, cancel_flag, next_type }
+  return { 'ok', s.now_type, before, cancel_flag, next_type, boot_flag }
 end
 
 if op == 'step' then
-  if s.cancelling and ARGV[8] ~= '1' then return { 'ok', '1', next_type } end
+  if s.cancelling and ARGV[8] ~= '1' then return { 'ok', '1', next_type, boot_flag } end
   if t then t.issued = now; t.note = ARGV[6]; add_step(t, ARGV[6]); put_task(t) end
   redis.call('HSET', SLOTS, 'issued', task, 'issued_at', now, 'issued_cmd', ARGV[7] or '')
   log({ 'event', 'command', 'task', task, 'command', ARGV[7] or '', 'note', ARGV[6], 'fence', lease })
-  return { 'ok', '', next_type }
+  return { 'ok', '', next_type, boot_flag }
 end
 
 if op == 'unissue' then
   -- the BMC refused the command: nothing is under way
   if t then t.issued = nil; put_task(t) end
   redis.call('HDEL', SLOTS, 'issued', 'issued_at', 'issued_cmd')
-  return { 'ok', cancel_flag, next_type }
+  return { 'ok', cancel_flag, next_type, boot_flag }
 end
 
 if op == 'progress' then
@@ -78,7 +102,7 @@ if op == 'progress' then
     if ARGV[8] == '1' then add_step(t, ARGV[7]) end
     put_task(t)
   end
-  return { 'ok', cancel_flag, next_type }
+  return { 'ok', cancel_flag, next_type, boot_flag }
 end
 
 if op == 'finish' then
