@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // NodeView is what the control API says about a node: its Status and where
@@ -32,6 +33,9 @@ func viewOf(n *Node) NodeView {
 //	GET  /nodes/{id}          → NodeView (Status + RedfishURL + SystemPath [+ AMTURL] [+ IPMIAddr])
 //	PUT  /nodes/{id}/faults   Faults JSON → 200 + NodeView; replaces all faults
 //	PUT  /nodes/{id}/power    {"PowerState":"On"|"Off"} → 200 + NodeView (setup jump)
+//	PUT  /nodes/{id}/latency  {"CommandLatency":"3s"} → 200 + NodeView; how long the BMC
+//	                          takes to answer power commands from now on (a Go duration
+//	                          string or integer nanoseconds)
 //
 // Errors are {"error": "..."} with 400 (bad body), 404 (unknown node or
 // path) or 405 (method, with Allow).
@@ -72,6 +76,20 @@ func (f *Fleet) ControlHandler() http.Handler {
 			return
 		}
 		n.machine.SetPower(*body.PowerState)
+		writeControl(w, http.StatusOK, viewOf(n))
+	})})
+	mux.Handle("/nodes/{id}/latency", ctlMethods{"PUT": f.withNode(func(w http.ResponseWriter, r *http.Request, n *Node) {
+		var body struct {
+			CommandLatency *jsonDuration `json:"CommandLatency"`
+		}
+		if !decodeControl(w, r, &body) {
+			return
+		}
+		if body.CommandLatency == nil || *body.CommandLatency < 0 {
+			controlError(w, http.StatusBadRequest, `want {"CommandLatency": "<duration>"}, not negative`)
+			return
+		}
+		n.machine.SetCommandLatency(time.Duration(*body.CommandLatency))
 		writeControl(w, http.StatusOK, viewOf(n))
 	})})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

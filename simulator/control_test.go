@@ -87,6 +87,16 @@ func TestControlAPI(t *testing.T) {
 		t.Errorf("faults after PUT {Ignore}: %+v", v.Faults)
 	}
 
+	// Latency: how long the BMC takes to answer power commands from now on.
+	expectStatus(t, ctl(t, h, "PUT", "/nodes/node02/latency", `{"CommandLatency":"250ms"}`, &v), http.StatusOK)
+	if v.CommandLatency != 250*time.Millisecond || n1.Machine().Status().CommandLatency != 250*time.Millisecond {
+		t.Errorf("latency %v / machine %v, want 250ms", v.CommandLatency, n1.Machine().Status().CommandLatency)
+	}
+	expectStatus(t, ctl(t, h, "PUT", "/nodes/node02/latency", `{"CommandLatency":0}`, &v), http.StatusOK)
+	if v.CommandLatency != 0 {
+		t.Errorf("latency %v after PUT 0", v.CommandLatency)
+	}
+
 	// Power: a setup jump, not a command.
 	expectStatus(t, ctl(t, h, "PUT", "/nodes/node02/power", `{"PowerState":"On"}`, &v), http.StatusOK)
 	if v.PowerState != "On" || n1.Machine().PowerState() != "On" || v.CommandCount != 1 || v.PowerOnCount != 0 {
@@ -123,6 +133,12 @@ func TestControlAPIErrors(t *testing.T) {
 		{"PUT", "/nodes/node01/power", `{}`, http.StatusBadRequest, "PowerState"},
 		{"PUT", "/nodes/node01/power", `{"PowerState":"On","Now":true}`, http.StatusBadRequest, "Now"},
 		{"PUT", "/nodes/node01/power", `"On"`, http.StatusBadRequest, ""},
+		{"PUT", "/nodes/node99/latency", `{"CommandLatency":"1s"}`, http.StatusNotFound, "node99"},
+		{"GET", "/nodes/node01/latency", "", http.StatusMethodNotAllowed, "PUT"},
+		{"PUT", "/nodes/node01/latency", `{}`, http.StatusBadRequest, "CommandLatency"},
+		{"PUT", "/nodes/node01/latency", `{"CommandLatency":"-1s"}`, http.StatusBadRequest, "negative"},
+		{"PUT", "/nodes/node01/latency", `{"CommandLatency":"soon"}`, http.StatusBadRequest, ""},
+		{"PUT", "/nodes/node01/latency", `{"Latency":"1s"}`, http.StatusBadRequest, "Latency"},
 	} {
 		var body map[string]string
 		w := ctl(t, h, tc.method, tc.path, tc.body, &body)
@@ -130,7 +146,7 @@ func TestControlAPIErrors(t *testing.T) {
 			t.Errorf("%s %s %s: %d %s; want %d mentioning %q", tc.method, tc.path, tc.body, w.Code, w.Body, tc.status, tc.mentions)
 		}
 	}
-	if st := n.Machine().Status(); st.Faults != (Faults{}) || st.PowerState != PowerOff {
+	if st := n.Machine().Status(); st.Faults != (Faults{}) || st.PowerState != PowerOff || st.CommandLatency != 0 {
 		t.Errorf("bad requests changed the node: %+v", st)
 	}
 }
@@ -145,6 +161,7 @@ func FuzzControlAPI(f *testing.F) {
 		{"GET", "/nodes/n1", ""},
 		{"GET", "/nodes/%2e%2e", ""},
 		{"PUT", "/nodes/n1/faults", "null"},
+		{"PUT", "/nodes/n1/latency", `{"CommandLatency":"1ms"}`},
 	} {
 		f.Add(seed.method, seed.path, seed.body)
 	}

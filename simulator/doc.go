@@ -61,6 +61,19 @@
 // stops being in flight. Two commands whose lifetimes overlap make it 2.
 // Unsupported ResetTypes are refused before they count.
 //
+// # Command latency
+//
+// MachineConfig.CommandLatency (SetCommandLatency, PUT /nodes/{id}/latency,
+// bmcsim --latency) is how long the machine takes to answer a power command,
+// on every front: a synchronous Redfish Reset answers 204 (or its error), an
+// AMT RequestPowerStateChange its ReturnValue, an IPMI Chassis Control its
+// completion code only after it. (An AsyncReset node answers 202 at once
+// and an AMT front with Jobs 4096; the latency then delays the task or job.)
+// It is the BMC at work, not a fault: a client that stops waiting does not
+// shorten it, and the command is carried out when it ends, as a slow BMC
+// does. So a client that times out and sends the command again makes two
+// commands in flight (MaxInFlight 2).
+//
 // # Faults
 //
 // Faults may be changed at any time (SetFaults, or PUT /nodes/{id}/faults):
@@ -68,9 +81,9 @@
 //     left)"; each failure decrements the counter. Logged "failed: ...".
 //   - Ignore: power commands are answered as accepted but do nothing. Logged
 //     "ignored". (An async Redfish task for it completes at once.)
-//   - Hang: extra delay before the machine answers each power command, on
-//     top of CommandLatency; a done context ends the wait with its error and
-//     the command is not carried out ("failed: context canceled").
+//   - Hang: extra delay before the machine answers each power command, after
+//     CommandLatency; a done context ends the wait with its error and the
+//     command is not carried out ("failed: context canceled").
 //   - RefuseOnWithin: a command that would power the machine on (its steps
 //     start with PoweringOn) is refused while a power-off is under way or
 //     within this long after the last transition into Off. Restarts from On

@@ -122,13 +122,16 @@ func (n *Node) Spec() NodeSpec {
 // serves TLS (for clients that verify it), else nil.
 func (n *Node) RootCAs() *x509.CertPool { return n.roots }
 
-// close stops the listener, then the machine (which ends pending commands),
-// then waits for the front's task followers.
+// close stops the listeners, then the machine (which ends pending commands,
+// those still waiting out their CommandLatency too), then the IPMI front
+// (which waits for its calls in flight), then waits for the fronts' task
+// followers.
 func (n *Node) close() error {
 	err := n.server.Close()
 	<-n.served
-	err = errors.Join(err, n.amt.close(), n.ipmi.close())
+	err = errors.Join(err, n.amt.close())
 	n.machine.Close()
+	err = errors.Join(err, n.ipmi.close())
 	n.front.wait()
 	n.amt.wait()
 	if err != nil {

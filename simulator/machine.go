@@ -40,7 +40,7 @@ const commandLogSize = 1000
 // MachineConfig configures one simulated machine's power state machine.
 type MachineConfig struct {
 	DelayMin, DelayMax time.Duration // each power transition takes a random duration in [min,max]; 0,0 = instant
-	CommandLatency     time.Duration // how long the BMC takes to answer a command (default 0)
+	CommandLatency     time.Duration // how long the BMC takes to answer a power command (default 0); see Machine.Reset
 	InitialPower       string        // "On" or "Off" (default "Off")
 	ResetTypes         []string      // ResetTypes offered; default DefaultResetTypes()
 	Faults             Faults
@@ -87,6 +87,9 @@ type Status struct {
 	PowerOnCount  int       `json:"PowerOnCount"`  // transitions into On
 	PowerOffCount int       `json:"PowerOffCount"` // transitions into Off
 	Faults        Faults    `json:"Faults"`
+	// CommandLatency is how long the machine takes to answer a power
+	// command, in JSON integer nanoseconds.
+	CommandLatency time.Duration `json:"CommandLatency"`
 }
 
 // Outcome is how a power command that reached a machine ended.
@@ -105,7 +108,6 @@ type Machine struct {
 	id         string
 	delayMin   time.Duration
 	delayMax   time.Duration
-	latency    time.Duration
 	resetTypes []string
 	closed     chan struct{}
 	wg         sync.WaitGroup // ResetAsync goroutines
@@ -116,6 +118,7 @@ type Machine struct {
 	state         string
 	boot          Boot
 	faults        Faults
+	latency       time.Duration // CommandLatency
 	log           []Command
 	seq           int
 	inFlight      int
@@ -186,6 +189,14 @@ func (m *Machine) Boot() Boot {
 	return m.boot
 }
 
+// SetCommandLatency changes how long the machine takes to answer the power
+// commands that arrive from now on (negative means 0).
+func (m *Machine) SetCommandLatency(d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.latency = max(d, 0)
+}
+
 // SetFaults replaces the machine's faults.
 func (m *Machine) SetFaults(f Faults) {
 	m.mu.Lock()
@@ -198,6 +209,11 @@ func (m *Machine) SetFaults(f Faults) {
 // not when the transition finished. Errors: ErrUnsupportedResetType,
 // ErrSimulatedFailure, ErrPowerOnRefused (a *RefusedError), ErrClosed, or ctx's error while the
 // machine hangs; all wrapped with the machine id.
+//
+// CommandLatency is the BMC at work: a done ctx (the client gave up) does
+// not shorten it, and the command is carried out after it all the same, as
+// a slow BMC does; only Close ends it. Faults.Hang is a BMC stuck before
+// acting: a done ctx ends it and the command is not carried out.
 func (m *Machine) Reset(ctx context.Context, protocol, resetType string) error {
 	return m.resetAs(ctx, protocol, resetType, resetType)
 }
@@ -259,13 +275,17 @@ func (m *Machine) arrive(protocol, resetType, action string, async bool) error {
 	return nil
 }
 
-// answer waits CommandLatency+Hang, then decides the command's fate. notify
-// (may be nil) is called once with the Outcome if answer returns nil.
+// answer waits CommandLatency (whatever ctx does), then Hang (or until ctx
+// is done), then decides the command's fate. notify (may be nil) is called
+// once with the Outcome if answer returns nil.
 func (m *Machine) answer(ctx context.Context, protocol, resetType, action string, notify func(Outcome)) error {
 	m.mu.Lock()
-	wait := m.latency + m.faults.Hang
+	latency, hang := m.latency, m.faults.Hang
 	m.mu.Unlock()
-	waitErr := m.sleep(ctx, wait)
+	waitErr := m.sleep(context.WithoutCancel(ctx), latency)
+	if waitErr == nil {
+		waitErr = m.sleep(ctx, hang)
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -508,6 +528,8 @@ func (m *Machine) Status() Status {
 		PowerOnCount:  m.powerOnCount,
 		PowerOffCount: m.powerOffCount,
 		Faults:        m.faults,
+
+		CommandLatency: m.latency,
 	}
 }
 

@@ -494,7 +494,7 @@ func TestStatusJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"Id", "PowerState", "Boot", "Commands", "CommandCount", "InFlight",
-		"MaxInFlight", "PowerOnCount", "PowerOffCount", "Faults"} {
+		"MaxInFlight", "PowerOnCount", "PowerOffCount", "Faults", "CommandLatency"} {
 		if _, ok := got[k]; !ok {
 			t.Errorf("Status JSON lacks %s: %s", k, b)
 		}

@@ -445,6 +445,43 @@ func TestRedfishResetFaults(t *testing.T) {
 	}
 }
 
+// TestRedfishResetLatency: CommandLatency delays the answer, and a client
+// that gives up before it does not stop the command: a slow BMC carries it
+// out all the same.
+func TestRedfishResetLatency(t *testing.T) {
+	const latency = 200 * time.Millisecond
+	_, n := startNode(t, NodeSpec{Machine: MachineConfig{CommandLatency: latency}})
+	c := newClient(t, n).basic()
+	action := n.SystemPath() + "/Actions/ComputerSystem.Reset"
+	m := n.Machine()
+
+	start := time.Now()
+	c.do("POST", action, map[string]string{"ResetType": "On"}).expect(t, http.StatusNoContent)
+	if took := time.Since(start); took < latency {
+		t.Errorf("answered after %v despite CommandLatency %v", took, latency)
+	}
+	waitPower(t, m, PowerOn)
+
+	impatient := &http.Client{Timeout: 20 * time.Millisecond}
+	req, err := http.NewRequest("POST", c.base+action, strings.NewReader(`{"ResetType":"ForceOff"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(c.user, c.pass)
+	if resp, err := impatient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("answered %s within 20ms despite CommandLatency %v", resp.Status, latency)
+	}
+	waitPower(t, m, PowerOff)
+	st := m.Status()
+	if got := st.Commands[len(st.Commands)-1]; got.Action != "ForceOff" || got.Result != "accepted" {
+		t.Errorf("the abandoned command logged %+v, want ForceOff accepted", got)
+	}
+	if st.CommandCount != 2 || st.MaxInFlight != 1 {
+		t.Errorf("CommandCount %d, MaxInFlight %d; want 2, 1", st.CommandCount, st.MaxInFlight)
+	}
+}
+
 // task GETs a task and returns its state.
 func (c *client) task(t *testing.T, loc string) map[string]any {
 	t.Helper()

@@ -73,6 +73,8 @@ The control API on --control (JSON):
   GET /nodes/{id}            one node, with its RedfishURL
   PUT /nodes/{id}/faults     {"FailFirst":N,"Ignore":b,"Hang":"2s","RefuseOnWithin":"5s","NeverFinishSoftOff":b}
   PUT /nodes/{id}/power      {"PowerState":"On"|"Off"}  (setup jump, not a command)
+  PUT /nodes/{id}/latency    {"CommandLatency":"3s"}  (how long the BMC takes to answer
+                             power commands from now on; --latency sets it for all at start)
 
 With --amt each node also serves Intel AMT's WS-Management at /wsman on a
 port of its own (HTTP Digest, the same --user and --password; HTTPS with
