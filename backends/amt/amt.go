@@ -18,13 +18,21 @@
 //
 // AMT often fails the first time: every operation is retried (Retries,
 // with a doubling pause from RetryBackoff), within the caller's ctx. A
-// request that surely did not reach AMT, a fault AMT blames on itself
-// (s:Receiver), HTTP 5xx and transient ReturnValues (2 failed, 4097 invalid
-// state transition, 4099 busy, ...) are retried; a refused request (s:Sender
+// request that surely did not reach AMT (nothing was written: the
+// connection could not be made), a fault AMT blames on itself (s:Receiver),
+// HTTP 5xx and transient ReturnValues (2 failed, 4097 invalid state
+// transition, 4099 busy, ...) are retried; a refused request (s:Sender
 // faults, ReturnValue 1 not supported or 5 invalid parameter) and refused
-// credentials are not. A power command whose answer was lost is sent again
-// only when that is harmless (On and the offs): a second PowerCycle is a
-// second cycle. ReturnValue 4096 (job started) is followed by polling the
+// credentials are not. A read whose answer was lost is sent again.
+//
+// A power command whose answer was lost is never sent again: when the
+// request may have reached AMT and no usable answer came (Timeout or ctx
+// ran out, the connection broke, the answer is not one; ReturnValue 3,
+// "cannot complete within timeout period"), or when the job it started
+// (4096) could not be followed to its end, AMT may have carried it out (a
+// slow AMT answers late; a second PowerCycle is a second cycle): Reset's
+// error wraps backends.ErrNoAnswer and the caller settles it by reading the
+// power state. ReturnValue 4096 (job started) is followed by polling the
 // CIM_ConcreteJob until it ends.
 //
 // Requests: the Digest challenge and the ManagedSystem reference are
@@ -388,13 +396,17 @@ func (b *Backend) Reset(ctx context.Context, r schemas.ResetType) error {
 	}
 	target, steady := r.Target()
 	confirm := b.cfg.ConfirmTimeout > 0 && steady && r != schemas.ResetGracefulRestart && r != schemas.ResetForceRestart && r != schemas.ResetPowerCycle
-	err := b.retry(ctx, op, idempotent(value), func(ctx context.Context) error {
+	err := b.retry(ctx, op, false, func(ctx context.Context) error {
 		ref, err := b.managedSystem(ctx) // cached, unless a ReturnValue 5 dropped it
 		if err != nil {
-			return err
+			return beforeCommand{err} // a read: nothing of the command was sent
 		}
 		out, rv, err := b.client.invoke(ctx, wsman.URIPowerService, "RequestPowerStateChange", nil,
 			powerChangeInput{NSP: wsman.URIPowerService, PowerState: value, ManagedElement: eprParam(ref)})
+		var terr *transportError
+		if errors.As(err, &terr) && terr.sent {
+			return lostAnswer(err)
+		}
 		if err != nil {
 			return err
 		}
@@ -403,11 +415,16 @@ func (b *Backend) Reset(ctx context.Context, r schemas.ResetType) error {
 		case rvJobStarted:
 			job, ok := wsman.ReadEPR(out.Child("", "Job"))
 			if !ok {
-				return &transportError{err: errors.New("ReturnValue 4096 without a Job reference"), sent: true}
+				return lostAnswer(errors.New("ReturnValue 4096 without a Job reference"))
 			}
 			if err := b.waitJob(ctx, job); err != nil {
-				return err
+				if errors.Is(err, ErrJobFailed) {
+					return err // AMT says the command was not carried out
+				}
+				return lostAnswer(err)
 			}
+		case rvTimeout:
+			return lostAnswer(&ReturnValueError{Method: "RequestPowerStateChange", Value: rv})
 		default:
 			if rv == 5 { // perhaps a stale reference: look it up again next time
 				b.mu.Lock()
@@ -583,9 +600,22 @@ func (b *Backend) SetBoot(ctx context.Context, o schemas.BootOverride) error {
 
 // ---- retries ----
 
+// lostAnswer is the error of a power command that may have reached AMT and
+// got no usable answer: it may have been carried out, and is not re-sent.
+func lostAnswer(err error) error {
+	return fmt.Errorf("%w, not re-sent: %w", backends.ErrNoAnswer, err)
+}
+
+// beforeCommand is a failed read made for a command before the command was
+// sent: it is retried as a read.
+type beforeCommand struct{ err error }
+
+func (e beforeCommand) Error() string { return e.err.Error() }
+func (e beforeCommand) Unwrap() error { return e.err }
+
 // retry runs f until it succeeds, fails for good, Retries are used up, or
 // ctx ends. idempotent says whether a request whose answer was lost may be
-// sent again.
+// sent again: true for reads and settings, false for power commands.
 func (b *Backend) retry(ctx context.Context, op string, idempotent bool, f func(context.Context) error) error {
 	pause := b.cfg.RetryBackoff
 	for attempt := 1; ; attempt++ {
@@ -630,10 +660,13 @@ func retryable(err error, idempotent bool) bool {
 		herr  *HTTPError
 		terr  *transportError
 		cverr *tls.CertificateVerificationError
+		read  beforeCommand
 	)
 	switch {
-	case errors.Is(err, ErrAuthentication), errors.Is(err, errClosed), errors.As(err, &cverr):
+	case errors.Is(err, backends.ErrNoAnswer), errors.Is(err, ErrAuthentication), errors.Is(err, errClosed), errors.As(err, &cverr):
 		return false
+	case errors.As(err, &read):
+		return retryable(read.err, true)
 	case errors.As(err, &rv):
 		return !rv.permanent()
 	case errors.As(err, &fault):

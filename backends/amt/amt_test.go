@@ -17,6 +17,7 @@ import (
 	amtbackend "github.com/fishgate/fishgate/backends/amt"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/backends/backendtest"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/simulator"
 )
@@ -297,6 +298,48 @@ func TestHangHonoursDeadline(t *testing.T) {
 			t.Fatalf("machine logged %q", commandsSince(n.Machine(), 0))
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A slow AMT (issue 9): a power command answered after the backend's
+// Timeout, or after the caller's deadline, is sent once.
+func TestSlowAMTCommandNotResent(t *testing.T) {
+	backendtest.CheckSlowCommands(t, func(t *testing.T, timeout time.Duration, mc simulator.MachineConfig) (backends.Backend, *simulator.Machine) {
+		n := startNode(t, simulator.NodeSpec{Machine: mc})
+		return newBackend(t, n.AMTURL(), func(c *amtbackend.Config) { c.Timeout = timeout }), n.Machine()
+	}, schemas.ResetOn)
+}
+
+// A command that could not be sent (AMT gone: connection refused) is
+// retried, and is no lost answer.
+func TestUnsentCommandRetried(t *testing.T) {
+	m := simulator.NewMachine("gone", simulator.MachineConfig{})
+	front := simulator.NewAMTFront(m, simulator.AMTConfig{User: testUser, Password: testPassword}, nil)
+	srv := httptest.NewServer(front)
+	t.Cleanup(func() {
+		srv.Close()
+		m.Close()
+	})
+	b := newBackend(t, srv.URL, nil)
+	ctx := testCtx(t, 10*time.Second)
+	if err := b.Reset(ctx, schemas.ResetOn); err != nil { // finds the ManagedSystem
+		t.Fatal(err)
+	}
+	settle(t, m)
+	srv.Close()
+	// A request on the connection kept alive may have been written before
+	// it broke: a read that finds it so is retried, a command is not. Let
+	// a read use it up.
+	if _, err := b.PowerState(ctx); err == nil {
+		t.Fatal("PowerState from a closed port")
+	}
+	before := b.Requests()
+	err := b.Reset(ctx, schemas.ResetForceOff)
+	if err == nil || errors.Is(err, backends.ErrNoAnswer) || !strings.Contains(err.Error(), "failed after 4 attempts") {
+		t.Errorf("ForceOff to a closed port: %v, want a failure after 4 attempts, not a lost answer", err)
+	}
+	if got := b.Requests() - before; got < 4 {
+		t.Errorf("%d requests tried, want 4", got)
 	}
 }
 

@@ -50,11 +50,6 @@ func resetTypeOf(v int) (schemas.ResetType, bool) {
 	return "", false
 }
 
-// idempotent reports whether sending value twice does what sending it once
-// does, so that a request whose answer was lost may be sent again: On and
-// the offs are; a second cycle, reset or NMI is a second one.
-func idempotent(value int) bool { return value == 2 || value == 8 || value == 12 }
-
 // ResetTypesOffered returns the ResetTypes that the PowerState values in
 // available carry out, in the order of schemas.AllResetTypes.
 func ResetTypesOffered(available []int) []schemas.ResetType {
@@ -87,6 +82,7 @@ func ReadPowerState(v int) (schemas.PowerState, error) {
 // methods share the low ones).
 const (
 	rvCompleted  = 0
+	rvTimeout    = 3 // the method may yet take effect: not a refusal
 	rvJobStarted = 4096
 )
 
@@ -129,7 +125,8 @@ func (e *ReturnValueError) Unwrap() error {
 // permanent reports whether retrying cannot change the answer: the method
 // or a parameter is refused. The others (2 failed, 3 timeout, 4 failed, 6
 // in use, 4097 invalid state transition, 4099 busy, ...) are what a flaky
-// AMT answers to a command it may carry out when asked again.
+// AMT answers to a command it may carry out when asked again (but Reset
+// takes 3 as a lost answer: see the package comment).
 func (e *ReturnValueError) permanent() bool {
 	return e.Value == 1 || e.Value == 5 || e.Value == 4098
 }

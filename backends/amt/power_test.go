@@ -114,9 +114,12 @@ func TestRetryable(t *testing.T) {
 		{"sender fault", &FaultError{Code: "Sender"}, true, false},
 		{"HTTP 500", &HTTPError{Status: 500}, false, true},
 		{"HTTP 404", &HTTPError{Status: 404}, true, false},
-		{"never sent, cycle", &transportError{err: &url.Error{Op: "Post", Err: dial}, sent: !dialFailed(&url.Error{Op: "Post", Err: dial})}, false, true},
-		{"lost answer, cycle", &transportError{err: &url.Error{Op: "Post", Err: read}, sent: !dialFailed(&url.Error{Op: "Post", Err: read})}, false, false},
-		{"lost answer, on", &transportError{err: read, sent: true}, true, true},
+		{"never sent, command", &transportError{err: &url.Error{Op: "Post", Err: dial}, sent: !dialFailed(&url.Error{Op: "Post", Err: dial})}, false, true},
+		{"lost answer, command", &transportError{err: &url.Error{Op: "Post", Err: read}, sent: !dialFailed(&url.Error{Op: "Post", Err: read})}, false, false},
+		{"lost answer, read", &transportError{err: read, sent: true}, true, true},
+		{"no answer to a command", lostAnswer(&transportError{err: read, sent: true}), true, false},
+		{"read before a command", beforeCommand{&transportError{err: read, sent: true}}, false, true},
+		{"refused read before a command", beforeCommand{ErrAuthentication}, false, false},
 		{"job failed", fmt.Errorf("x: %w", ErrJobFailed), false, true},
 		{"not confirmed", ErrNotConfirmed, true, true},
 		{"closed", errClosed, true, false},
@@ -126,9 +129,6 @@ func TestRetryable(t *testing.T) {
 		if got := retryable(tc.err, tc.idempotent); got != tc.want {
 			t.Errorf("%s: retryable = %v, want %v", tc.name, got, tc.want)
 		}
-	}
-	if idempotent(5) || idempotent(10) || idempotent(11) || idempotent(14) || !idempotent(2) || !idempotent(8) || !idempotent(12) {
-		t.Error("idempotent: want On and the offs only")
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -166,8 +167,9 @@ type HTTPError struct {
 
 func (e *HTTPError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Body) }
 
-// transportError is a request that got no answer. sent is false when it
-// surely never reached AMT (the connection could not be made).
+// transportError is a request that got no (usable) answer. sent is false
+// when it surely never reached AMT: nothing of it was written (the
+// connection could not be made).
 type transportError struct {
 	err  error
 	sent bool
@@ -216,6 +218,13 @@ func (c *wsmanClient) call(ctx context.Context, action, resourceURI string, sele
 	if err != nil {
 		return nil, fmt.Errorf("encoding request: %w", err)
 	}
+	// wrote: the last attempt to send the request (the Digest transport
+	// and net/http may make several) began writing it.
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GetConn:      func(string) { wrote.Store(false) },
+		WroteHeaders: func() { wrote.Store(true) },
+	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(append([]byte(xml.Header), payload...)))
 	if err != nil {
 		return nil, err
@@ -231,7 +240,7 @@ func (c *wsmanClient) call(ctx context.Context, action, resourceURI string, sele
 	resp, err := c.http.Do(req)
 	if err != nil {
 		<-c.slot
-		return nil, &transportError{err: err, sent: !dialFailed(err)}
+		return nil, &transportError{err: err, sent: wrote.Load() && !dialFailed(err)}
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	resp.Body.Close()

@@ -33,13 +33,24 @@
 // # Deadlines and retries
 //
 // Every call returns by its ctx's deadline, even if go-ipmi does not: the
-// exchange runs aside and its client is discarded once it ends. An exchange
-// that gets no answer within Timeout is retried up to Retries times, with
-// RetryBackoff doubling between tries, on a new session, for reads, boot
-// settings and On/ForceOff/GracefulShutdown. A PowerCycle, ForceRestart or
-// Nmi whose answer was lost is not sent again (a repeated power cycle is a
-// second cycle): the error wraps ErrNoAnswer and the caller decides, after
-// reading the power state.
+// exchange runs aside and its client is discarded once it ends. The next
+// call on the Backend waits until it has ended (the one-slot semaphore is
+// released by the exchange's goroutine, not by the caller).
+//
+// A read or boot setting whose exchange gets no answer within Timeout is
+// retried up to Retries times, with RetryBackoff doubling between tries, on
+// a new session; so is any call whose session setup failed (nothing else
+// was sent) or that the BMC answered "node busy" (C0h: it did not take the
+// request).
+//
+// A Reset's Chassis Control, once sent, is never sent again unless the BMC
+// answered "node busy": if no answer comes within Timeout, if the answer is
+// unusable or C3h ("response unavailable"), or if ctx ends while the
+// exchange is under way, the BMC may have carried the command out (a slow
+// BMC answers late; a repeated power cycle is a second cycle), so the error
+// wraps backends.ErrNoAnswer and the caller settles it by reading the power
+// state. go-ipmi's client does not retransmit on its own: it is built with
+// WithRetry(0), one datagram per exchange.
 package ipmibackend
 
 import (
@@ -51,6 +62,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bougou/go-ipmi/pkg/client"
@@ -114,8 +126,9 @@ type Config struct {
 var (
 	// ErrAuthentication: the BMC refused the user name or password.
 	ErrAuthentication = errors.New("BMC refused the credentials")
-	// ErrNoAnswer: the BMC did not answer (in time). For a command that
-	// is not re-sent, it may still have been carried out.
+	// ErrNoAnswer: an exchange other than a Reset's command got no
+	// (usable) answer in time: a read, a boot setting, session setup. A
+	// Reset whose command got none wraps backends.ErrNoAnswer instead.
 	ErrNoAnswer = errors.New("BMC did not answer")
 	errClosed   = errors.New("backend closed")
 )
@@ -243,7 +256,7 @@ func (b *Backend) Capabilities(ctx context.Context) (backends.Capabilities, erro
 // PowerState reads Get Chassis Status.
 func (b *Backend) PowerState(ctx context.Context) (schemas.PowerState, error) {
 	var on bool
-	err := b.call(ctx, "power state", true, func(ctx context.Context, c *client.Client) error {
+	err := b.call(ctx, "power state", false, func(ctx context.Context, c *client.Client) error {
 		st, err := c.GetChassisStatus(ctx)
 		if err == nil {
 			on = st.PowerIsOn
@@ -266,10 +279,7 @@ func (b *Backend) Reset(ctx context.Context, r schemas.ResetType) error {
 	if !ok {
 		return fmt.Errorf("ipmi %s: reset %s: %w", b.addr, r, backends.ErrUnsupported)
 	}
-	// Power up, power down and soft off are safe to repeat; a repeated
-	// cycle, reset or NMI is a second one.
-	idempotent := cmd == ipmibmc.PowerUp || cmd == ipmibmc.PowerDown || cmd == ipmibmc.SoftShutdown
-	return b.call(ctx, "reset "+string(r), idempotent, func(ctx context.Context, c *client.Client) error {
+	return b.call(ctx, "reset "+string(r), true, func(ctx context.Context, c *client.Client) error {
 		_, err := c.ChassisControl(ctx, chassis.ChassisControl(cmd))
 		return err
 	})
@@ -278,7 +288,7 @@ func (b *Backend) Reset(ctx context.Context, r schemas.ResetType) error {
 // Boot reads the boot flags (Get System Boot Options, parameter 5).
 func (b *Backend) Boot(ctx context.Context) (schemas.BootOverride, error) {
 	var cur ipmibmc.Boot
-	err := b.call(ctx, "read boot override", true, func(ctx context.Context, c *client.Client) error {
+	err := b.call(ctx, "read boot override", false, func(ctx context.Context, c *client.Client) error {
 		var err error
 		cur, err = readBoot(ctx, c)
 		return err
@@ -296,7 +306,7 @@ func (b *Backend) Boot(ctx context.Context) (schemas.BootOverride, error) {
 // bit 3), and wraps the write in "set in progress" / "set complete"
 // (parameter 0); BMCs that lack these parameters are written all the same.
 func (b *Backend) SetBoot(ctx context.Context, o schemas.BootOverride) error {
-	return b.call(ctx, "set boot override", true, func(ctx context.Context, c *client.Client) error {
+	return b.call(ctx, "set boot override", false, func(ctx context.Context, c *client.Client) error {
 		var cur ipmibmc.Boot
 		if o.Target == "" || o.Enabled == "" || o.Mode == "" {
 			var err error
@@ -379,8 +389,9 @@ func (b *Backend) isClosed() bool {
 }
 
 // call runs op (one or more exchanges) on a session, with the retries of the
-// package comment, and returns by ctx's deadline.
-func (b *Backend) call(ctx context.Context, what string, retryable bool, op func(context.Context, *client.Client) error) error {
+// package comment, and returns by ctx's deadline. command says that op is
+// one exchange of a power command, which is never sent twice.
+func (b *Backend) call(ctx context.Context, what string, command bool, op func(context.Context, *client.Client) error) error {
 	select {
 	case b.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -391,32 +402,63 @@ func (b *Backend) call(ctx context.Context, what string, retryable bool, op func
 		return b.errorf(what, errClosed)
 	}
 	// The work runs aside so that we return by ctx's deadline whatever
-	// go-ipmi does; it keeps the semaphore until it has really ended.
+	// go-ipmi does; it keeps the semaphore until it has really ended, so
+	// the next call never overlaps it.
 	opCtx, cancel := context.WithCancel(ctx)
+	var sent atomic.Bool // the command's exchange has begun
 	result := make(chan error, 1)
 	go func() {
 		defer func() { <-b.sem }()
 		defer cancel()
-		result <- b.run(opCtx, retryable, op)
+		result <- b.run(opCtx, command, &sent, op)
 	}()
+	var err error
 	select {
-	case err := <-result:
-		if err != nil {
-			return b.errorf(what, err)
-		}
-		return nil
+	case err = <-result:
 	case <-ctx.Done():
-		cancel()
-		return b.errorf(what, ctx.Err())
+		select {
+		case err = <-result: // it ended meanwhile: its own outcome
+		default:
+			cancel()
+			err = ctx.Err()
+			if sent.Load() {
+				err = lostAnswer(err)
+			}
+		}
 	}
+	if err != nil {
+		return b.errorf(what, err)
+	}
+	return nil
 }
 
 func (b *Backend) errorf(what string, err error) error {
 	return fmt.Errorf("ipmi %s: %s: %w", b.addr, what, err)
 }
 
-// run is call's work, with the semaphore held.
-func (b *Backend) run(ctx context.Context, retryable bool, op func(context.Context, *client.Client) error) error {
+// lostAnswer is the error of a command that was sent and got no usable
+// answer: it may have been carried out.
+func lostAnswer(err error) error {
+	return fmt.Errorf("%w, not re-sent: %w", backends.ErrNoAnswer, err)
+}
+
+// withCtxErr makes err say that ctx ended, if it did. go-ipmi reads until
+// ctx's deadline at the latest, and may report only that no answer came,
+// an instant before ctx itself says it is done.
+func withCtxErr(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	if d, ok := ctx.Deadline(); cerr == nil && ok && !time.Now().Before(d) {
+		cerr = context.DeadlineExceeded
+	}
+	if cerr == nil || errors.Is(err, cerr) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", cerr, err)
+}
+
+// run is call's work, with the semaphore held. For a command, sent is set
+// while a command exchange may have reached the BMC.
+func (b *Backend) run(ctx context.Context, command bool, sent *atomic.Bool, op func(context.Context, *client.Client) error) error {
 	pause := b.cfg.RetryBackoff
 	var err error
 	for attempt := 0; ; attempt++ {
@@ -436,38 +478,51 @@ func (b *Backend) run(ctx context.Context, retryable bool, op func(context.Conte
 			// Nothing but session setup was sent: always safe to retry,
 			// unless the BMC refused us or the caller gave up.
 			if errors.Is(err, ErrAuthentication) || ctx.Err() != nil || attempt >= b.cfg.Retries {
-				return err
+				return withCtxErr(ctx, err)
 			}
 			b.log.Debug("session setup failed, retrying", "attempt", attempt+1, "err", err)
 			continue
 		}
+		sent.Store(command)
 		err = op(ctx, c)
 		if err == nil {
 			return nil
-		}
-		if ctx.Err() != nil {
-			// The exchange may still be running inside go-ipmi: this
-			// session is not used again.
-			b.retire()
-			return err
 		}
 		var re *types.ResponseError
 		if errors.As(err, &re) {
 			// The BMC answered, with an error.
 			switch re.CompletionCode() {
-			case types.CodeNodeBusy, types.CodeProcessTimeout:
-				if attempt < b.cfg.Retries && retryable {
+			case types.CodeNodeBusy:
+				// It did not take the request: safe to send again.
+				sent.Store(false)
+				if attempt < b.cfg.Retries {
+					b.log.Debug("BMC busy, retrying", "attempt", attempt+1)
+					continue
+				}
+			case types.CodeProcessTimeout:
+				// "Response unavailable": a command may have been
+				// carried out.
+				if command {
+					return lostAnswer(err)
+				}
+				if attempt < b.cfg.Retries {
 					continue
 				}
 			}
 			return err
 		}
-		// No (usable) answer: the session may be gone with a BMC reboot.
+		// No (usable) answer, or the caller gave up mid-exchange: the
+		// exchange may still be running inside go-ipmi, or the session
+		// may be gone with a BMC reboot; it is not used again.
 		b.retire()
-		err = fmt.Errorf("%w: %w", ErrNoAnswer, err)
-		if !retryable {
-			return fmt.Errorf("%w (not re-sent: it may have been carried out)", err)
+		err = withCtxErr(ctx, err)
+		if command {
+			return lostAnswer(err)
 		}
+		if ctx.Err() != nil {
+			return err
+		}
+		err = fmt.Errorf("%w: %w", ErrNoAnswer, err)
 		if attempt >= b.cfg.Retries {
 			return err
 		}

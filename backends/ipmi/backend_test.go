@@ -7,11 +7,17 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/bougou/go-ipmi/pkg/types"
+
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/backends/backendtest"
+	"github.com/fishgate/fishgate/internal/ipmibmc"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/simulator"
 )
@@ -284,6 +290,11 @@ func TestDeadlineHonoured(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("%s: %v, want a deadline error", call.name, err)
 		}
+		// Only session setup was sent: nothing that could have been
+		// carried out.
+		if errors.Is(err, backends.ErrNoAnswer) {
+			t.Errorf("%s: %v: backends.ErrNoAnswer before the command was sent", call.name, err)
+		}
 		// A functional bound: the call must end with its ctx, far below
 		// the 10 s exchange timeout.
 		if took > 2*time.Second {
@@ -316,41 +327,84 @@ func TestNoAnswerRetried(t *testing.T) {
 	}
 }
 
-// TestLostAnswerNotResent: a PowerCycle whose answer comes too late is not
-// sent again (a second cycle); an On is.
-func TestLostAnswerNotResent(t *testing.T) {
-	n := simNode(t, simulator.MachineConfig{InitialPower: simulator.PowerOn})
-	b := newBackend(t, n.IPMIAddr(), func(c *Config) { c.Timeout, c.RetryBackoff = 300*time.Millisecond, 10*time.Millisecond })
+// commandLog is the machine's command log as "Action: Result".
+func commandLog(st simulator.Status) []string {
+	var out []string
+	for _, c := range st.Commands {
+		out = append(out, c.Action+": "+c.Result)
+	}
+	return out
+}
+
+// TestSlowBMCCommandNotResent (issue 9): a BMC that answers a power
+// command after the backend's Timeout, or after the caller's deadline, gets
+// it once, whatever the command.
+func TestSlowBMCCommandNotResent(t *testing.T) {
+	backendtest.CheckSlowCommands(t, func(t *testing.T, timeout time.Duration, mc simulator.MachineConfig) (backends.Backend, *simulator.Machine) {
+		n := simNode(t, mc)
+		return newBackend(t, n.IPMIAddr(), func(c *Config) { c.Timeout, c.RetryBackoff = timeout, 10*time.Millisecond }), n.Machine()
+	}, schemas.ResetOn, schemas.ResetNmi, schemas.ResetPowerCycle)
+}
+
+// TestBusyCommandRetried: "node busy" (C0h) means the BMC did not take the
+// command: it is sent again.
+func TestBusyCommandRetried(t *testing.T) {
+	n := simNode(t, simulator.MachineConfig{InitialPower: simulator.PowerOn,
+		Faults: simulator.Faults{RefuseOnWithin: 300 * time.Millisecond}})
+	b := newBackend(t, n.IPMIAddr(), func(c *Config) { c.Retries, c.RetryBackoff = 4, 100*time.Millisecond })
 	m := n.Machine()
-	if _, err := b.PowerState(ctxT(t)); err != nil { // open the session
+	if err := b.Reset(ctxT(t), schemas.ResetForceOff); err != nil {
 		t.Fatal(err)
 	}
-	m.SetFaults(simulator.Faults{Hang: 700 * time.Millisecond})
-	err := b.Reset(ctxT(t), schemas.ResetPowerCycle)
-	if !errors.Is(err, ErrNoAnswer) {
-		t.Fatalf("PowerCycle with a hanging BMC: %v", err)
+	waitState(t, b, schemas.PowerOff)
+	if err := b.Reset(ctxT(t), schemas.ResetOn); err != nil {
+		t.Fatalf("On right after a power-off: %v", err)
 	}
-	cycles := func() int {
-		var n int
-		for _, c := range m.Status().Commands {
-			if c.Action == "PowerCycle" {
-				n++
-			}
+	log := commandLog(m.Status())
+	if len(log) < 3 || !strings.HasPrefix(log[1], "On: refused: power-on refused") || log[len(log)-1] != "On: accepted" {
+		t.Errorf("command log %q, want ForceOff, refused Ons, then an accepted On", log)
+	}
+}
+
+// lateTarget is a PowerTarget whose Chassis Control outlives the BMC's
+// command timeout, so that the BMC answers C3h (response unavailable).
+type lateTarget struct{ controls atomic.Int32 }
+
+func (l *lateTarget) PowerState(context.Context) (bool, error) { return false, nil }
+func (l *lateTarget) Control(ctx context.Context, _ ipmibmc.ChassisCommand) error {
+	l.controls.Add(1)
+	<-ctx.Done()
+	return ctx.Err()
+}
+func (l *lateTarget) SetBoot(context.Context, ipmibmc.Boot) error   { return nil }
+func (l *lateTarget) Boot(context.Context) (ipmibmc.Boot, error)    { return ipmibmc.Boot{}, nil }
+func (l *lateTarget) BMCReset(ctx context.Context, cold bool) error { return nil }
+
+// TestResponseUnavailableNotResent: a C3h answer to a command says the
+// answer is lost, not that the command was not carried out.
+func TestResponseUnavailableNotResent(t *testing.T) {
+	target := &lateTarget{}
+	srv, err := ipmibmc.New(ipmibmc.Config{Addr: "127.0.0.1:0", User: "admin", Password: "password",
+		CommandTimeout: 50 * time.Millisecond}, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background()) }()
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Error(err)
 		}
-		return n
+		<-done
+	})
+	b := newBackend(t, srv.Addr(), func(c *Config) { c.RetryBackoff = 10 * time.Millisecond })
+	err = b.Reset(ctxT(t), schemas.ResetOn)
+	var re *types.ResponseError
+	if !errors.Is(err, backends.ErrNoAnswer) || !errors.As(err, &re) || re.CompletionCode() != types.CodeProcessTimeout {
+		t.Errorf("Reset answered C3h: %v, want backends.ErrNoAnswer wrapping the C3h answer", err)
 	}
-	// The hang ends and the machine carries the cycle out; a re-sent one
-	// would follow within the hang.
-	for deadline := time.Now().Add(5 * time.Second); cycles() == 0 && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(time.Second)
-	if n := cycles(); n != 1 {
-		t.Errorf("%d PowerCycles reached the machine, want 1: %+v", n, m.Status().Commands)
-	}
-	m.SetFaults(simulator.Faults{})
-	if _, err := b.PowerState(ctxT(t)); err != nil {
-		t.Errorf("the backend did not recover: %v", err)
+	if n := target.controls.Load(); n != 1 {
+		t.Errorf("%d Chassis Controls reached the BMC, want 1", n)
 	}
 }
 

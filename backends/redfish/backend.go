@@ -12,6 +12,14 @@
 // The system's Reset action (target and ResetTypes) is read once per session
 // and refreshed by every Capabilities call; PowerState, Boot and SetBoot
 // read the system each time.
+//
+// A Reset is POSTed once: it is sent again only after a 401 (the BMC did not
+// act on it) or by gofish after a 412 (likewise). When the POST may have
+// reached the BMC and no answer came (Timeout or ctx ran out, the connection
+// broke), or the task the BMC started (202) could not be followed to its
+// end, the BMC may have carried the command out: the error wraps
+// backends.ErrNoAnswer, and the caller settles it by reading the power
+// state.
 package rfbackend
 
 import (
@@ -22,9 +30,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stmcginnis/gofish"
@@ -197,7 +207,9 @@ func (b *Backend) PowerState(ctx context.Context) (schemas.PowerState, error) {
 // Reset posts ComputerSystem.Reset with ResetType r. A type the BMC does not
 // advertise is refused with backends.ErrUnsupported, without sending. If the
 // BMC answers 202 with a task, Reset follows the task until it ends (bounded
-// by ctx) and returns its failure, wrapping ErrTaskFailed.
+// by ctx) and returns its failure, wrapping ErrTaskFailed. A command whose
+// outcome is unknown (no answer to the POST, or the task not followed to its
+// end) wraps backends.ErrNoAnswer (see the package comment).
 func (b *Backend) Reset(ctx context.Context, r schemas.ResetType) error {
 	op := "reset " + string(r)
 	var task *rf.TaskMonitorInfo
@@ -213,11 +225,21 @@ func (b *Backend) Reset(ctx context.Context, r schemas.ResetType) error {
 			return fmt.Errorf("ResetType %s not in %v: %w", r, ri.types, backends.ErrUnsupported)
 		}
 		body := struct{ ResetType rf.ResetType }{rf.ResetType(r)}
-		resp, ti, err := rf.PostWithTask(c, ri.target, body, nil, false)
+		// wrote: the last attempt to send the POST began writing it.
+		var wrote atomic.Bool
+		post := c.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			GetConn:      func(string) { wrote.Store(false) },
+			WroteHeaders: func() { wrote.Store(true) },
+		}))
+		resp, ti, err := rf.PostWithTask(post, ri.target, body, nil, false)
 		rf.DeferredCleanupHTTPResponse(resp)
 		task = ti
 		if err != nil {
-			return fmt.Errorf("POST %s: %w", ri.target, err)
+			err = fmt.Errorf("POST %s: %w", ri.target, err)
+			if status(err) == 0 && wrote.Load() {
+				return lostAnswer(err) // the BMC may have it
+			}
+			return err
 		}
 		return nil
 	})
@@ -229,9 +251,18 @@ func (b *Backend) Reset(ctx context.Context, r schemas.ResetType) error {
 		return nil
 	}
 	if err := b.followTask(ctx, task); err != nil {
+		if !errors.Is(err, ErrTaskFailed) {
+			err = lostAnswer(err) // accepted, outcome unknown
+		}
 		return b.errorf(op, err)
 	}
 	return nil
+}
+
+// lostAnswer is the error of a command whose outcome is unknown: it may have
+// been carried out.
+func lostAnswer(err error) error {
+	return fmt.Errorf("%w: %w", backends.ErrNoAnswer, err)
 }
 
 // Boot reads the boot source override of the system.

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/backends/backendtest"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/simulator"
 )
@@ -430,8 +431,8 @@ func TestContextDeadline(t *testing.T) {
 		}})
 		b := newBackend(t, n, nil)
 		err := b.Reset(ctxFor(t, 300*time.Millisecond), schemas.ResetOn)
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Reset = %v; want DeadlineExceeded", err)
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, backends.ErrNoAnswer) {
+			t.Fatalf("Reset = %v; want DeadlineExceeded and backends.ErrNoAnswer (the task's outcome is unknown)", err)
 		}
 		if got := n.Machine().Status().CommandCount; got != 1 {
 			t.Errorf("machine saw %d commands; want 1", got)
@@ -454,6 +455,38 @@ func TestContextDeadline(t *testing.T) {
 			t.Fatalf("PowerState = %v; want Canceled", err)
 		}
 	})
+}
+
+// A slow BMC (issue 9): a Reset answered after the backend's Timeout, or
+// after the caller's deadline, is POSTed once.
+func TestSlowBMCCommandNotResent(t *testing.T) {
+	backendtest.CheckSlowCommands(t, func(t *testing.T, timeout time.Duration, mc simulator.MachineConfig) (backends.Backend, *simulator.Machine) {
+		n := startNode(t, simulator.NodeSpec{Machine: mc})
+		return newBackend(t, n, func(c *Config) { c.Timeout = timeout }), n.Machine()
+	}, schemas.ResetOn)
+}
+
+// A Reset that surely did not reach the BMC is no lost answer.
+func TestUnsentResetIsNoLostAnswer(t *testing.T) {
+	n := startNode(t, simulator.NodeSpec{})
+	b := newBackend(t, n, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := b.Reset(ctx, schemas.ResetOn); err == nil || errors.Is(err, backends.ErrNoAnswer) {
+		t.Errorf("Reset with a done ctx = %v; want an error, not backends.ErrNoAnswer", err)
+	}
+	if err := b.Reset(ctxFor(t, 5*time.Second), schemas.ResetOn); err != nil { // logs in, reads the Reset action
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close() // a port where nothing listens
+	gone := newBackend(t, n, func(c *Config) { c.Endpoint = srv.URL })
+	if err := gone.Reset(ctxFor(t, 5*time.Second), schemas.ResetOn); err == nil || errors.Is(err, backends.ErrNoAnswer) {
+		t.Errorf("Reset to a closed port = %v; want an error, not backends.ErrNoAnswer", err)
+	}
+	if st := n.Machine().Status(); st.CommandCount != 1 {
+		t.Errorf("machine logged %+v, want the one On", st.Commands)
+	}
 }
 
 func TestWrongPassword(t *testing.T) {
