@@ -19,6 +19,7 @@ import (
 	"github.com/fishgate/fishgate/internal/gateway"
 	"github.com/fishgate/fishgate/internal/ipmibmc/ipmitooltest"
 	"github.com/fishgate/fishgate/schemas"
+	"github.com/fishgate/fishgate/serializer"
 	"github.com/fishgate/fishgate/simulator"
 )
 
@@ -94,12 +95,25 @@ func (g *gw) waitReady(t *testing.T) {
 // startBackendDemo runs a demo (demo.Start with o, on free loopback
 // ports, account gwUser/gwPass, which is also the IPMI front's) until the
 // test ends.
+// fastRestarts fits the gateway to the tests' fast simulated machines: a
+// restart's Off phase lasts a few tens of milliseconds there, too short to
+// be seen between power reads, so restarts end Completed with a Warning
+// (no evidence) after restart_evidence; a native GracefulRestart waits
+// soft_off_timeout for it.
+func fastRestarts(c *config.Config) {
+	c.RestartEvidence = config.Duration(time.Second)
+	c.SoftOffTimeout = config.Duration(3 * time.Second)
+}
+
 func startBackendDemo(t *testing.T, o demo.Options) *gw {
 	t.Helper()
 	logs := &lockedBuffer{}
 	o.Listen, o.SimListen = "127.0.0.1:0", "127.0.0.1:0"
 	o.User, o.Password = gwUser, gwPass
 	o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if o.Tune == nil {
+		o.Tune = fastRestarts
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d, err := demo.Start(ctx, o)
 	if err != nil {
@@ -149,6 +163,7 @@ func startGateway(t *testing.T, nodes []gwNode, mod func(*config.Config)) *gw {
 	fleet := simulator.NewFleet(nil)
 	t.Cleanup(func() { fleet.Close() })
 	cfg := config.Default()
+	fastRestarts(&cfg)
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Accounts = []config.Account{{User: gwUser, Password: gwPass, Role: "Administrator"}}
 	for _, n := range nodes {
@@ -307,7 +322,8 @@ func sameSet(a, b []schemas.ResetType) bool {
 // reachable, the offs last, an On again between two offs.
 func coverResets(offered []schemas.ResetType) []schemas.ResetType {
 	order := []schemas.ResetType{schemas.ResetOn, schemas.ResetForceRestart, schemas.ResetGracefulRestart,
-		schemas.ResetPowerCycle, schemas.ResetNmi, schemas.ResetGracefulShutdown, schemas.ResetOn, schemas.ResetForceOff}
+		schemas.ResetPowerCycle, schemas.ResetNmi, schemas.ResetPushPowerButton, schemas.ResetForceOn,
+		schemas.ResetGracefulShutdown, schemas.ResetOn, schemas.ResetForceOff, schemas.ResetForceOn, schemas.ResetForceOff}
 	var seq []schemas.ResetType
 	on := false
 	for _, r := range order {
@@ -315,15 +331,48 @@ func coverResets(offered []schemas.ResetType) []schemas.ResetType {
 			continue
 		}
 		target, steady := r.Target()
-		if steady && (r == schemas.ResetOn || r == schemas.ResetForceOff || r == schemas.ResetGracefulShutdown) && (target == schemas.PowerOn) == on {
+		if steady && (r == schemas.ResetOn || r == schemas.ResetForceOn || r == schemas.ResetForceOff || r == schemas.ResetGracefulShutdown) && (target == schemas.PowerOn) == on {
 			continue // already there: nothing would be sent
 		}
 		seq = append(seq, r)
-		if steady {
+		switch {
+		case steady:
 			on = target == schemas.PowerOn
+		case r == schemas.ResetPushPowerButton:
+			on = !on
 		}
 	}
 	return seq
+}
+
+// planWire is what the machine receives over proto for rt on a BMC whose
+// own types are native, starting from power state before: the phases of
+// serializer.Plan (native, or emulated), less those already satisfied.
+// failFirst commands fail before the first one is accepted.
+func planWire(proto string, native []schemas.ResetType, failFirst int) func(rt schemas.ResetType, before string) []string {
+	return func(rt schemas.ResetType, before string) []string {
+		failFirst := failFirst
+		phases, err := serializer.Plan(rt, native, schemas.PowerState(before), false)
+		if err != nil {
+			return []string{"not offered: " + err.Error()}
+		}
+		var out []string
+		state := schemas.PowerState(before)
+		for _, p := range phases {
+			if !p.Restart && p.Want != "" && p.Want == state {
+				continue
+			}
+			a := proto + " " + wireAction(proto, p.Cmd)
+			for ; failFirst > 0; failFirst-- {
+				out = append(out, a+": failed")
+			}
+			out = append(out, a+": accepted")
+			if p.Want != "" {
+				state = p.Want
+			}
+		}
+		return out
+	}
 }
 
 // exercise sends every ResetType of offered to node, from Off, in the
@@ -331,7 +380,7 @@ func coverResets(offered []schemas.ResetType) []schemas.ResetType {
 // machine received exactly want(rt) (failed attempts included) over proto,
 // and the machine and the gateway show the target state. arm, when set,
 // runs before each Reset.
-func (g *gw) exercise(t *testing.T, node, proto string, offered []schemas.ResetType, arm func(*simulator.Machine), want func(rt schemas.ResetType) []string) {
+func (g *gw) exercise(t *testing.T, node, proto string, offered []schemas.ResetType, arm func(*simulator.Machine), want func(rt schemas.ResetType, before string) []string) {
 	t.Helper()
 	seq := coverResets(offered)
 	for _, r := range offered {
@@ -345,6 +394,7 @@ func (g *gw) exercise(t *testing.T, node, proto string, offered []schemas.ResetT
 	}
 	for _, rt := range seq {
 		seq0 := lastSeq(m)
+		before := m.PowerState()
 		if arm != nil {
 			arm(m)
 		}
@@ -355,7 +405,7 @@ func (g *gw) exercise(t *testing.T, node, proto string, offered []schemas.ResetT
 			ids, res := taskMessages(task)
 			t.Fatalf("%s %s: task %s ended %s (%v %v); machine got %q", node, rt, id, taskState(task), ids, res, commandsSince(m, seq0))
 		}
-		if got, w := commandsSince(m, seq0), want(rt); !slices.Equal(got, w) {
+		if got, w := commandsSince(m, seq0), want(rt, before); !slices.Equal(got, w) {
 			t.Errorf("%s %s: the machine got %q, want %q", node, rt, got, w)
 		}
 		if target, steady := rt.Target(); steady {
@@ -370,13 +420,6 @@ func (g *gw) exercise(t *testing.T, node, proto string, offered []schemas.ResetT
 	}
 	if st := m.Status(); st.MaxInFlight > 1 {
 		t.Errorf("%s: MaxInFlight %d", node, st.MaxInFlight)
-	}
-}
-
-// accepted1 expects one command, accepted.
-func accepted1(proto string) func(schemas.ResetType) []string {
-	return func(rt schemas.ResetType) []string {
-		return []string{proto + " " + wireAction(proto, rt) + ": accepted"}
 	}
 }
 
@@ -396,50 +439,76 @@ func (g *gw) refused(t *testing.T, node string, rt schemas.ResetType) {
 }
 
 // TestIPMIAndAMTNodesViaRedfish: a demo with an IPMI-backed and an
-// AMT-backed node. Each advertises exactly what its BMC can do, and every
-// advertised Reset reaches the machine as the right wire command.
+// AMT-backed node. Each advertises every ResetType its BMC's primitives
+// give, natively or emulated, and says which is which; every advertised
+// Reset reaches the machine as the right wire commands (the phases of an
+// emulated one, in order).
 func TestIPMIAndAMTNodesViaRedfish(t *testing.T) {
 	t.Parallel()
 	g := startBackendDemo(t, demo.Options{Nodes: 2, Backends: []string{"ipmi", "amt"}, DelayMin: delayMin, DelayMax: delayMax})
 	t.Run("ipmi", func(t *testing.T) {
 		const node = "node01"
-		if got := g.allowedResets(t, node); !sameSet(got, ipmiResets) {
-			t.Fatalf("IPMI node advertises %v, want exactly %v", got, ipmiResets)
+		want := serializer.Offered(ipmiResets, false)
+		if got := g.allowedResets(t, node); !sameSet(got, want) || len(want) != len(schemas.AllResetTypes) {
+			t.Fatalf("IPMI node advertises %v, want exactly %v (every type)", got, want)
 		}
-		g.refused(t, node, schemas.ResetGracefulRestart)
-		g.exercise(t, node, "ipmi", ipmiResets, nil, accepted1("ipmi"))
+		g.emulation(t, node, ipmiResets)
+		g.exercise(t, node, "ipmi", want, nil, planWire("ipmi", ipmiResets, 0))
 	})
 	t.Run("amt", func(t *testing.T) {
 		const node = "node02"
-		want := amtOffers(g.machine(t, node).ResetTypes())
+		native := amtOffers(g.machine(t, node).ResetTypes())
+		want := serializer.Offered(native, false)
 		if got := g.allowedResets(t, node); !sameSet(got, want) {
 			t.Fatalf("AMT node advertises %v, want exactly %v", got, want)
 		}
-		g.refused(t, node, schemas.ResetPushPowerButton)
-		g.exercise(t, node, "amt", want, nil, accepted1("amt"))
+		g.emulation(t, node, native)
+		g.exercise(t, node, "amt", want, nil, planWire("amt", native, 0))
 	})
 }
 
+// emulation checks the System's Oem.Fishgate.ResetTypes: for every offered
+// type, "native" or how it is emulated.
+func (g *gw) emulation(t *testing.T, node string, native []schemas.ResetType) {
+	t.Helper()
+	oem, _ := g.system(t, node)["Oem"].(map[string]any)
+	fg, _ := oem["Fishgate"].(map[string]any)
+	got, _ := fg["ResetTypes"].(map[string]any)
+	for _, r := range serializer.Offered(native, false) {
+		how, _ := serializer.Emulation(r, native, false)
+		if got[string(r)] != how {
+			t.Errorf("%s: Oem.Fishgate.ResetTypes[%s] = %v, want %q", node, r, got[string(r)], how)
+		}
+	}
+	if len(got) != len(serializer.Offered(native, false)) {
+		t.Errorf("%s: Oem.Fishgate.ResetTypes %v lists other types", node, got)
+	}
+}
+
 // TestAMTNodeWithoutGracefulTypes: an AMT whose machine offers no graceful
-// power states (nor ForceRestart): the gateway advertises only what is left,
-// refuses the others without sending anything, and carries out the rest.
+// power states (nor ForceRestart): the gateway advertises what its
+// primitives give (ForceRestart as PowerCycle, ForceOn as On), refuses the
+// graceful types without sending anything (no soft off to build them
+// from), and carries out the rest.
 func TestAMTNodeWithoutGracefulTypes(t *testing.T) {
 	t.Parallel()
 	types := []string{simulator.ResetOn, simulator.ResetForceOff, simulator.ResetPowerCycle, simulator.ResetNmi,
 		simulator.ResetForceOn, simulator.ResetPushPowerButton}
 	g := startGateway(t, []gwNode{{"amt", simulator.NodeSpec{ID: "amt1", AMTListen: "127.0.0.1:0",
 		Machine: simulator.MachineConfig{DelayMin: delayMin, DelayMax: delayMax, ResetTypes: types}}}}, nil)
-	want := []schemas.ResetType{schemas.ResetOn, schemas.ResetForceOff, schemas.ResetPowerCycle, schemas.ResetNmi}
-	if got := amtOffers(types); !sameSet(got, want) {
-		t.Fatalf("test setup: AMT offers %v, expected %v", got, want)
+	native := []schemas.ResetType{schemas.ResetOn, schemas.ResetForceOff, schemas.ResetPowerCycle, schemas.ResetNmi}
+	if got := amtOffers(types); !sameSet(got, native) {
+		t.Fatalf("test setup: AMT offers %v, expected %v", got, native)
 	}
+	want := []schemas.ResetType{schemas.ResetOn, schemas.ResetForceOff, schemas.ResetPowerCycle, schemas.ResetNmi,
+		schemas.ResetForceRestart, schemas.ResetForceOn}
 	if got := g.allowedResets(t, "amt1"); !sameSet(got, want) {
 		t.Fatalf("AMT node advertises %v, want exactly %v", got, want)
 	}
-	for _, rt := range []schemas.ResetType{schemas.ResetGracefulShutdown, schemas.ResetGracefulRestart, schemas.ResetForceRestart} {
+	for _, rt := range []schemas.ResetType{schemas.ResetGracefulShutdown, schemas.ResetGracefulRestart, schemas.ResetPushPowerButton} {
 		g.refused(t, "amt1", rt)
 	}
-	g.exercise(t, "amt1", "amt", want, nil, accepted1("amt"))
+	g.exercise(t, "amt1", "amt", want, nil, planWire("amt", native, 0))
 }
 
 // TestAMTFailingFirstAttempts: the machine fails the first 2 attempts of
@@ -450,15 +519,12 @@ func TestAMTFailingFirstAttempts(t *testing.T) {
 	g := startGateway(t, []gwNode{{"amt", simulator.NodeSpec{ID: "flaky", AMTListen: "127.0.0.1:0",
 		Machine: simulator.MachineConfig{DelayMin: delayMin, DelayMax: delayMax}}}}, nil)
 	offered := g.allowedResets(t, "flaky")
-	if want := amtOffers(simulator.DefaultResetTypes()); !sameSet(offered, want) {
+	native := amtOffers(simulator.DefaultResetTypes())
+	if want := serializer.Offered(native, false); !sameSet(offered, want) {
 		t.Fatalf("AMT node advertises %v, want exactly %v", offered, want)
 	}
 	arm := func(m *simulator.Machine) { m.SetFaults(simulator.Faults{FailFirst: 2}) }
-	want := func(rt schemas.ResetType) []string {
-		a := "amt " + wireAction("amt", rt)
-		return []string{a + ": failed", a + ": failed", a + ": accepted"}
-	}
-	g.exercise(t, "flaky", "amt", offered, arm, want)
+	g.exercise(t, "flaky", "amt", offered, arm, planWire("amt", native, 2))
 }
 
 // sseStream collects the events of one SSE connection.

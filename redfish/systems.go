@@ -336,6 +336,10 @@ func (s *Server) getChassis(c echo.Context) error {
 func renderNodeState(sc scope, v serializer.View) map[string]any {
 	st := v.State
 	m := map[string]any{"DesiredPowerState": nil, "RunningTask": nil, "QueuedTasks": []schemas.Link{}}
+	if v.CapsKnown {
+		// per offered ResetType: "native", or how it is emulated
+		m["ResetTypes"] = v.Emulation
+	}
 	if st.Desired != "" {
 		m["DesiredPowerState"] = st.Desired
 	}

@@ -71,6 +71,9 @@ type View struct {
 	Caps      backends.Capabilities
 	Native    []schemas.ResetType
 	CapsKnown bool
+	// Emulation says, for every offered ResetType, "native" or how the
+	// gateway builds it from the BMC's primitives (plan.go).
+	Emulation map[schemas.ResetType]string
 	// Health is OK, Warning (the last BMC call failed) or Critical (the BMC
 	// has not answered since start-up).
 	Health    string
@@ -499,8 +502,13 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 	n.call.Unlock()
 	n.mu.Lock()
 	if needCaps && capsErr == nil {
+		force := s.softOffFallback(n) == "force"
 		n.view.Native = caps.ResetTypes
-		caps.ResetTypes = Offered(caps.ResetTypes, s.softOffFallback(n) == "force")
+		n.view.Emulation = map[schemas.ResetType]string{}
+		for _, r := range Offered(caps.ResetTypes, force) {
+			n.view.Emulation[r], _ = Emulation(r, caps.ResetTypes, force)
+		}
+		caps.ResetTypes = Offered(caps.ResetTypes, force)
 		n.view.Caps, n.view.Boot, n.view.CapsKnown = caps, boot, true
 	}
 	if err = errors.Join(err, capsErr); err != nil {

@@ -281,7 +281,10 @@ func (s *Service) send(ctx context.Context, n *node, cmd schemas.ResetType, log 
 	switch {
 	case err == nil:
 		return &Observation{Kind: ObsSent, Sent: SendAccepted}
-	case errors.Is(err, backends.ErrNoAnswer) || errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, backends.ErrNoAnswer):
+		// The backends wrap ErrNoAnswer whenever the command may have
+		// reached the BMC; anything else (a deadline included) means it
+		// surely was not carried out.
 		log.Warn("BMC did not answer the command in time; settling it by reading the power state", "command", cmd, "err", err)
 		return &Observation{Kind: ObsSent, Sent: SendNoAnswer, Err: err.Error()}
 	}

@@ -61,6 +61,11 @@ type Config struct {
 	// in time: fail (default: the task ends Exception) or force (ForceOff
 	// follows). Nodes may override it.
 	SoftOffFallback string `yaml:"soft_off_fallback"`
+	// RestartEvidence is how long a restart (ForceRestart, PowerCycle)
+	// that the BMC accepted is watched for the node going through Off once
+	// it reads On (default 10s). Without that evidence the task ends
+	// Completed with a Warning saying so.
+	RestartEvidence Duration `yaml:"restart_evidence"`
 	// Accounts may log in to the Redfish API. At least one is required.
 	Accounts []Account `yaml:"accounts"`
 	// Nodes are the machines the gateway manages.
@@ -196,6 +201,7 @@ func Default() Config {
 		VerifyTimeout:   Duration(time.Minute),
 		SoftOffTimeout:  Duration(5 * time.Minute),
 		SoftOffFallback: "fail",
+		RestartEvidence: Duration(10 * time.Second),
 		Tasks:           Tasks{Keep: 100, KeepFor: Duration(24 * time.Hour)},
 		SyncConcurrency: 16,
 		SyncPerBackend:  8,
@@ -307,6 +313,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SoftOffTimeout < Duration(time.Second) {
 		bad("soft_off_timeout", "%s is too short (at least 1s)", time.Duration(c.SoftOffTimeout))
+	}
+	if c.RestartEvidence < Duration(100*time.Millisecond) {
+		bad("restart_evidence", "%s is too short (at least 100ms)", time.Duration(c.RestartEvidence))
 	}
 	if c.SoftOffFallback != "fail" && c.SoftOffFallback != "force" {
 		bad("soft_off_fallback", "%q is not fail or force", c.SoftOffFallback)

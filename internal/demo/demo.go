@@ -39,6 +39,8 @@ type Options struct {
 	// turn: node01 the first, node02 the second, ... (default redfish only).
 	Backends []string
 	Logger   *slog.Logger
+	// Tune, when set, adjusts the gateway's configuration (tests).
+	Tune func(*config.Config)
 }
 
 // Demo is a running demo.
@@ -143,6 +145,9 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 	}
 	d.SimURL = "http://" + d.simLn.Addr().String()
 	d.simSrv = &http.Server{Handler: d.Fleet.ControlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	if o.Tune != nil {
+		o.Tune(&cfg)
+	}
 	if d.Gateway, err = gateway.New(ctx, cfg, o.Logger); err != nil {
 		d.simLn.Close()
 		d.Fleet.Close()

@@ -102,7 +102,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 	g.nodes, err = serializer.New(nodes, serializer.Options{
 		Redis: g.redis.Client, Rules: &def, LeaseTTL: time.Duration(cfg.LeaseTTL),
 		SyncInterval: time.Duration(cfg.SyncInterval), Retries: cfg.Retries, VerifyTimeout: time.Duration(cfg.VerifyTimeout),
-		SoftOffTimeout: time.Duration(cfg.SoftOffTimeout), SoftOffFallback: cfg.SoftOffFallback, Logger: log,
+		SoftOffTimeout: time.Duration(cfg.SoftOffTimeout), SoftOffFallback: cfg.SoftOffFallback,
+		RestartEvidence: time.Duration(cfg.RestartEvidence), Logger: log,
 		KeepTasks: cfg.Tasks.Keep, KeepTaskAge: time.Duration(cfg.Tasks.KeepFor),
 		SyncConcurrency: cfg.SyncConcurrency, SyncPerKind: cfg.SyncPerBackend,
 		Events: g.events,
