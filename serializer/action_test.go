@@ -154,8 +154,11 @@ func (m *modelStore) op(task string, now time.Time, op string, args ...any) []st
 	case "finish":
 		state, status, reason, observed := args[0].(string), args[1].(string), args[2].(string), schemas.PowerState(args[3].(string))
 		if state == "Completed" && t.State == "Cancelling" {
-			state, status = "Cancelled", "OK"
-			reason = "it reached its end before the cancellation took effect (" + reason + ")"
+			why := t.Reason
+			if why == "" {
+				why = "cancelled"
+			}
+			reason += "; the cancellation (" + why + ") came too late: the action had already been carried out"
 		}
 		if state == "Cancelled" && t.State == "Cancelling" && t.Reason != "" {
 			reason = t.Reason + "; " + reason

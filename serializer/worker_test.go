@@ -269,3 +269,66 @@ func TestWorkerForceOffSupersedesARestartInItsDarkPhase(t *testing.T) {
 	wantCommands(t, e.machine(node1), "ForceRestart:accepted", "ForceOff:accepted")
 	settledAs(t, e, schemas.PowerOff)
 }
+
+// TestWorkerIgnoredRestartIsAWarning: a BMC that accepts ForceRestart,
+// PowerCycle or GracefulRestart and does nothing (issue 9: such restarts
+// ended Completed, OK, in 0.4 s). With no evidence that the node restarted
+// (never seen outside On) the task ends Completed with a Warning saying
+// so, and the restart is not sent again (a second one could be real).
+func TestWorkerIgnoredRestartIsAWarning(t *testing.T) {
+	for _, rt := range []schemas.ResetType{schemas.ResetForceRestart, schemas.ResetPowerCycle, schemas.ResetGracefulRestart} {
+		t.Run(string(rt), func(t *testing.T) {
+			e, svc := oneNode(t, simulator.MachineConfig{InitialPower: simulator.PowerOn, Faults: simulator.Faults{Ignore: true}}, func(o *serializer.Options) {
+				o.SoftOffTimeout = time.Second // the evidence window of a native GracefulRestart
+			})
+			a := reset(t, svc, rt, serializer.Started)
+			tr := e.waitTask(20*time.Second, a.Task, "terminal", terminal)
+			if tr.State != "Completed" || tr.Status != "Warning" || !strings.Contains(tr.Reason, "not seen going through Off") {
+				t.Fatalf("task %s %s: %s; want Completed, Warning, no evidence", tr.State, tr.Status, tr.Reason)
+			}
+			wantCommands(t, e.machine(node1), string(rt)+":ignored")
+		})
+	}
+}
+
+// TestWorkerRestartSeenThroughOff: a restart whose Off phase the power
+// reads see is Completed, OK, and says so.
+func TestWorkerRestartSeenThroughOff(t *testing.T) {
+	e, svc := oneNode(t, simulator.MachineConfig{InitialPower: simulator.PowerOn, DelayMin: 200 * time.Millisecond, DelayMax: 200 * time.Millisecond}, nil)
+	a := reset(t, svc, schemas.ResetPowerCycle, serializer.Started)
+	tr := e.waitTask(20*time.Second, a.Task, "terminal", terminal)
+	if tr.State != "Completed" || tr.Status != "OK" || !strings.Contains(tr.Reason, "seen going through Off") {
+		t.Fatalf("task %s %s: %s", tr.State, tr.Status, tr.Reason)
+	}
+	wantCommands(t, e.machine(node1), "PowerCycle:accepted")
+}
+
+// TestWorkerSoftOffTimeout: an OS that ignores the ACPI request. The soft
+// off is sent once and bounded by soft_off_timeout (issue 9: about 30
+// minutes with default settings before); then the node's
+// soft_off_fallback decides: fail, or force it off.
+func TestWorkerSoftOffTimeout(t *testing.T) {
+	for _, fallback := range []string{"fail", "force"} {
+		t.Run(fallback, func(t *testing.T) {
+			e, svc := oneNode(t, simulator.MachineConfig{InitialPower: simulator.PowerOn, Faults: simulator.Faults{NeverFinishSoftOff: true}}, func(o *serializer.Options) {
+				o.SoftOffTimeout = 500 * time.Millisecond
+				o.SoftOffFallback = fallback
+			})
+			a := reset(t, svc, schemas.ResetGracefulShutdown, serializer.Started)
+			tr := e.waitTask(20*time.Second, a.Task, "terminal", terminal)
+			switch fallback {
+			case "fail":
+				if tr.State != "Exception" || !strings.Contains(tr.Reason, "soft_off_timeout") {
+					t.Fatalf("task %s: %s", tr.State, tr.Reason)
+				}
+				wantCommands(t, e.machine(node1), "GracefulShutdown:accepted")
+			case "force":
+				if tr.State != "Completed" || tr.Status != "Warning" || !strings.Contains(tr.Reason, "forced off") {
+					t.Fatalf("task %s %s: %s", tr.State, tr.Status, tr.Reason)
+				}
+				wantCommands(t, e.machine(node1), "GracefulShutdown:accepted", "ForceOff:accepted")
+				settledAs(t, e, schemas.PowerOff)
+			}
+		})
+	}
+}

@@ -108,11 +108,12 @@ end
 if op == 'finish' then
   local state, status, reason, observed = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
   if t then
-    -- a task being cancelled that reached its target before it noticed ends
-    -- Cancelled all the same: the client was told it would not run to the end.
+    -- a task being cancelled that was carried out before it noticed (an
+    -- NMI delivered, a target reached) says so: it happened, so it is
+    -- Completed, and the cancellation came too late.
     if state == 'Completed' and t.state == 'Cancelling' then
-      state, status = 'Cancelled', 'OK'
-      reason = 'it reached its end before the cancellation took effect (' .. reason .. ')'
+      local why = (t.reason and t.reason ~= '') and t.reason or 'cancelled'
+      reason = reason .. '; the cancellation (' .. why .. ') came too late: the action had already been carried out'
     end
     -- a cancelled task keeps the cause recorded when it was cancelled
     -- ("superseded by ...", "cancelled by a client"), ahead of the outcome.
