@@ -56,3 +56,11 @@ var ErrUnsupported = errors.New("not supported by this BMC")
 // reading the power state and never re-sends it blindly (a second PowerCycle
 // is a second cycle). Backends do not re-send such a command themselves.
 var ErrNoAnswer = errors.New("no answer from the BMC (the command may have been carried out)")
+
+// Confirmer is implemented by backends whose BMC can confirm a command
+// carried out to its end (a Redfish BMC's task, followed until it
+// completed): evidence that a restart happened although the power reads
+// never saw it go through Off.
+type Confirmer interface {
+	ResetConfirmed(ctx context.Context, r schemas.ResetType) (confirmed bool, err error)
+}

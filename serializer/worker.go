@@ -275,12 +275,20 @@ func (s *Service) drive(ctx context.Context, n *node, lease, task string, a *Act
 func (s *Service) send(ctx context.Context, n *node, cmd schemas.ResetType, log *slog.Logger) *Observation {
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	n.call.Lock()
-	err := n.Backend.Reset(cctx, cmd)
+	var (
+		confirmed bool
+		err       error
+	)
+	if c, ok := n.Backend.(backends.Confirmer); ok {
+		confirmed, err = c.ResetConfirmed(cctx, cmd)
+	} else {
+		err = n.Backend.Reset(cctx, cmd)
+	}
 	n.call.Unlock()
 	cancel()
 	switch {
 	case err == nil:
-		return &Observation{Kind: ObsSent, Sent: SendAccepted}
+		return &Observation{Kind: ObsSent, Sent: SendAccepted, Confirmed: confirmed}
 	case errors.Is(err, backends.ErrNoAnswer):
 		// The backends wrap ErrNoAnswer whenever the command may have
 		// reached the BMC; anything else (a deadline included) means it

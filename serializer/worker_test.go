@@ -332,3 +332,19 @@ func TestWorkerSoftOffTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkerRestartConfirmedByTheBMCsTask: a Redfish BMC that answers a
+// restart with a task, followed until it completed: the BMC's own word is
+// the evidence, although the restart is too quick for the power reads to
+// see it go through Off.
+func TestWorkerRestartConfirmedByTheBMCsTask(t *testing.T) {
+	async := protocol{name: "redfish", front: func(s *simulator.NodeSpec) { s.AsyncReset = true }, open: redfishProtocol.open}
+	e := newEnvOver(t, testredis.Mini(t), []simNode{{ID: node1, Machine: simulator.MachineConfig{InitialPower: simulator.PowerOn}}}, async)
+	svc := e.addReplica("r1", fastOptions(), nil)
+	a := reset(t, svc, schemas.ResetForceRestart, serializer.Started)
+	tr := e.waitTask(20*time.Second, a.Task, "terminal", terminal)
+	if tr.State != "Completed" || tr.Status != "OK" || !strings.Contains(tr.Reason, "the BMC reported the restart done") {
+		t.Fatalf("task %s %s: %s", tr.State, tr.Status, tr.Reason)
+	}
+	wantCommands(t, e.machine(node1), "ForceRestart:accepted")
+}

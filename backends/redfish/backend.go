@@ -211,6 +211,14 @@ func (b *Backend) PowerState(ctx context.Context) (schemas.PowerState, error) {
 // outcome is unknown (no answer to the POST, or the task not followed to its
 // end) wraps backends.ErrNoAnswer (see the package comment).
 func (b *Backend) Reset(ctx context.Context, r schemas.ResetType) error {
+	_, err := b.ResetConfirmed(ctx, r)
+	return err
+}
+
+// ResetConfirmed is Reset, and reports whether the BMC itself confirmed
+// the command carried out to its end: it answered with a task, followed
+// here until it completed (backends.Confirmer).
+func (b *Backend) ResetConfirmed(ctx context.Context, r schemas.ResetType) (bool, error) {
 	op := "reset " + string(r)
 	var task *rf.TaskMonitorInfo
 	err := b.do(ctx, func(c *gofish.APIClient) error {
@@ -244,19 +252,19 @@ func (b *Backend) Reset(ctx context.Context, r schemas.ResetType) error {
 		return nil
 	})
 	if err != nil {
-		return b.errorf(op, err)
+		return false, b.errorf(op, err)
 	}
 	b.log.DebugContext(ctx, "reset sent", "reset_type", string(r), "async", task != nil)
 	if task == nil {
-		return nil
+		return false, nil
 	}
 	if err := b.followTask(ctx, task); err != nil {
 		if !errors.Is(err, ErrTaskFailed) {
 			err = lostAnswer(err) // accepted, outcome unknown
 		}
-		return b.errorf(op, err)
+		return false, b.errorf(op, err)
 	}
-	return nil
+	return true, nil
 }
 
 // lostAnswer is the error of a command whose outcome is unknown: it may have
