@@ -551,8 +551,14 @@ func TestEmulationTable(t *testing.T) {
 			t.Errorf("Emulation(%s, %v) = %q, %v; want %q", c.r, c.native, how, ok, c.how)
 		}
 	}
-	if how, _ := Emulation(schemas.ResetGracefulRestart, amtNoGraceful, true); how != "PowerCycle (the BMC has no soft off; soft_off_fallback: force)" {
+	if how, _ := Emulation(schemas.ResetGracefulRestart, amtNoGraceful, true); how != "ForceRestart (the BMC has no soft off; soft_off_fallback: force)" {
 		t.Errorf("GracefulRestart on AMT without graceful types, fallback force: %q", how)
+	}
+	if how, _ := Emulation(schemas.ResetGracefulRestart, onOff, true); how != "ForceOff, then On (the BMC has no soft off; soft_off_fallback: force)" {
+		t.Errorf("GracefulRestart on On/ForceOff only, fallback force: %q", how)
+	}
+	if how, _ := Emulation(schemas.ResetGracefulShutdown, onOff, true); how != "ForceOff (the BMC has no soft off; soft_off_fallback: force)" {
+		t.Errorf("GracefulShutdown on On/ForceOff only, fallback force: %q", how)
 	}
 	if got := Offered(ipmi, false); !slices.Contains(got, schemas.ResetGracefulRestart) || len(got) != len(schemas.AllResetTypes) {
 		t.Errorf("IPMI offers %v, want all %d types", got, len(schemas.AllResetTypes))

@@ -146,8 +146,11 @@ func emulate(r schemas.ResetType, native []schemas.ResetType, before schemas.Pow
 		return []Phase{offPhase}, force && hasOff
 	case schemas.ResetGracefulRestart:
 		if !has(schemas.ResetGracefulShutdown) {
-			if !force {
+			switch {
+			case !force:
 				return nil, false
+			case has(schemas.ResetForceRestart):
+				return []Phase{phaseOf(schemas.ResetForceRestart)}, true
 			}
 			return emulate(schemas.ResetForceRestart, native, before, false)
 		}
