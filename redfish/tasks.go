@@ -82,6 +82,13 @@ func renderTask(sc scope, t serializer.TaskRecord) schemas.Task {
 	if t.Start != 0 {
 		msgs = append(msgs, schemas.TaskEvent("TaskStarted", t.ID))
 	}
+	// every command sent and every phase done, as it happened
+	for _, step := range t.Steps {
+		pct, what := serializer.TaskStep(step)
+		m := schemas.TaskEvent("TaskProgressChanged", t.ID, strconv.Itoa(pct))
+		m.Message += " " + what
+		msgs = append(msgs, m)
+	}
 	var final schemas.Message
 	switch {
 	case t.State == "Completed" && t.Status == "Warning":

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,7 +122,7 @@ func (m *modelStore) op(task string, now time.Time, op string, args ...any) []st
 		if note == "" {
 			return
 		}
-		t.Steps = append(t.Steps, note)
+		t.Steps = append(t.Steps, strconv.Itoa(t.Percent)+" "+note)
 		if len(t.Steps) > 20 {
 			t.Steps = t.Steps[len(t.Steps)-20:]
 		}

@@ -218,7 +218,7 @@ type TaskRecord struct {
 	Issued  int64             `json:"issued,omitempty"`
 	Percent int               `json:"pct"`
 	// Steps are the commands sent and the phases done, oldest first (at
-	// most 20).
+	// most 20), each "<percent complete> <what>" (TaskStep parses one).
 	Steps  []string `json:"steps,omitempty"`
 	Joined int      `json:"joined"`
 }
@@ -412,4 +412,15 @@ func (st *Store) pendingBoot(ctx context.Context, node string) (pendingBoot, boo
 		return pendingBoot{}, false, fmt.Errorf("node %s: boot override: %w", node, err)
 	}
 	return b, true, nil
+}
+
+// TaskStep splits a TaskRecord step into the percent complete when it
+// happened and what happened.
+func TaskStep(step string) (pct int, what string) {
+	p, what, ok := strings.Cut(step, " ")
+	n, err := strconv.Atoi(p)
+	if !ok || err != nil {
+		return 0, step
+	}
+	return n, what
 }

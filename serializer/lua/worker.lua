@@ -59,12 +59,13 @@ if #s.waiting > 0 then next_type = s.waiting[1].type end
 local cancel_flag = s.cancelling and '1' or ''
 local boot_flag = redis.call('HEXISTS', SLOTS, 'boot_pending') == 1 and '1' or ''
 
--- add_step keeps a task's phase messages (at most 20: the last ones).
+-- add_step keeps a task's phase messages (at most 20: the last ones), each
+-- as "<percent complete> <note>".
 local function add_step(t, note)
   if note == nil or note == '' then return end
   local steps = t.steps
   if type(steps) ~= 'table' then steps = {} end
-  steps[#steps + 1] = note
+  steps[#steps + 1] = tostring(t.pct or 0) .. ' ' .. note
   while #steps > 20 do table.remove(steps, 1) end
   t.steps = steps
 end
