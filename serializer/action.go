@@ -174,6 +174,7 @@ type Action struct {
 	pause      time.Duration
 	last       schemas.PowerState
 	sawOff     bool
+	fromOff    bool // a restart phase that began with the node Off
 	confirmed  bool // the BMC confirmed the command itself
 	noAnswer   bool
 	sentAny    bool
@@ -406,6 +407,10 @@ func (a *Action) startPhase(i int) []Effect {
 	a.idx, a.attempt = i, 0
 	a.sawOff, a.confirmed, a.noAnswer = false, false, false
 	p := a.phase()
+	// A restart of a node that is Off powers it on: reaching On is the
+	// evidence.
+	a.fromOff = p.Restart && a.last == schemas.PowerOff
+	a.sawOff = a.fromOff
 	if !p.Restart && p.Want != schemas.PowerUnknown && a.last == p.Want {
 		a.done = append(a.done, fmt.Sprintf("already %s", p.Want))
 		if i+1 >= len(a.phases) {
@@ -415,6 +420,8 @@ func (a *Action) startPhase(i int) []Effect {
 	}
 	var effs []Effect
 	switch {
+	case a.fromOff:
+		effs = append(effs, Effect{Kind: EffEmit, Event: "ResourcePoweringOn"})
 	case p.Restart || p.Want == schemas.PowerOff:
 		effs = append(effs, Effect{Kind: EffEmit, Event: "ResourcePoweringOff"})
 	case p.Want == schemas.PowerOn:
@@ -557,6 +564,8 @@ func (a *Action) confirm() []Effect {
 	msg := fmt.Sprintf("%s confirmed by the BMC", p.Want)
 	if p.Restart {
 		switch {
+		case a.fromOff:
+			msg += " (the node was Off: the restart powered it on)"
 		case a.sawOff:
 			msg += ", after the node was seen going through Off"
 		case a.confirmed:

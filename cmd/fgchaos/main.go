@@ -517,8 +517,14 @@ func gatewayConfig(o *options, listen, redisURL string, nodes []*simNode) ([]byt
 		LeaseTTL      string `yaml:"lease_ttl"`
 		Retries       int    `yaml:"retries"`
 		VerifyTimeout string `yaml:"verify_timeout"`
-		SyncInterval  string `yaml:"sync_interval"`
-		Admission     struct {
+		// a soft off gets what graceful actions got before soft_off_timeout
+		// existed (10x verify_timeout); restarts of the simulated machines are
+		// often too quick to be seen going through Off, so their evidence
+		// window is short
+		SoftOffTimeout  string `yaml:"soft_off_timeout"`
+		RestartEvidence string `yaml:"restart_evidence"`
+		SyncInterval    string `yaml:"sync_interval"`
+		Admission       struct {
 			Policy    string `yaml:"policy"`
 			FlipLimit int    `yaml:"flip_limit"`
 		} `yaml:"admission"`
@@ -526,9 +532,11 @@ func gatewayConfig(o *options, listen, redisURL string, nodes []*simNode) ([]byt
 		Nodes    []node    `yaml:"nodes"`
 	}{
 		Listen: listen, RedisURL: redisURL, LeaseTTL: o.leaseTTL.String(), Retries: o.retries,
-		VerifyTimeout: o.verifyTimeout.String(),
-		SyncInterval:  o.syncInterval.String(),
-		Accounts:      []account{{User: gwUser, Password: gwPassword, Role: "Administrator"}},
+		VerifyTimeout:   o.verifyTimeout.String(),
+		SoftOffTimeout:  (10 * o.verifyTimeout).String(),
+		RestartEvidence: "1s",
+		SyncInterval:    o.syncInterval.String(),
+		Accounts:        []account{{User: gwUser, Password: gwPassword, Role: "Administrator"}},
 	}
 	cfg.Admission.Policy = "now-next"
 	cfg.Admission.FlipLimit = o.flipLimit
