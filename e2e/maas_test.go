@@ -18,13 +18,18 @@ import (
 // every request (GETs too), HTTP Basic, one connection per request. Its
 // address keeps a path prefix and is joined with "redfish/v1/...".
 type maasClient struct {
-	d       *demo.Demo
-	address string // power_address: http://gw/bmc/<node>/
-	http    *http.Client
+	user, pass string // power_user, power_pass
+	address    string // power_address: http://gw/bmc/<node>/
+	http       *http.Client
 }
 
 func newMAASClient(d *demo.Demo, node string) *maasClient {
-	return &maasClient{d: d, address: d.URL() + "/bmc/" + node + "/",
+	return newMAASClientAt(d.URL(), d.User, d.Pass, node)
+}
+
+// newMAASClientAt is a MAAS client of node behind the gateway at base.
+func newMAASClientAt(base, user, pass, node string) *maasClient {
+	return &maasClient{user: user, pass: pass, address: base + "/bmc/" + node + "/",
 		http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
 }
 
@@ -45,7 +50,7 @@ func (m *maasClient) do(t *testing.T, method, path string, body any, hdr map[str
 	req.Header.Set("User-Agent", "MAAS")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Content-Type", "application/json")
-	req.SetBasicAuth(m.d.User, m.d.Pass)
+	req.SetBasicAuth(m.user, m.pass)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}

@@ -6,11 +6,19 @@ ADDRESS is Ironic's redfish_address (scheme://host:port), SYSTEM_ID its
 redfish_system_id (/redfish/v1/Systems/<node>). Authentication is sushy's
 SessionOrBasicAuth, which is Ironic's default ("auto").
 
-The sequences are Ironic's redfish power interface (CLIENTS.md):
+The sequences are Ironic's redfish power interface (CLIENTS.md; Ironic's
+drivers/modules/redfish/power.py), in this order from Off:
 
-  power on      On, poll until On
-  reboot        (node running) ForceOff, poll until Off, On, poll until On
+  power on       On, poll until On
+  reboot         (node running) ForceOff, poll until Off, On, poll until On
+  soft reboot    GracefulRestart, poll until On (Ironic's target state)
+  power off      ForceOff, poll until Off
+  power on again On, poll until On
   soft power off GracefulShutdown, poll until Off
+
+sushy refuses, before sending, a ResetType its System does not list in
+ResetType@Redfish.AllowableValues, so each sequence also shows the node
+offers what Ironic sends.
 
 Every Reset POST goes through sushy's own connector; the script records the
 HTTP status, the Location header and the TaskState of the body of each (sushy
@@ -44,8 +52,13 @@ def read_task(conn, location):
     polls = 0
     first_processing = tm.is_processing
     deadline = time.monotonic() + TASK_TIMEOUT
+    progress = []  # the running Task's messages, each once, as first seen
     while tm.check_is_processing:
         polls += 1
+        if tm.task is not None:
+            for m in tm.task.messages:
+                if m.message and m.message not in progress:
+                    progress.append(m.message)
         if time.monotonic() > deadline:
             raise RuntimeError('task monitor %s still 202 after %ss'
                                % (location, TASK_TIMEOUT))
@@ -62,6 +75,9 @@ def read_task(conn, location):
         'status': task.task_status.value if task.task_status else None,
         'percent': task.percent_complete,
         'messages': [m.message_id for m in task.messages],
+        'message_texts': [m.message for m in task.messages],
+        'progress': progress,
+        'oem': task.json.get('Oem'),
         'start_time': task.start_time,
         'end_time': task.end_time,
     }
@@ -104,6 +120,8 @@ def main():
         'session': bool(getattr(auth, 'get_session_key', lambda: None)()),
         'system_id': system.identity,
         'initial_power': system.power_state.value,
+        'allowed_resets': sorted(
+            v.value for v in system.get_allowed_reset_system_values()),
         'sequences': {},
     }
 
@@ -128,6 +146,14 @@ def main():
     # Ironic "reboot" of a running node: hard off, wait, on, wait.
     sequence('reboot', [(sushy.RESET_FORCE_OFF, sushy.SYSTEM_POWER_STATE_OFF),
                         (sushy.RESET_ON, sushy.SYSTEM_POWER_STATE_ON)])
+    # Ironic "soft reboot": GracefulRestart, then wait for its target, On.
+    sequence('soft_reboot', [(sushy.RESET_GRACEFUL_RESTART,
+                              sushy.SYSTEM_POWER_STATE_ON)])
+    # Ironic "power off", and "power on" again for the soft power off.
+    sequence('power_off', [(sushy.RESET_FORCE_OFF,
+                            sushy.SYSTEM_POWER_STATE_OFF)])
+    sequence('power_on_again', [(sushy.RESET_ON,
+                                 sushy.SYSTEM_POWER_STATE_ON)])
     # Ironic "soft power off".
     sequence('soft_power_off', [(sushy.RESET_GRACEFUL_SHUTDOWN,
                                  sushy.SYSTEM_POWER_STATE_OFF)])
