@@ -159,7 +159,12 @@ func (m *modelStore) op(task string, now time.Time, op string, args ...any) []st
 			if why == "" {
 				why = "cancelled"
 			}
-			reason += "; the cancellation (" + why + ") came too late: the action had already been carried out"
+			if _, ok := t.Type.Target(); ok {
+				state, status = "Cancelled", "OK"
+				reason = "it reached its end before the cancellation took effect (" + reason + ")"
+			} else {
+				reason += "; the cancellation (" + why + ") came too late: the action had already been carried out"
+			}
 		}
 		if state == "Cancelled" && t.State == "Cancelling" && t.Reason != "" {
 			reason = t.Reason + "; " + reason

@@ -136,6 +136,7 @@ func emulate(r schemas.ResetType, native []schemas.ResetType, before schemas.Pow
 		return Phase{}, false
 	}
 	p, hasOn := on()
+	ok := true
 	offPhase := phaseOf(schemas.ResetForceOff)
 	hasOff := has(schemas.ResetForceOff)
 	switch r {
@@ -143,16 +144,19 @@ func emulate(r schemas.ResetType, native []schemas.ResetType, before schemas.Pow
 		return []Phase{p}, hasOn
 	case schemas.ResetGracefulShutdown:
 		// Only forced, where the node's fallback says so.
-		return []Phase{offPhase}, force && hasOff
+		return forced([]Phase{offPhase}), force && hasOff
 	case schemas.ResetGracefulRestart:
 		if !has(schemas.ResetGracefulShutdown) {
+			var ph []Phase
 			switch {
 			case !force:
 				return nil, false
 			case has(schemas.ResetForceRestart):
-				return []Phase{phaseOf(schemas.ResetForceRestart)}, true
+				ph = []Phase{phaseOf(schemas.ResetForceRestart)}
+			default:
+				ph, ok = emulate(schemas.ResetForceRestart, native, before, false)
 			}
-			return emulate(schemas.ResetForceRestart, native, before, false)
+			return forced(ph), ok
 		}
 		if !hasOn {
 			return nil, false
@@ -181,4 +185,14 @@ func emulate(r schemas.ResetType, native []schemas.ResetType, before schemas.Pow
 		return []Phase{p}, true
 	}
 	return nil, false // Nmi, and anything unknown
+}
+
+// forced labels the phases of a graceful type carried out forced.
+func forced(ph []Phase) []Phase {
+	out := make([]Phase, len(ph))
+	for i, p := range ph {
+		p.Label = "forced: the BMC has no soft off; soft_off_fallback: force"
+		out[i] = p
+	}
+	return out
 }

@@ -517,10 +517,9 @@ func gatewayConfig(o *options, listen, redisURL string, nodes []*simNode) ([]byt
 		LeaseTTL      string `yaml:"lease_ttl"`
 		Retries       int    `yaml:"retries"`
 		VerifyTimeout string `yaml:"verify_timeout"`
-		// a soft off gets what graceful actions got before soft_off_timeout
-		// existed (10x verify_timeout); restarts of the simulated machines are
-		// often too quick to be seen going through Off, so their evidence
-		// window is short
+		// the simulated machines soft off within a second, and their
+		// restarts are often too quick to be seen going through Off: short
+		// evidence windows (a native GracefulRestart's is soft_off_timeout)
 		SoftOffTimeout  string `yaml:"soft_off_timeout"`
 		RestartEvidence string `yaml:"restart_evidence"`
 		SyncInterval    string `yaml:"sync_interval"`
@@ -533,7 +532,7 @@ func gatewayConfig(o *options, listen, redisURL string, nodes []*simNode) ([]byt
 	}{
 		Listen: listen, RedisURL: redisURL, LeaseTTL: o.leaseTTL.String(), Retries: o.retries,
 		VerifyTimeout:   o.verifyTimeout.String(),
-		SoftOffTimeout:  (10 * o.verifyTimeout).String(),
+		SoftOffTimeout:  "5s",
 		RestartEvidence: "1s",
 		SyncInterval:    o.syncInterval.String(),
 		Accounts:        []account{{User: gwUser, Password: gwPassword, Role: "Administrator"}},

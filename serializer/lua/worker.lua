@@ -109,12 +109,20 @@ end
 if op == 'finish' then
   local state, status, reason, observed = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
   if t then
-    -- a task being cancelled that was carried out before it noticed (an
-    -- NMI delivered, a target reached) says so: it happened, so it is
-    -- Completed, and the cancellation came too late.
+    -- a task being cancelled that was carried out before it noticed:
+    -- an action without a steady target (an NMI delivered) happened and
+    -- cannot be undone, so it is Completed and says the cancellation came
+    -- too late; one with a target (On, ForceOff, a restart) ends Cancelled
+    -- all the same (DESIGN.md §4: the client was told it would not run to
+    -- the end; the node is left where it is).
     if state == 'Completed' and t.state == 'Cancelling' then
       local why = (t.reason and t.reason ~= '') and t.reason or 'cancelled'
-      reason = reason .. '; the cancellation (' .. why .. ') came too late: the action had already been carried out'
+      if TARGETS[t.type] then
+        state, status = 'Cancelled', 'OK'
+        reason = 'it reached its end before the cancellation took effect (' .. reason .. ')'
+      else
+        reason = reason .. '; the cancellation (' .. why .. ') came too late: the action had already been carried out'
+      end
     end
     -- a cancelled task keeps the cause recorded when it was cancelled
     -- ("superseded by ...", "cancelled by a client"), ahead of the outcome.
