@@ -209,6 +209,11 @@ func (a *Action) Step(o Observation) []Effect {
 			a.next = o.Next
 		}
 	}
+	if o.Kind == ObsChecked && o.Cancelling && !a.restoring && a.mode != modeDone {
+		// Every ObsChecked is a step boundary: cancellation is looked at
+		// there (a cancelled restart powering the node back On goes on).
+		return a.cancel()
+	}
 	switch {
 	case o.Kind == ObsBegin:
 		return a.begin(o)
@@ -228,25 +233,16 @@ func (a *Action) Step(o Observation) []Effect {
 		a.phases = ph
 		return a.startPhase(0)
 	case a.mode == modeIssue && o.Kind == ObsChecked:
-		if o.Cancelling && !a.restoring {
-			return a.cancel()
-		}
 		a.mode = modeSend
 		return []Effect{{Kind: EffSend, Cmd: a.phase().Cmd}}
 	case a.mode == modeSend && o.Kind == ObsSent:
 		return a.sent(o)
 	case a.mode == modeUnissue && o.Kind == ObsChecked:
-		if o.Cancelling && !a.restoring {
-			return a.cancel()
-		}
 		return a.retry()
 	case a.mode == modeBackoff && o.Kind == ObsWoke:
 		a.mode = modeBackoffCheck
 		return []Effect{{Kind: EffCheck, Pct: a.pct(0), Note: "retrying " + a.phase().String()}}
 	case a.mode == modeBackoffCheck && o.Kind == ObsChecked:
-		if o.Cancelling && !a.restoring {
-			return a.cancel()
-		}
 		return a.issue()
 	case a.mode == modeVerifySleep && o.Kind == ObsWoke:
 		a.mode = modeVerifyRead
@@ -254,14 +250,8 @@ func (a *Action) Step(o Observation) []Effect {
 	case a.mode == modeVerifyRead && o.Kind == ObsPower:
 		return a.verifyRead(o)
 	case a.mode == modeVerifyCheck && o.Kind == ObsChecked:
-		if o.Cancelling && !a.restoring {
-			return a.cancel()
-		}
 		return a.verifyWait()
 	case a.mode == modePhaseCheck && o.Kind == ObsChecked:
-		if o.Cancelling && !a.restoring {
-			return a.cancel()
-		}
 		return a.startPhase(a.idx + 1)
 	case a.mode == modeSettleRead && o.Kind == ObsPower:
 		return a.settleRead(o)
