@@ -2,13 +2,10 @@ package redfish
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fishgate/fishgate/schemas"
 )
@@ -28,13 +25,6 @@ type Account struct {
 	Role     string
 }
 
-func (a Account) checkPassword(pw string) bool {
-	if strings.HasPrefix(a.Password, "$2a$") || strings.HasPrefix(a.Password, "$2b$") || strings.HasPrefix(a.Password, "$2y$") {
-		return bcrypt.CompareHashAndPassword([]byte(a.Password), []byte(pw)) == nil
-	}
-	return subtle.ConstantTimeCompare([]byte(a.Password), []byte(pw)) == 1
-}
-
 // principal is who made a request.
 type principal struct {
 	User    string
@@ -49,15 +39,19 @@ func principalOf(c echo.Context) principal {
 	return p
 }
 
-// authenticate checks user/password against the configured accounts.
-func (s *Server) authenticate(user, pw string) (Account, bool) {
-	a, ok := s.accounts[user]
-	if !ok {
-		// spend comparable time on unknown users
-		subtle.ConstantTimeCompare([]byte(pw), []byte(pw))
-		return Account{}, false
+// authenticate checks user/password against the accounts (AccountStore):
+// one bcrypt whether or not the user exists, failures counted toward the
+// lockout. It logs a failure with the reason.
+func (s *Server) authenticate(c echo.Context, user, pw string) (storedAccount, error) {
+	a, err := s.accounts.Authenticate(c.Request().Context(), user, pw)
+	switch {
+	case err == nil:
+		return a, nil
+	case errors.Is(err, ErrLocked), errors.Is(err, errBadCredentials):
+		s.log.Info("authentication failed", "user", user, "remote", c.RealIP(), "why", err)
+		return a, unauthorized()
 	}
-	return a, a.checkPassword(pw)
+	return a, unavailable(5, "account store unavailable")
 }
 
 // publicPath reports whether path may be read without authentication
@@ -88,16 +82,23 @@ func (s *Server) authMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 				return unauthorized()
 			}
 			if err != nil {
-				return unavailable(5, "session store unavailable: "+err.Error())
+				return unavailable(5, "session store unavailable")
 			}
-			c.Set(ctxPrincipal, principal{User: sess.User, Role: sess.Role, Session: sess.ID})
+			a, ok := s.accounts.Valid(sess.User, sess.Fingerprint)
+			if !ok {
+				// the account was removed, disabled, demoted or its password
+				// changed since the login: the session is revoked
+				s.log.Info("session revoked: its account changed", "user", sess.User, "session", sess.ID)
+				s.sessions.Delete(req.Context(), sess.ID)
+				return unauthorized()
+			}
+			c.Set(ctxPrincipal, principal{User: a.User, Role: a.Role, Session: sess.ID})
 			return next(c)
 		}
 		if user, pw, ok := req.BasicAuth(); ok {
-			a, ok := s.authenticate(user, pw)
-			if !ok {
-				s.log.Info("authentication failed", "user", user, "remote", c.RealIP())
-				return unauthorized()
+			a, err := s.authenticate(c, user, pw)
+			if err != nil {
+				return err
 			}
 			c.Set(ctxPrincipal, principal{User: a.User, Role: a.Role})
 			return next(c)

@@ -25,6 +25,8 @@ type env struct {
 	fleet *simulator.Fleet
 	nodes *serializer.Service
 	srv   *httptest.Server
+	rdb   redis.UniversalClient
+	api   *redfish.Server
 }
 
 const (
@@ -52,6 +54,10 @@ type envConfig struct {
 	extra   []serializer.Node       // more nodes, e.g. one whose BMC cannot be reached
 	// passthrough is redfish.Options.Passthrough.
 	passthrough func(ctx context.Context, node string) (http.Handler, error)
+	// accounts are more accounts of the configuration; policy the
+	// AccountService's policy.
+	accounts []redfish.Account
+	policy   redfish.AccountPolicy
 }
 
 // newEnvWith is newEnv as cfg says.
@@ -86,17 +92,19 @@ func newEnvWith(t testing.TB, rdb redis.UniversalClient, idle time.Duration, cfg
 	t.Cleanup(func() { cancel(); svc.Close() })
 	api, err := redfish.New(redfish.Options{
 		Nodes: svc, Redis: rdb, SessionTimeout: idle, Logger: log, Passthrough: cfg.passthrough,
-		Accounts: []redfish.Account{
+		Accounts: append([]redfish.Account{
 			{User: adminUser, Password: adminPass, Role: redfish.RoleAdministrator},
 			{User: roUser, Password: roPass, Role: redfish.RoleReadOnly},
-		},
+		}, cfg.accounts...),
+		AccountPolicy: cfg.policy,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(api.Close)
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, fleet: fleet, nodes: svc, srv: srv}
+	return &env{t: t, fleet: fleet, nodes: svc, srv: srv, rdb: rdb, api: api}
 }
 
 // response is a decoded answer.

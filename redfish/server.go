@@ -44,9 +44,12 @@ type Nodes interface {
 
 // Options configures a Server.
 type Options struct {
-	Nodes          Nodes
-	Redis          redis.UniversalClient
-	Accounts       []Account
+	Nodes    Nodes
+	Redis    redis.UniversalClient
+	Accounts []Account
+	// AccountPolicy is the AccountService's password, lockout and session
+	// policy (zero values take its defaults).
+	AccountPolicy  AccountPolicy
 	SessionTimeout time.Duration // idle timeout; default 30 min
 	MaxBodyBytes   int64         // default 64 KiB
 	// Passthrough returns the pass-through handler (proxy/) for a node's
@@ -67,8 +70,8 @@ type Server struct {
 	passthrough func(ctx context.Context, node string) (http.Handler, error)
 	nodes       Nodes
 	sessions    *SessionStore
-	accounts    map[string]Account
-	acctIDs     []string
+	accounts    *AccountStore
+	stop        context.CancelFunc
 	maxBody     int64
 	uuid        string
 	log         *slog.Logger
@@ -96,7 +99,6 @@ func New(o Options) (*Server, error) {
 		nodes:       o.Nodes,
 		passthrough: o.Passthrough,
 		sessions:    NewSessionStore(o.Redis, o.SessionTimeout),
-		accounts:    map[string]Account{},
 		maxBody:     o.MaxBodyBytes,
 		uuid:        uuidFrom(o.ServiceID),
 		log:         o.Logger,
@@ -105,22 +107,25 @@ func New(o Options) (*Server, error) {
 	if s.sseKeepAlive <= 0 {
 		s.sseKeepAlive = sseKeepAlive
 	}
-	for _, a := range o.Accounts {
-		if a.User == "" {
-			return nil, fmt.Errorf("redfish: account with empty user name")
-		}
-		if _, dup := s.accounts[a.User]; dup {
-			return nil, fmt.Errorf("redfish: duplicate account %q", a.User)
-		}
-		if a.Role == "" {
-			a.Role = RoleAdministrator
-		}
-		s.accounts[a.User] = a
-		s.acctIDs = append(s.acctIDs, a.User)
+	ctx, stop := context.WithCancel(context.Background())
+	accts, err := NewAccountStore(ctx, o.Redis, o.Accounts, o.AccountPolicy, o.Logger)
+	if err != nil {
+		stop()
+		return nil, err
 	}
+	s.accounts, s.stop = accts, stop
+	s.sessions.maxPerUser = accts.Policy().MaxSessionsPerUser
+	go accts.Watch(ctx, 10*time.Second)
 	s.routes()
 	return s, nil
 }
+
+// PasswordChecks is how many bcrypt comparisons logins have cost (Basic
+// credentials verified recently are not checked again).
+func (s *Server) PasswordChecks() int64 { return s.accounts.PasswordChecks() }
+
+// Close stops the server's background work (the accounts watcher).
+func (s *Server) Close() { s.stop() }
 
 // Handler is the HTTP handler of the service.
 func (s *Server) Handler() http.Handler { return s.echo }
@@ -178,6 +183,11 @@ func (s *Server) routes() {
 		{http.MethodGet, "/redfish/v1/AccountService", s.getAccountService},
 		{http.MethodGet, "/redfish/v1/AccountService/Accounts", s.getAccounts},
 		{http.MethodGet, "/redfish/v1/AccountService/Accounts/:id", s.getAccount},
+		{http.MethodPost, "/redfish/v1/AccountService/Accounts", s.postAccount},
+		{http.MethodPatch, "/redfish/v1/AccountService/Accounts/:id", s.patchAccount},
+		{http.MethodDelete, "/redfish/v1/AccountService/Accounts/:id", s.deleteAccount},
+		{http.MethodGet, "/redfish/v1/AccountService/Roles", s.getRoles},
+		{http.MethodGet, "/redfish/v1/AccountService/Roles/:id", s.getRole},
 
 		{http.MethodGet, "/redfish/v1/EventService", s.getEventService},
 		{http.MethodGet, "/redfish/v1/EventService/SSE", s.getSSE},

@@ -3,6 +3,7 @@ package redfish
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -74,15 +75,21 @@ func (s *Server) postSession(c echo.Context) error {
 	if p.Password == nil {
 		return newError(http.StatusBadRequest, schemas.Base("PropertyMissing", "Password"))
 	}
-	a, ok := s.authenticate(*p.UserName, *p.Password)
-	if !ok {
-		s.log.Info("login failed", "user", *p.UserName, "remote", c.RealIP())
-		return unauthorized()
-	}
-	sess, token, err := s.sessions.Create(c.Request().Context(), a.User, a.Role)
+	a, err := s.authenticate(c, *p.UserName, *p.Password)
 	if err != nil {
-		return unavailable(5, err.Error())
+		return err
 	}
+	sess, token, err := s.sessions.Create(c.Request().Context(), a.User, a.Role, a.fingerprint())
+	if errors.Is(err, ErrTooManySessions) {
+		e := newError(http.StatusServiceUnavailable, schemas.Base("SessionLimitExceeded")).
+			withDetail("user " + a.User + " has " + strconv.Itoa(s.accounts.Policy().MaxSessionsPerUser) + " sessions open; log out of one (DELETE its session) or wait for one to expire")
+		e.retryAfter = 60
+		return e
+	}
+	if err != nil {
+		return unavailable(5, "session store unavailable")
+	}
+	s.log.Info("login", "user", a.User, "session", sess.ID, "remote", c.RealIP())
 	sc := scopeOf(c)
 	h := c.Response().Header()
 	h.Set("X-Auth-Token", token)
@@ -118,43 +125,4 @@ func (s *Server) deleteSession(c echo.Context) error {
 		return unavailable(5, err.Error())
 	}
 	return c.NoContent(http.StatusNoContent)
-}
-
-func (s *Server) getAccountService(c echo.Context) error {
-	sc := scopeOf(c)
-	return send(c, http.StatusOK, schemas.AccountService{
-		Resource:         schemas.Resource{ODataID: sc.url("/AccountService"), ODataType: schemas.TypeAccountService, ID: "AccountService", Name: "Account Service"},
-		ServiceEnabled:   true,
-		Accounts:         schemas.Link{ODataID: sc.url("/AccountService/Accounts")},
-		LocalAccountAuth: "Enabled",
-	})
-}
-
-func (s *Server) getAccounts(c echo.Context) error {
-	sc := scopeOf(c)
-	p := principalOf(c)
-	var m []schemas.Link
-	for _, id := range s.acctIDs {
-		if p.Role == RoleAdministrator || p.User == id {
-			m = append(m, schemas.Link{ODataID: sc.url("/AccountService/Accounts/" + id)})
-		}
-	}
-	return send(c, http.StatusOK, schemas.NewCollection(sc.url("/AccountService/Accounts"), schemas.TypeManagerAccountColl, "Accounts Collection", m))
-}
-
-func (s *Server) getAccount(c echo.Context) error {
-	id := c.Param("id")
-	a, ok := s.accounts[id]
-	p := principalOf(c)
-	if !ok || (p.Role != RoleAdministrator && p.User != id) {
-		return notFound("ManagerAccount", id)
-	}
-	sc := scopeOf(c)
-	return send(c, http.StatusOK, schemas.ManagerAccount{
-		Resource:     schemas.Resource{ODataID: sc.url("/AccountService/Accounts/" + id), ODataType: schemas.TypeManagerAccount, ID: id, Name: "Account " + id},
-		UserName:     a.User,
-		RoleID:       a.Role,
-		Enabled:      true,
-		AccountTypes: []string{"Redfish"},
-	})
 }

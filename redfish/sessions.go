@@ -21,7 +21,13 @@ type Session struct {
 	User    string
 	Role    string
 	Created time.Time
+	// Fingerprint is the account's when the session was opened: a session
+	// whose account changed since is revoked (AccountStore.Valid).
+	Fingerprint string
 }
+
+// ErrTooManySessions is returned when a user has MaxSessionsPerUser open.
+var ErrTooManySessions = errors.New("too many sessions for this user")
 
 // ErrNoSession is returned for an unknown or expired session or token.
 var ErrNoSession = errors.New("no such session")
@@ -32,11 +38,14 @@ var ErrNoSession = errors.New("no such session")
 //	fg:token:<sha256(token)>  hash {id, user, role, created}, idle TTL, refreshed on use
 //	fg:session:<id>           the token key's name (to find a session by id)
 //	fg:sessions               set of session ids
+//	fg:usersessions:<user>    set of that user's session ids (the per-user cap)
 //
 // A session is alive while its token key is. Only the token's hash is stored.
 type SessionStore struct {
 	rdb  redis.UniversalClient
 	idle time.Duration
+	// maxPerUser bounds a user's open sessions (0: no bound).
+	maxPerUser int
 }
 
 // NewSessionStore builds a store with the given idle timeout.
@@ -63,8 +72,16 @@ func randomString(n int) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// Create opens a session for user and returns it with its token.
-func (s *SessionStore) Create(ctx context.Context, user, role string) (Session, string, error) {
+func userSessionsKey(user string) string { return "fg:usersessions:" + user }
+
+// Create opens a session for user and returns it with its token. fp is the
+// account's fingerprint.
+func (s *SessionStore) Create(ctx context.Context, user, role, fp string) (Session, string, error) {
+	if s.maxPerUser > 0 {
+		if err := s.makeRoom(ctx, user); err != nil {
+			return Session{}, "", err
+		}
+	}
 	idb := make([]byte, 8)
 	if _, err := rand.Read(idb); err != nil {
 		return Session{}, "", err
@@ -73,13 +90,14 @@ func (s *SessionStore) Create(ctx context.Context, user, role string) (Session, 
 	if err != nil {
 		return Session{}, "", err
 	}
-	sess := Session{ID: hex.EncodeToString(idb), User: user, Role: role, Created: time.Now().UTC().Truncate(time.Second)}
+	sess := Session{ID: hex.EncodeToString(idb), User: user, Role: role, Created: time.Now().UTC().Truncate(time.Second), Fingerprint: fp}
 	tk := tokenKey(token)
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, tk, "id", sess.ID, "user", user, "role", role, "created", sess.Created.Format(time.RFC3339))
+		p.HSet(ctx, tk, "id", sess.ID, "user", user, "role", role, "created", sess.Created.Format(time.RFC3339), "fp", fp)
 		p.PExpire(ctx, tk, s.idle)
 		p.Set(ctx, sessionKey(sess.ID), tk, 0)
 		p.SAdd(ctx, sessionIndex, sess.ID)
+		p.SAdd(ctx, userSessionsKey(user), sess.ID)
 		return nil
 	})
 	if err != nil {
@@ -109,7 +127,7 @@ func parseSession(m map[string]string) (Session, error) {
 		return Session{}, ErrNoSession
 	}
 	created, _ := time.Parse(time.RFC3339, m["created"])
-	return Session{ID: m["id"], User: m["user"], Role: m["role"], Created: created}, nil
+	return Session{ID: m["id"], User: m["user"], Role: m["role"], Created: created, Fingerprint: m["fp"]}, nil
 }
 
 // Get returns session id without refreshing it.
@@ -210,4 +228,33 @@ func (s *SessionStore) List(ctx context.Context) ([]Session, error) {
 	}
 	s.forget(ctx, gone...)
 	return out, nil
+}
+
+// makeRoom checks the user's session cap, first dropping the ids of its
+// sessions that expired.
+func (s *SessionStore) makeRoom(ctx context.Context, user string) error {
+	key := userSessionsKey(user)
+	n, err := s.rdb.SCard(ctx, key).Result()
+	if err != nil {
+		return fmt.Errorf("count sessions: %w", err)
+	}
+	if int(n) < s.maxPerUser {
+		return nil
+	}
+	ids, err := s.rdb.SMembers(ctx, key).Result()
+	if err != nil {
+		return fmt.Errorf("count sessions: %w", err)
+	}
+	live := 0
+	for _, id := range ids {
+		if _, err := s.Get(ctx, id); errors.Is(err, ErrNoSession) {
+			s.rdb.SRem(ctx, key, id)
+			continue
+		}
+		live++
+	}
+	if live >= s.maxPerUser {
+		return ErrTooManySessions
+	}
+	return nil
 }

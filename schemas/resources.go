@@ -167,10 +167,30 @@ type Session struct {
 // AccountService is /redfish/v1/AccountService (AccountService v1_15_0).
 type AccountService struct {
 	Resource
-	ServiceEnabled   bool   `json:"ServiceEnabled"`
-	Accounts         Link   `json:"Accounts"`
-	LocalAccountAuth string `json:"LocalAccountAuth"`
+	ServiceEnabled                  bool   `json:"ServiceEnabled"`
+	Accounts                        Link   `json:"Accounts"`
+	Roles                           Link   `json:"Roles"`
+	LocalAccountAuth                string `json:"LocalAccountAuth"`
+	MinPasswordLength               int    `json:"MinPasswordLength"`
+	AccountLockoutThreshold         int    `json:"AccountLockoutThreshold"`
+	AccountLockoutDuration          int    `json:"AccountLockoutDuration"`
+	AccountLockoutCounterResetAfter int    `json:"AccountLockoutCounterResetAfter"`
 }
+
+// Role is one of the predefined roles (Role v1_3_1).
+type Role struct {
+	Resource
+	RoleID             string   `json:"RoleId"`
+	IsPredefined       bool     `json:"IsPredefined"`
+	AssignedPrivileges []string `json:"AssignedPrivileges"`
+	OemPrivileges      []string `json:"OemPrivileges"`
+}
+
+// Role types.
+const (
+	TypeRole     = "#Role.v1_3_1.Role"
+	TypeRoleColl = "#RoleCollection.RoleCollection"
+)
 
 // ManagerAccount is one configured account (ManagerAccount v1_12_0).
 type ManagerAccount struct {
