@@ -1,6 +1,8 @@
 package redfish
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -105,12 +107,19 @@ func (s *Server) renderAccount(c echo.Context, a storedAccount) schemas.ManagerA
 	}
 }
 
+// accountETag is an account's ETag: it changes with anything a client
+// reads or writes of it.
+func (s *Server) accountETag(c echo.Context, a storedAccount) string {
+	locked := s.accounts.Locked(c.Request().Context(), a.User)
+	return `W/"` + a.fingerprint() + map[bool]string{true: "L", false: "U"}[locked] + `"`
+}
+
 func (s *Server) getAccount(c echo.Context) error {
 	a, err := s.account(c)
 	if err != nil {
 		return err
 	}
-	return send(c, http.StatusOK, s.renderAccount(c, a))
+	return sendTagged(c, http.StatusOK, s.renderAccount(c, a), s.accountETag(c, a))
 }
 
 // accountBody is what POST and PATCH of an account may carry.
@@ -126,6 +135,17 @@ func (s *Server) readAccountBody(c echo.Context) (accountBody, error) {
 	body, err := readBody(c, s.maxBody)
 	if err != nil {
 		return b, err
+	}
+	if bytes.Contains(body, []byte(`"@odata.`)) {
+		// OData annotations sent back from a GET are ignored (DSP0266);
+		// a body of nothing else changes nothing.
+		var m map[string]any
+		if err := json.Unmarshal(body, &m); err == nil {
+			if !stripODataAnnotations(m) {
+				return b, newError(http.StatusBadRequest, schemas.Base("NoOperation"))
+			}
+			body, _ = json.Marshal(m)
+		}
 	}
 	if err := decodeStrict(body, &b, decodeKind{}); err != nil {
 		return b, err
@@ -208,6 +228,9 @@ func (s *Server) patchAccount(c echo.Context) error {
 		return err
 	}
 	p := principalOf(c)
+	if err := ifMatch(c, s.accountETag(c, a)); err != nil {
+		return err
+	}
 	b, err := s.readAccountBody(c)
 	if err != nil {
 		return err
@@ -236,7 +259,7 @@ func (s *Server) patchAccount(c echo.Context) error {
 		return accountError(err, c.Param("id"))
 	}
 	s.log.Info("account changed", "user", a.User, "role", a.Role, "enabled", a.Enabled, "password_changed", password != "", "by", p.User, "remote", c.RealIP())
-	return send(c, http.StatusOK, s.renderAccount(c, a))
+	return sendTagged(c, http.StatusOK, s.renderAccount(c, a), s.accountETag(c, a))
 }
 
 func (s *Server) deleteAccount(c echo.Context) error {

@@ -73,7 +73,7 @@ func (s *Server) authMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		// Creating a session is how a client logs in (the body carries the credentials).
-		if rest == "/redfish/v1/SessionService/Sessions" && req.Method == http.MethodPost {
+		if (rest == "/redfish/v1/SessionService/Sessions" || rest == "/redfish/v1/SessionService/Sessions/Members") && req.Method == http.MethodPost {
 			return next(c)
 		}
 		if tok := req.Header.Get("X-Auth-Token"); tok != "" {

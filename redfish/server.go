@@ -72,6 +72,7 @@ type Server struct {
 	sessions    *SessionStore
 	accounts    *AccountStore
 	stop        context.CancelFunc
+	allow       map[string]string // route pattern -> Allow header
 	maxBody     int64
 	uuid        string
 	log         *slog.Logger
@@ -170,6 +171,8 @@ func (s *Server) routes() {
 		{http.MethodGet, "/redfish/v1/SessionService", s.getSessionService},
 		{http.MethodGet, "/redfish/v1/SessionService/Sessions", s.getSessions},
 		{http.MethodPost, "/redfish/v1/SessionService/Sessions", s.postSession},
+		// DSP0266 §9.5: a POST to a collection's Members creates a member too
+		{http.MethodPost, "/redfish/v1/SessionService/Sessions/Members", s.postSession},
 		{http.MethodGet, "/redfish/v1/SessionService/Sessions/:id", s.getSession},
 		{http.MethodDelete, "/redfish/v1/SessionService/Sessions/:id", s.deleteSession},
 
@@ -208,6 +211,7 @@ func (s *Server) routes() {
 		e.Add(r.method, r.path, r.h, s.authMiddleware)
 		e.Add(r.method, "/bmc/:node"+r.path, r.h, s.nodeScopeMiddleware, s.authMiddleware)
 	}
+	s.allow = allowOf(e.Routes())
 	s.echo = e
 }
 
@@ -233,6 +237,14 @@ func (s *Server) headersMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 		h := c.Response().Header()
 		h.Set("OData-Version", "4.0")
 		h.Set("Cache-Control", "no-cache")
+		if err := odataVersionOK(c); err != nil {
+			return err
+		}
+		if m := c.Request().Method; m == http.MethodGet || m == http.MethodHead {
+			if a := s.allow[c.Path()]; a != "" && h.Get("Allow") == "" {
+				h.Set("Allow", a)
+			}
+		}
 		return next(c)
 	}
 }
@@ -306,6 +318,11 @@ func sendTagged(c echo.Context, status int, v any, tag string) error {
 	}
 	h := c.Response().Header()
 	h.Set("ETag", tag)
+	if t, ok := v.(interface{ RedfishType() string }); ok {
+		if l := describedBy(t.RedfishType()); l != "" {
+			h.Set("Link", l)
+		}
+	}
 	if status == http.StatusOK && c.Request().Header.Get("If-None-Match") == tag {
 		return c.NoContent(http.StatusNotModified)
 	}

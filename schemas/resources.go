@@ -13,6 +13,12 @@ type Resource struct {
 	Name      string `json:"Name"`
 }
 
+// RedfishType is the resource's @odata.type (the Link header names its schema).
+func (r Resource) RedfishType() string { return r.ODataType }
+
+// RedfishType is the collection's @odata.type.
+func (c Collection) RedfishType() string { return c.ODataType }
+
 // Collection is a resource collection (DSP0266 §9.4).
 type Collection struct {
 	ODataID      string `json:"@odata.id"`
