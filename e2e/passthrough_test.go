@@ -37,6 +37,29 @@ func TestPassThroughMounted(t *testing.T) {
 	if st < 400 || st >= 500 {
 		t.Errorf("a Reset through the pass-through: %d %s, want a 4xx refusal", st, body)
 	}
+	// Nor does any other spelling a BMC's web server might read as the
+	// System's Reset (issue 10, item 2), nor a System's other actions.
+	// ("//" and ".." are cleaned by the listener's ServeMux, which sends
+	// the client to the gateway's own Reset; the proxy's tests cover them.)
+	sys := d.URL() + "/redfish/v1/Systems/node01"
+	for _, path := range []string{
+		"/Actions/ComputerSystem.Reset;x=1",
+		"/Actions/ComputerSystem.Reset%3Bx",
+		"/Actions/ComputerSystem.Reset.",
+		"/Actions/ComputerSystem.Reset%20",
+		"/Actions/ComputerSystem.Reset%2E",
+		"/Actions/ComputerSystem%2EReset",
+		"/Actions%2FComputerSystem.Reset",
+		"/actions/computersystem.reset",
+		"/Actions/ComputerSystem.Reset%00",
+		"/Actions/Oem/Contoso.PowerOn",
+		"/Settings",
+	} {
+		st, _, body := do(t, http.MethodPost, sys+path, `{"ResetType":"On"}`, basic(d))
+		if st < 400 || st >= 500 {
+			t.Errorf("POST %s: %d %s, want a 4xx refusal", path, st, body)
+		}
+	}
 	if n := machine(t, d, "node01").Status().CommandCount; n != 0 {
 		t.Errorf("%d commands reached the BMC through the pass-through", n)
 	}

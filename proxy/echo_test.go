@@ -68,8 +68,46 @@ func TestMountedOnEcho(t *testing.T) {
 	wantEq(t, "unknown node", r.status, http.StatusNotFound)
 	n := len(bmc.requests())
 	r = g.do(t, "GET", "/redfish/v1/Systems/n17/%2e%2e/%2e%2e/Managers/BMC", "")
-	wantRedfishError(t, r, http.StatusNotFound, "ResourceMissingAtURI")
+	wantRedfishError(t, r, http.StatusBadRequest, "InvalidURI")
 	if len(bmc.requests()) != n {
 		t.Errorf("traversal through echo reached the BMC: %s", bmc.last().RawPath)
+	}
+
+	// Through the router, every spelling of a Reset below the System is
+	// either the gateway's own handler or refused; none reaches the BMC.
+	for _, base := range bases {
+		sys := base + "/redfish/v1/Systems/n17"
+		for path, want := range map[string]string{
+			sys + "/Actions/ComputerSystem.Reset/":    "serializer",
+			sys + "/Actions/ComputerSystem.Reset;x=1": "InvalidURI",
+			sys + "/Actions/ComputerSystem.Reset%3Bx": "InvalidURI",
+			sys + "/Actions/ComputerSystem.Reset.":    "InvalidURI",
+			sys + "/Actions/ComputerSystem.Reset%20":  "InvalidURI",
+			sys + "/Actions/ComputerSystem.Reset%2Fx": "InvalidURI",
+			// RemoveTrailingSlash drops the decoded '/', so the proxy
+			// sees (and would forward) ".../ComputerSystem.Reset".
+			sys + "/Actions/ComputerSystem.Reset%2F":   "ActionNotSupported",
+			sys + "/Actions/ComputerSystem%2EReset":    "ActionNotSupported",
+			sys + "/Actions/ComputerSystem%2EReset/":   "ActionNotSupported",
+			sys + "/actions/computersystem.reset":      "ActionNotSupported",
+			sys + "/Actions/ComputerSystem.Reset/x/..": "InvalidURI",
+			sys + "/Actions/x/../ComputerSystem.Reset": "InvalidURI",
+			sys + "/Actions//ComputerSystem.Reset":     "InvalidURI",
+			sys + "/Actions/Oem/ComputerSystem.Reset":  "ActionNotSupported",
+			sys + "/Settings":                          "OperationNotAllowed",
+		} {
+			r := g.do(t, "POST", path, `{"ResetType":"ForceOff"}`)
+			switch want {
+			case "serializer":
+				wantEq(t, "POST "+path+" handled by", string(r.raw), "serializer")
+			case "OperationNotAllowed":
+				wantRedfishError(t, r, http.StatusMethodNotAllowed, want)
+			default:
+				wantRedfishError(t, r, http.StatusBadRequest, want)
+			}
+		}
+	}
+	if len(bmc.requests()) != n {
+		t.Errorf("a Reset through echo reached the BMC: %s %s", bmc.last().Method, bmc.last().RawPath)
 	}
 }

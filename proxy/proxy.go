@@ -12,10 +12,18 @@
 // A gateway path [<base>]/redfish/v1/{Systems|Managers|Chassis}/<node>/<rest>,
 // <base> being "" (aggregate view) or "/bmc/<node>" (per-node view), goes to
 // Target.SystemPath, ManagerPath or ChassisPath + "/" + <rest> on the BMC.
-// Anything else (another node, an unknown subtree, an empty <rest>, a path
-// that could climb out of the subtree: "..", "%2e%2e", "//", "%2f", "%5c",
-// double encoding) answers 404 ResourceMissingAtURI and is not forwarded.
-// The query string goes verbatim ($expand, $select, $filter, $skip, ...).
+// Anything else (another node, an unknown subtree, an empty <rest>) answers
+// 404 ResourceMissingAtURI and is not forwarded.
+//
+// Every decision is taken on the path the BMC will see: each segment of
+// <rest> is decoded once and sent re-encoded in one canonical form, and a
+// segment that a web server could read otherwise (empty, "." or "..", a ';'
+// path parameter, an encoded '/' or '\', double encoding, a control
+// character, a leading or trailing blank, a trailing dot; see ambiguity)
+// answers 400 InvalidURI and is not forwarded: "Reset;x=1", "Reset%3Bx",
+// "Reset." and "Reset%20" are not "Reset" to the gateway, but are to some
+// BMCs. The query string goes verbatim ($expand, $select, $filter, $skip,
+// ...).
 // Method, body and headers (If-Match, If-None-Match, Content-Type,
 // OData-Version, ...) are forwarded, except: the client's Authorization,
 // X-Auth-Token and Cookie are dropped and HTTP Basic authentication with the
@@ -25,9 +33,13 @@
 // that the transport negotiates gzip itself and hands us plain bytes; Upgrade
 // is refused; X-Forwarded-* and Forwarded are not sent.
 //
-// POST/PATCH/PUT/DELETE on a power action (ComputerSystem.Reset,
-// Chassis.Reset) is refused with 400 ActionNotSupported: power goes through
-// the serializer, never around it (DESIGN.md §4, invariant 1).
+// Power and boot go through the serializer, never around it (DESIGN.md §4,
+// invariant 1): a write naming a power action anywhere in its path
+// (ComputerSystem.Reset, Chassis.Reset, PowerSupply.Reset, in any case), or
+// to any action of the System or Chassis itself, answers 400
+// ActionNotSupported, and a write to a path directly below the System or
+// Chassis that is none of their known sub-resources (the System's pending
+// settings hold its Boot) 405 OperationNotAllowed (see decide).
 //
 // A JSON request body of at most MaxRewriteBytes has gateway links of this
 // node (either base) rewritten back to the BMC's paths, so that a client can
@@ -271,16 +283,24 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt, err := p.resolve(r.URL.EscapedPath())
-	if err != nil {
+	var ambiguous *ambiguousPathError
+	switch {
+	case errors.As(err, &ambiguous):
+		p.log.Info("ambiguous path refused", "method", r.Method, "path", r.URL.EscapedPath(), "why", ambiguous.Error())
+		writeError(w, r, http.StatusBadRequest,
+			fmt.Sprintf("The URI %s is refused: its %s; it is not passed through to the BMC.", r.URL.EscapedPath(), ambiguous),
+			schemas.Base("InvalidURI", r.URL.EscapedPath()))
+		return
+	case err != nil:
 		p.log.Debug("path not proxied", "method", r.Method, "path", r.URL.EscapedPath())
 		writeError(w, r, http.StatusNotFound, "", schemas.Base("ResourceMissingAtURI", r.URL.EscapedPath()))
 		return
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead && isPowerAction(rt.segs) {
-		action := rt.segs[len(rt.segs)-1]
-		writeError(w, r, http.StatusBadRequest,
-			fmt.Sprintf("The action %s is not passed through to the BMC: use the ComputerSystem.Reset action of the gateway's System.", action),
-			schemas.Base("ActionNotSupported", action))
+	if v := decide(rt, r.Method); !v.forward() {
+		if v.allow != "" {
+			w.Header().Set("Allow", v.allow)
+		}
+		writeError(w, r, v.status, v.detail, v.msg)
 		return
 	}
 	if r.Header.Get("Upgrade") != "" {

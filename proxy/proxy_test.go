@@ -275,14 +275,14 @@ func TestRequestBodyLinksRewrittenBack(t *testing.T) {
 	bmc := newFakeBMC(t, false)
 	g := newGateway(t, bmc, nil)
 	body := `{"Links":{"Chassis":[{"@odata.id":"/redfish/v1/Chassis/n17"},{"@odata.id":"/bmc/n17/redfish/v1/Chassis/n17/Sub"}]},"Name":"/redfish/v1/Systems/n17x","Other":"/redfish/v1/Systems/n18"}`
-	r := g.do(t, "PUT", "/bmc/n17/redfish/v1/Systems/n17/Things/1", body)
+	r := g.do(t, "PUT", "/bmc/n17/redfish/v1/Systems/n17/Storage/1/Volumes/2", body)
 	wantEq(t, "body at the BMC", bmc.last().Body,
 		`{"Links":{"Chassis":[{"@odata.id":"/redfish/v1/Chassis/1"},{"@odata.id":"/redfish/v1/Chassis/1/Sub"}]},"Name":"/redfish/v1/Systems/n17x","Other":"/redfish/v1/Systems/n18"}`)
 	// The BMC echoes it; on the way back it becomes the per-node view's.
 	wantEq(t, "echoed link", get(t, r.body, "Links", "Chassis", 1, "@odata.id"), "/bmc/n17/redfish/v1/Chassis/n17/Sub")
 
 	// Not JSON: forwarded untouched.
-	g.do(t, "PATCH", "/redfish/v1/Systems/n17/Things/1", `{"broken": "/redfish/v1/Chassis/n17"`)
+	g.do(t, "PATCH", "/redfish/v1/Systems/n17/Storage/1", `{"broken": "/redfish/v1/Chassis/n17"`)
 	wantEq(t, "malformed body at the BMC", bmc.last().Body, `{"broken": "/redfish/v1/Chassis/n17"`)
 }
 
@@ -303,30 +303,37 @@ func TestQueryForwarded(t *testing.T) {
 	}
 }
 
-// TestPathsThatMustNotBeForwarded sends paths as a server parses them (via
-// httptest.NewRequest, i.e. http.ReadRequest) straight to ServeHTTP.
+// serveDirect sends a request as a server parses it (httptest.NewRequest,
+// i.e. http.ReadRequest) straight to ServeHTTP, as an Administrator.
+func (g *gateway) serveDirect(method, path, body string) response {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := httptest.NewRecorder()
+	g.p.ServeHTTP(rec, req)
+	r := response{status: rec.Code, header: rec.Header(), raw: rec.Body.Bytes()}
+	_ = json.Unmarshal(r.raw, &r.body)
+	return r
+}
+
+// TestPathsThatMustNotBeForwarded: paths outside the node's subtrees are
+// 404; paths a BMC's web server could read otherwise than the gateway does
+// are 400 InvalidURI; neither reaches the BMC.
 func TestPathsThatMustNotBeForwarded(t *testing.T) {
 	t.Parallel()
 	bmc := newFakeBMC(t, false)
 	g := newGateway(t, bmc, func(tg *Target) { tg.ManagerPath = "" })
 	for _, path := range []string{
-		"/redfish/v1/Systems/n17/../../Managers/BMC",
-		"/redfish/v1/Systems/n17/Bios/../../../Managers/BMC",
-		"/redfish/v1/Systems/n17/%2e%2e/%2e%2e/Managers/BMC",
-		"/redfish/v1/Systems/n17/%2E%2E/x",
-		"/redfish/v1/Systems/n17/.%2e/x",
-		"/redfish/v1/Systems/n17/./Bios",
-		"/redfish/v1/Systems/n17//Bios",
-		"/redfish/v1/Systems/n17/Bios//",
-		"/redfish/v1/Systems/n17/Bios%2f..%2f..%2fManagers",
-		"/redfish/v1/Systems/n17/..%5c..%5cManagers",
-		"/redfish/v1/Systems/n17/%252e%252e/x",
-		"/redfish/v1/Systems/n17/..;/x",
-		"/redfish/v1/Systems/n17/Bios%00",
 		"/redfish/v1/Systems/n17",
 		"/redfish/v1/Systems/n17/",
 		"/redfish/v1/Systems/n18/Bios",
 		"/redfish/v1/Systems/n17x/Bios",
+		"/redfish/v1/Systems/n17;x/Bios",
 		"/redfish/v1/Systems/1/Bios",
 		"/redfish/v1/systems/n17/Bios",
 		"/redfish/v1/Systems",
@@ -343,52 +350,138 @@ func TestPathsThatMustNotBeForwarded(t *testing.T) {
 		"/",
 	} {
 		before := len(bmc.requests())
-		rec := httptest.NewRecorder()
-		g.p.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
-		r := response{status: rec.Code, header: rec.Header(), raw: rec.Body.Bytes()}
-		_ = json.Unmarshal(r.raw, &r.body)
-		t.Run(path, func(t *testing.T) { wantRedfishError(t, r, http.StatusNotFound, "ResourceMissingAtURI") })
+		r := g.serveDirect("GET", path, "")
+		t.Run("404 "+path, func(t *testing.T) { wantRedfishError(t, r, http.StatusNotFound, "ResourceMissingAtURI") })
+		if n := len(bmc.requests()); n != before {
+			t.Errorf("%s was forwarded to the BMC as %s", path, bmc.last().RawPath)
+		}
+	}
+	for _, path := range []string{
+		"/redfish/v1/Systems/n17/../../Managers/BMC",
+		"/redfish/v1/Systems/n17/Bios/../../../Managers/BMC",
+		"/redfish/v1/Systems/n17/%2e%2e/%2e%2e/Managers/BMC",
+		"/redfish/v1/Systems/n17/%2E%2E/x",
+		"/redfish/v1/Systems/n17/.%2e/x",
+		"/redfish/v1/Systems/n17/./Bios",
+		"/redfish/v1/Systems/n17//Bios",
+		"/redfish/v1/Systems/n17/Bios//",
+		"/redfish/v1/Systems/n17/Bios%2f..%2f..%2fManagers",
+		"/redfish/v1/Systems/n17/..%5c..%5cManagers",
+		"/redfish/v1/Systems/n17/%252e%252e/x",
+		"/redfish/v1/Systems/n17/..;/x",
+		"/redfish/v1/Systems/n17/Bios;jsessionid=1",
+		"/redfish/v1/Systems/n17/Bios%3Bx",
+		"/redfish/v1/Systems/n17/Bios%00",
+		"/redfish/v1/Systems/n17/Bios%0a",
+		"/redfish/v1/Systems/n17/Bios.",
+		"/redfish/v1/Systems/n17/Bios%2E",
+		"/redfish/v1/Systems/n17/Bios%20",
+		"/redfish/v1/Systems/n17/%20Bios",
+		"/redfish/v1/Systems/n17/Bios%09",
+		"/redfish/v1/Systems/n17/Bios%C2%A0",     // no-break space
+		"/redfish/v1/Systems/n17/Bios%E2%80%8B",  // zero-width space
+		"/redfish/v1/Systems/n17/Bios%ff",        // not UTF-8
+		"/bmc/n17/redfish/v1/Systems/n17/Bios/.", // per-node view too
+	} {
+		before := len(bmc.requests())
+		r := g.serveDirect("GET", path, "")
+		t.Run("400 "+path, func(t *testing.T) { wantRedfishError(t, r, http.StatusBadRequest, "InvalidURI") })
 		if n := len(bmc.requests()); n != before {
 			t.Errorf("%s was forwarded to the BMC as %s", path, bmc.last().RawPath)
 		}
 	}
 
-	// Controls: the same machinery forwards what it should.
+	// Controls: the same machinery forwards what it should, each segment
+	// in the one form the gateway decided on.
 	for path, want := range map[string]string{
-		"/redfish/v1/Systems/%6e17/Bios":           "/redfish/v1/Systems/1/Bios",
-		"/redfish/v1/Systems/n17/Bios/":            "/redfish/v1/Systems/1/Bios/",
-		"/redfish/v1/Systems/n17/Echo%20Space":     "/redfish/v1/Systems/1/Echo%20Space",
-		"/redfish/v1/Systems/n17/Echo..Dots":       "/redfish/v1/Systems/1/Echo..Dots",
-		"/bmc/n17/redfish/v1/Systems/n17/Echo,1:2": "/redfish/v1/Systems/1/Echo,1:2",
+		"/redfish/v1/Systems/%6e17/Bios":               "/redfish/v1/Systems/1/Bios",
+		"/redfish/v1/Systems/n17/Bios/":                "/redfish/v1/Systems/1/Bios/",
+		"/redfish/v1/Systems/n17/Echo%20Space":         "/redfish/v1/Systems/1/Echo%20Space",
+		"/redfish/v1/Systems/n17/Echo..Dots":           "/redfish/v1/Systems/1/Echo..Dots",
+		"/bmc/n17/redfish/v1/Systems/n17/Echo,1:2":     "/redfish/v1/Systems/1/Echo,1:2",
+		"/redfish/v1/Systems/n17/Echo%2D%41%2e%7e":     "/redfish/v1/Systems/1/Echo-A.~",
+		"/redfish/v1/Systems/n17/Echo%C3%A9%22%3C%23x": "/redfish/v1/Systems/1/Echo%C3%A9%22%3C%23x",
 	} {
-		rec := httptest.NewRecorder()
-		g.p.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
-		if rec.Code != http.StatusOK {
-			t.Errorf("GET %s: %d %s", path, rec.Code, rec.Body)
+		r := g.serveDirect("GET", path, "")
+		if r.status != http.StatusOK {
+			t.Errorf("GET %s: %d %s", path, r.status, r.raw)
 			continue
 		}
 		wantEq(t, "BMC path of "+path, bmc.last().RawPath, want)
 	}
 }
 
+// TestPowerActionsNotPassedThrough: no write reaches a power action, or any
+// action of the System or Chassis, whatever its spelling; every such path
+// either is refused as ambiguous (400 InvalidURI) or names the action it is
+// (400 ActionNotSupported). Writes directly below the System that are none
+// of its known sub-resources (its pending settings hold Boot) are 405.
 func TestPowerActionsNotPassedThrough(t *testing.T) {
 	t.Parallel()
 	bmc := newFakeBMC(t, false)
 	g := newGateway(t, bmc, nil)
-	for _, path := range []string{
-		"/redfish/v1/Systems/n17/Actions/ComputerSystem.Reset",
-		"/bmc/n17/redfish/v1/Chassis/n17/Actions/Chassis.Reset",
-		"/redfish/v1/Chassis/n17/Actions/chassis.reset",
-		"/redfish/v1/Chassis/n17/Actions/%23Chassis.Reset",
+	const sys, ch = "/redfish/v1/Systems/n17", "/bmc/n17/redfish/v1/Chassis/n17"
+	for path, want := range map[string]string{
+		sys + "/Actions/ComputerSystem.Reset":                     "ActionNotSupported",
+		sys + "/Actions/ComputerSystem.Reset/":                    "ActionNotSupported",
+		sys + "/actions/computersystem.reset":                     "ActionNotSupported",
+		sys + "/Actions/%23ComputerSystem.Reset":                  "ActionNotSupported",
+		sys + "/Actions/ComputerSystem%2EReset":                   "ActionNotSupported",
+		sys + "/%41ctions/ComputerSystem.Reset":                   "ActionNotSupported",
+		sys + "/Actions/ComputerSystem.Reset;x=1":                 "InvalidURI",
+		sys + "/Actions/ComputerSystem.Reset%3Bx":                 "InvalidURI",
+		sys + "/Actions/ComputerSystem.Reset%3bx=1":               "InvalidURI",
+		sys + "/Actions/ComputerSystem.Reset.":                    "InvalidURI",
+		sys + "/Actions/ComputerSystem.Reset%2E":                  "InvalidURI",
+		sys + "/Actions/ComputerSystem.Reset%20":                  "InvalidURI",
+		sys + "/Actions/ComputerSystem.Reset%09":                  "InvalidURI",
+		sys + "/Actions/ComputerSystem.Reset%00":                  "InvalidURI",
+		sys + "/Actions%2FComputerSystem.Reset":                   "InvalidURI",
+		sys + "/Actions%5CComputerSystem.Reset":                   "InvalidURI",
+		sys + "/Actions//ComputerSystem.Reset":                    "InvalidURI",
+		sys + "/Bios/../Actions/ComputerSystem.Reset":             "InvalidURI",
+		sys + "/Actions/ComputerSystem.Reset//":                   "InvalidURI",
+		sys + "/Actions/ComputerSystem%252EReset":                 "InvalidURI",
+		sys + "/Actions/ComputerSystem.SetDefaultBootOrder":       "ActionNotSupported",
+		sys + "/Actions/Oem/Hpe/HpeComputerSystemExt.PowerButton": "ActionNotSupported",
+		sys + "/Actions": "ActionNotSupported",
+		sys + "/Oem/Actions/ComputerSystem.Reset":                        "ActionNotSupported",
+		sys + "/Bios/Actions/ComputerSystem.Reset":                       "ActionNotSupported",
+		ch + "/Actions/Chassis.Reset":                                    "ActionNotSupported",
+		ch + "/Actions/chassis.reset":                                    "ActionNotSupported",
+		ch + "/Actions/%23Chassis.Reset":                                 "ActionNotSupported",
+		ch + "/Actions/Oem/Contoso.PowerOff":                             "ActionNotSupported",
+		ch + "/PowerSubsystem/PowerSupplies/0/Actions/PowerSupply.Reset": "ActionNotSupported",
+		"/redfish/v1/Managers/n17/Actions/ComputerSystem.Reset":          "ActionNotSupported",
+		sys + "/Settings":                                                "OperationNotAllowed",
+		sys + "/SD":                                                      "OperationNotAllowed",
+		sys + "/Pending":                                                 "OperationNotAllowed",
+		sys + "/Oem/Dell/Boot":                                           "OperationNotAllowed",
+		sys + "/Boot":                                                    "OperationNotAllowed",
+		ch + "/Oem/Contoso/Power":                                        "OperationNotAllowed",
 	} {
-		r := g.do(t, "POST", path, `{"ResetType":"ForceOff"}`)
-		wantRedfishError(t, r, http.StatusBadRequest, "ActionNotSupported")
+		for _, m := range []string{"POST", "PATCH", "PUT", "DELETE"} {
+			r := g.serveDirect(m, path, `{"ResetType":"ForceOff"}`)
+			status := http.StatusBadRequest
+			if want == "OperationNotAllowed" {
+				status = http.StatusMethodNotAllowed
+				wantEq(t, "Allow of "+path, r.header.Get("Allow"), "GET, HEAD")
+			}
+			t.Run(m+" "+path, func(t *testing.T) { wantRedfishError(t, r, status, want) })
+		}
 	}
 	if n := len(bmc.requests()); n != 0 {
-		t.Errorf("%d power actions reached the BMC, last %s", n, bmc.last().RawPath)
+		t.Errorf("%d refused writes reached the BMC, last %s %s", n, bmc.last().Method, bmc.last().RawPath)
 	}
-	r := g.do(t, "POST", "/redfish/v1/Managers/n17/Jobs", `{}`)
+	// Reading them is harmless, and writes elsewhere are forwarded.
+	r := g.do(t, "GET", sys+"/Actions/ComputerSystem.Reset", "")
+	wantEq(t, "GET of the action forwarded", bmc.last().RawPath, "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset")
+	r = g.do(t, "POST", "/redfish/v1/Managers/n17/Jobs", `{}`)
 	wantEq(t, "non-power action status", r.status, http.StatusCreated)
+	r = g.do(t, "PATCH", sys+"/Bios/Settings", `{}`)
+	wantEq(t, "Bios settings status", r.status, http.StatusAccepted)
+	r = g.do(t, "POST", sys+"/Bios/Actions/Bios.ResetBios", `{}`)
+	wantEq(t, "Bios action status", r.status, http.StatusAccepted)
 }
 
 func TestBMCUnreachable(t *testing.T) {
