@@ -16,9 +16,11 @@ vet:
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-# Short, bounded fuzzing of request decoding (one target per invocation).
+# Short, bounded fuzzing (one target per invocation): Redfish request
+# decoding, and the UDP input of the IPMI fronts (simulator and gateway).
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRequestBodies$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./redfish
+	$(GO) test -run='^$$' -fuzz='^FuzzIPMIPacket$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/ipmibmc
 
 bench:
 	$(GO) run ./cmd/fgbench -duration 10s -rounds 5

@@ -214,3 +214,13 @@ func TestIPMINoFrontByDefault(t *testing.T) {
 		t.Error("a 17-byte IPMI user name was accepted")
 	}
 }
+
+// TestIPMIFrontSurvivesMalformedPackets: issue 10's packets, the 44-byte
+// RAKP Message 1 that made go-ipmi panic among them, do not take bmcsim
+// down.
+func TestIPMIFrontSurvivesMalformedPackets(t *testing.T) {
+	_, to := startIPMINode(t, MachineConfig{})
+	if out := ipmitooltest.MalformedThenStatus(t, to); out != "Chassis Power is off" {
+		t.Errorf("power status after malformed packets: %q", out)
+	}
+}

@@ -51,6 +51,15 @@
 // reset and Close Session at once): the reset may then find its session
 // closed and be dropped. That is harmless (a BMC reset changes nothing
 // here); "ipmitool raw 0x06 0x02" waits for the answer.
+//
+// # Untrusted packets
+//
+// go-ipmi v0.9.1 panics on some packets (a RAKP Message 1 with a user name
+// length of 228 or more, from anyone) in that goroutine, which has no
+// recover: the whole process would exit. Every packet is therefore checked
+// before go-ipmi reads it and dropped, logged at WARN, when malformed;
+// command handlers run under a recover (guard.go). FuzzIPMIPacket feeds
+// arbitrary packets through the same path, from every session state.
 package ipmibmc
 
 import (
@@ -67,6 +76,7 @@ import (
 	"github.com/bougou/go-ipmi/pkg/hal"
 	"github.com/bougou/go-ipmi/pkg/handlers"
 	"github.com/bougou/go-ipmi/pkg/server"
+	"github.com/bougou/go-ipmi/pkg/transport"
 	"github.com/bougou/go-ipmi/pkg/types"
 )
 
@@ -116,9 +126,14 @@ type Server struct {
 	cfg    Config
 	target PowerTarget
 	log    *slog.Logger
-	conn   *udpConn
+	conn   packetConn
 	bmc    *bmc.BMC
+	reg    *handlers.Registry
 	srv    *server.Server
+
+	// guard counts what the packet guard dropped and the panics it
+	// recovered (guard.go).
+	guard guardStats
 
 	// base is the parent of every PowerTarget call's context; Close
 	// cancels it.
@@ -145,6 +160,12 @@ type Server struct {
 // New validates cfg and binds its UDP address. Nothing is answered until
 // Serve.
 func New(cfg Config, target PowerTarget) (*Server, error) {
+	return build(cfg, target, func(addr string) (packetConn, error) { return listenUDP(addr) })
+}
+
+// build is New answering on the conn listen returns for cfg.Addr; tests
+// listen on a conn of their own.
+func build(cfg Config, target PowerTarget, listen func(addr string) (packetConn, error)) (*Server, error) {
 	if target == nil {
 		return nil, errors.New("ipmibmc: nil PowerTarget")
 	}
@@ -174,7 +195,7 @@ func New(cfg Config, target PowerTarget) (*Server, error) {
 		return nil, fmt.Errorf("ipmibmc %s: %w", cfg.Name, err)
 	}
 
-	conn, err := listenUDP(cfg.Addr)
+	conn, err := listen(cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("ipmibmc %s: %w", cfg.Name, err)
 	}
@@ -182,7 +203,10 @@ func New(cfg Config, target PowerTarget) (*Server, error) {
 		log: cfg.Logger.With("ipmi", conn.LocalAddr().String())}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.retransmits.entries = map[uint32]retransmit{}
-	s.srv = server.NewServer(b, conn, server.WithHandlerRegistry(s.registry()))
+	s.reg = s.registry()
+	// go-ipmi reads through the guard: it never sees a packet it cannot
+	// parse safely (guard.go).
+	s.srv = server.NewServer(b, &guardConn{packetConn: conn, s: s}, server.WithHandlerRegistry(s.reg))
 	return s, nil
 }
 
@@ -260,14 +284,39 @@ func (s *Server) Addr() string { return s.conn.LocalAddr().String() }
 
 // Serve answers packets until ctx ends or Close is called, then closes the
 // server. It returns nil after Close.
+//
+// A panic in go-ipmi's read loop (none is known: the guard keeps malformed
+// packets from it) is logged and the loop started again.
 func (s *Server) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
 	defer stop()
-	err := s.srv.Serve(ctx)
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		err = nil
+	for {
+		panicked, err := s.serveOnce(ctx)
+		if panicked && !s.isClosed() && ctx.Err() == nil {
+			continue
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			err = nil
+		}
+		return err
 	}
-	return err
+}
+
+// serveOnce runs go-ipmi's read loop, recovering a panic.
+func (s *Server) serveOnce(ctx context.Context) (panicked bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.recovered(v, nil, "read loop")
+			panicked, err = true, nil
+		}
+	}()
+	return false, s.srv.Serve(ctx)
+}
+
+func (s *Server) isClosed() bool {
+	s.gateMu.Lock()
+	defer s.gateMu.Unlock()
+	return s.closed
 }
 
 // Close stops answering, cancels the PowerTarget calls in flight and waits
@@ -301,6 +350,8 @@ func (s *Server) enter() bool {
 // chassis and BMC reset handlers.
 func (s *Server) registry() *handlers.Registry {
 	r := handlers.NewRegistry()
+	// First, so that it wraps every handler registered below.
+	r.Use(s.recoverHandler)
 	handlers.RegisterAppHandlers(r)
 	handlers.RegisterSessionHandlers(r)
 	handlers.RegisterChassisHandlers(r)
@@ -326,6 +377,12 @@ func (nullHAL) GPIO() hal.GPIOHAL       { return nil }
 func (nullHAL) I2C() hal.I2CHAL         { return nil }
 func (nullHAL) Console() hal.ConsoleHAL { return nil }
 func (nullHAL) Close() error            { return nil }
+
+// packetConn is go-ipmi's transport.PacketConn with its local address.
+type packetConn interface {
+	transport.PacketConn
+	LocalAddr() net.Addr
+}
 
 // udpConn is go-ipmi's transport.PacketConn over a UDP socket, exposing
 // LocalAddr (go-ipmi's own udp.Conn does not, and sets 30 s read

@@ -235,3 +235,14 @@ func TestIpmiPower(t *testing.T) {
 		t.Error("unknown power state is known")
 	}
 }
+
+// TestMalformedPacketsKeepServing: issue 10's packets, the 44-byte RAKP
+// Message 1 that made go-ipmi panic among them, do not take the front (and
+// the gateway with it) down.
+func TestMalformedPacketsKeepServing(t *testing.T) {
+	g := &fakeGateway{view: serializer.View{ID: "n1", PowerState: schemas.PowerOn}}
+	_, to := startFront(t, g)
+	if out := ipmitooltest.MalformedThenStatus(t, to); out != "Chassis Power is on" {
+		t.Errorf("power status after malformed packets: %q", out)
+	}
+}
