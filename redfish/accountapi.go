@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"path"
 	"slices"
 
 	"github.com/labstack/echo/v4"
@@ -104,6 +105,7 @@ func (s *Server) renderAccount(c echo.Context, a storedAccount) schemas.ManagerA
 		Enabled:      a.Enabled,
 		Locked:       s.accounts.Locked(c.Request().Context(), a.User),
 		AccountTypes: []string{"Redfish"},
+		Oem:          map[string]any{"Fishgate": map[string]any{"Nodes": append([]string{}, a.Nodes...), "FromConfiguration": a.Config}},
 	}
 }
 
@@ -128,6 +130,20 @@ type accountBody struct {
 	Password *string `json:"Password"`
 	RoleID   *string `json:"RoleId"`
 	Enabled  *bool   `json:"Enabled"`
+	Oem      *struct {
+		Fishgate *struct {
+			// Nodes limits the account to nodes matching these patterns.
+			Nodes *[]string `json:"Nodes"`
+		} `json:"Fishgate"`
+	} `json:"Oem"`
+}
+
+// nodes is the body's Oem.Fishgate.Nodes (ok=false: absent).
+func (b accountBody) nodes() ([]string, bool) {
+	if b.Oem == nil || b.Oem.Fishgate == nil || b.Oem.Fishgate.Nodes == nil {
+		return nil, false
+	}
+	return *b.Oem.Fishgate.Nodes, true
 }
 
 func (s *Server) readAccountBody(c echo.Context) (accountBody, error) {
@@ -152,6 +168,14 @@ func (s *Server) readAccountBody(c echo.Context) (accountBody, error) {
 	}
 	if b.RoleID != nil && !slices.Contains(roleIDs, *b.RoleID) {
 		return b, newError(http.StatusBadRequest, schemas.Base("PropertyValueNotInList", *b.RoleID, "RoleId"))
+	}
+	if nodes, ok := b.nodes(); ok {
+		for _, p := range nodes {
+			if _, err := path.Match(p, ""); err != nil || p == "" {
+				return b, newError(http.StatusBadRequest, schemas.Base("PropertyValueFormatError", p, "Oem/Fishgate/Nodes")).
+					withDetail("a node pattern is a node id or a shell pattern such as rack1-*")
+			}
+		}
 	}
 	return b, nil
 }
@@ -198,7 +222,8 @@ func (s *Server) postAccount(c echo.Context) error {
 	if b.Enabled != nil {
 		enabled = *b.Enabled
 	}
-	a, err := s.accounts.Put(c.Request().Context(), *b.UserName, *b.Password, *b.RoleID, enabled, true)
+	nodes, _ := b.nodes()
+	a, err := s.accounts.Put(c.Request().Context(), *b.UserName, *b.Password, *b.RoleID, enabled, nodes, true)
 	if err != nil {
 		return accountError(err, *b.UserName)
 	}
@@ -238,7 +263,8 @@ func (s *Server) patchAccount(c echo.Context) error {
 	if b.UserName != nil && *b.UserName != a.User {
 		return newError(http.StatusBadRequest, schemas.Base("PropertyNotWritable", "UserName"))
 	}
-	if !mayConfigureUsers(p) && (b.RoleID != nil || b.Enabled != nil) {
+	newNodes, nodesSet := b.nodes()
+	if !mayConfigureUsers(p) && (b.RoleID != nil || b.Enabled != nil || nodesSet) {
 		return newError(http.StatusForbidden, schemas.Base("InsufficientPrivilege")).withDetail("only the Password of one's own account may be changed without ConfigureUsers")
 	}
 	role, enabled, password := a.Role, a.Enabled, ""
@@ -254,7 +280,11 @@ func (s *Server) patchAccount(c echo.Context) error {
 			return newError(http.StatusBadRequest, schemas.Base("PropertyValueIncorrect", "Password", "(hidden)"))
 		}
 	}
-	a, err = s.accounts.Put(c.Request().Context(), a.User, password, role, enabled, false)
+	nodes := a.Nodes
+	if nodesSet {
+		nodes = newNodes
+	}
+	a, err = s.accounts.Put(c.Request().Context(), a.User, password, role, enabled, nodes, false)
 	if err != nil {
 		return accountError(err, c.Param("id"))
 	}

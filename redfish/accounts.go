@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -68,17 +69,18 @@ func (p *AccountPolicy) defaults() {
 
 // storedAccount is an account with its password as a bcrypt hash.
 type storedAccount struct {
-	User    string `json:"user"`
-	Hash    string `json:"hash"`
-	Role    string `json:"role"`
-	Enabled bool   `json:"enabled"`
+	User    string   `json:"user"`
+	Hash    string   `json:"hash"`
+	Role    string   `json:"role"`
+	Enabled bool     `json:"enabled"`
+	Nodes   []string `json:"nodes,omitempty"`
 	// Config: defined in the configuration file (not changeable over Redfish).
 	Config bool `json:"-"`
 }
 
 // fingerprint changes whenever what a session was granted on changes.
 func (a storedAccount) fingerprint() string {
-	h := sha256.Sum256([]byte(a.User + "\x00" + a.Hash + "\x00" + a.Role + "\x00" + fmt.Sprint(a.Enabled)))
+	h := sha256.Sum256([]byte(a.User + "\x00" + a.Hash + "\x00" + a.Role + "\x00" + fmt.Sprint(a.Enabled) + "\x00" + strings.Join(a.Nodes, "\x01")))
 	return hex.EncodeToString(h[:8])
 }
 
@@ -144,7 +146,12 @@ func NewAccountStore(ctx context.Context, rdb redis.UniversalClient, config []Ac
 			}
 			hash = h
 		}
-		st.config[a.User] = storedAccount{User: a.User, Hash: hash, Role: a.Role, Enabled: true, Config: true}
+		for _, p := range a.Nodes {
+			if _, err := path.Match(p, ""); err != nil {
+				return nil, fmt.Errorf("redfish: account %s: node pattern %q: %w", a.User, p, err)
+			}
+		}
+		st.config[a.User] = storedAccount{User: a.User, Hash: hash, Role: a.Role, Enabled: true, Config: true, Nodes: a.Nodes}
 	}
 	if err := st.reload(ctx); err != nil {
 		log.Warn("accounts in Redis not loaded yet", "err", err)
@@ -367,7 +374,7 @@ var (
 
 // Put creates (create=true) or replaces a Redis account. password empty
 // keeps the current one.
-func (st *AccountStore) Put(ctx context.Context, user, password, role string, enabled, create bool) (storedAccount, error) {
+func (st *AccountStore) Put(ctx context.Context, user, password, role string, enabled bool, nodes []string, create bool) (storedAccount, error) {
 	st.mu.RLock()
 	_, isConfig := st.config[user]
 	cur, exists := st.stored[user]
@@ -380,7 +387,7 @@ func (st *AccountStore) Put(ctx context.Context, user, password, role string, en
 	case !create && !exists:
 		return storedAccount{}, ErrNoAccount
 	}
-	a := storedAccount{User: user, Hash: cur.Hash, Role: role, Enabled: enabled}
+	a := storedAccount{User: user, Hash: cur.Hash, Role: role, Enabled: enabled, Nodes: nodes}
 	if password != "" {
 		if len(password) < st.policy.MinPasswordLength {
 			return storedAccount{}, ErrPasswordTooWeak

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,4 +189,50 @@ func TestBasicAuthCostsOneBcrypt(t *testing.T) {
 	if n := e.api.PasswordChecks() - n0; n != 2 {
 		t.Fatalf("a wrong password and an unknown user cost %d bcrypt checks, want one each", n)
 	}
+}
+
+// TestPerNodeAuthorization: an account limited to some nodes does not see
+// the others anywhere: collections, resources, per-node views, actions,
+// tasks (404, not 403: to it they do not exist).
+func TestPerNodeAuthorization(t *testing.T) {
+	e := newEnvWith(t, testredis.Mini(t), time.Minute, envConfig{nodes: 2,
+		accounts: []redfish.Account{{User: "tenant", Password: "tenant-pw", Role: redfish.RoleOperator, Nodes: []string{"node1"}}}})
+	as := basic("tenant", "tenant-pw")
+	coll := e.do("GET", "/redfish/v1/Systems", "", as).json(t)
+	if coll["Members@odata.count"] != float64(1) {
+		t.Fatalf("tenant sees Systems %v", coll)
+	}
+	for _, p := range []string{"/redfish/v1/Systems/node2", "/redfish/v1/Managers/node2", "/redfish/v1/Chassis/node2", "/bmc/node2/redfish/v1/Systems", "/bmc/node2/redfish/v1/SessionService"} {
+		wantStatus(t, "GET "+p, e.do("GET", p, "", as), http.StatusNotFound)
+	}
+	wantStatus(t, "Reset node2", e.do("POST", "/redfish/v1/Systems/node2/Actions/ComputerSystem.Reset", `{"ResetType":"On"}`, as), http.StatusNotFound)
+	wantStatus(t, "Reset node1", e.do("POST", "/redfish/v1/Systems/node1/Actions/ComputerSystem.Reset", `{"ResetType":"On"}`, as), http.StatusAccepted)
+	wantStatus(t, "per-node view of node1", e.do("GET", "/bmc/node1/redfish/v1/Systems/node1", "", as), http.StatusOK)
+	// The public service root does not tell which node ids exist.
+	if a, b := e.do("GET", "/bmc/node2/redfish/v1", "", noAuth()), e.do("GET", "/bmc/no-such-node/redfish/v1", "", noAuth()); a.Status != http.StatusOK || b.Status != http.StatusOK {
+		t.Errorf("public per-node roots: %d and %d, want both 200", a.Status, b.Status)
+	}
+
+	// An administrator's task on node2 is invisible to the tenant.
+	r := e.do("POST", "/redfish/v1/Systems/node2/Actions/ComputerSystem.Reset", `{"ResetType":"On"}`)
+	wantStatus(t, "admin Reset node2", r, http.StatusAccepted)
+	task := r.json(t)["@odata.id"].(string)
+	wantStatus(t, "tenant GET of node2's task", e.do("GET", task, "", as), http.StatusNotFound)
+	wantStatus(t, "tenant DELETE of node2's task", e.do("DELETE", task, "", as), http.StatusNotFound)
+	tasks := e.do("GET", "/redfish/v1/TaskService/Tasks", "", as).json(t)
+	for _, m := range tasks["Members"].([]any) {
+		if id := m.(map[string]any)["@odata.id"].(string); strings.Contains(id, "node2") {
+			t.Errorf("tenant lists %s", id)
+		}
+	}
+
+	// An account made over Redfish can be limited too; changing its nodes
+	// revokes its sessions.
+	wantStatus(t, "create", e.do("POST", "/redfish/v1/AccountService/Accounts", `{"UserName":"t2","Password":"tenant2-pw","RoleId":"ReadOnly","Oem":{"Fishgate":{"Nodes":["node2"]}}}`), http.StatusCreated)
+	tok, _ := e.login("t2", "tenant2-pw")
+	wantStatus(t, "t2 node1", e.do("GET", "/redfish/v1/Systems/node1", "", token(tok)), http.StatusNotFound)
+	wantStatus(t, "t2 node2", e.do("GET", "/redfish/v1/Systems/node2", "", token(tok)), http.StatusOK)
+	wantStatus(t, "change nodes", e.do("PATCH", "/redfish/v1/AccountService/Accounts/t2", `{"Oem":{"Fishgate":{"Nodes":["node1"]}}}`), http.StatusOK)
+	wantStatus(t, "t2's old session", e.do("GET", "/redfish/v1/Systems/node2", "", token(tok)), http.StatusUnauthorized)
+	wantStatus(t, "bad pattern", e.do("PATCH", "/redfish/v1/AccountService/Accounts/t2", `{"Oem":{"Fishgate":{"Nodes":["["]}}}`), http.StatusBadRequest)
 }

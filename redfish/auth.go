@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"path"
 
 	"github.com/labstack/echo/v4"
 
@@ -23,13 +24,31 @@ type Account struct {
 	User     string
 	Password string
 	Role     string
+	// Nodes limits the account to the nodes whose ids match one of these
+	// patterns (path.Match: "rack1-*"); empty: every node. Other nodes are
+	// invisible to it (404).
+	Nodes []string
 }
 
 // principal is who made a request.
 type principal struct {
 	User    string
 	Role    string
-	Session string // session id when authenticated by X-Auth-Token
+	Session string   // session id when authenticated by X-Auth-Token
+	Nodes   []string // node-id patterns the account is limited to (empty: all)
+}
+
+// sees reports whether the principal may see node id.
+func (p principal) sees(id string) bool {
+	if len(p.Nodes) == 0 {
+		return true
+	}
+	for _, pat := range p.Nodes {
+		if ok, _ := path.Match(pat, id); ok {
+			return true
+		}
+	}
+	return false
 }
 
 const ctxPrincipal = "fishgate.principal"
@@ -92,19 +111,28 @@ func (s *Server) authMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 				s.sessions.Delete(req.Context(), sess.ID)
 				return unauthorized()
 			}
-			c.Set(ctxPrincipal, principal{User: a.User, Role: a.Role, Session: sess.ID})
-			return next(c)
+			c.Set(ctxPrincipal, principal{User: a.User, Role: a.Role, Session: sess.ID, Nodes: a.Nodes})
+			return s.visibleScope(c, next)
 		}
 		if user, pw, ok := req.BasicAuth(); ok {
 			a, err := s.authenticate(c, user, pw)
 			if err != nil {
 				return err
 			}
-			c.Set(ctxPrincipal, principal{User: a.User, Role: a.Role})
-			return next(c)
+			c.Set(ctxPrincipal, principal{User: a.User, Role: a.Role, Nodes: a.Nodes})
+			return s.visibleScope(c, next)
 		}
 		return unauthorized()
 	}
+}
+
+// visibleScope answers 404 for a per-node view (/bmc/<node>/...) of a node
+// the principal may not see: to it, the node does not exist.
+func (s *Server) visibleScope(c echo.Context, next echo.HandlerFunc) error {
+	if n := scopeOf(c).node; n != "" && !principalOf(c).sees(n) {
+		return notFound("Manager", n)
+	}
+	return next(c)
 }
 
 // requireRole refuses the request unless the principal's role is one of roles.

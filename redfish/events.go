@@ -99,7 +99,7 @@ func (s *Server) getSubscriptions(c echo.Context) error {
 	}
 	var m []schemas.Link
 	for _, sub := range subs {
-		if sc.node == "" || sub.Node == sc.node {
+		if subVisible(sc, principalOf(c), sub) {
 			m = append(m, schemas.Link{ODataID: sc.url("/EventService/Subscriptions/" + sub.ID)})
 		}
 	}
@@ -166,6 +166,11 @@ func (s *Server) postSubscription(c echo.Context) error {
 		}
 	}
 	sc := scopeOf(c)
+	if len(principalOf(c).Nodes) > 0 && sc.node == "" {
+		// the aggregate stream carries every node's events
+		return newError(http.StatusForbidden, schemas.Base("InsufficientPrivilege")).
+			withDetail("this account is limited to some nodes: subscribe through a node's own service (/bmc/<node>/redfish/v1/EventService/Subscriptions)")
+	}
 	sub := events.Subscription{
 		Destination: *req.Destination, RegistryPrefixes: req.RegistryPrefixes, ResourceTypes: req.ResourceTypes,
 		MessageIDs: req.MessageIDs, Node: sc.node, Owner: principalOf(c).User,
@@ -241,7 +246,7 @@ func (s *Server) subscription(c echo.Context) (events.Subscription, error) {
 	if err != nil {
 		return sub, unavailable(2, err.Error())
 	}
-	if sc := scopeOf(c); sc.node != "" && sub.Node != sc.node {
+	if !subVisible(scopeOf(c), principalOf(c), sub) {
 		return sub, notFound("EventDestination", id)
 	}
 	return sub, nil
@@ -328,9 +333,16 @@ func (s *Server) getSSE(c echo.Context) error {
 	w.Flush()
 	keepAlive := s.sseKeepAlive
 	lastWrite := time.Now()
+	p := principalOf(c)
 	var buf bytes.Buffer
 	for {
 		recs, err := f.Next(ctx, keepAlive)
+		if !s.stillAuthorized(ctx, p) {
+			// logged out, or the account changed: the stream ends with
+			// its session
+			s.log.Info("SSE stream closed: its session ended", "user", p.User, "session", p.Session)
+			return nil
+		}
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, events.ErrClosed) && !errors.Is(err, context.Canceled) {
 				s.log.Warn("SSE stream ended", "err", err, "user", principalOf(c).User)
@@ -339,7 +351,7 @@ func (s *Server) getSSE(c echo.Context) error {
 		}
 		buf.Reset()
 		for _, r := range recs {
-			if (sc.node != "" && r.Node != sc.node) || !filter.Match(r) {
+			if (r.Node != "" && !sc.visible(r.Node)) || (sc.node != "" && r.Node != sc.node) || !filter.Match(r) {
 				continue
 			}
 			data, err := json.Marshal(events.Payload(sc.base, "", r))
@@ -360,4 +372,37 @@ func (s *Server) getSSE(c echo.Context) error {
 		w.Flush()
 		lastWrite = time.Now()
 	}
+}
+
+// subVisible reports whether a subscription shows in scope sc to p: a
+// node's own service shows that node's; an account limited to some nodes
+// sees only subscriptions of nodes it may see.
+func subVisible(sc scope, p principal, sub events.Subscription) bool {
+	if sc.node != "" && sub.Node != sc.node {
+		return false
+	}
+	if sub.Node == "" {
+		return len(p.Nodes) == 0
+	}
+	return sc.visible(sub.Node)
+}
+
+// stillAuthorized reports whether a long-lived request's principal may
+// still be served: its session exists (not logged out or expired) and its
+// account has not changed since. Basic-authenticated streams are checked
+// against the account alone.
+func (s *Server) stillAuthorized(ctx context.Context, p principal) bool {
+	if p.Session == "" {
+		a, ok := s.accounts.get(p.User)
+		return ok && a.Enabled && a.Role == p.Role
+	}
+	sess, err := s.sessions.Get(ctx, p.Session)
+	if errors.Is(err, ErrNoSession) {
+		return false
+	}
+	if err != nil {
+		return true // Redis away: the stream's own reads fail soon enough
+	}
+	_, ok := s.accounts.Valid(sess.User, sess.Fingerprint)
+	return ok
 }

@@ -460,3 +460,28 @@ func TestSSEOutlivesWriteTimeout(t *testing.T) {
 	e.reset("", "node1", "On")
 	expectEvents(t, ch, "TaskEvent.1.0.TaskStarted", "ResourceEvent.1.4.ResourcePoweringOn")
 }
+
+// TestSSEEndsWithItsSession: logging out ends the SSE streams opened with
+// that session (issue 10: they kept delivering).
+func TestSSEEndsWithItsSession(t *testing.T) {
+	e := newEventEnv(t, testredis.Mini(t), 1)
+	tok, loc := e.login(roUser, roPass)
+	ch, resp, _ := e.openSSEAs("/redfish/v1/EventService/SSE", token(tok))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("SSE: %d", resp.StatusCode)
+	}
+	if r := e.do("DELETE", loc, ""); r.Status != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", r.Status, r.Body)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case _, open := <-ch:
+			if !open {
+				return // the stream ended
+			}
+		case <-deadline:
+			t.Fatal("the SSE stream still runs 10 s after its session was logged out")
+		}
+	}
+}

@@ -253,13 +253,17 @@ func (s *Server) headersMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 type scope struct {
 	base string // URL prefix before /redfish: "" or "/bmc/<node>"
 	node string // "" for the aggregate view
+	// sees reports whether the principal may see a node (per-node
+	// authorization: other nodes do not exist for it).
+	sees func(id string) bool
 }
 
 func scopeOf(c echo.Context) scope {
+	sees := principalOf(c).sees
 	if n := c.Param("node"); n != "" && strings.HasPrefix(c.Path(), "/bmc/:node") {
-		return scope{base: "/bmc/" + n, node: n}
+		return scope{base: "/bmc/" + n, node: n, sees: sees}
 	}
-	return scope{}
+	return scope{sees: sees}
 }
 
 // routeRest is the route pattern without the per-node prefix.
@@ -273,12 +277,32 @@ func (sc scope) nodeIDs(n Nodes) []string {
 	if sc.node != "" {
 		return []string{sc.node}
 	}
-	return n.IDs()
+	ids := n.IDs()
+	if sc.sees == nil {
+		return ids
+	}
+	var out []string
+	for _, id := range ids {
+		if sc.sees(id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
-// nodeScopeMiddleware refuses /bmc/<node>/... for an unknown node.
+// visible reports whether the request may see node id.
+func (sc scope) visible(id string) bool {
+	return (sc.node == "" || id == sc.node) && (sc.sees == nil || sc.sees(id))
+}
+
+// nodeScopeMiddleware refuses /bmc/<node>/... for an unknown node. The
+// public documents (the service root, $metadata) answer the same for any
+// node id, so that node ids cannot be enumerated without authentication.
 func (s *Server) nodeScopeMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if m := c.Request().Method; publicPath(routeRest(c)) && (m == http.MethodGet || m == http.MethodHead) {
+			return next(c)
+		}
 		if _, err := s.nodes.View(c.Param("node")); err != nil {
 			return notFound("Manager", c.Param("node"))
 		}
@@ -289,8 +313,7 @@ func (s *Server) nodeScopeMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 // view returns the node named by the :id parameter, within scope.
 func (s *Server) view(c echo.Context, kind string) (serializer.View, error) {
 	id := c.Param("id")
-	sc := scopeOf(c)
-	if sc.node != "" && id != sc.node {
+	if !scopeOf(c).visible(id) {
 		return serializer.View{}, notFound(kind, id)
 	}
 	v, err := s.nodes.View(id)
@@ -349,16 +372,13 @@ func ifMatch(c echo.Context, current string) error {
 	return newError(http.StatusPreconditionFailed, schemas.Base("PreconditionFailed"))
 }
 
-// passThrough hands a request for a node's other resources to its BMC.
-// Writes need the Operator role (the BMC account behind is powerful).
+// passThrough hands a request for a node's other resources to its BMC,
+// with the caller: the proxy applies the Redfish privilege registry to
+// what the caller's role may read and change there (the BMC account behind
+// may do anything).
 func (s *Server) passThrough(c echo.Context) error {
-	if m := c.Request().Method; m != http.MethodGet && m != http.MethodHead {
-		if err := canOperate(c); err != nil {
-			return err
-		}
-	}
 	id := c.Param("id")
-	if sc := scopeOf(c); sc.node != "" && sc.node != id {
+	if !scopeOf(c).visible(id) {
 		return newError(http.StatusNotFound, schemas.Base("ResourceMissingAtURI", c.Request().URL.Path))
 	}
 	if _, err := s.nodes.View(id); err != nil || s.passthrough == nil {

@@ -37,7 +37,7 @@ func (s *Server) getTasks(c echo.Context) error {
 	}
 	var m []schemas.Link
 	for _, id := range ids {
-		if node, _ := serializer.TaskNode(id); sc.node == "" || node == sc.node {
+		if node, _ := serializer.TaskNode(id); sc.visible(node) {
 			m = append(m, schemas.Link{ODataID: sc.url("/TaskService/Tasks/" + id)})
 		}
 	}
@@ -48,7 +48,7 @@ func (s *Server) getTasks(c echo.Context) error {
 func (s *Server) task(c echo.Context) (serializer.TaskRecord, error) {
 	id := c.Param("task")
 	sc := scopeOf(c)
-	if node, ok := serializer.TaskNode(id); !ok || (sc.node != "" && node != sc.node) {
+	if node, ok := serializer.TaskNode(id); !ok || !sc.visible(node) {
 		return serializer.TaskRecord{}, notFound("Task", id)
 	}
 	t, err := s.nodes.Task(c.Request().Context(), id)

@@ -201,11 +201,12 @@ const (
 // ManagerAccount is one configured account (ManagerAccount v1_12_0).
 type ManagerAccount struct {
 	Resource
-	UserName     string   `json:"UserName"`
-	RoleID       string   `json:"RoleId"`
-	Enabled      bool     `json:"Enabled"`
-	Locked       bool     `json:"Locked"`
-	AccountTypes []string `json:"AccountTypes"`
+	UserName     string         `json:"UserName"`
+	RoleID       string         `json:"RoleId"`
+	Enabled      bool           `json:"Enabled"`
+	Locked       bool           `json:"Locked"`
+	AccountTypes []string       `json:"AccountTypes"`
+	Oem          map[string]any `json:"Oem,omitempty"`
 }
 
 // Task and TaskService types.
