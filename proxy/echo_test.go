@@ -33,7 +33,7 @@ func TestMountedOnEcho(t *testing.T) {
 		if !ok {
 			return echo.ErrNotFound
 		}
-		p.ServeHTTP(c.Response(), c.Request())
+		withTestCaller(p).ServeHTTP(c.Response(), c.Request())
 		return nil
 	}
 	reset := func(c echo.Context) error { return c.String(http.StatusAccepted, "serializer") }

@@ -162,6 +162,7 @@ var entityTrees = [len(collections)]*entityNode{
 		at("Drives", drives()),
 		at("EnvironmentMetrics", resource("EnvironmentMetrics")),
 		at("FabricAdapters", fabricAdapters()),
+		at("LeakDetectors", coll("LeakDetector")),
 		at("LogServices", logServices()),
 		at("MediaControllers", coll("MediaController")),
 		at("Memory", memory()),
@@ -219,7 +220,7 @@ func walk(i int, segs []string) entityPath {
 			if n.entity == "" {
 				return unknown() // actions of a property
 			}
-			ep.isAction, ep.action = true, strings.Join(segs[k+1:], "/")
+			ep.entity, ep.isAction, ep.action = n.entity, true, strings.Join(segs[k+1:], "/")
 			return ep
 		}
 		switch next := n.children[strings.ToLower(s)]; {

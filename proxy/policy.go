@@ -57,12 +57,49 @@ func reads(method string) bool {
 //     or "Pending", holds Boot; "Oem/..." may hold anything) is refused
 //     with 405 OperationNotAllowed: the System's Boot is changed by a PATCH
 //     of the gateway's own System, which is serialized with power actions.
-func decide(rt *route, method string) verdict {
+//
+// Then any request, read or write, needs the privileges the Redfish
+// privilege registry lists for its entity and method (see required and
+// entityTrees): have must hold them, or it is refused with 403
+// InsufficientPrivilege. Operators so change through the pass-through what
+// an Operator may change on a BMC (Bios, Storage, a System's
+// EthernetInterfaces, ...), and not the BMC itself (Manager actions,
+// NetworkProtocol, VirtualMedia, the Manager's EthernetInterfaces and
+// LogServices, accounts), which needs ConfigureManager or ConfigureUsers:
+// the BMC account the gateway uses may do all of that.
+func decide(rt *route, method string, have []string) verdict {
 	ci := collectionIndex(rt.collection)
 	ep := walk(ci, rt.segs)
-	if reads(method) {
-		return verdict{}
+	if !reads(method) {
+		if v := refuseWrite(rt, ep); !v.forward() {
+			return v
+		}
 	}
+	if alts := required(ep, method); !allowed(have, alts) {
+		return verdict{status: http.StatusForbidden, msg: schemas.Base("InsufficientPrivilege"),
+			detail: fmt.Sprintf("%s of %s needs the privilege %s (Redfish privilege registry); this account has %s.",
+				method, describeEntity(ep), describeAlternatives(alts), describeHeld(have))}
+	}
+	return verdict{}
+}
+
+// describeHeld lists the privileges a caller holds through the
+// pass-through, for a message.
+func describeHeld(have []string) string {
+	var h []string
+	for _, p := range have {
+		if p != PrivConfigureSelf {
+			h = append(h, p)
+		}
+	}
+	if len(h) == 0 {
+		return "none"
+	}
+	return strings.Join(h, ", ")
+}
+
+// refuseWrite applies the power and boot rules of decide to a write.
+func refuseWrite(rt *route, ep entityPath) verdict {
 	if a := powerAction(rt.segs); a != "" {
 		return verdict{status: http.StatusBadRequest, msg: schemas.Base("ActionNotSupported", a),
 			detail: fmt.Sprintf("The action %s is not passed through to the BMC: power goes through the ComputerSystem.Reset action of the gateway's System.", a)}

@@ -76,7 +76,7 @@
 //
 // # Mounting
 //
-// The router authenticates and authorises, keeps its own routes (the node's
+// The router authenticates, keeps its own routes (the node's
 // System, Manager and Chassis resources, ComputerSystem.Reset, ...) and sends
 // the rest of the three subtrees of Redfish-backed nodes here, in both views:
 //
@@ -87,8 +87,22 @@
 //
 // where passThrough looks up the *Proxy of c.Param("id") (404 when the node
 // is unknown or not Redfish-backed) and calls its ServeHTTP(c.Response(),
-// c.Request()). Build one Proxy per Redfish-backed node and keep it: it holds
-// the node's connection pool to the BMC.
+// r) with r carrying the authenticated caller (WithCaller: user and the
+// privileges of their role); a request without one is refused. Build one
+// Proxy per Redfish-backed node and keep it: it holds the node's connection
+// pool to the BMC.
+//
+// # Privileges
+//
+// Every request needs what the Redfish privilege registry (DSP8011,
+// embedded: privilege_registry.json) lists for its entity and method: the
+// path is mapped to its resource type by the DMTF schemas' layout
+// (entities.go; SubordinateOverrides applied, so an EthernetInterface of the
+// Manager needs ConfigureManager to change and one of the System
+// ConfigureComponents), and the caller must hold the privileges, or the
+// answer is 403 InsufficientPrivilege. A path the gateway cannot map is read
+// with Login and changed with ConfigureManager only. ConfigureSelf does not
+// carry over: the BMC account is the gateway's, never the caller's own.
 package proxy
 
 import (
@@ -275,7 +289,7 @@ var allowedMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, 
 //
 // with <base> "" or "/bmc/<node>", to the BMC, and answers with the BMC's
 // response, links rewritten. See the package documentation for the rules.
-// The caller has authenticated and authorised the client.
+// The router has authenticated the client and named it (WithCaller).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !slices.Contains(allowedMethods, r.Method) {
 		w.Header().Set("Allow", strings.Join(allowedMethods, ", "))
@@ -296,7 +310,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "", schemas.Base("ResourceMissingAtURI", r.URL.EscapedPath()))
 		return
 	}
-	if v := decide(rt, r.Method); !v.forward() {
+	caller, _ := callerOf(r)
+	if v := decide(rt, r.Method, caller.Privileges); !v.forward() {
 		if v.allow != "" {
 			w.Header().Set("Allow", v.allow)
 		}

@@ -38,9 +38,31 @@ func newGateway(t *testing.T, bmc *fakeBMC, mod func(*Target)) *gateway {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	srv := httptest.NewServer(p)
+	srv := httptest.NewServer(withTestCaller(p))
 	t.Cleanup(func() { srv.Close(); p.Close() })
 	return &gateway{p: p, srv: srv, bmc: bmc}
+}
+
+// roleHeader names the role of the test client (Administrator when absent;
+// "none": no Caller at all), as the router would have authenticated it.
+const roleHeader = "X-Test-Role"
+
+// withTestCaller plays the router: it puts the Caller of roleHeader in the
+// request's context.
+func withTestCaller(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		role := r.Header.Get(roleHeader)
+		r.Header.Del(roleHeader)
+		switch role {
+		case "none":
+		case "":
+			role = "Administrator"
+			fallthrough
+		default:
+			r = r.WithContext(WithCaller(r.Context(), Caller{User: gwUser, Privileges: RolePrivileges(role)}))
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // response is what a client of the gateway got.
@@ -315,7 +337,7 @@ func (g *gateway) serveDirect(method, path, body string) response {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	rec := httptest.NewRecorder()
-	g.p.ServeHTTP(rec, req)
+	withTestCaller(g.p).ServeHTTP(rec, req)
 	r := response{status: rec.Code, header: rec.Header(), raw: rec.Body.Bytes()}
 	_ = json.Unmarshal(r.raw, &r.body)
 	return r
@@ -655,6 +677,124 @@ func TestNewRejectsBadTargets(t *testing.T) {
 		mod(&tg)
 		if _, err := New(tg, nil); err == nil {
 			t.Errorf("%s: New accepted %+v", name, tg)
+		}
+	}
+}
+
+// TestPassThroughPrivileges: every pass-through request needs what the
+// Redfish privilege registry asks of its entity and method; the BMC
+// account behind does not make an Operator a BMC administrator (issue 10,
+// item 6).
+func TestPassThroughPrivileges(t *testing.T) {
+	t.Parallel()
+	bmc := newFakeBMC(t, false)
+	g := newGateway(t, bmc, nil)
+	const (
+		sys = "/redfish/v1/Systems/n17"
+		mgr = "/bmc/n17/redfish/v1/Managers/n17"
+		ch  = "/redfish/v1/Chassis/n17"
+	)
+	type allowedTo struct{ admin, operator, readOnly bool }
+	all, adminOnly, opAndAdmin, none := allowedTo{true, true, true}, allowedTo{true, false, false}, allowedTo{true, true, false}, allowedTo{}
+	for _, c := range []struct {
+		method, path string
+		who          allowedTo
+	}{
+		// Manager: ConfigureManager.
+		{"POST", mgr + "/Actions/Manager.Reset", adminOnly},
+		{"POST", mgr + "/Actions/Manager.ResetToDefaults", adminOnly},
+		{"POST", mgr + "/Actions/Oem/Contoso.FactoryReset", adminOnly},
+		{"PATCH", mgr + "/NetworkProtocol", adminOnly},
+		{"PATCH", mgr + "/networkprotocol", adminOnly},
+		{"POST", mgr + "/VirtualMedia/CD/Actions/VirtualMedia.InsertMedia", adminOnly},
+		{"PATCH", mgr + "/VirtualMedia/CD", adminOnly},
+		{"PATCH", mgr + "/EthernetInterfaces/eth0", adminOnly}, // SubordinateOverrides: below a Manager
+		{"POST", mgr + "/LogServices/SEL/Actions/LogService.ClearLog", adminOnly},
+		{"DELETE", mgr + "/LogServices/SEL/Entries/1", adminOnly},
+		{"PATCH", mgr + "/RemoteAccountService/Accounts/2", adminOnly}, // ConfigureUsers
+		{"POST", mgr + "/Jobs", adminOnly},                             // unknown below the Manager
+		{"GET", mgr + "/NetworkProtocol", all},
+		{"GET", mgr + "/Certificates", adminOnly}, // reading certificates needs ConfigureManager
+		{"GET", mgr + "/NetworkProtocol/HTTPS/Certificates/1", adminOnly},
+		{"GET", mgr + "/RemoteAccountService/Accounts/2", adminOnly}, // ConfigureSelf does not carry over
+		{"GET", mgr + "/Oem/Anything", all},
+		// System: ConfigureComponents, but VirtualMedia is the BMC's.
+		{"PATCH", sys + "/Bios/Settings", opAndAdmin},
+		{"POST", sys + "/Bios/Actions/Bios.ResetBios", opAndAdmin},
+		{"PATCH", sys + "/EthernetInterfaces/NIC.1", opAndAdmin},
+		{"POST", sys + "/Storage/1/Volumes", opAndAdmin},
+		{"PATCH", sys + "/BootOptions/1", opAndAdmin},
+		{"POST", sys + "/LogServices/Log/Actions/LogService.ClearLog", opAndAdmin},
+		{"POST", sys + "/VirtualMedia/CD/Actions/VirtualMedia.InsertMedia", adminOnly},
+		{"POST", sys + "/Bios/Oem/Contoso/Thing", adminOnly}, // unknown
+		{"GET", sys + "/Bios", all},
+		{"GET", sys + "/Boot/Certificates", opAndAdmin}, // Certificate below a ComputerSystem
+		{"GET", sys + "/Unknown/Thing", all},
+		// Chassis.
+		{"PATCH", ch + "/Power", adminOnly}, // the registry says ConfigureManager
+		{"PATCH", ch + "/Sensors/T1", opAndAdmin},
+		{"POST", ch + "/LogServices/Log/Actions/LogService.ClearLog", opAndAdmin},
+		{"GET", ch + "/Sensors/T1", all},
+		// The power and boot rules come first, whoever asks.
+		{"POST", sys + "/Actions/ComputerSystem.Reset", none},
+		{"POST", ch + "/Actions/Chassis.Reset", none},
+		{"PATCH", sys + "/Settings", none},
+	} {
+		for role, ok := range map[string]bool{"Administrator": c.who.admin, "Operator": c.who.operator, "ReadOnly": c.who.readOnly} {
+			before := len(bmc.requests())
+			body := ""
+			if c.method != "GET" && c.method != "DELETE" {
+				body = `{}`
+			}
+			r := g.do(t, c.method, c.path, body, roleHeader, role)
+			forwarded := len(bmc.requests()) != before
+			if forwarded != ok {
+				t.Errorf("%s %s as %s: forwarded %v, want %v (status %d %s)", c.method, c.path, role, forwarded, ok, r.status, r.raw)
+			}
+			if !ok && c.who != none && r.status != http.StatusForbidden {
+				t.Errorf("%s %s as %s: status %d, want 403", c.method, c.path, role, r.status)
+			}
+			if !ok && c.who != none {
+				wantRedfishError(t, r, http.StatusForbidden, "InsufficientPrivilege")
+			}
+		}
+	}
+	// Without a Caller (a router that did not say who asks), nothing.
+	before := len(bmc.requests())
+	r := g.do(t, "GET", sys+"/Bios", "", roleHeader, "none")
+	wantRedfishError(t, r, http.StatusForbidden, "InsufficientPrivilege")
+	if len(bmc.requests()) != before {
+		t.Error("a request without a Caller was forwarded")
+	}
+}
+
+func TestWalk(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		coll  int
+		path  string
+		want  string // entity, "" unknown
+		chain string
+		depth int
+	}{
+		{0, "Bios", "Bios", "ComputerSystem Bios", 1},
+		{0, "Bios/Settings", "Bios", "ComputerSystem Bios", 2},
+		{0, "Bios/Actions/Bios.ResetBios", "Bios", "ComputerSystem Bios", 1},
+		{0, "EthernetInterfaces/1/VLANs/2", "VLanNetworkInterface", "ComputerSystem EthernetInterfaceCollection EthernetInterface VLanNetworkInterfaceCollection VLanNetworkInterface", 4},
+		{0, "LogServices/Log/Entries/7", "LogEntry", "ComputerSystem LogServiceCollection LogService LogEntryCollection LogEntry", 4},
+		{0, "Boot/Certificates/1", "Certificate", "ComputerSystem CertificateCollection Certificate", 3},
+		{0, "Boot", "", "ComputerSystem", 0},
+		{0, "Settings", "", "ComputerSystem", 0},
+		{0, "Actions/ComputerSystem.Reset", "ComputerSystem", "ComputerSystem", 0},
+		{1, "EthernetInterfaces/eth0", "EthernetInterface", "Manager EthernetInterfaceCollection EthernetInterface", 2},
+		{1, "NETWORKPROTOCOL", "ManagerNetworkProtocol", "Manager ManagerNetworkProtocol", 1},
+		{1, "Jobs/1", "", "Manager", 0},
+		{2, "PowerSubsystem/PowerSupplies/0/Metrics", "PowerSupplyMetrics", "Chassis PowerSubsystem PowerSupplyCollection PowerSupply PowerSupplyMetrics", 4},
+		{2, "Power/Oem/X", "", "Chassis Power", 1},
+	} {
+		ep := walk(c.coll, strings.Split(c.path, "/"))
+		if ep.entity != c.want || strings.Join(ep.chain, " ") != c.chain || ep.depth != c.depth {
+			t.Errorf("walk(%s, %s) = %q %v depth %d; want %q [%s] depth %d", collections[c.coll], c.path, ep.entity, ep.chain, ep.depth, c.want, c.chain, c.depth)
 		}
 	}
 }

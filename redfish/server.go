@@ -391,7 +391,9 @@ func (s *Server) passThrough(c echo.Context) error {
 	if h == nil {
 		return newError(http.StatusNotFound, schemas.Base("ResourceMissingAtURI", c.Request().URL.Path))
 	}
-	h.ServeHTTP(c.Response(), c.Request())
+	p, req := principalOf(c), c.Request()
+	caller := proxy.Caller{User: p.User, Privileges: proxy.RolePrivileges(p.Role)}
+	h.ServeHTTP(c.Response(), req.WithContext(proxy.WithCaller(req.Context(), caller)))
 	return nil
 }
 
