@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"path"
 	"slices"
@@ -228,6 +229,7 @@ func (s *Server) postAccount(c echo.Context) error {
 		return accountError(err, *b.UserName)
 	}
 	s.log.Info("account created", "user", a.User, "role", a.Role, "by", p.User, "remote", c.RealIP())
+	s.audit(c.Request().Context(), auditOf(c, "account-create", a.User, "201").with("role="+a.Role))
 	c.Response().Header().Set("Location", scopeOf(c).url("/AccountService/Accounts/"+a.User))
 	return send(c, http.StatusCreated, s.renderAccount(c, a))
 }
@@ -289,6 +291,7 @@ func (s *Server) patchAccount(c echo.Context) error {
 		return accountError(err, c.Param("id"))
 	}
 	s.log.Info("account changed", "user", a.User, "role", a.Role, "enabled", a.Enabled, "password_changed", password != "", "by", p.User, "remote", c.RealIP())
+	s.audit(c.Request().Context(), auditOf(c, "account-change", a.User, "200").with(fmt.Sprintf("role=%s enabled=%t password_changed=%t nodes=%v", a.Role, a.Enabled, password != "", a.Nodes)))
 	return sendTagged(c, http.StatusOK, s.renderAccount(c, a), s.accountETag(c, a))
 }
 
@@ -305,5 +308,6 @@ func (s *Server) deleteAccount(c echo.Context) error {
 		return accountError(err, a.User)
 	}
 	s.log.Info("account deleted", "user", a.User, "by", p.User, "remote", c.RealIP())
+	s.audit(c.Request().Context(), auditOf(c, "account-delete", a.User, "204"))
 	return c.NoContent(http.StatusNoContent)
 }

@@ -236,3 +236,47 @@ func TestPerNodeAuthorization(t *testing.T) {
 	wantStatus(t, "t2's old session", e.do("GET", "/redfish/v1/Systems/node2", "", token(tok)), http.StatusUnauthorized)
 	wantStatus(t, "bad pattern", e.do("PATCH", "/redfish/v1/AccountService/Accounts/t2", `{"Oem":{"Fishgate":{"Nodes":["["]}}}`), http.StatusBadRequest)
 }
+
+// TestAuditLog: logins (and failures), power actions, boot changes and
+// account changes are in the gateway's Audit log with who and from where;
+// a node's power actions are in its System's PowerActions log; only an
+// Administrator reads the audit log.
+func TestAuditLog(t *testing.T) {
+	e := accountsEnv(t, redfish.AccountPolicy{})
+	e.login(roUser, roPass)
+	wantStatus(t, "bad login", e.do("GET", "/redfish/v1/Systems", "", basic("mallory", "guess")), http.StatusUnauthorized)
+	wantStatus(t, "reset", e.do("POST", "/redfish/v1/Systems/node1/Actions/ComputerSystem.Reset", `{"ResetType":"On"}`, basic("cfgop", "cfg-operator")), http.StatusAccepted)
+	wantStatus(t, "boot", e.do("PATCH", "/redfish/v1/Systems/node1", `{"Boot":{"BootSourceOverrideTarget":"Pxe","BootSourceOverrideEnabled":"Once"}}`, basic("cfgop", "cfg-operator")), http.StatusOK)
+	wantStatus(t, "account", e.do("POST", "/redfish/v1/AccountService/Accounts", `{"UserName":"bob","Password":"bob-pw-123","RoleId":"ReadOnly"}`), http.StatusCreated)
+
+	const entries = "/redfish/v1/Managers/fishgate/LogServices/Audit/Entries"
+	wantStatus(t, "audit by ReadOnly", e.do("GET", entries, "", basic(roUser, roPass)), http.StatusForbidden)
+	log := e.do("GET", entries, "").json(t)
+	var msgs []string
+	for _, m := range log["Members"].([]any) {
+		msgs = append(msgs, m.(map[string]any)["Message"].(string))
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{
+		"login by " + roUser + " from 127.0.0.1 (Redfish): 201",
+		"login-failed by mallory from 127.0.0.1 (Redfish): 401",
+		"reset by cfgop from 127.0.0.1 (Redfish): started node1.",
+		"boot by cfgop from 127.0.0.1 (Redfish): applied on node1; target=Pxe enabled=Once",
+		"account-create by " + adminUser + " from 127.0.0.1 (Redfish): 201 on bob",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("audit log lacks %q:\n%s", want, all)
+		}
+	}
+	if !strings.HasPrefix(msgs[0], "account-create") {
+		t.Errorf("newest first: %q", msgs[0])
+	}
+	pa := e.do("GET", "/redfish/v1/Systems/node1/LogServices/PowerActions/Entries", "", basic(roUser, roPass)).json(t)
+	var pam []string
+	for _, m := range pa["Members"].([]any) {
+		pam = append(pam, m.(map[string]any)["Message"].(string))
+	}
+	if p := strings.Join(pam, "\n"); !strings.Contains(p, "event=started type=On") || !strings.Contains(p, "req=user=cfgop remote=127.0.0.1") {
+		t.Errorf("PowerActions log:\n%s", p)
+	}
+}

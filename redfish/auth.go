@@ -68,6 +68,7 @@ func (s *Server) authenticate(c echo.Context, user, pw string) (storedAccount, e
 		return a, nil
 	case errors.Is(err, ErrLocked), errors.Is(err, errBadCredentials):
 		s.log.Info("authentication failed", "user", user, "remote", c.RealIP(), "why", err)
+		s.audit(c.Request().Context(), AuditEntry{Action: "login-failed", User: user, Remote: c.RealIP(), Target: c.Request().URL.Path, Outcome: "401", Detail: err.Error()})
 		return a, unauthorized()
 	}
 	return a, unavailable(5, "account store unavailable")

@@ -71,6 +71,7 @@ type Server struct {
 	nodes       Nodes
 	sessions    *SessionStore
 	accounts    *AccountStore
+	redis       redis.UniversalClient
 	stop        context.CancelFunc
 	allow       map[string]string // route pattern -> Allow header
 	maxBody     int64
@@ -100,6 +101,7 @@ func New(o Options) (*Server, error) {
 		nodes:       o.Nodes,
 		passthrough: o.Passthrough,
 		sessions:    NewSessionStore(o.Redis, o.SessionTimeout),
+		redis:       o.Redis,
 		maxBody:     o.MaxBodyBytes,
 		uuid:        uuidFrom(o.ServiceID),
 		log:         o.Logger,
@@ -189,6 +191,13 @@ func (s *Server) routes() {
 		{http.MethodPost, "/redfish/v1/AccountService/Accounts", s.postAccount},
 		{http.MethodPatch, "/redfish/v1/AccountService/Accounts/:id", s.patchAccount},
 		{http.MethodDelete, "/redfish/v1/AccountService/Accounts/:id", s.deleteAccount},
+		{http.MethodGet, "/redfish/v1/Managers/" + GatewayManager, s.getGatewayManager},
+		{http.MethodGet, "/redfish/v1/Managers/" + GatewayManager + "/LogServices", s.getGatewayLogServices},
+		{http.MethodGet, "/redfish/v1/Managers/" + GatewayManager + "/LogServices/Audit", s.getAuditService},
+		{http.MethodGet, "/redfish/v1/Managers/" + GatewayManager + "/LogServices/Audit/Entries", s.getAuditEntries},
+		{http.MethodGet, "/redfish/v1/Systems/:id/LogServices", s.getSystemLogServices},
+		{http.MethodGet, "/redfish/v1/Systems/:id/LogServices/PowerActions", s.getPowerActionsService},
+		{http.MethodGet, "/redfish/v1/Systems/:id/LogServices/PowerActions/Entries", s.getPowerActionEntries},
 		{http.MethodGet, "/redfish/v1/AccountService/Roles", s.getRoles},
 		{http.MethodGet, "/redfish/v1/AccountService/Roles/:id", s.getRole},
 

@@ -90,6 +90,7 @@ func (s *Server) postSession(c echo.Context) error {
 		return unavailable(5, "session store unavailable")
 	}
 	s.log.Info("login", "user", a.User, "session", sess.ID, "remote", c.RealIP())
+	s.audit(c.Request().Context(), AuditEntry{Action: "login", User: a.User, Session: sess.ID, Remote: c.RealIP(), Outcome: "201 session created"})
 	sc := scopeOf(c)
 	h := c.Response().Header()
 	h.Set("X-Auth-Token", token)
@@ -122,7 +123,8 @@ func (s *Server) deleteSession(c echo.Context) error {
 		return err
 	}
 	if err := s.sessions.Delete(c.Request().Context(), sess.ID); err != nil && !errors.Is(err, ErrNoSession) {
-		return unavailable(5, err.Error())
+		return unavailable(5, "session store unavailable")
 	}
+	s.audit(c.Request().Context(), auditOf(c, "logout", "session "+sess.ID+" of "+sess.User, "204"))
 	return c.NoContent(http.StatusNoContent)
 }

@@ -75,11 +75,12 @@ func renderSystem(sc scope, v serializer.View) schemas.ComputerSystem {
 		boot.BootSourceOverrideEnabled = "Disabled"
 	}
 	sys := schemas.ComputerSystem{
-		Resource:   schemas.Resource{ODataID: sc.url("/Systems/" + v.ID), ODataType: schemas.TypeComputerSystem, ID: v.ID, Name: v.Name},
-		SystemType: "Physical",
-		PowerState: powerPtr(v.PowerState),
-		Boot:       boot,
-		Status:     schemas.Status{State: "Enabled", Health: systemHealth(v)},
+		Resource:    schemas.Resource{ODataID: sc.url("/Systems/" + v.ID), ODataType: schemas.TypeComputerSystem, ID: v.ID, Name: v.Name},
+		SystemType:  "Physical",
+		PowerState:  powerPtr(v.PowerState),
+		Boot:        boot,
+		Status:      schemas.Status{State: "Enabled", Health: systemHealth(v)},
+		LogServices: &schemas.Link{ODataID: sc.url("/Systems/" + v.ID + "/LogServices")},
 		Links: schemas.SystemLinks{
 			ManagedBy: []schemas.Link{{ODataID: sc.url("/Managers/" + v.ID)}},
 			Chassis:   []schemas.Link{{ODataID: sc.url("/Chassis/" + v.ID)}},
@@ -169,8 +170,10 @@ func (s *Server) patchSystem(c echo.Context) error {
 	ctx, cancel := withTimeout(c)
 	defer cancel()
 	if err := s.nodes.SetBoot(ctx, v.ID, b); err != nil {
+		s.audit(ctx, auditOf(c, "boot", v.ID, "failed").with(err.Error()))
 		return s.nodeError(err, v.ID)
 	}
+	s.audit(ctx, auditOf(c, "boot", v.ID, "applied").with(fmt.Sprintf("target=%s enabled=%s mode=%s", b.Target, b.Enabled, b.Mode)))
 	v, err = s.nodes.View(v.ID)
 	if err != nil {
 		return notFound("ComputerSystem", v.ID)
@@ -220,6 +223,11 @@ func (s *Server) postReset(c echo.Context) error {
 		return s.nodeError(err, v.ID)
 	}
 	s.log.Info("reset admitted", "node", v.ID, "reset", rt, "outcome", a.Outcome, "task", a.Task, "refusal", a.Refusal, "user", p0.User)
+	outcome := string(a.Outcome) + " " + a.Task
+	if a.Outcome == serializer.Refused {
+		outcome = "refused: " + string(a.Refusal)
+	}
+	s.audit(ctx, auditOf(c, "reset", v.ID, outcome).with("ResetType="+string(rt)))
 	switch a.Refusal {
 	case serializer.RefusedBusy:
 		return newError(http.StatusConflict, schemas.Base("ResourceInUse"), schemas.Base("ActionParameterValueConflict", "ResetType", string(rt))).
@@ -283,6 +291,10 @@ func (s *Server) getManagers(c echo.Context) error {
 	var m []schemas.Link
 	for _, id := range sc.nodeIDs(s.nodes) {
 		m = append(m, schemas.Link{ODataID: sc.url("/Managers/" + id)})
+	}
+	if sc.node == "" {
+		// the gateway's own Manager (its audit log)
+		m = append(m, schemas.Link{ODataID: sc.url("/Managers/" + GatewayManager)})
 	}
 	return send(c, http.StatusOK, schemas.NewCollection(sc.url("/Managers"), schemas.TypeManagerColl, "Manager Collection", m))
 }

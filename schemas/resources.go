@@ -115,13 +115,14 @@ type SystemLinks struct {
 // ComputerSystem is one node (ComputerSystem v1_20_0).
 type ComputerSystem struct {
 	Resource
-	SystemType string         `json:"SystemType"`
-	PowerState *PowerState    `json:"PowerState"`
-	Boot       Boot           `json:"Boot"`
-	Status     Status         `json:"Status"`
-	Links      SystemLinks    `json:"Links"`
-	Actions    SystemActions  `json:"Actions"`
-	Oem        map[string]any `json:"Oem,omitempty"`
+	SystemType  string         `json:"SystemType"`
+	PowerState  *PowerState    `json:"PowerState"`
+	Boot        Boot           `json:"Boot"`
+	Status      Status         `json:"Status"`
+	Links       SystemLinks    `json:"Links"`
+	Actions     SystemActions  `json:"Actions"`
+	LogServices *Link          `json:"LogServices,omitempty"`
+	Oem         map[string]any `json:"Oem,omitempty"`
 }
 
 // Manager is a node's BMC (Manager v1_17_0).

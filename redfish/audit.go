@@ -1,0 +1,227 @@
+package redfish
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fishgate/fishgate/schemas"
+)
+
+// The audit log (issue 10): every power action, boot change, pass-through
+// write, account change, login success and failure, with the user, the
+// session, the client's address (the socket's, or what a trusted proxy
+// says), the front (Redfish or IPMI) and the outcome. It is one Redis
+// stream shared by the replicas, served as the gateway manager's Audit
+// LogService; each node's power actions are served from its command log
+// (the serializer's) as the System's PowerActions LogService.
+
+const (
+	auditStream = "fg:{audit}:stream"
+	auditMaxLen = 100000
+	// GatewayManager is the Manager id of the gateway itself.
+	GatewayManager = "fishgate"
+	logPageSize    = 100
+)
+
+// AuditEntry is one audited event.
+type AuditEntry struct {
+	Action  string // login, login-failed, reset, boot, passthrough-write, account-create, ...
+	User    string
+	Session string
+	Remote  string
+	Front   string // Redfish or IPMI
+	Target  string // URI or node
+	Outcome string // what happened: "202 started", "401", ...
+	Detail  string
+}
+
+// audit records e; a Redis failure is logged, never fails the request.
+func (s *Server) audit(ctx context.Context, e AuditEntry) {
+	if e.Front == "" {
+		e.Front = "Redfish"
+	}
+	err := s.redis.XAdd(ctx, &redis.XAddArgs{Stream: auditStream, MaxLen: auditMaxLen, Approx: true, Values: []any{
+		"action", e.Action, "user", e.User, "session", e.Session, "remote", e.Remote, "front", e.Front,
+		"target", e.Target, "outcome", e.Outcome, "detail", e.Detail,
+	}}).Err()
+	if err != nil {
+		s.log.Warn("audit record not written", "err", err, "action", e.Action, "user", e.User)
+	}
+}
+
+// with adds a detail.
+func (e AuditEntry) with(detail string) AuditEntry {
+	e.Detail = detail
+	return e
+}
+
+// auditOf fills an AuditEntry with who made request c.
+func auditOf(c echo.Context, action, target, outcome string) AuditEntry {
+	p := principalOf(c)
+	return AuditEntry{Action: action, User: p.User, Session: p.Session, Remote: c.RealIP(), Target: target, Outcome: outcome}
+}
+
+// canReadAudit: the audit log is the gateway's (ConfigureManager).
+func canReadAudit(c echo.Context) error { return requireRole(c, RoleAdministrator) }
+
+func (s *Server) getGatewayLogServices(c echo.Context) error {
+	if err := canReadAudit(c); err != nil {
+		return err
+	}
+	sc := scopeOf(c)
+	base := sc.url("/Managers/" + GatewayManager + "/LogServices")
+	return send(c, http.StatusOK, schemas.NewCollection(base, schemas.TypeLogServiceColl, "Log Services", []schemas.Link{{ODataID: base + "/Audit"}}))
+}
+
+func (s *Server) getAuditService(c echo.Context) error {
+	if err := canReadAudit(c); err != nil {
+		return err
+	}
+	base := scopeOf(c).url("/Managers/" + GatewayManager + "/LogServices/Audit")
+	return send(c, http.StatusOK, schemas.NewLogService(base, "Audit", "Audit log: logins, power actions, boot changes, pass-through writes, account changes"))
+}
+
+// getAuditEntries serves the audit stream newest first, a page at a time
+// (Members@odata.nextLink with $skiptoken = the last entry's id).
+func (s *Server) getAuditEntries(c echo.Context) error {
+	if err := canReadAudit(c); err != nil {
+		return err
+	}
+	base := scopeOf(c).url("/Managers/" + GatewayManager + "/LogServices/Audit/Entries")
+	from := "+"
+	if tok := c.QueryParam("$skiptoken"); tok != "" {
+		from = "(" + tok
+	}
+	xs, total, err := s.logPage(c.Request().Context(), auditStream, from)
+	if err != nil {
+		return unavailable(2, "audit log unavailable")
+	}
+	var members []schemas.LogEntry
+	for _, x := range xs {
+		v := func(k string) string { s, _ := x.Values[k].(string); return s }
+		msg := fmt.Sprintf("%s by %s from %s (%s): %s", v("action"), orDash(v("user")), orDash(v("remote")), v("front"), v("outcome"))
+		if t := v("target"); t != "" {
+			msg += " on " + t
+		}
+		if d := v("detail"); d != "" {
+			msg += "; " + d
+		}
+		members = append(members, schemas.NewLogEntry(base+"/"+x.ID, x.ID, streamTime(x.ID), auditSeverity(v("action"), v("outcome")), msg))
+	}
+	next := ""
+	if len(xs) == logPageSize {
+		next = base + "?$skiptoken=" + xs[len(xs)-1].ID
+	}
+	return send(c, http.StatusOK, schemas.NewLogEntryCollection(base, members, total, next))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func auditSeverity(action, outcome string) string {
+	if action == "login-failed" || (len(outcome) > 0 && outcome[0] == '4') {
+		return "Warning"
+	}
+	return "OK"
+}
+
+// streamTime is the time of a Redis stream entry id ("<ms>-<seq>").
+func streamTime(id string) time.Time {
+	for i := 0; i < len(id); i++ {
+		if id[i] == '-' {
+			ms, _ := strconv.ParseInt(id[:i], 10, 64)
+			return time.UnixMilli(ms).UTC()
+		}
+	}
+	return time.Time{}
+}
+
+// PowerActions LogService of a System: its command log.
+
+func (s *Server) getSystemLogServices(c echo.Context) error {
+	v, err := s.view(c, "ComputerSystem")
+	if err != nil {
+		return err
+	}
+	base := scopeOf(c).url("/Systems/" + v.ID + "/LogServices")
+	return send(c, http.StatusOK, schemas.NewCollection(base, schemas.TypeLogServiceColl, "Log Services", []schemas.Link{{ODataID: base + "/PowerActions"}}))
+}
+
+func (s *Server) getPowerActionsService(c echo.Context) error {
+	v, err := s.view(c, "ComputerSystem")
+	if err != nil {
+		return err
+	}
+	base := scopeOf(c).url("/Systems/" + v.ID + "/LogServices/PowerActions")
+	return send(c, http.StatusOK, schemas.NewLogService(base, "PowerActions", "Power actions of "+v.ID+": requests (who, from where), admissions and the commands sent to its BMC"))
+}
+
+func (s *Server) getPowerActionEntries(c echo.Context) error {
+	v, err := s.view(c, "ComputerSystem")
+	if err != nil {
+		return err
+	}
+	base := scopeOf(c).url("/Systems/" + v.ID + "/LogServices/PowerActions/Entries")
+	from := "+"
+	if tok := c.QueryParam("$skiptoken"); tok != "" {
+		from = "(" + tok
+	}
+	xs, total, err := s.logPage(c.Request().Context(), "fg:node:{"+v.ID+"}:log", from)
+	if err != nil {
+		return unavailable(2, "command log unavailable")
+	}
+	var members []schemas.LogEntry
+	for _, x := range xs {
+		msg := ""
+		for _, k := range []string{"event", "type", "task", "command", "note", "state", "reason", "why", "req"} {
+			if val, ok := x.Values[k].(string); ok && val != "" {
+				msg += k + "=" + val + " "
+			}
+		}
+		sev := "OK"
+		if x.Values["event"] == "refused" || x.Values["state"] == "Exception" {
+			sev = "Warning"
+		}
+		members = append(members, schemas.NewLogEntry(base+"/"+x.ID, x.ID, streamTime(x.ID), sev, msg))
+	}
+	next := ""
+	if len(xs) == logPageSize {
+		next = base + "?$skiptoken=" + xs[len(xs)-1].ID
+	}
+	return send(c, http.StatusOK, schemas.NewLogEntryCollection(base, members, total, next))
+}
+
+// getGatewayManager is the gateway's own Manager: it holds the Audit log.
+func (s *Server) getGatewayManager(c echo.Context) error {
+	sc := scopeOf(c)
+	if sc.node != "" {
+		return notFound("Manager", GatewayManager)
+	}
+	return send(c, http.StatusOK, schemas.GatewayManager(sc.url("/Managers/"+GatewayManager), GatewayManager))
+}
+
+// logPage reads a page of a stream, newest first, before from ("+": the
+// newest), and the stream's length.
+func (s *Server) logPage(ctx context.Context, stream, from string) ([]redis.XMessage, int, error) {
+	var page *redis.XMessageSliceCmd
+	var n *redis.IntCmd
+	_, err := s.redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		page = p.XRevRangeN(ctx, stream, from, "-", logPageSize)
+		n = p.XLen(ctx, stream)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return page.Val(), int(n.Val()), nil
+}
