@@ -40,6 +40,10 @@ type fakeBMC struct {
 
 	mu   sync.Mutex
 	reqs []seen
+
+	// hold, when set before the requests, makes GET .../Sensors/Held send
+	// half its body and wait until it is closed.
+	hold chan struct{}
 }
 
 func newFakeBMC(t *testing.T, tls bool) *fakeBMC {
@@ -168,6 +172,27 @@ func (b *fakeBMC) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		sb.WriteString(`]}`)
 		b.json(w, r, http.StatusOK, sb.String())
+	case "GET /redfish/v1/Chassis/1/Sensors/BigCL":
+		// About 1.4 MiB with its Content-Length, not compressed.
+		body := bigJSON("/redfish/v1/Chassis/1/Sensors/BigCL", 20000)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		io.WriteString(w, body)
+	case "GET /redfish/v1/Chassis/1/Sensors/Mid":
+		b.json(w, r, http.StatusOK, bigJSON("/redfish/v1/Chassis/1/Sensors/Mid", 5000)) // about 350 KiB
+	case "GET /redfish/v1/Chassis/1/Sensors/Held":
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"@odata.id":"/redfish/v1/Chassis/1/Sensors/Held","Pad":"`)
+		w.(http.Flusher).Flush()
+		select {
+		case <-b.hold:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, `x"}`)
+	case "GET /redfish/v1/Managers/BMC/SerialConsole/Big":
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, strings.Repeat("/redfish/v1/Systems/1\n", 100000)) // about 2.2 MB
 	case "GET /redfish/v1/Managers/BMC/SerialConsole/Log":
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "boot: see /redfish/v1/Systems/1\n\"/redfish/v1/Systems/1\"")
@@ -197,6 +222,20 @@ func (b *fakeBMC) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		b.json(w, r, http.StatusNotFound, `{"error":{"code":"Base.1.22.ResourceMissingAtURI","message":"`+r.URL.Path+`"}}`)
 	}
+}
+
+// bigJSON is a JSON object of n links below id.
+func bigJSON(id string, n int) string {
+	var sb strings.Builder
+	sb.WriteString(`{"@odata.id":"` + id + `","Data":[`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"@odata.id":"%s#/Data/%d","v":"%040d"}`, id, i, i)
+	}
+	sb.WriteString(`]}`)
+	return sb.String()
 }
 
 // json writes a JSON body, gzip-compressed when the client accepts it (the

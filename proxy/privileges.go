@@ -48,6 +48,10 @@ type Caller struct {
 	// ConfigureSelf does not carry over: the BMC is reached with the
 	// gateway's own BMC account, so no resource there is the caller's own.
 	Privileges []string
+	// MaxBodyBytes bounds the request body (the gateway's max_body_bytes):
+	// a larger one is 413 and never reaches the BMC. 0 means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
 }
 
 type callerKey struct{}

@@ -41,9 +41,11 @@
 // Chassis that is none of their known sub-resources (the System's pending
 // settings hold its Boot) 405 OperationNotAllowed (see decide).
 //
-// A JSON request body of at most MaxRewriteBytes has gateway links of this
-// node (either base) rewritten back to the BMC's paths, so that a client can
-// send back a link it read.
+// A request body is read whole before anything goes to the BMC: one larger
+// than the caller's MaxBodyBytes (max_body_bytes) answers 413
+// PayloadTooLarge. A JSON one has gateway links of this node (either base)
+// rewritten back to the BMC's paths, so that a client can send back a link
+// it read.
 //
 // # Responses
 //
@@ -57,9 +59,14 @@
 // followable through the gateway. @odata.context values are not links under
 // those subtrees and stay as sent.
 //
-// Bodies larger than MaxRewriteBytes, compressed with an encoding the
-// transport did not undo, or not JSON (by Content-Type, or by content when
-// the BMC sent none) are passed through unchanged and streamed. ETag is kept
+// A JSON body is read whole for that, and only up to Target.MaxRewriteBytes
+// (1 MiB): a larger one answers 502 GeneralError saying so (passed on
+// unrewritten, its links would lead to other gateway resources), and at
+// most the Limiter's slots of JSON bodies are held at once in the whole
+// process (limits.go), so memory stays bounded however many clients ask.
+// Bodies compressed with an encoding the transport did not undo, or not
+// JSON (by Content-Type, or by content when the BMC sent none), are passed
+// through unchanged and streamed. ETag is kept
 // as the BMC sent it, so If-Match sent back by the client matches on the BMC.
 // Set-Cookie, WWW-Authenticate, X-Auth-Token and Authentication-Info from
 // the BMC are dropped.
@@ -128,9 +135,6 @@ import (
 )
 
 const (
-	// MaxRewriteBytes is the largest body whose links are rewritten;
-	// larger ones are passed through unchanged.
-	MaxRewriteBytes = 8 << 20
 	// DefaultTimeout bounds one proxied exchange, response body included,
 	// when Target.Timeout is zero.
 	DefaultTimeout = 2 * time.Minute
@@ -158,6 +162,12 @@ type Target struct {
 	// Timeout bounds one exchange with the BMC, from the request to the last
 	// byte of the response; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// MaxRewriteBytes is the largest JSON response passed on (its links
+	// rewritten); a larger one is a 502. 0 means DefaultMaxRewriteBytes.
+	MaxRewriteBytes int64
+	// Limiter bounds the JSON responses held at once for rewriting; nil
+	// means DefaultLimiter, shared by the whole process.
+	Limiter *Limiter
 }
 
 // Proxy forwards one node's pass-through requests to its BMC. It is safe for
@@ -168,7 +178,10 @@ type Proxy struct {
 	user     string
 	password string
 	timeout  time.Duration
-	maxBody  int64 // MaxRewriteBytes; smaller in tests
+
+	maxRewrite  int64 // Target.MaxRewriteBytes
+	limiter     *Limiter
+	rewriteWait time.Duration // rewriteWait; shorter in tests
 
 	subtrees [len(collections)]subtree
 	// out rewrites BMC links in responses: [0] for the aggregate view,
@@ -199,14 +212,23 @@ func New(t Target, logger *slog.Logger) (*Proxy, error) {
 	if t.Timeout <= 0 {
 		t.Timeout = DefaultTimeout
 	}
+	if t.MaxRewriteBytes <= 0 {
+		t.MaxRewriteBytes = DefaultMaxRewriteBytes
+	}
+	if t.Limiter == nil {
+		t.Limiter = DefaultLimiter
+	}
 	p := &Proxy{
 		node:     t.Node,
 		endpoint: url.URL{Scheme: u.Scheme, Host: u.Host},
 		user:     t.User,
 		password: t.Password,
 		timeout:  t.Timeout,
-		maxBody:  MaxRewriteBytes,
 		log:      logger.With("node", t.Node, "component", "proxy"),
+
+		maxRewrite:  t.MaxRewriteBytes,
+		limiter:     t.Limiter,
+		rewriteWait: rewriteWait,
 	}
 	for i, path := range []string{t.SystemPath, t.ManagerPath, t.ChassisPath} {
 		path = strings.TrimSuffix(path, "/")
@@ -326,10 +348,30 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
 	defer cancel()
 	out := r.WithContext(context.WithValue(ctx, routeKey{}, rt))
-	if err := p.rewriteRequestBody(out); err != nil {
+	limit := caller.MaxBodyBytes
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
+	if err := p.readRequestBody(out, limit); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, r, http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("The request body is larger than %s, the most the gateway accepts; it is not passed through to the BMC.", byteCount(limit)),
+				schemas.Base("PayloadTooLarge"))
+			return
+		}
 		p.log.Debug("reading request body", "path", rt.gwPath, "err", err)
 		writeError(w, r, http.StatusBadRequest, "The request body could not be read.", schemas.Base("GeneralError"))
 		return
+	}
+	// The whole exchange, the client's reading of the answer included, ends
+	// by the deadline: a client that does not read does not hold a rewrite
+	// slot (or the BMC connection) longer. The next request on the
+	// connection starts without it.
+	rc := http.NewResponseController(w)
+	if d, ok := ctx.Deadline(); ok {
+		_ = rc.SetWriteDeadline(d) // not every writer can; nothing to do then
+		defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	}
 	p.rp.ServeHTTP(&overrideWriter{ResponseWriter: w, h: http.Header{}}, out)
 }
@@ -384,34 +426,31 @@ func (o *overrideWriter) Flush() {
 // Unwrap lets http.ResponseController reach the underlying writer (Flush).
 func (o *overrideWriter) Unwrap() http.ResponseWriter { return o.ResponseWriter }
 
-// rewriteRequestBody rewrites the gateway's links in a JSON body of r back to
-// the BMC's. A body larger than p.maxBody, or that is not JSON, is forwarded
-// unchanged (and streamed).
-func (p *Proxy) rewriteRequestBody(r *http.Request) error {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || !maybeJSON(r.Header) || r.ContentLength > p.maxBody {
+// readRequestBody reads the body of r whole, before anything is sent to the
+// BMC, and rewrites the gateway's links in a JSON one back to the BMC's. A
+// body larger than limit is an *http.MaxBytesError, and nothing is sent.
+func (p *Proxy) readRequestBody(r *http.Request, limit int64) error {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil
 	}
-	buf, err := io.ReadAll(io.LimitReader(r.Body, p.maxBody+1))
+	if r.ContentLength > limit {
+		return &http.MaxBytesError{Limit: limit}
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return err
 	}
-	if int64(len(buf)) > p.maxBody {
-		r.Body = &joinedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
-		return nil
+	if int64(len(buf)) > limit {
+		return &http.MaxBytesError{Limit: limit}
 	}
-	nb, err := RewriteLinks(buf, p.in)
-	if err != nil {
-		nb = buf // not JSON: the BMC says what it thinks of it
+	if maybeJSON(r.Header) {
+		if nb, err := RewriteLinks(buf, p.in); err == nil {
+			buf = nb
+		} // else not JSON: the BMC says what it thinks of it
 	}
-	r.Body = io.NopCloser(bytes.NewReader(nb))
-	r.ContentLength = int64(len(nb))
+	r.Body = io.NopCloser(bytes.NewReader(buf))
+	r.ContentLength, r.TransferEncoding = int64(len(buf)), nil
 	return nil
-}
-
-// joinedBody is a body of which a prefix was already read.
-type joinedBody struct {
-	io.Reader
-	io.Closer
 }
 
 // rewriteRequest is the ReverseProxy Rewrite hook: target URL and
@@ -476,26 +515,34 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified {
 		return nil
 	}
-	if res.ContentLength > p.maxBody {
-		p.log.Info("body too large to rewrite links, passed through", "path", rt.gwPath, "bytes", res.ContentLength)
-		return nil
+	if res.ContentLength > p.maxRewrite {
+		return &tooLargeError{limit: p.maxRewrite, size: res.ContentLength}
 	}
-	buf, err := io.ReadAll(io.LimitReader(res.Body, p.maxBody+1))
+	// A slot of the limiter is held from the first byte read until the
+	// client has the last (releasingBody), unless the body is small.
+	release := func() {}
+	if res.ContentLength < 0 || res.ContentLength > smallBody {
+		var err error
+		if release, err = p.limiter.acquire(res.Request.Context(), p.rewriteWait); err != nil {
+			return err
+		}
+	}
+	buf, err := io.ReadAll(io.LimitReader(res.Body, p.maxRewrite+1))
+	res.Body.Close()
 	if err != nil {
+		release()
 		return fmt.Errorf("node %s: reading the BMC's response: %w", p.node, err)
 	}
-	if int64(len(buf)) > p.maxBody {
-		p.log.Info("body too large to rewrite links, passed through", "path", rt.gwPath, "bytes", ">"+strconv.FormatInt(p.maxBody, 10))
-		res.Body = &joinedBody{Reader: io.MultiReader(bytes.NewReader(buf), res.Body), Closer: res.Body}
-		return nil
+	if int64(len(buf)) > p.maxRewrite {
+		release()
+		return &tooLargeError{limit: p.maxRewrite, size: -1}
 	}
-	res.Body.Close()
 	nb, err := RewriteLinks(buf, links)
 	if err != nil {
 		nb = buf // not JSON after all: pass it as it is
 	}
-	res.Body = io.NopCloser(bytes.NewReader(nb))
-	res.ContentLength = int64(len(nb))
+	res.Body = &releasingBody{Reader: bytes.NewReader(nb), release: release}
+	res.ContentLength, res.TransferEncoding = int64(len(nb)), nil
 	h.Set("Content-Length", strconv.Itoa(len(nb)))
 	return nil
 }
@@ -551,7 +598,16 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		authErr *bmcAuthError
 		netErr  net.Error
 	)
+	var tooLarge *tooLargeError
 	switch {
+	case errors.As(err, &tooLarge):
+		p.log.Warn("BMC answer too large to pass on", "path", rt.gwPath, "err", err)
+		writeError(w, r, http.StatusBadGateway,
+			fmt.Sprintf("The BMC of node %s answered, but %s; ask for less ($top and $skip, $select).", p.node, tooLarge),
+			schemas.Base("GeneralError"))
+	case errors.Is(err, errRewriteBusy):
+		p.log.Warn("no rewrite slot", "path", rt.gwPath, "waited", p.rewriteWait)
+		writeUnavailable(w, r, busyRetryAfter, fmt.Sprintf("The gateway is passing on too many large answers at once (node %s).", p.node))
 	case errors.As(err, &authErr):
 		p.log.Warn("BMC refused the gateway's credentials", "path", rt.gwPath, "status", authErr.status)
 		writeError(w, r, http.StatusBadGateway,

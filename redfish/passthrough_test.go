@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -130,6 +131,17 @@ func TestPassThroughPrivilegesThroughTheRouter(t *testing.T) {
 				}
 			}
 		}
+	}
+	// A body over max_body_bytes never reaches the BMC.
+	before := bmc.count()
+	big := `{"Pad":"` + strings.Repeat("x", 64<<10) + `"}`
+	if r := e.do("PATCH", "/redfish/v1/Systems/node1/Bios/Settings", big, op); r.Status != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body over max_body_bytes: %d %s", r.Status, r.Body)
+	} else if id := r.messageID(t); id != "Base.1.22.PayloadTooLarge" {
+		t.Errorf("a body over max_body_bytes: MessageId %s", id)
+	}
+	if bmc.count() != before {
+		t.Error("a body over max_body_bytes reached the BMC")
 	}
 	// The gateway's own Reset is still the gateway's.
 	if r := e.do("POST", "/redfish/v1/Systems/node1/Actions/ComputerSystem.Reset", `{"ResetType":"On"}`, op); r.Status != http.StatusAccepted {

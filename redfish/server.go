@@ -401,7 +401,7 @@ func (s *Server) passThrough(c echo.Context) error {
 		return newError(http.StatusNotFound, schemas.Base("ResourceMissingAtURI", c.Request().URL.Path))
 	}
 	p, req := principalOf(c), c.Request()
-	caller := proxy.Caller{User: p.User, Privileges: proxy.RolePrivileges(p.Role)}
+	caller := proxy.Caller{User: p.User, Privileges: proxy.RolePrivileges(p.Role), MaxBodyBytes: s.maxBody}
 	h.ServeHTTP(c.Response(), req.WithContext(proxy.WithCaller(req.Context(), caller)))
 	return nil
 }
