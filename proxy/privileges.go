@@ -42,8 +42,9 @@ func RolePrivileges(role string) []string {
 // them. The router puts it in the request's context (WithCaller); a request
 // without one is refused.
 type Caller struct {
-	// User is the gateway account, for the audit log.
-	User string
+	// User is the gateway account, and Remote the client's address as the
+	// router trusts it (empty: the socket's), for the audit log.
+	User, Remote string
 	// Privileges are those of the account's role (see RolePrivileges).
 	// ConfigureSelf does not carry over: the BMC is reached with the
 	// gateway's own BMC account, so no resource there is the caller's own.

@@ -81,6 +81,12 @@
 // Headers of the proxied response replace headers of the same name that the
 // caller set before ServeHTTP (the router's OData-Version, Cache-Control).
 //
+// # Audit
+//
+// Every write (any method but GET, HEAD and OPTIONS), forwarded or refused,
+// is logged at INFO as "pass-through write" with its method, path, user,
+// the client's address (Caller.Remote, else the socket's) and status.
+//
 // # Mounting
 //
 // The router authenticates, keeps its own routes (the node's
@@ -313,6 +319,12 @@ var allowedMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, 
 // response, links rewritten. See the package documentation for the rules.
 // The router has authenticated the client and named it (WithCaller).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	caller, _ := callerOf(r)
+	if !reads(r.Method) {
+		sw := &statusWriter{ResponseWriter: w}
+		w = sw
+		defer p.audit(r, caller, sw, time.Now())
+	}
 	if !slices.Contains(allowedMethods, r.Method) {
 		w.Header().Set("Allow", strings.Join(allowedMethods, ", "))
 		writeError(w, r, http.StatusMethodNotAllowed, "", schemas.Base("OperationNotAllowed"))
@@ -322,7 +334,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var ambiguous *ambiguousPathError
 	switch {
 	case errors.As(err, &ambiguous):
-		p.log.Info("ambiguous path refused", "method", r.Method, "path", r.URL.EscapedPath(), "why", ambiguous.Error())
+		p.log.Debug("ambiguous path refused", "method", r.Method, "path", r.URL.EscapedPath(), "why", ambiguous.Error())
 		writeError(w, r, http.StatusBadRequest,
 			fmt.Sprintf("The URI %s is refused: its %s; it is not passed through to the BMC.", r.URL.EscapedPath(), ambiguous),
 			schemas.Base("InvalidURI", r.URL.EscapedPath()))
@@ -332,7 +344,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "", schemas.Base("ResourceMissingAtURI", r.URL.EscapedPath()))
 		return
 	}
-	caller, _ := callerOf(r)
 	if v := decide(rt, r.Method, caller.Privileges); !v.forward() {
 		if v.allow != "" {
 			w.Header().Set("Allow", v.allow)
@@ -375,6 +386,49 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.rp.ServeHTTP(&overrideWriter{ResponseWriter: w, h: http.Header{}}, out)
 }
+
+// audit logs a write at INFO, whatever became of it (DSP0266 §13: changes
+// are accountable): method, path as the client sent it, user, the client's
+// address (Caller.Remote, else the socket's; never a header the client
+// set), status, how long it took.
+func (p *Proxy) audit(r *http.Request, c Caller, sw *statusWriter, start time.Time) {
+	remote := c.Remote
+	if remote == "" {
+		remote = r.RemoteAddr
+		if host, _, err := net.SplitHostPort(remote); err == nil {
+			remote = host
+		}
+	}
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK // nothing written: net/http answers 200
+	}
+	p.log.Info("pass-through write", "method", r.Method, "path", r.URL.EscapedPath(), "user", c.User,
+		"remote", remote, "status", status, "duration", time.Since(start).Round(time.Millisecond))
+}
+
+// statusWriter records the status of the response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 && (code < 100 || code > 199) {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // overrideWriter makes the proxied response's headers replace, rather than
 // add to, headers the caller set before ServeHTTP (the router's OData-Version
