@@ -129,6 +129,8 @@ func (p *Proxy) isNode(seg string) bool {
 //     containers, Spring and others strip ("Reset;x=1" is "Reset" there);
 //   - '/' or '\' once decoded ("%2F", "%5C"): a separator to servers that
 //     decode before splitting, or that take '\' for '/';
+//   - '?' or '#' once decoded ("%3F", "%23"): the end of the path to
+//     servers that decode before parsing;
 //   - '%' once decoded ("%252e"): decoded again by some servers;
 //   - a control character (NUL included), or invalid UTF-8: truncated,
 //     dropped or refused differently along the way;
@@ -145,6 +147,8 @@ func ambiguity(d string) string {
 		return "has a ';' (a path parameter)"
 	case strings.ContainsAny(d, `/\`):
 		return "has an encoded '/' or '\\'"
+	case strings.ContainsAny(d, "?#"):
+		return "has an encoded '?' or '#'"
 	case strings.ContainsRune(d, '%'):
 		return "is encoded twice"
 	case !utf8.ValidString(d):

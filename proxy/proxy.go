@@ -18,7 +18,7 @@
 // Every decision is taken on the path the BMC will see: each segment of
 // <rest> is decoded once and sent re-encoded in one canonical form, and a
 // segment that a web server could read otherwise (empty, "." or "..", a ';'
-// path parameter, an encoded '/' or '\', double encoding, a control
+// path parameter, an encoded '/', '\', '?' or '#', double encoding, a control
 // character, a leading or trailing blank, a trailing dot; see ambiguity)
 // answers 400 InvalidURI and is not forwarded: "Reset;x=1", "Reset%3Bx",
 // "Reset." and "Reset%20" are not "Reset" to the gateway, but are to some
