@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -104,15 +105,7 @@ func (s *Server) getAuditEntries(c echo.Context) error {
 	}
 	var members []schemas.LogEntry
 	for _, x := range xs {
-		v := func(k string) string { s, _ := x.Values[k].(string); return s }
-		msg := fmt.Sprintf("%s by %s from %s (%s): %s", v("action"), orDash(v("user")), orDash(v("remote")), v("front"), v("outcome"))
-		if t := v("target"); t != "" {
-			msg += " on " + t
-		}
-		if d := v("detail"); d != "" {
-			msg += "; " + d
-		}
-		members = append(members, schemas.NewLogEntry(base+"/"+x.ID, x.ID, streamTime(x.ID), auditSeverity(v("action"), v("outcome")), msg))
+		members = append(members, auditEntry(base, x))
 	}
 	next := ""
 	if len(xs) == logPageSize {
@@ -182,17 +175,7 @@ func (s *Server) getPowerActionEntries(c echo.Context) error {
 	}
 	var members []schemas.LogEntry
 	for _, x := range xs {
-		msg := ""
-		for _, k := range []string{"event", "type", "task", "command", "note", "state", "reason", "why", "req"} {
-			if val, ok := x.Values[k].(string); ok && val != "" {
-				msg += k + "=" + val + " "
-			}
-		}
-		sev := "OK"
-		if x.Values["event"] == "refused" || x.Values["state"] == "Exception" {
-			sev = "Warning"
-		}
-		members = append(members, schemas.NewLogEntry(base+"/"+x.ID, x.ID, streamTime(x.ID), sev, msg))
+		members = append(members, powerEntry(base, x))
 	}
 	next := ""
 	if len(xs) == logPageSize {
@@ -224,4 +207,65 @@ func (s *Server) logPage(ctx context.Context, stream, from string) ([]redis.XMes
 		return nil, 0, err
 	}
 	return page.Val(), int(n.Val()), nil
+}
+
+// getLogEntry serves one entry of a stream by its id.
+func (s *Server) getLogEntry(c echo.Context, stream, base string, render func(redis.XMessage) schemas.LogEntry) error {
+	id := c.Param("entry")
+	if _, err := strconv.ParseInt(strings.SplitN(id, "-", 2)[0], 10, 64); err != nil || !strings.Contains(id, "-") {
+		return notFound("LogEntry", id)
+	}
+	xs, err := s.redis.XRangeN(c.Request().Context(), stream, id, id, 1).Result()
+	if err != nil {
+		return unavailable(2, "log unavailable")
+	}
+	if len(xs) == 0 {
+		return notFound("LogEntry", id)
+	}
+	return send(c, http.StatusOK, render(xs[0]))
+}
+
+func (s *Server) getAuditEntry(c echo.Context) error {
+	if err := canReadAudit(c); err != nil {
+		return err
+	}
+	base := scopeOf(c).url("/Managers/" + GatewayManager + "/LogServices/Audit/Entries")
+	return s.getLogEntry(c, auditStream, base, func(x redis.XMessage) schemas.LogEntry { return auditEntry(base, x) })
+}
+
+func (s *Server) getPowerActionEntry(c echo.Context) error {
+	v, err := s.view(c, "ComputerSystem")
+	if err != nil {
+		return err
+	}
+	base := scopeOf(c).url("/Systems/" + v.ID + "/LogServices/PowerActions/Entries")
+	return s.getLogEntry(c, "fg:node:{"+v.ID+"}:log", base, func(x redis.XMessage) schemas.LogEntry { return powerEntry(base, x) })
+}
+
+// auditEntry renders an audit record.
+func auditEntry(base string, x redis.XMessage) schemas.LogEntry {
+	v := func(k string) string { s, _ := x.Values[k].(string); return s }
+	msg := fmt.Sprintf("%s by %s from %s (%s): %s", v("action"), orDash(v("user")), orDash(v("remote")), v("front"), v("outcome"))
+	if t := v("target"); t != "" {
+		msg += " on " + t
+	}
+	if d := v("detail"); d != "" {
+		msg += "; " + d
+	}
+	return schemas.NewLogEntry(base+"/"+x.ID, x.ID, streamTime(x.ID), auditSeverity(v("action"), v("outcome")), msg)
+}
+
+// powerEntry renders a record of a node's command log.
+func powerEntry(base string, x redis.XMessage) schemas.LogEntry {
+	msg := ""
+	for _, k := range []string{"event", "type", "task", "command", "note", "state", "reason", "why", "req"} {
+		if val, ok := x.Values[k].(string); ok && val != "" {
+			msg += k + "=" + val + " "
+		}
+	}
+	sev := "OK"
+	if x.Values["event"] == "refused" || x.Values["state"] == "Exception" {
+		sev = "Warning"
+	}
+	return schemas.NewLogEntry(base+"/"+x.ID, x.ID, streamTime(x.ID), sev, strings.TrimSpace(msg))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -22,6 +23,11 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 		return nil, newError(http.StatusRequestEntityTooLarge, schemas.Base("PayloadTooLarge"))
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	var tooBig *http.MaxBytesError // a tighter limit of requestChecks (unauthenticated)
+	if errors.As(err, &tooBig) {
+		return nil, newError(http.StatusRequestEntityTooLarge, schemas.Base("PayloadTooLarge")).
+			withDetail("the request body exceeds " + strconv.FormatInt(tooBig.Limit, 10) + " bytes")
+	}
 	if err != nil {
 		return nil, newError(http.StatusBadRequest, schemas.Base("MalformedJSON")).withDetail("reading request body: " + err.Error())
 	}

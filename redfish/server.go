@@ -63,6 +63,9 @@ type Options struct {
 	// deployment (replicas share it).
 	ServiceID string
 	Logger    *slog.Logger
+	// UnauthenticatedBodyBytes bounds the body of a request without
+	// credentials, a session login (default 4 KiB).
+	UnauthenticatedBodyBytes int64
 }
 
 // Server is the northbound Redfish service.
@@ -81,6 +84,8 @@ type Server struct {
 	// events serves the EventService (events.go); nil when there is none.
 	events       *events.Bus
 	sseKeepAlive time.Duration
+	// unauthBody is Options.UnauthenticatedBodyBytes (requests.go).
+	unauthBody int64
 }
 
 // New builds the server and its routes.
@@ -107,6 +112,10 @@ func New(o Options) (*Server, error) {
 		log:         o.Logger,
 	}
 	s.events, s.sseKeepAlive = o.Events, o.SSEKeepAlive
+	s.unauthBody = o.UnauthenticatedBodyBytes
+	if s.unauthBody <= 0 {
+		s.unauthBody = DefaultUnauthenticatedBodyBytes
+	}
 	if s.sseKeepAlive <= 0 {
 		s.sseKeepAlive = sseKeepAlive
 	}
@@ -147,7 +156,7 @@ func (s *Server) routes() {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.writeError
 	e.Pre(middleware.RemoveTrailingSlash())
-	e.Use(s.recoverMiddleware, s.headersMiddleware)
+	e.Use(s.recoverMiddleware, s.headersMiddleware, s.requestChecks)
 
 	// Routes carry their middleware themselves: echo groups with middleware
 	// add catch-all routes that would turn 405 into 404.
@@ -198,6 +207,8 @@ func (s *Server) routes() {
 		{http.MethodGet, "/redfish/v1/Systems/:id/LogServices", s.getSystemLogServices},
 		{http.MethodGet, "/redfish/v1/Systems/:id/LogServices/PowerActions", s.getPowerActionsService},
 		{http.MethodGet, "/redfish/v1/Systems/:id/LogServices/PowerActions/Entries", s.getPowerActionEntries},
+		{http.MethodGet, "/redfish/v1/Systems/:id/LogServices/PowerActions/Entries/:entry", s.getPowerActionEntry},
+		{http.MethodGet, "/redfish/v1/Managers/" + GatewayManager + "/LogServices/Audit/Entries/:entry", s.getAuditEntry},
 		{http.MethodGet, "/redfish/v1/AccountService/Roles", s.getRoles},
 		{http.MethodGet, "/redfish/v1/AccountService/Roles/:id", s.getRole},
 

@@ -636,6 +636,8 @@ func startHTTPGateway(ctx context.Context, c admConfig) (g *httpGateway, err err
 		}
 	}()
 	cfg.Listen = "127.0.0.1:0"
+	// One load client with up to 1024 workers: no connection cap below that.
+	cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerClient = 4096, 4096
 	cfg.SyncInterval = fgconfig.Duration(time.Hour) // no periodic power sweep during the phases
 	cfg.Accounts = []fgconfig.Account{{User: g.user, Password: g.pass, Role: "Administrator"}}
 	for i := 1; i <= c.HTTPNodes; i++ {

@@ -20,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	fgconfig "github.com/fishgate/fishgate/internal/config"
 	"github.com/fishgate/fishgate/internal/demo"
 )
 
@@ -63,6 +64,9 @@ func startServers(ctx context.Context, nodes int, logw io.Writer) (*servers, err
 	d, err := demo.Start(ctx, demo.Options{
 		Listen: "127.0.0.1:0", SimListen: "127.0.0.1:0",
 		Nodes: nodes, Instant: true, Logger: log,
+		// The load comes from one client: its connections are not capped
+		// below the workers' (-concurrency up to 1024).
+		Tune: func(c *fgconfig.Config) { c.Limits.MaxConnections, c.Limits.MaxConnectionsPerClient = 4096, 4096 },
 	})
 	if err != nil {
 		cancel()

@@ -27,6 +27,12 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// TLS serves HTTPS when both files are set.
 	TLS TLS `yaml:"tls"`
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For names the client (audit, logs, per-client limits).
+	// Default none: the client is the socket's peer, whatever headers say.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Limits bound timeouts, header and body sizes and connections.
+	Limits Limits `yaml:"limits"`
 	// RedisURL is a redis:// or rediss:// URL shared by every replica;
 	// empty runs an embedded Redis (single replica, state lost on exit).
 	RedisURL string `yaml:"redis_url"`
@@ -210,6 +216,7 @@ func Default() Config {
 			Precedence: map[string]int{"ForceOff": 2, "GracefulShutdown": 1},
 		},
 		Events: defaultEvents(),
+		Limits: defaultLimits(),
 	}
 }
 
@@ -400,6 +407,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Events.validate(bad)
+	c.Limits.validate(c.MaxBodyBytes, bad)
+	validateTrustedProxies(c.TrustedProxies, bad)
 	return errors.Join(errs...)
 }
 

@@ -32,7 +32,9 @@ type Gateway struct {
 	nodes    *serializer.Service
 	events   *events.Bus
 	api      *redfish.Server
-	listener net.Listener
+	listener net.Listener // the bound socket
+	serving  net.Listener // what is served: listener within the connection caps
+	limiter  *connLimiter // the connection caps
 	proxies  *proxies
 	server   *http.Server
 	ipmi     []*ipmifront.Server // one per node with ipmi_listen
@@ -123,6 +125,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		Passthrough: g.proxies.handler,
 		Events:      g.events, SSEKeepAlive: time.Duration(cfg.Events.SSEKeepAlive),
 		ServiceID: cfg.RedisURL + "|" + cfg.Listen, Logger: log,
+		UnauthenticatedBodyBytes: cfg.Limits.UnauthenticatedBodyBytes,
 	})
 	if err != nil {
 		g.redis.Close()
@@ -147,11 +150,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		g.redis.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	lim := cfg.Limits
+	g.limiter = newConnLimiter(g.listener, lim, cfg.TrustedProxyPrefixes(), log)
+	g.serving = g.limiter
 	g.server = &http.Server{
-		Handler:           g.withHealth(g.api.Handler()),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Handler:           withWriteDeadline(g.withHealth(g.api.Handler()), time.Duration(lim.WriteTimeout)),
+		ReadHeaderTimeout: time.Duration(lim.ReadHeaderTimeout),
+		// ReadTimeout covers the request, body included; net/http lifts
+		// the read deadline once the body is read, so long answers and
+		// SSE streams are not cut by it. Writes have their own deadline
+		// each (withWriteDeadline): no server-wide WriteTimeout.
+		ReadTimeout:    time.Duration(lim.ReadTimeout),
+		IdleTimeout:    time.Duration(lim.IdleTimeout),
+		MaxHeaderBytes: lim.MaxHeaderBytes,
+		ConnState:      g.limiter.connState,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return g, nil
 }
@@ -175,9 +188,9 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() {
 		if g.cfg.TLS.Cert != "" {
-			errc <- g.server.ServeTLS(g.listener, g.cfg.TLS.Cert, g.cfg.TLS.Key)
+			errc <- g.server.ServeTLS(g.serving, g.cfg.TLS.Cert, g.cfg.TLS.Key)
 		} else {
-			errc <- g.server.Serve(g.listener)
+			errc <- g.server.Serve(g.serving)
 		}
 	}()
 	var err error

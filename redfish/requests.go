@@ -1,0 +1,65 @@
+package redfish
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fishgate/fishgate/schemas"
+)
+
+// Checks every request gets before authentication (issue 10): the body
+// size of a request without credentials.
+
+// DefaultUnauthenticatedBodyBytes bounds the body of a request without
+// credentials (a session login) unless Options say otherwise.
+const DefaultUnauthenticatedBodyBytes = 4 << 10
+
+// requestChecks refuses what no handler should see.
+func (s *Server) requestChecks(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := s.capUnauthenticatedBody(c); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
+// hasBody reports whether the request carries a body.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+// loginRoute reports whether the route creates a session (its body
+// carries the credentials).
+func loginRoute(c echo.Context) bool {
+	if c.Request().Method != http.MethodPost {
+		return false
+	}
+	switch routeRest(c) {
+	case "/redfish/v1/SessionService/Sessions", "/redfish/v1/SessionService/Sessions/Members":
+		return true
+	}
+	return false
+}
+
+// capUnauthenticatedBody bounds the body of a login, and of any request
+// without credentials (which is refused before its body is read), to the
+// unauthenticated limit: larger bodies are 413 (bmcweb: 4 KiB as well).
+func (s *Server) capUnauthenticatedBody(c echo.Context) error {
+	r := c.Request()
+	if !hasBody(r) {
+		return nil
+	}
+	if !loginRoute(c) && (r.Header.Get("Authorization") != "" || r.Header.Get("X-Auth-Token") != "") {
+		return nil // authenticated before its body is read: max_body_bytes applies
+	}
+	limit := s.unauthBody
+	if r.ContentLength > limit {
+		return newError(http.StatusRequestEntityTooLarge, schemas.Base("PayloadTooLarge")).
+			withDetail("a request without credentials may carry at most " + strconv.FormatInt(limit, 10) + " bytes")
+	}
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, limit) // readBody answers 413 past it
+	return nil
+}
