@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fishgate/fishgate/proxy"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -20,13 +21,9 @@ import (
 // own password (ConfigureSelf). Accounts of the configuration file are
 // shown but not changeable over Redfish.
 
-// rolePrivileges are the Redfish predefined roles (DSP0266 §13.4).
-var rolePrivileges = map[string][]string{
-	RoleAdministrator: {"Login", "ConfigureManager", "ConfigureUsers", "ConfigureSelf", "ConfigureComponents"},
-	RoleOperator:      {"Login", "ConfigureSelf", "ConfigureComponents"},
-	RoleReadOnly:      {"Login", "ConfigureSelf"},
-}
-
+// roleIDs are the Redfish predefined roles (DSP0266 §13.4); their
+// privileges are proxy.RolePrivileges (one table for the pass-through and
+// the Roles resources).
 var roleIDs = []string{RoleAdministrator, RoleOperator, RoleReadOnly}
 
 func (s *Server) getAccountService(c echo.Context) error {
@@ -56,8 +53,8 @@ func (s *Server) getRoles(c echo.Context) error {
 
 func (s *Server) getRole(c echo.Context) error {
 	id := c.Param("id")
-	privs, ok := rolePrivileges[id]
-	if !ok {
+	privs := proxy.RolePrivileges(id)
+	if !slices.Contains(roleIDs, id) || privs == nil {
 		return notFound("Role", id)
 	}
 	sc := scopeOf(c)
