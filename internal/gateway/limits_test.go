@@ -174,6 +174,7 @@ func TestConnectionCaps(t *testing.T) {
 	dialFrom(t, g, "127.0.0.3")
 	dialFrom(t, g, "127.0.0.3")
 	waitOpen(t, g, 5)
+	waitIdle(t, g, 1) // the server marks a keep-alive connection idle once it has answered
 	sixth := dialFrom(t, g, "127.0.0.4")
 	if closed, _ := closedWithin(sixth, 300*time.Millisecond); closed {
 		t.Error("a new connection was refused although an idle one could make room")
@@ -206,6 +207,7 @@ func TestIdleConnectionMakesRoomPerClient(t *testing.T) {
 		resp.Body.Close()
 		conns = append(conns, c)
 	}
+	waitIdle(t, g, 2)
 	c := dialFrom(t, g, "127.0.0.6")
 	io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -221,6 +223,32 @@ func TestIdleConnectionMakesRoomPerClient(t *testing.T) {
 	}
 	if evicted != 1 {
 		t.Errorf("%d idle connections closed to make room, want 1", evicted)
+	}
+}
+
+// waitIdle waits until n connections are idle keep-alive connections.
+func waitIdle(t *testing.T, g *Gateway, n int) {
+	t.Helper()
+	idle := func() int {
+		l := g.limiter
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		k := 0
+		for _, cs := range l.byClient {
+			for _, c := range cs {
+				if c.idle {
+					k++
+				}
+			}
+		}
+		return k
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for idle() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle connections, want %d", idle(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -266,7 +294,7 @@ func TestSSEOutlivesReadAndWriteTimeouts(t *testing.T) {
 		close(lines)
 	}()
 	keepAlives := 0
-	timeout := time.After(3500 * time.Millisecond)
+	timeout := time.After(6 * time.Second)
 	for keepAlives < 3 {
 		select {
 		case l, ok := <-lines:
@@ -277,7 +305,7 @@ func TestSSEOutlivesReadAndWriteTimeouts(t *testing.T) {
 				keepAlives++
 			}
 		case <-timeout:
-			t.Fatalf("%d keep-alives in 3.5 s", keepAlives)
+			t.Fatalf("%d keep-alives in 6 s", keepAlives)
 		}
 	}
 }
