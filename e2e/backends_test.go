@@ -165,6 +165,7 @@ func startGateway(t *testing.T, nodes []gwNode, mod func(*config.Config)) *gw {
 	cfg := config.Default()
 	fastRestarts(&cfg)
 	cfg.Listen = "127.0.0.1:0"
+	cfg.TLS.Disabled = true
 	cfg.Accounts = []config.Account{{User: gwUser, Password: gwPass, Role: "Administrator"}}
 	for _, n := range nodes {
 		sn, err := fleet.Add(n.spec)

@@ -102,7 +102,7 @@ type replica struct {
 // start runs a replica on addr and waits until it is ready.
 func (rs *replicaSet) start(addr string) *replica {
 	t := rs.t
-	cmd := exec.Command(fishgateBinary(t), "serve", "--config", rs.config, "--listen", addr, "--log-level", "debug")
+	cmd := exec.Command(fishgateBinary(t), "serve", "--config", rs.config, "--listen", addr, "--insecure-http", "--log-level", "debug")
 	cmd.Stdout, cmd.Stderr = rs.logs, rs.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -636,6 +636,7 @@ func startHTTPGateway(ctx context.Context, c admConfig) (g *httpGateway, err err
 		}
 	}()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.TLS.Disabled = true
 	// One load client with up to 1024 workers: no connection cap below that.
 	cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerClient = 4096, 4096
 	cfg.SyncInterval = fgconfig.Duration(time.Hour) // no periodic power sweep during the phases

@@ -20,7 +20,7 @@ func demoCmd() *cobra.Command {
 		Short: "Run the gateway on an embedded Redis in front of simulated BMCs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel)
+			log, err := newLogger(logLevel, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

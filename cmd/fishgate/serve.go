@@ -1,7 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
@@ -16,6 +21,8 @@ type serveFlags struct {
 	listen   string
 	redisURL string
 	logLevel string
+	// insecureHTTP serves plain HTTP (tls.disabled).
+	insecureHTTP bool
 }
 
 func (f *serveFlags) register(cmd *cobra.Command) {
@@ -23,6 +30,7 @@ func (f *serveFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.listen, "listen", "", "override listen address (host:port)")
 	cmd.Flags().StringVar(&f.redisURL, "redis-url", "", "override Redis URL (redis://host:port/db)")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().BoolVar(&f.insecureHTTP, "insecure-http", false, "serve plain HTTP, not HTTPS (overrides tls: in the config)")
 }
 
 // load reads the config file and applies the flags; any problem is a usage
@@ -37,6 +45,9 @@ func (f *serveFlags) load(cmd *cobra.Command) (config.Config, error) {
 	}
 	if cmd.Flags().Changed("redis-url") {
 		cfg.RedisURL = f.redisURL
+	}
+	if f.insecureHTTP {
+		cfg.TLS = config.TLS{Disabled: true}
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError(err)
@@ -55,20 +66,52 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log, err := newLogger(f.logLevel)
+			log, err := newLogger(f.logLevel, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
+			// SIGHUP reloads the TLS certificate; it must not end the
+			// process (its default action), so it is caught from the start.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			g, err := gateway.New(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
 			}
-			log.Info("fishgate serving", "url", g.URL(), "nodes", len(cfg.Nodes), "version", version)
+			go reloadOnHUP(cmd.Context(), hup, g, log)
+			if fp := g.TLSFingerprint(); fp != "" {
+				log.Info("fishgate serving", "url", g.URL(), "tls_sha256", fp, "nodes", len(cfg.Nodes), "version", version)
+				fmt.Fprintf(cmd.OutOrStdout(), "fishgate serving %s, TLS certificate SHA-256 fingerprint %s\n", g.URL(), fp)
+			} else {
+				log.Info("fishgate serving", "url", g.URL(), "nodes", len(cfg.Nodes), "version", version)
+				fmt.Fprintf(cmd.OutOrStdout(), "fishgate serving %s (plain HTTP)\n", g.URL())
+			}
 			return g.Serve(cmd.Context())
 		},
 	}
 	f.register(cmd)
 	return cmd
+}
+
+// reloadOnHUP reloads the TLS certificate at every SIGHUP until ctx ends.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, g *gateway.Gateway, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if g.TLSFingerprint() == "" {
+				log.Info("SIGHUP: nothing to reload (plain HTTP)")
+				continue
+			}
+			if err := g.ReloadTLS(ctx); err != nil {
+				log.Error("SIGHUP: TLS certificate not reloaded; the current one stays", "err", err)
+				continue
+			}
+			log.Info("SIGHUP: TLS certificate reloaded", "tls_sha256", g.TLSFingerprint())
+		}
+	}
 }
 
 func configCmd() *cobra.Command {

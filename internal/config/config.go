@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -25,7 +26,9 @@ import (
 type Config struct {
 	// Listen is the Redfish API's address (default 127.0.0.1:8000).
 	Listen string `yaml:"listen"`
-	// TLS serves HTTPS when both files are set.
+	// TLS is how the Redfish API is served: HTTPS with the configured
+	// certificate, else with a self-signed one the gateway makes and keeps
+	// (tls.dir, and Redis when shared); plain HTTP only with tls.disabled.
 	TLS TLS `yaml:"tls"`
 	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
 	// X-Forwarded-For names the client (audit, logs, per-client limits).
@@ -103,10 +106,21 @@ type Admission struct {
 	Precedence map[string]int `yaml:"precedence"`
 }
 
-// TLS names the certificate and key files.
+// TLS configures HTTPS.
 type TLS struct {
+	// Cert and Key are PEM files; they are read again on SIGHUP.
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
+	// Dir is where the self-signed certificate made without Cert and Key
+	// is kept, fishgate-selfsigned.pem (key and certificate, mode 0600)
+	// and fishgate-selfsigned.crt (the certificate, for clients to trust).
+	// Default: the config file's directory. With a shared Redis the pair
+	// is kept in Redis as well, so that every replica presents the same.
+	Dir string `yaml:"dir"`
+	// Disabled serves plain HTTP (warned about on a non-loopback address).
+	Disabled bool `yaml:"disabled"`
+	// MinVersion is the oldest TLS version accepted: 1.2 (default) or 1.3.
+	MinVersion string `yaml:"min_version"`
 }
 
 // Account is a local Redfish account. Password may be a bcrypt hash.
@@ -217,6 +231,7 @@ func Default() Config {
 		},
 		Events: defaultEvents(),
 		Limits: defaultLimits(),
+		TLS:    TLS{MinVersion: "1.2"},
 	}
 }
 
@@ -227,7 +242,16 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	return Parse(b)
+	c, err := Parse(b)
+	if err != nil {
+		return c, err
+	}
+	if c.TLS.SelfSigned() && c.TLS.Dir == "" {
+		if abs, err := filepath.Abs(path); err == nil {
+			c.TLS.Dir = filepath.Dir(abs)
+		}
+	}
+	return c, nil
 }
 
 // Parse decodes YAML over the defaults and validates.
@@ -407,6 +431,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Events.validate(bad)
+	c.TLS.validate(bad)
 	c.Limits.validate(c.MaxBodyBytes, bad)
 	validateTrustedProxies(c.TrustedProxies, bad)
 	return errors.Join(errs...)

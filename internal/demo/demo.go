@@ -103,6 +103,7 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 	d := &Demo{Fleet: simulator.NewFleet(o.Logger.With("component", "bmcsim")), User: o.User, Pass: o.Password}
 	cfg := config.Default()
 	cfg.Listen = o.Listen
+	cfg.TLS.Disabled = true // the demo is plain HTTP (warned about off loopback)
 	if o.SyncInterval > 0 {
 		cfg.SyncInterval = config.Duration(o.SyncInterval)
 	}

@@ -36,6 +36,7 @@ func startReplicas(t *testing.T, redisAddr string, n int) ([]string, *simulator.
 	}
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.TLS.Disabled = true
 	cfg.RedisURL = "redis://" + redisAddr
 	cfg.LeaseTTL = config.Duration(time.Second)
 	cfg.Accounts = []config.Account{{User: user, Password: pass}}

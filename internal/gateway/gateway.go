@@ -4,12 +4,15 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/fishgate/fishgate/backends"
 	amtbackend "github.com/fishgate/fishgate/backends/amt"
@@ -33,8 +36,9 @@ type Gateway struct {
 	events   *events.Bus
 	api      *redfish.Server
 	listener net.Listener // the bound socket
-	serving  net.Listener // what is served: listener within the connection caps
+	serving  net.Listener // what is served: listener within the connection caps, in TLS
 	limiter  *connLimiter // the connection caps
+	certs    *certSource  // nil when serving plain HTTP
 	proxies  *proxies
 	server   *http.Server
 	ipmi     []*ipmifront.Server // one per node with ipmi_listen
@@ -145,6 +149,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		}
 		g.ipmi = append(g.ipmi, f)
 	}
+	if !cfg.TLS.Disabled {
+		var shared redis.UniversalClient
+		if g.redis.Embedded == nil {
+			shared = g.redis.Client
+		}
+		if g.certs, err = newCertSource(ctx, cfg.TLS, cfg.Listen, shared, log); err != nil {
+			g.closeIPMI()
+			g.redis.Close()
+			return nil, err
+		}
+	}
 	if g.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		g.closeIPMI()
 		g.redis.Close()
@@ -153,6 +168,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 	lim := cfg.Limits
 	g.limiter = newConnLimiter(g.listener, lim, cfg.TrustedProxyPrefixes(), log)
 	g.serving = g.limiter
+	if g.certs != nil {
+		g.serving = tls.NewListener(g.limiter, g.certs.tlsConfig())
+	} else if !isLoopback(g.listener.Addr()) {
+		log.Warn("SERVING PLAIN HTTP ON A NON-LOOPBACK ADDRESS: passwords and session tokens cross the network in clear text; "+
+			"remove tls.disabled (a self-signed certificate is made) or configure tls.cert and tls.key", "listen", g.listener.Addr().String())
+	}
 	g.server = &http.Server{
 		Handler:           withWriteDeadline(g.withHealth(g.api.Handler()), time.Duration(lim.WriteTimeout)),
 		ReadHeaderTimeout: time.Duration(lim.ReadHeaderTimeout),
@@ -169,10 +190,35 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 	return g, nil
 }
 
+// isLoopback reports whether a listen address is loopback only.
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// TLSFingerprint is the SHA-256 fingerprint of the certificate presented
+// ("" when serving plain HTTP).
+func (g *Gateway) TLSFingerprint() string {
+	if g.certs == nil {
+		return ""
+	}
+	return g.certs.Fingerprint()
+}
+
+// ReloadTLS reads the certificate again (SIGHUP): the configured files, or
+// the kept self-signed pair. New handshakes present it; open connections
+// and the listener stay. On error the current certificate stays.
+func (g *Gateway) ReloadTLS(ctx context.Context) error {
+	if g.certs == nil {
+		return nil
+	}
+	return g.certs.reload(ctx)
+}
+
 // URL is the base URL clients use.
 func (g *Gateway) URL() string {
 	scheme := "http"
-	if g.cfg.TLS.Cert != "" {
+	if g.certs != nil {
 		scheme = "https"
 	}
 	return scheme + "://" + g.listener.Addr().String()
@@ -187,11 +233,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	g.nodes.Start(ctx)
 	errc := make(chan error, 1)
 	go func() {
-		if g.cfg.TLS.Cert != "" {
-			errc <- g.server.ServeTLS(g.serving, g.cfg.TLS.Cert, g.cfg.TLS.Key)
-		} else {
-			errc <- g.server.Serve(g.serving)
-		}
+		errc <- g.server.Serve(g.serving)
 	}()
 	var err error
 	select {

@@ -25,6 +25,7 @@ func TestIPMIWiring(t *testing.T) {
 	}
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.TLS.Disabled = true
 	cfg.Accounts = []config.Account{{User: "admin", Password: "pw"}}
 	cfg.Nodes = []config.Node{{ID: "n1", Backend: "ipmi", Address: "ipmi://" + sim.IPMIAddr(), User: "admin", Password: "password",
 		IPMIListen: "127.0.0.1:0", IPMIUser: "ironic", IPMIPassword: "front"}}

@@ -33,6 +33,7 @@ func runTestGateway(t *testing.T, mod func(*config.Config)) (*Gateway, func()) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.TLS.Disabled = true
 	cfg.Accounts = []config.Account{{User: testUser, Password: testPass}}
 	if mod != nil {
 		mod(&cfg)
