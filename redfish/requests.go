@@ -1,6 +1,7 @@
 package redfish
 
 import (
+	"mime"
 	"net/http"
 	"strconv"
 
@@ -9,8 +10,9 @@ import (
 	"github.com/fishgate/fishgate/schemas"
 )
 
-// Checks every request gets before authentication (issue 10): the body
-// size of a request without credentials.
+// Checks every request gets before authentication (issue 10): request
+// bodies that are not JSON, and the body size of a request without
+// credentials.
 
 // DefaultUnauthenticatedBodyBytes bounds the body of a request without
 // credentials (a session login) unless Options say otherwise.
@@ -19,6 +21,9 @@ const DefaultUnauthenticatedBodyBytes = 4 << 10
 // requestChecks refuses what no handler should see.
 func (s *Server) requestChecks(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if err := checkMediaType(c); err != nil {
+			return err
+		}
 		if err := s.capUnauthenticatedBody(c); err != nil {
 			return err
 		}
@@ -29,6 +34,33 @@ func (s *Server) requestChecks(next echo.HandlerFunc) echo.HandlerFunc {
 // hasBody reports whether the request carries a body.
 func hasBody(r *http.Request) bool {
 	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+// checkMediaType refuses a POST, PATCH or PUT body that is not
+// application/json (any parameters, e.g. charset, are accepted): a browser
+// holding Basic credentials can send text/plain, form and multipart bodies,
+// or one without a Content-Type, to another origin without asking first
+// (CSRF); it cannot send application/json that way. Every Redfish client
+// (sushy, gofish, redfishtool, MAAS) sends application/json.
+func checkMediaType(c echo.Context) error {
+	r := c.Request()
+	switch r.Method {
+	case http.MethodPost, http.MethodPatch, http.MethodPut:
+	default:
+		return nil
+	}
+	if !hasBody(r) {
+		return nil // a body-less POST (an action without parameters) needs no type
+	}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == "application/json" {
+		return nil
+	}
+	if ct == "" {
+		ct = "none"
+	}
+	return newError(http.StatusUnsupportedMediaType, schemas.Base("HeaderInvalid", "Content-Type")).
+		withDetail("a request body must be application/json; Content-Type is " + strconv.Quote(ct))
 }
 
 // loginRoute reports whether the route creates a session (its body
