@@ -3,24 +3,38 @@ package redfish
 import (
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/fishgate/fishgate/schemas"
 )
 
-// Checks every request gets before authentication (issue 10): request
-// bodies that are not JSON, and the body size of a request without
-// credentials.
+// Checks every request gets before authentication (issue 10): query
+// parameters the service does not implement, request bodies that are not
+// JSON, and the body size of a request without credentials.
 
 // DefaultUnauthenticatedBodyBytes bounds the body of a request without
 // credentials (a session login) unless Options say otherwise.
 const DefaultUnauthenticatedBodyBytes = 4 << 10
 
+// supportedQuery lists, per route pattern (without the /bmc/:node
+// prefix), the query parameters its handler implements. Any other
+// parameter that starts with "$", and "only" and "excerpt", answer 501
+// (DSP0266 §7.3 "Query parameters"); other unknown parameters are ignored.
+// A handler that implements one must be listed here.
+var supportedQuery = map[string][]string{
+	"/redfish/v1/EventService/SSE": {"$filter"},
+}
+
 // requestChecks refuses what no handler should see.
 func (s *Server) requestChecks(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if err := checkQuery(c); err != nil {
+			return err
+		}
 		if err := checkMediaType(c); err != nil {
 			return err
 		}
@@ -29,6 +43,35 @@ func (s *Server) requestChecks(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// passThroughRoute reports whether the route is a pass-through to a BMC,
+// whose query string the BMC interprets.
+func passThroughRoute(c echo.Context) bool { return strings.HasSuffix(c.Path(), "/*") }
+
+// checkQuery answers 501 for an unsupported query parameter.
+func checkQuery(c echo.Context) error {
+	r := c.Request()
+	if r.URL.RawQuery == "" || passThroughRoute(c) {
+		return nil
+	}
+	ok := supportedQuery[routeRest(c)]
+	var unsupported []string
+	for k := range r.URL.Query() {
+		if (strings.HasPrefix(k, "$") || k == "only" || k == "excerpt") && !slices.Contains(ok, k) {
+			unsupported = append(unsupported, k)
+		}
+	}
+	if len(unsupported) == 0 {
+		return nil
+	}
+	slices.Sort(unsupported)
+	msgs := []schemas.Message{schemas.Base("QueryNotSupported")}
+	for _, k := range unsupported {
+		msgs = append(msgs, schemas.Base("QueryParameterUnsupported", k))
+	}
+	return newError(http.StatusNotImplemented, msgs...).
+		withDetail("query parameter " + strings.Join(unsupported, ", ") + " is not supported here")
 }
 
 // hasBody reports whether the request carries a body.

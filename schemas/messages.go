@@ -63,6 +63,7 @@ var baseEntries = map[string]registryEntry{
 	"ResourceInUse":                 {"The change to the requested resource failed because the resource is in use or in transition.", 0, "Warning", "Remove the condition and resubmit the request if the operation failed."},
 	"ResourceAtUriUnauthorized":     {"While accessing the resource at '%1', the service received an authorization error '%2'.", 2, "Critical", "Ensure that the appropriate access is provided for the service in order for it to access the URI."},
 	"QueryNotSupported":             {"Querying is not supported by the implementation.", 0, "Warning", "Remove the query parameters and resubmit the request if the operation failed."},
+	"QueryParameterUnsupported":     {"Query parameter '%1' is not supported.", 1, "Warning", "Correct or remove the query parameter and resubmit the request."},
 	"ActionParameterValueConflict":  {"The parameter '%1' with the requested value of '%2' does not meet the constraints of the implementation.", 2, "Warning", "None."},
 
 	// EventService (subscriptions and the SSE stream).
