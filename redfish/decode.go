@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -45,8 +49,11 @@ type decodeKind struct {
 }
 
 // decodeStrict decodes a JSON object into dst, refusing (DSP0266 §8.2)
-// malformed JSON, trailing data, unknown properties and values of the wrong
-// type, each with its Base registry message.
+// malformed JSON, trailing data, duplicate properties, unknown properties
+// and values of the wrong type, each with its Base registry message.
+// Property names are matched exactly: Redfish names are case-sensitive,
+// and encoding/json's case-insensitive matching would let "RESETTYPE"
+// stand for (or, coming last, override) "ResetType".
 func decodeStrict(body []byte, dst any, k decodeKind) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return newError(http.StatusBadRequest, schemas.Base("MalformedJSON")).withDetail("the request body is empty")
@@ -57,6 +64,18 @@ func decodeStrict(body []byte, dst any, k decodeKind) error {
 	}
 	if _, ok := generic.(map[string]any); !ok {
 		return newError(http.StatusBadRequest, schemas.Base("MalformedJSON")).withDetail("the request body must be a JSON object")
+	}
+	if dup := duplicateName(body); dup != "" {
+		if k.action != "" {
+			return newError(http.StatusBadRequest, schemas.Base("ActionParameterDuplicate", k.action, dup))
+		}
+		return newError(http.StatusBadRequest, schemas.Base("PropertyDuplicate", dup))
+	}
+	if name := unknownName(generic, reflect.TypeOf(dst)); name != "" {
+		if k.action != "" {
+			return newError(http.StatusBadRequest, schemas.Base("ActionParameterUnknown", k.action, name))
+		}
+		return newError(http.StatusBadRequest, schemas.Base("PropertyUnknown", name))
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -80,6 +99,146 @@ func decodeStrict(body []byte, dst any, k decodeKind) error {
 		return newError(http.StatusBadRequest, schemas.Base("PropertyUnknown", name))
 	}
 	return newError(http.StatusBadRequest, schemas.Base("MalformedJSON")).withDetail("malformed request: " + err.Error())
+}
+
+// duplicateName is the dotted path of the first property that appears
+// twice in one object of a well-formed JSON body, or "".
+func duplicateName(body []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	dup, _ := walkDuplicates(dec, "")
+	return dup
+}
+
+func walkDuplicates(dec *json.Decoder, path string) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return "", err
+			}
+			name, _ := kt.(string)
+			p := name
+			if path != "" {
+				p = path + "." + name
+			}
+			if seen[name] {
+				return p, nil
+			}
+			seen[name] = true
+			if dup, err := walkDuplicates(dec, p); dup != "" || err != nil {
+				return dup, err
+			}
+		}
+		_, err = dec.Token()
+	case json.Delim('['):
+		for dec.More() {
+			if dup, err := walkDuplicates(dec, path); dup != "" || err != nil {
+				return dup, err
+			}
+		}
+		_, err = dec.Token()
+	}
+	return "", err
+}
+
+// unknownName is the first property name (sorted, per object) of the
+// decoded JSON value v that is not exactly the JSON name of a field of t,
+// or "". Maps take any name; interfaces, json.RawMessage and custom
+// unmarshalers take any value.
+func unknownName(v any, t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() == reflect.Interface || reflect.PointerTo(t).Implements(unmarshalerType) {
+		return ""
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return "" // a type error, found by the decoder
+		}
+		fields := jsonFields(t)
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			ft, ok := fields[name]
+			if !ok {
+				return name
+			}
+			if n := unknownName(m[name], ft); n != "" {
+				return n
+			}
+		}
+	case reflect.Map:
+		if m, ok := v.(map[string]any); ok {
+			for _, name := range slices.Sorted(maps.Keys(m)) {
+				if n := unknownName(m[name], t.Elem()); n != "" {
+					return n
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if a, ok := v.([]any); ok {
+			for _, x := range a {
+				if n := unknownName(x, t.Elem()); n != "" {
+					return n
+				}
+			}
+		}
+	}
+	return ""
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// fieldCache maps a struct type to its fields by exact JSON name.
+var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
+
+// jsonFields are the fields encoding/json would decode into, by their
+// exact JSON names (embedded structs without a name are flattened).
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	out := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		ft := f.Type
+		if f.Anonymous && name == "" {
+			et := ft
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct {
+				for n, t := range jsonFields(et) {
+					if _, shadowed := out[n]; !shadowed {
+						out[n] = t
+					}
+				}
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = ft
+	}
+	fieldCache.Store(t, out)
+	return out
 }
 
 // lookup follows a dotted path ("Boot.BootSourceOverrideTarget") in a

@@ -64,6 +64,8 @@ var baseEntries = map[string]registryEntry{
 	"ResourceAtUriUnauthorized":     {"While accessing the resource at '%1', the service received an authorization error '%2'.", 2, "Critical", "Ensure that the appropriate access is provided for the service in order for it to access the URI."},
 	"QueryNotSupported":             {"Querying is not supported by the implementation.", 0, "Warning", "Remove the query parameters and resubmit the request if the operation failed."},
 	"QueryParameterUnsupported":     {"Query parameter '%1' is not supported.", 1, "Warning", "Correct or remove the query parameter and resubmit the request."},
+	"PropertyDuplicate":             {"The property %1 was duplicated in the request.", 1, "Warning", "Remove the duplicate property from the request body and resubmit the request if the operation failed."},
+	"ActionParameterDuplicate":      {"The action %1 was submitted with more than one value for the parameter %2.", 2, "Warning", "Resubmit the action with only one instance of the action parameter in the request body if the operation failed."},
 	"ActionParameterValueConflict":  {"The parameter '%1' with the requested value of '%2' does not meet the constraints of the implementation.", 2, "Warning", "None."},
 
 	// EventService (subscriptions and the SSE stream).
