@@ -58,6 +58,8 @@ type envConfig struct {
 	// AccountService's policy.
 	accounts []redfish.Account
 	policy   redfish.AccountPolicy
+	// tune, when set, adjusts the Options last.
+	tune func(*redfish.Options)
 }
 
 // newEnvWith is newEnv as cfg says.
@@ -90,14 +92,18 @@ func newEnvWith(t testing.TB, rdb redis.UniversalClient, idle time.Duration, cfg
 	ctx, cancel := context.WithCancel(context.Background())
 	svc.Start(ctx)
 	t.Cleanup(func() { cancel(); svc.Close() })
-	api, err := redfish.New(redfish.Options{
+	opts := redfish.Options{
 		Nodes: svc, Redis: rdb, SessionTimeout: idle, Logger: log, Passthrough: cfg.passthrough,
 		Accounts: append([]redfish.Account{
 			{User: adminUser, Password: adminPass, Role: redfish.RoleAdministrator},
 			{User: roUser, Password: roPass, Role: redfish.RoleReadOnly},
 		}, cfg.accounts...),
 		AccountPolicy: cfg.policy,
-	})
+	}
+	if cfg.tune != nil {
+		cfg.tune(&opts)
+	}
+	api, err := redfish.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

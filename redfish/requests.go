@@ -2,7 +2,9 @@ package redfish
 
 import (
 	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -137,4 +139,23 @@ func (s *Server) capUnauthenticatedBody(c echo.Context) error {
 	}
 	r.Body = http.MaxBytesReader(c.Response(), r.Body, limit) // readBody answers 413 past it
 	return nil
+}
+
+// ipExtractor is how c.RealIP() finds the client: the socket's address,
+// unless the peer is a trusted proxy, whose X-Forwarded-For is followed
+// back to the first address that is not a trusted proxy. (echo's default
+// believes X-Forwarded-For from anyone, and its trust options believe
+// every loopback and private address unless turned off.)
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		_, n, err := net.ParseCIDR(p.Masked().String())
+		if err == nil {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -66,6 +67,9 @@ type Options struct {
 	// UnauthenticatedBodyBytes bounds the body of a request without
 	// credentials, a session login (default 4 KiB).
 	UnauthenticatedBodyBytes int64
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (c.RealIP: logs, audit); none: the socket's address.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the northbound Redfish service.
@@ -84,8 +88,10 @@ type Server struct {
 	// events serves the EventService (events.go); nil when there is none.
 	events       *events.Bus
 	sseKeepAlive time.Duration
-	// unauthBody is Options.UnauthenticatedBodyBytes (requests.go).
+	// unauthBody and trusted are Options.UnauthenticatedBodyBytes and
+	// Options.TrustedProxies (requests.go).
 	unauthBody int64
+	trusted    []netip.Prefix
 }
 
 // New builds the server and its routes.
@@ -112,7 +118,7 @@ func New(o Options) (*Server, error) {
 		log:         o.Logger,
 	}
 	s.events, s.sseKeepAlive = o.Events, o.SSEKeepAlive
-	s.unauthBody = o.UnauthenticatedBodyBytes
+	s.unauthBody, s.trusted = o.UnauthenticatedBodyBytes, o.TrustedProxies
 	if s.unauthBody <= 0 {
 		s.unauthBody = DefaultUnauthenticatedBodyBytes
 	}
@@ -155,6 +161,7 @@ func (s *Server) routes() {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.writeError
+	e.IPExtractor = ipExtractor(s.trusted)
 	e.Pre(middleware.RemoveTrailingSlash())
 	e.Use(s.recoverMiddleware, s.headersMiddleware, s.requestChecks)
 

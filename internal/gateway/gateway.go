@@ -129,7 +129,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		Passthrough: g.proxies.handler,
 		Events:      g.events, SSEKeepAlive: time.Duration(cfg.Events.SSEKeepAlive),
 		ServiceID: cfg.RedisURL + "|" + cfg.Listen, Logger: log,
-		UnauthenticatedBodyBytes: cfg.Limits.UnauthenticatedBodyBytes,
+		UnauthenticatedBodyBytes: cfg.Limits.UnauthenticatedBodyBytes, TrustedProxies: cfg.TrustedProxyPrefixes(),
 	})
 	if err != nil {
 		g.redis.Close()
