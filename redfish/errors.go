@@ -1,12 +1,15 @@
 package redfish
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fishgate/fishgate/internal/redact"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -71,8 +74,10 @@ func (s *Server) writeError(err error, c echo.Context) {
 	case errors.As(err, &he):
 		ae = fromEchoError(he, c.Request().URL.Path)
 	default:
-		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 		ae = unavailable(5, err.Error())
+	}
+	if ae.status >= 500 {
+		ae = s.scrubbed(ae, c)
 	}
 	body := schemas.NewError(ae.msgs...)
 	if ae.detail != "" {
@@ -90,6 +95,39 @@ func (s *Server) writeError(err error, c echo.Context) {
 		return
 	}
 	c.JSON(ae.status, body)
+}
+
+// scrubbed is a server-side error as the client may see it (issue 10: error
+// bodies revealed the Redis address and BMC URLs). Its texts come from
+// errors of Redis, the BMCs and the network, which name addresses, URLs and
+// sometimes credentials: those are logged in full under a reference, and
+// the body keeps the text with them replaced, plus the reference.
+func (s *Server) scrubbed(ae *apiError, c echo.Context) *apiError {
+	ref := newRef()
+	full := ae.Error()
+	s.log.Warn("request failed", "status", ae.status, "ref", ref, "method", c.Request().Method,
+		"path", c.Request().URL.Path, "user", principalOf(c).User, "remote", c.RealIP(), "err", full)
+	out := *ae
+	hint := " (reference " + ref + ": the gateway's log has the details)"
+	out.detail = redact.Text(full) + hint
+	out.msgs = make([]schemas.Message, len(ae.msgs))
+	for i, m := range ae.msgs {
+		m.Message = redact.Text(m.Message)
+		args := make([]string, len(m.MessageArgs))
+		for j, a := range m.MessageArgs {
+			args[j] = redact.Text(a)
+		}
+		m.MessageArgs = args
+		out.msgs[i] = m
+	}
+	return &out
+}
+
+// newRef is a short random reference that ties an error body to its log line.
+func newRef() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func fromEchoError(he *echo.HTTPError, path string) *apiError {

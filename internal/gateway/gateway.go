@@ -299,8 +299,11 @@ func (g *Gateway) withHealth(api http.Handler) http.Handler {
 		defer cancel()
 		w.Header().Set("Content-Type", "text/plain")
 		if err := g.redis.Client.Ping(ctx).Err(); err != nil {
+			// The probe is unauthenticated: the Redis address and error go
+			// to the log only.
+			g.log.Warn("readiness: Redis does not answer", "err", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "redis: %v\n", err)
+			w.Write([]byte("redis: unavailable\n"))
 			return
 		}
 		w.Write([]byte("ready\n"))
