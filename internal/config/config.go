@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -54,6 +55,8 @@ type Config struct {
 	Retries int `yaml:"retries"`
 	// Tasks bounds the finished tasks kept per node.
 	Tasks Tasks `yaml:"tasks"`
+	// AccountService is the password, lockout and session policy.
+	AccountService AccountService `yaml:"account_service"`
 	// SyncConcurrency bounds the power sweep's BMC reads in all, and
 	// SyncPerBackend per backend kind (defaults 16 and 8).
 	SyncConcurrency int `yaml:"sync_concurrency"`
@@ -129,6 +132,24 @@ type Account struct {
 	Password string `yaml:"password"`
 	// Role is Administrator (default), Operator or ReadOnly.
 	Role string `yaml:"role"`
+	// Nodes limits the account to the nodes whose ids match one of these
+	// shell patterns ("rack1-*"); empty: every node. Other nodes are
+	// invisible to it.
+	Nodes []string `yaml:"nodes"`
+}
+
+// AccountService is the account policy (as a BMC's AccountService).
+type AccountService struct {
+	// MinPasswordLength of accounts created or changed over Redfish (default 8).
+	MinPasswordLength int `yaml:"min_password_length"`
+	// LockoutThreshold failed logins within LockoutResetAfter lock the
+	// account for LockoutDuration, on every replica (defaults 10, 5m, 5m;
+	// threshold 0 = never).
+	LockoutThreshold  int      `yaml:"lockout_threshold"`
+	LockoutDuration   Duration `yaml:"lockout_duration"`
+	LockoutResetAfter Duration `yaml:"lockout_reset_after"`
+	// MaxSessionsPerUser bounds one user's open sessions (default 64).
+	MaxSessionsPerUser int `yaml:"max_sessions_per_user"`
 }
 
 // Node is one managed machine and how to reach its BMC.
@@ -223,6 +244,8 @@ func Default() Config {
 		SoftOffFallback: "fail",
 		RestartEvidence: Duration(10 * time.Second),
 		Tasks:           Tasks{Keep: 100, KeepFor: Duration(24 * time.Hour)},
+		AccountService: AccountService{MinPasswordLength: 8, LockoutThreshold: 10, LockoutDuration: Duration(5 * time.Minute),
+			LockoutResetAfter: Duration(5 * time.Minute), MaxSessionsPerUser: 64},
 		SyncConcurrency: 16,
 		SyncPerBackend:  8,
 		Admission: Admission{
@@ -373,6 +396,27 @@ func (c *Config) Validate() error {
 		if a.Role != "" && !contains(Roles, a.Role) {
 			bad(f+".role", "%q is not one of %s", a.Role, strings.Join(Roles, ", "))
 		}
+		for j, p := range a.Nodes {
+			if _, err := path.Match(p, ""); err != nil || p == "" {
+				bad(fmt.Sprintf("%s.nodes[%d]", f, j), "%q is not a node id or shell pattern", p)
+			}
+		}
+	}
+	as := c.AccountService
+	if as.MinPasswordLength < 1 || as.MinPasswordLength > 128 {
+		bad("account_service.min_password_length", "%d is out of range 1..128", as.MinPasswordLength)
+	}
+	if as.LockoutThreshold < 0 || as.LockoutThreshold > 1000 {
+		bad("account_service.lockout_threshold", "%d is out of range 0..1000", as.LockoutThreshold)
+	}
+	if as.LockoutDuration < Duration(time.Second) {
+		bad("account_service.lockout_duration", "%s is too short (at least 1s)", time.Duration(as.LockoutDuration))
+	}
+	if as.LockoutResetAfter < Duration(time.Second) {
+		bad("account_service.lockout_reset_after", "%s is too short (at least 1s)", time.Duration(as.LockoutResetAfter))
+	}
+	if as.MaxSessionsPerUser < 1 || as.MaxSessionsPerUser > 100000 {
+		bad("account_service.max_sessions_per_user", "%d is out of range 1..100000", as.MaxSessionsPerUser)
 	}
 	ids := map[string]bool{}
 	ipmiListens := map[string]bool{}

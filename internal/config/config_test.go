@@ -26,6 +26,9 @@ func TestParseGood(t *testing.T) {
 	if c.Listen != "127.0.0.1:9000" || time.Duration(c.SessionTimeout) != 10*time.Minute || len(c.Nodes) != 2 || !c.Nodes[0].Insecure {
 		t.Errorf("parsed %+v", c)
 	}
+	if as := c.AccountService; as.MinPasswordLength != 8 || as.LockoutThreshold != 10 || time.Duration(as.LockoutDuration) != 5*time.Minute || as.MaxSessionsPerUser != 64 {
+		t.Errorf("account_service defaults: %+v", as)
+	}
 	if time.Duration(c.SoftOffTimeout) != 5*time.Minute || c.SoftOffFallback != "fail" {
 		t.Errorf("soft-off defaults: %s %q", time.Duration(c.SoftOffTimeout), c.SoftOffFallback)
 	}
@@ -52,6 +55,10 @@ func TestParseBad(t *testing.T) {
 		{"dup id", "accounts: [{user: a, password: b}]\nnodes: [{id: n, backend: redfish, address: http://x, user: u}, {id: n, backend: redfish, address: http://y, user: u}]", "nodes[1].id"},
 		{"tls half", "tls: {cert: /x}\naccounts: [{user: a, password: b}]", "tls:"},
 		{"not yaml", "{{{", "config:"},
+		{"bad node pattern", "accounts: [{user: a, password: b, nodes: ['[']}]", "accounts[0].nodes[0]"},
+		{"lockout threshold", "account_service: {lockout_threshold: -1}\naccounts: [{user: a, password: b}]", "account_service.lockout_threshold"},
+		{"password length", "account_service: {min_password_length: 0}\naccounts: [{user: a, password: b}]", "account_service.min_password_length"},
+		{"session cap", "account_service: {max_sessions_per_user: 0}\naccounts: [{user: a, password: b}]", "account_service.max_sessions_per_user"},
 		{"short soft off", "soft_off_timeout: 100ms\naccounts: [{user: a, password: b}]", "soft_off_timeout:"},
 		{"bad fallback", "soft_off_fallback: maybe\naccounts: [{user: a, password: b}]", "soft_off_fallback:"},
 		{"bad node fallback", "accounts: [{user: a, password: b}]\nnodes: [{id: n1, backend: redfish, address: http://x, user: u, soft_off_fallback: sometimes}]", "nodes[0].soft_off_fallback"},

@@ -121,7 +121,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 	g.proxies = newProxies(cfg, rfBackends, log)
 	var accounts []redfish.Account
 	for _, a := range cfg.Accounts {
-		accounts = append(accounts, redfish.Account{User: a.User, Password: a.Password, Role: a.Role})
+		accounts = append(accounts, redfish.Account{User: a.User, Password: a.Password, Role: a.Role, Nodes: a.Nodes})
 	}
 	g.api, err = redfish.New(redfish.Options{
 		Nodes: g.nodes, Redis: g.redis.Client, Accounts: accounts,
@@ -130,6 +130,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		Events:      g.events, SSEKeepAlive: time.Duration(cfg.Events.SSEKeepAlive),
 		ServiceID: cfg.RedisURL + "|" + cfg.Listen, Logger: log,
 		UnauthenticatedBodyBytes: cfg.Limits.UnauthenticatedBodyBytes, TrustedProxies: cfg.TrustedProxyPrefixes(),
+		AccountPolicy: redfish.AccountPolicy{
+			MinPasswordLength:  cfg.AccountService.MinPasswordLength,
+			LockoutThreshold:   lockoutThreshold(cfg.AccountService.LockoutThreshold),
+			LockoutDuration:    time.Duration(cfg.AccountService.LockoutDuration),
+			LockoutResetAfter:  time.Duration(cfg.AccountService.LockoutResetAfter),
+			MaxSessionsPerUser: cfg.AccountService.MaxSessionsPerUser,
+		},
 	})
 	if err != nil {
 		g.redis.Close()
@@ -247,7 +254,16 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		err = nil
 	}
 	g.proxies.close()
+	g.api.Close()
 	return errors.Join(err, g.closeIPMI(), g.nodes.Close(), g.events.Close(), g.redis.Close())
+}
+
+// lockoutThreshold maps the configuration's 0 (never) to the AccountPolicy's.
+func lockoutThreshold(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // closeIPMI stops the nodes' IPMI fronts.
