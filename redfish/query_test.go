@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/redfish"
 )
 
 // messageIDs are every @Message.ExtendedInfo MessageId of an error body.
@@ -75,6 +76,15 @@ func TestUnsupportedQueryParameters501(t *testing.T) {
 	}
 	if r := e.do("GET", "/redfish/v1/EventService/SSE?$top=1", ""); r.Status != http.StatusNotImplemented {
 		t.Errorf("SSE $top: %d, want 501", r.Status)
+	}
+	// The log entry collections follow their nextLink's $skiptoken.
+	for _, p := range []string{"/redfish/v1/Managers/" + redfish.GatewayManager + "/LogServices/Audit/Entries", "/redfish/v1/Systems/node1/LogServices/PowerActions/Entries"} {
+		if r := e.do("GET", p+"?$skiptoken=1-0", ""); r.Status != http.StatusOK {
+			t.Errorf("GET %s?$skiptoken: %d, want 200: %s", p, r.Status, r.Body)
+		}
+		if r := e.do("GET", p+"?$top=1", ""); r.Status != http.StatusNotImplemented {
+			t.Errorf("GET %s?$top: %d, want 501", p, r.Status)
+		}
 	}
 	if r := e.do("GET", "/redfish/v1/Systems/node1/Bios?$select=Attributes", ""); r.Status != http.StatusOK || seenQuery != "$select=Attributes" {
 		t.Errorf("pass-through query: %d, BMC saw %q: %s", r.Status, seenQuery, r.Body)

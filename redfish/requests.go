@@ -29,6 +29,9 @@ const DefaultUnauthenticatedBodyBytes = 4 << 10
 // A handler that implements one must be listed here.
 var supportedQuery = map[string][]string{
 	"/redfish/v1/EventService/SSE": {"$filter"},
+	// The log entry collections are paged by nextLink (audit.go).
+	"/redfish/v1/Managers/" + GatewayManager + "/LogServices/Audit/Entries": {"$skiptoken"},
+	"/redfish/v1/Systems/:id/LogServices/PowerActions/Entries":              {"$skiptoken"},
 }
 
 // requestChecks refuses what no handler should see.
