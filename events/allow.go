@@ -42,7 +42,7 @@ func ParseAllowList(entries []string) (AllowList, error) {
 			a.prefixes = append(a.prefixes, netip.PrefixFrom(ip, ip.BitLen()))
 			continue
 		}
-		if hostnameRe.MatchString(e) && strings.ContainsAny(e, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+		if hostnameRe.MatchString(e) && strings.ContainsAny(e, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") && !numericHost(e) {
 			a.hosts[strings.ToLower(strings.TrimSuffix(e, "."))] = true
 			continue
 		}
@@ -58,21 +58,43 @@ func (a AllowList) HostAllowed(host string) bool {
 
 // reserved are non-public ranges beyond those netip classifies.
 var reserved = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
-	netip.MustParsePrefix("100.64.0.0/10"),   // shared address space (CGNAT)
-	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
-	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
-	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, broadcast
-	netip.MustParsePrefix("64:ff9b::/96"),    // NAT64: may reach any IPv4
-	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
-	netip.MustParsePrefix("2002::/16"),       // 6to4: embeds an IPv4 address
-	netip.MustParsePrefix("fec0::/10"),       // deprecated site-local
-	netip.MustParsePrefix("100::/64"),        // discard-only
-	netip.MustParsePrefix("::ffff:0:0:0/96"), // IPv4-translated
+	netip.MustParsePrefix("0.0.0.0/8"),     // "this network"
+	netip.MustParsePrefix("100.64.0.0/10"), // shared address space (CGNAT)
+	netip.MustParsePrefix("192.0.0.0/24"),  // IETF protocol assignments
+	netip.MustParsePrefix("198.18.0.0/15"), // benchmarking
+	netip.MustParsePrefix("240.0.0.0/4"),   // reserved, broadcast
+	netip.MustParsePrefix("fec0::/10"),     // deprecated site-local
+	netip.MustParsePrefix("100::/64"),      // discard-only
+	netip.MustParsePrefix("2001::/23"),     // IETF protocol assignments (Teredo, benchmarking, ORCHID)
+	netip.MustParsePrefix("5f00::/16"),     // SRv6 SIDs
 }
 
-// classify names why ip is not a public address, or "" when it is.
+// embedded are the IPv6 forms that carry an IPv4 address, which the
+// network (a translator, a relay, or the host's own stack) may send to:
+// ::7f00:1 is 127.0.0.1 in IPv4-compatible form. Each is refused as a
+// whole unless an allowed IPv6 prefix covers it; the embedded address, when
+// it has a fixed place, is named in the refusal. (IPv4-mapped ::ffff:a.b.c.d
+// is unmapped and judged as IPv4 before these are looked at.)
+var embedded = []struct {
+	prefix netip.Prefix
+	name   string
+	v4     func(b [16]byte) netip.Addr // nil: no fixed place
+}{
+	{netip.MustParsePrefix("::/96"), "an IPv4-compatible IPv6 address", func(b [16]byte) netip.Addr { return netip.AddrFrom4([4]byte(b[12:16])) }},
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), "an IPv4-translated address", func(b [16]byte) netip.Addr { return netip.AddrFrom4([4]byte(b[12:16])) }},
+	{netip.MustParsePrefix("64:ff9b::/96"), "a NAT64 address", func(b [16]byte) netip.Addr { return netip.AddrFrom4([4]byte(b[12:16])) }},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "a local-use NAT64 address", nil},
+	{netip.MustParsePrefix("2002::/16"), "a 6to4 address", func(b [16]byte) netip.Addr { return netip.AddrFrom4([4]byte(b[2:6])) }},
+	{netip.MustParsePrefix("2001::/32"), "a Teredo address", func(b [16]byte) netip.Addr {
+		// the client's address is the last 32 bits, inverted
+		return netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})
+	}},
+}
+
+// classify names why ip is not a public address, or "" when it is. An
+// IPv4-mapped address is judged as the IPv4 address it maps.
 func classify(ip netip.Addr) string {
+	ip = ip.Unmap()
 	switch {
 	case !ip.IsValid():
 		return "an invalid address"
@@ -82,10 +104,23 @@ func classify(ip netip.Addr) string {
 		return "a loopback address"
 	case ip.IsLinkLocalUnicast():
 		return "a link-local address"
-	case ip.IsMulticast():
+	case ip.IsLinkLocalMulticast(), ip.IsInterfaceLocalMulticast(), ip.IsMulticast():
 		return "a multicast address"
 	case ip.IsPrivate():
 		return "a private address"
+	}
+	for _, e := range embedded {
+		if !e.prefix.Contains(ip) {
+			continue
+		}
+		if e.v4 == nil {
+			return e.name + " (" + e.prefix.String() + ")"
+		}
+		v4 := e.v4(ip.As16())
+		if why := classify(v4); why != "" {
+			return fmt.Sprintf("%s embedding %s, %s", e.name, v4, why)
+		}
+		return fmt.Sprintf("%s embedding %s (%s)", e.name, v4, e.prefix)
 	}
 	for _, p := range reserved {
 		if p.Contains(ip) {
@@ -95,10 +130,31 @@ func classify(ip netip.Addr) string {
 	return ""
 }
 
+// numericHost reports whether host ends in a number label ("2130706433",
+// "0x7f.1", "0177.0.0.1", "127.1"): browsers and the C library's resolver
+// read such names as IPv4 addresses in decimal, octal or hex, so one that
+// is not a dotted-quad netip accepts is refused rather than resolved.
+func numericHost(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	last := host[strings.LastIndex(host, ".")+1:]
+	if last == "" {
+		return false
+	}
+	digits := last
+	if len(last) >= 2 && (last[:2] == "0x" || last[:2] == "0X") {
+		digits = last[2:]
+		if digits == "" {
+			return true
+		}
+		return strings.Trim(digits, "0123456789abcdefABCDEF") == ""
+	}
+	return strings.Trim(digits, "0123456789") == ""
+}
+
 // CheckIP returns nil when the gateway may connect to ip: a public address,
 // or one covered by an allowed prefix.
 func (a AllowList) CheckIP(ip netip.Addr) error {
-	ip = ip.Unmap()
+	ip = ip.WithZone("").Unmap()
 	why := classify(ip)
 	if why == "" {
 		return nil
@@ -140,10 +196,15 @@ func (a AllowList) CheckDestination(ctx context.Context, r Resolver, dest string
 		return &InvalidError{Property: "Destination", Value: dest, Kind: Refused,
 			Reason: fmt.Sprintf("Destination %s refused: %s", dest, why)}
 	}
+	ip, ipErr := netip.ParseAddr(host)
+	if ipErr != nil && numericHost(host) {
+		return nil, &InvalidError{Property: "Destination", Value: dest, Kind: Format,
+			Reason: fmt.Sprintf("%q is not an IPv4 address in dotted-decimal form (a.b.c.d)", host)}
+	}
 	if a.HostAllowed(host) {
 		return u, nil
 	}
-	if ip, err := netip.ParseAddr(host); err == nil {
+	if ipErr == nil {
 		if ip.Zone() != "" {
 			return nil, refused("addresses with a zone are not accepted")
 		}
@@ -178,6 +239,9 @@ func (a AllowList) Dialer(timeout time.Duration) func(ctx context.Context, netwo
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
 			return nil, err
+		}
+		if _, err := netip.ParseAddr(host); err != nil && numericHost(host) {
+			return nil, fmt.Errorf("refused connection to %s: %q is not an IPv4 address in dotted-decimal form", addr, host)
 		}
 		d := net.Dialer{Timeout: timeout}
 		if !a.HostAllowed(host) {

@@ -57,7 +57,7 @@ func (e Events) validate(bad func(field, format string, a ...any)) {
 		if ip, err := netip.ParseAddr(d); err == nil && ip.Zone() == "" {
 			continue
 		}
-		if !destHostRe.MatchString(d) || !strings.ContainsAny(strings.ToLower(d), "abcdefghijklmnopqrstuvwxyz") {
+		if !destHostRe.MatchString(d) || !strings.ContainsAny(strings.ToLower(d), "abcdefghijklmnopqrstuvwxyz") || numericLastLabel(d) {
 			bad(fmt.Sprintf("events.allow_destinations[%d]", i), "%q is not a CIDR, an IP address or a host name", d)
 		}
 	}
@@ -79,4 +79,16 @@ func (e Events) validate(bad func(field, format string, a ...any)) {
 	if e.SSEKeepAlive < Duration(time.Second) || e.SSEKeepAlive > Duration(5*time.Minute) {
 		bad("events.sse_keep_alive", "%s is out of range 1s..5m", time.Duration(e.SSEKeepAlive))
 	}
+}
+
+// numericLastLabel reports whether a name ends in a number ("0x7f.1",
+// "2130706433"): resolvers read it as an IPv4 address, so it is not a host
+// name (events.numericHost).
+func numericLastLabel(d string) bool {
+	d = strings.TrimSuffix(d, ".")
+	last := strings.ToLower(d[strings.LastIndex(d, ".")+1:])
+	if strings.HasPrefix(last, "0x") {
+		return strings.Trim(last[2:], "0123456789abcdef") == ""
+	}
+	return last != "" && strings.Trim(last, "0123456789") == ""
 }

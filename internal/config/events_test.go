@@ -31,6 +31,7 @@ events:
 	for _, c := range []struct{ yaml, field string }{
 		{"allow_destinations: [10.0.0.0/33]", "events.allow_destinations[0]"},
 		{"allow_destinations: [ok.example, 'not a host']", "events.allow_destinations[1]"},
+		{"allow_destinations: [ok.example, 0x7f.1]", "events.allow_destinations[1]"}, // an IPv4 address in hex, not a name
 		{"delivery_retry_attempts: -1", "events.delivery_retry_attempts"},
 		{"delivery_retry_interval: 10ms", "events.delivery_retry_interval"},
 		{"delivery_retry_policy: Sometimes", "events.delivery_retry_policy"},
