@@ -21,6 +21,7 @@ unit:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRequestBodies$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./redfish
 	$(GO) test -run='^$$' -fuzz='^FuzzIPMIPacket$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/ipmibmc
+	$(GO) test -run='^$$' -fuzz='^FuzzResolve$$' -fuzztime=10s -fuzzminimizetime=5s ./proxy
 
 bench:
 	$(GO) run ./cmd/fgbench -duration 10s -rounds 5

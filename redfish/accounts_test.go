@@ -1,6 +1,7 @@
 package redfish_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/fishgate/fishgate/internal/testredis"
 	"github.com/fishgate/fishgate/redfish"
@@ -279,4 +282,50 @@ func TestAuditLog(t *testing.T) {
 	if p := strings.Join(pam, "\n"); !strings.Contains(p, "event=started type=On") || !strings.Contains(p, "req=user=cfgop remote=127.0.0.1") {
 		t.Errorf("PowerActions log:\n%s", p)
 	}
+}
+
+// TestLoginWithFrozenRedis: with Redis frozen (DEBUG SLEEP), a login and a
+// request with a session token answer 503 while Redis is still frozen,
+// not after the client gave up (issue 10: 35-40 s).
+func TestLoginWithFrozenRedis(t *testing.T) {
+	rdb := testredis.Real(t)
+	e := newEnvWith(t, rdb, time.Minute, envConfig{nodes: 1})
+	tok, _ := e.login(roUser, roPass)
+	frozen := make(chan struct{})
+	thawed := make(chan struct{})
+	go func() {
+		defer close(thawed)
+		sleeper := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr, ReadTimeout: -1, MaxRetries: -1}) // one DEBUG SLEEP, waited for
+		defer sleeper.Close()
+		close(frozen)
+		sleeper.Do(context.Background(), "DEBUG", "SLEEP", "9")
+	}()
+	<-frozen
+	// wait until the freeze began: a PING no longer answers within 300 ms
+	for i := 0; ; i++ {
+		pctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := rdb.Ping(pctx).Err()
+		cancel()
+		if err != nil {
+			break
+		}
+		select {
+		case <-thawed:
+			t.Fatal("DEBUG SLEEP did not freeze Redis (is the DEBUG command enabled?)")
+		default:
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t0 := time.Now()
+	r := e.do("POST", "/redfish/v1/SessionService/Sessions", `{"UserName":"`+roUser+`","Password":"`+roPass+`"}`, noAuth())
+	t.Logf("login answered %d after %v", r.Status, time.Since(t0))
+	wantStatus(t, "login with Redis frozen", r, http.StatusServiceUnavailable)
+	wantStatus(t, "token with Redis frozen", e.do("GET", "/redfish/v1/Systems", "", token(tok)), http.StatusServiceUnavailable)
+	select {
+	case <-thawed:
+		t.Fatal("the answers came only after Redis thawed")
+	default:
+	}
+	<-thawed
+	t.Logf("thawed after %v", time.Since(t0))
 }

@@ -148,3 +148,27 @@ func TestPassThroughPrivilegesThroughTheRouter(t *testing.T) {
 		t.Errorf("the gateway's Reset: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestPassThroughWritesAudited: a write passed through to a BMC is in the
+// gateway's Audit log with who, from where, what and the answer; reads
+// are not.
+func TestPassThroughWritesAudited(t *testing.T) {
+	e, _ := passThroughEnv(t)
+	if r := e.do("GET", "/redfish/v1/Managers/node1/NetworkProtocol", ""); r.Status != http.StatusOK {
+		t.Fatalf("GET: %d %s", r.Status, r.Body)
+	}
+	if r := e.do("PATCH", "/redfish/v1/Managers/node1/NetworkProtocol", `{"HTTPS":{"Port":443}}`); r.Status != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", r.Status, r.Body)
+	}
+	log := e.do("GET", "/redfish/v1/Managers/fishgate/LogServices/Audit/Entries", "").json(t)
+	var writes []string
+	for _, m := range log["Members"].([]any) {
+		if msg := m.(map[string]any)["Message"].(string); strings.HasPrefix(msg, "passthrough-write") {
+			writes = append(writes, msg)
+		}
+	}
+	want := "passthrough-write by " + adminUser + " from 127.0.0.1 (Redfish): 200 on PATCH /redfish/v1/Managers/node1/NetworkProtocol"
+	if len(writes) != 1 || writes[0] != want {
+		t.Fatalf("audited pass-through writes %q, want exactly %q", writes, want)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -419,8 +420,12 @@ func (s *Server) passThrough(c echo.Context) error {
 		return newError(http.StatusNotFound, schemas.Base("ResourceMissingAtURI", c.Request().URL.Path))
 	}
 	p, req := principalOf(c), c.Request()
-	caller := proxy.Caller{User: p.User, Privileges: proxy.RolePrivileges(p.Role), MaxBodyBytes: s.maxBody}
+	caller := proxy.Caller{User: p.User, Privileges: proxy.RolePrivileges(p.Role), MaxBodyBytes: s.maxBody, Remote: c.RealIP()}
 	h.ServeHTTP(c.Response(), req.WithContext(proxy.WithCaller(req.Context(), caller)))
+	if m := req.Method; m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions {
+		// a write to a BMC: in the audit log with what came of it
+		s.audit(req.Context(), auditOf(c, "passthrough-write", req.Method+" "+req.URL.Path, strconv.Itoa(c.Response().Status)))
+	}
 	return nil
 }
 

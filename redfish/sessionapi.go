@@ -79,7 +79,9 @@ func (s *Server) postSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sess, token, err := s.sessions.Create(c.Request().Context(), a.User, a.Role, a.fingerprint())
+	ctx, cancel := authContext(c)
+	defer cancel()
+	sess, token, err := s.sessions.Create(ctx, a.User, a.Role, a.fingerprint())
 	if errors.Is(err, ErrTooManySessions) {
 		e := newError(http.StatusServiceUnavailable, schemas.Base("SessionLimitExceeded")).
 			withDetail("user " + a.User + " has " + strconv.Itoa(s.accounts.Policy().MaxSessionsPerUser) + " sessions open; log out of one (DELETE its session) or wait for one to expire")

@@ -66,13 +66,17 @@ func Open(ctx context.Context, url string) (*Conn, error) {
 		if err := m.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("start embedded redis: %w", err)
 		}
-		c := &Conn{Client: redis.NewClient(&redis.Options{Addr: m.Addr()}), Embedded: m, stop: RunClock(m, TTLTick)}
+		c := &Conn{Client: redis.NewClient(&redis.Options{Addr: m.Addr(), ContextTimeoutEnabled: true}), Embedded: m, stop: RunClock(m, TTLTick)}
 		return c, nil
 	}
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
+	// A caller's deadline bounds the socket I/O too: a frozen Redis makes a
+	// request answer 503 when its deadline passes, not after go-redis's
+	// own timeouts and retries.
+	opt.ContextTimeoutEnabled = true
 	c := &Conn{Client: redis.NewClient(opt)}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

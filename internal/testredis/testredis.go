@@ -39,7 +39,7 @@ func Mini(t testing.TB) *redis.Client {
 	}
 	stop := redisx.RunClock(m, 20*time.Millisecond)
 	t.Cleanup(func() { stop(); m.Close() })
-	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	c := redis.NewClient(&redis.Options{Addr: m.Addr(), ContextTimeoutEnabled: true}) // as the gateway's (redisx)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -48,7 +48,7 @@ func Mini(t testing.TB) *redis.Client {
 func Real(t testing.TB) *redis.Client {
 	t.Helper()
 	addr := StartServer(t)
-	c := redis.NewClient(&redis.Options{Addr: addr})
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true}) // as the gateway's (redisx)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -70,14 +70,16 @@ func StartServer(t testing.TB) string {
 	}
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port),
-		"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes")
+		"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes",
+		// DEBUG SLEEP freezes a server in tests of a frozen Redis
+		"--enable-debug-command", "local")
 	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	c := redis.NewClient(&redis.Options{Addr: addr})
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true}) // as the gateway's (redisx)
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
