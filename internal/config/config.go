@@ -194,7 +194,10 @@ type Node struct {
 	IPMIListen string `yaml:"ipmi_listen"`
 	// IPMIUser and IPMIPassword are that IPMI front's account (at most 16
 	// and 20 bytes); required with ipmi_listen.
-	IPMIUser     string `yaml:"ipmi_user"`
+	IPMIUser string `yaml:"ipmi_user"`
+	// IPMIAllowV15 lets that IPMI front accept IPMI v1.5 sessions
+	// ("ipmitool -I lan": MD5, no encryption); off by default (lanplus only).
+	IPMIAllowV15 bool   `yaml:"ipmi_allow_v15"`
 	IPMIPassword string `yaml:"ipmi_password"`
 }
 

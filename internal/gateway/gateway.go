@@ -147,7 +147,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 			continue
 		}
 		f, err := ipmifront.Serve(context.Background(), ipmifront.Config{
-			Addr: n.IPMIListen, Node: n.ID, User: n.IPMIUser, Password: n.IPMIPassword, Logger: log,
+			Addr: n.IPMIListen, Node: n.ID, User: n.IPMIUser, Password: n.IPMIPassword, AllowV15: n.IPMIAllowV15, Logger: log,
 		}, g.nodes)
 		if err != nil {
 			g.closeIPMI()

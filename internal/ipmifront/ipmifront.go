@@ -62,6 +62,9 @@ type Config struct {
 	User, Password string
 	// CipherSuites offered (default ipmibmc.DefaultCipherSuites: 3, 17).
 	CipherSuites []int
+	// AllowV15 accepts IPMI v1.5 sessions ("ipmitool -I lan": MD5 or
+	// password authentication, no encryption); off by default.
+	AllowV15 bool
 	// Logger receives the front's logs; default slog.Default().
 	Logger *slog.Logger
 }
@@ -93,7 +96,8 @@ func Serve(ctx context.Context, cfg Config, svc Gateway) (*Server, error) {
 	b, err := ipmibmc.New(ipmibmc.Config{
 		Addr: cfg.Addr, Name: "fishgate " + cfg.Node,
 		User: cfg.User, Password: cfg.Password, CipherSuites: cfg.CipherSuites,
-		Logger: log,
+		DisableV15: !cfg.AllowV15,
+		Logger:     log,
 	}, nodeTarget{svc: svc, node: cfg.Node, log: log})
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.Node, err)

@@ -246,3 +246,28 @@ func TestMalformedPacketsKeepServing(t *testing.T) {
 		t.Errorf("power status after malformed packets: %q", out)
 	}
 }
+
+// TestIPMIv15OffByDefault: the gateway's IPMI front speaks IPMI 2.0
+// (lanplus) only unless the node allows v1.5 ("-I lan": MD5, no
+// encryption; issue 10).
+func TestIPMIv15OffByDefault(t *testing.T) {
+	g := &fakeGateway{view: serializer.View{ID: "n1", PowerState: "Off", CapsKnown: true}}
+	_, to := startFront(t, g)
+	if out := ipmitooltest.MustRun(t, to, "chassis", "power", "status"); out != "Chassis Power is off" {
+		t.Fatalf("lanplus: %q", out)
+	}
+	lan := to
+	lan.Interface = "lan"
+	if r := ipmitooltest.Run(t, lan, "chassis", "power", "status"); r.Err == nil {
+		t.Fatalf("-I lan accepted by default:\n%s", r.Output)
+	}
+	s, err := Serve(context.Background(), Config{Addr: "127.0.0.1:0", Node: "n1", User: "ironic", Password: "front-pass", AllowV15: true, Logger: slog.New(slog.DiscardHandler)}, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	lan.Addr = s.Addr()
+	if out := ipmitooltest.MustRun(t, lan, "chassis", "power", "status"); out != "Chassis Power is off" {
+		t.Fatalf("-I lan with AllowV15: %q", out)
+	}
+}
