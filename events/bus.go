@@ -69,6 +69,9 @@ type Options struct {
 	RetryPolicy string
 	// MaxSubscriptions bounds the push subscriptions (default 100).
 	MaxSubscriptions int
+	// MaxSubscriptionsPerOwner bounds the push subscriptions of one
+	// account (Subscription.Owner), counted across replicas (default 10).
+	MaxSubscriptionsPerOwner int
 	// LeaseTTL is the deliverer lease's time-to-live: another replica takes
 	// delivery over within it (default 6s).
 	LeaseTTL time.Duration
@@ -104,6 +107,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxSubscriptions == 0 {
 		o.MaxSubscriptions = 100
+	}
+	if o.MaxSubscriptionsPerOwner == 0 {
+		o.MaxSubscriptionsPerOwner = 10
 	}
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = 6 * time.Second

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -354,5 +355,56 @@ func TestSubscribeValidation(t *testing.T) {
 	}
 	if _, err := bus.Subscription(ctx, "1"); !errors.Is(err, ErrNoSubscription) {
 		t.Errorf("deleted subscription: %v", err)
+	}
+}
+
+// TestSubscriptionsPerOwner: one account cannot take every subscription
+// (issue 10, item 6: one Operator filled all 100); the owner's count is
+// kept in Redis, so two replicas together cannot exceed it either.
+func TestSubscriptionsPerOwner(t *testing.T) {
+	rdb := testredis.Mini(t)
+	o := loopbackOK()
+	o.MaxSubscriptions, o.MaxSubscriptionsPerOwner = 10, 3
+	a, b := newBus(t, rdb, o), newBus(t, rdb, o)
+	ctx := context.Background()
+	sub := func(bus *Bus, owner string) error {
+		_, err := bus.Subscribe(ctx, Subscription{Destination: "http://127.0.0.1:9/", Owner: owner})
+		return err
+	}
+	for i, bus := range []*Bus{a, b, a} {
+		if err := sub(bus, "op"); err != nil {
+			t.Fatalf("op's subscription %d: %v", i+1, err)
+		}
+	}
+	for _, bus := range []*Bus{a, b} {
+		if err := sub(bus, "op"); !errors.Is(err, ErrTooManyOwnerSubscriptions) || !errors.Is(err, ErrTooManySubscriptions) {
+			t.Errorf("op's fourth subscription: %v; want ErrTooManyOwnerSubscriptions", err)
+		}
+	}
+	if err := sub(b, "other"); err != nil {
+		t.Errorf("another account's subscription: %v", err)
+	}
+	subs, _ := a.Subscriptions(ctx)
+	if err := b.Unsubscribe(ctx, subs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub(a, "op"); err != nil {
+		t.Errorf("op's subscription after deleting one: %v", err)
+	}
+	// concurrent creation on two replicas stops at the owner's limit
+	var wg sync.WaitGroup
+	var made atomic.Int32
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if sub([]*Bus{a, b}[i%2], "racer") == nil {
+				made.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := made.Load(); n != 3 {
+		t.Errorf("racer made %d subscriptions concurrently; want 3", n)
 	}
 }

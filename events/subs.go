@@ -112,6 +112,11 @@ var ErrNoSubscription = errors.New("no such subscription")
 // ErrTooManySubscriptions is returned when the limit is reached.
 var ErrTooManySubscriptions = errors.New("too many subscriptions")
 
+// ErrTooManyOwnerSubscriptions is returned when the subscription's owner
+// has Options.MaxSubscriptionsPerOwner already; it is also an
+// ErrTooManySubscriptions.
+var ErrTooManyOwnerSubscriptions = fmt.Errorf("%w for one account", ErrTooManySubscriptions)
+
 var headerNameRe = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 // forbiddenHeaders are set by the gateway itself.
@@ -156,10 +161,20 @@ func (s *Subscription) validate() error {
 
 // createScript stores a new subscription and its cursor (the stream's
 // last id: it gets the events that follow) in one step.
-// KEYS: subs, cursors, stream, seq. ARGV: json, limit. Returns the id, or
-// "" when the limit is reached.
+// KEYS: subs, cursors, stream, seq. ARGV: json, limit, owner, the
+// owner's limit. Returns the id, "" when the limit is reached, or "-" when
+// the owner's is (the owner's subscriptions are counted in the script, so
+// that replicas creating at once cannot together exceed it).
 var createScript = redis.NewScript(`
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[2]) then return '' end
+if ARGV[3] ~= '' then
+  local n = 0
+  for _, v in ipairs(redis.call('HVALS', KEYS[1])) do
+    local ok, s = pcall(cjson.decode, v)
+    if ok and type(s) == 'table' and s['owner'] == ARGV[3] then n = n + 1 end
+  end
+  if n >= tonumber(ARGV[4]) then return '-' end
+end
 local id = tostring(redis.call('INCR', KEYS[4]))
 local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
 local cursor = '0-0'
@@ -187,12 +202,15 @@ func (b *Bus) Subscribe(ctx context.Context, s Subscription) (Subscription, erro
 	if err != nil {
 		return Subscription{}, err
 	}
-	id, err := createScript.Run(ctx, b.rdb, []string{keySubs, keyCursors, keyStream, keySeq}, string(raw), b.opts.MaxSubscriptions).Text()
+	id, err := createScript.Run(ctx, b.rdb, []string{keySubs, keyCursors, keyStream, keySeq}, string(raw), b.opts.MaxSubscriptions, s.Owner, b.opts.MaxSubscriptionsPerOwner).Text()
 	if err != nil {
 		return Subscription{}, fmt.Errorf("store subscription: %w", err)
 	}
-	if id == "" {
+	switch id {
+	case "":
 		return Subscription{}, ErrTooManySubscriptions
+	case "-":
+		return Subscription{}, ErrTooManyOwnerSubscriptions
 	}
 	s.ID = id
 	b.poke()

@@ -227,6 +227,9 @@ func subscribeError(err error) error {
 			e = e.withDetail(ie.Reason)
 		}
 		return e
+	case errors.Is(err, events.ErrTooManyOwnerSubscriptions):
+		return newError(http.StatusBadRequest, schemas.Base("EventSubscriptionLimitExceeded")).
+			withDetail("this account has as many event subscriptions as one account may (events.max_subscriptions_per_user); delete one first")
 	case errors.Is(err, events.ErrTooManySubscriptions):
 		return newError(http.StatusBadRequest, schemas.Base("EventSubscriptionLimitExceeded"))
 	}

@@ -29,12 +29,25 @@ const (
 
 // newEventEnv is newEnv with an event bus: the serializer emits into it
 // and the API serves the EventService from it. Push destinations may be
-// 127.0.0.1 only (not 127.0.0.2, not ::1).
-func newEventEnv(t testing.TB, rdb redis.UniversalClient, n int) *env {
+// 127.0.0.1 only (not 127.0.0.2, not ::1). tune, if given, changes the
+// options of the API and the bus.
+func newEventEnv(t testing.TB, rdb redis.UniversalClient, n int, tune ...func(*redfish.Options, *events.Options)) *env {
 	t.Helper()
 	log := quietLogger()
-	bus, err := events.New(events.Options{Redis: rdb, Logger: log, AllowDestinations: []string{"127.0.0.1/32"},
-		PollInterval: 100 * time.Millisecond, LeaseTTL: time.Second})
+	bo := events.Options{Redis: rdb, Logger: log, AllowDestinations: []string{"127.0.0.1/32"},
+		PollInterval: 100 * time.Millisecond, LeaseTTL: time.Second}
+	ro := redfish.Options{
+		Redis: rdb, Logger: log, SSEKeepAlive: 200 * time.Millisecond,
+		Accounts: []redfish.Account{
+			{User: adminUser, Password: adminPass, Role: redfish.RoleAdministrator},
+			{User: opUser, Password: opPass, Role: redfish.RoleOperator},
+			{User: roUser, Password: roPass, Role: redfish.RoleReadOnly},
+		},
+	}
+	for _, f := range tune {
+		f(&ro, &bo)
+	}
+	bus, err := events.New(bo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,14 +72,8 @@ func newEventEnv(t testing.TB, rdb redis.UniversalClient, n int) *env {
 		t.Fatal(err)
 	}
 	svc.Start(ctx)
-	api, err := redfish.New(redfish.Options{
-		Nodes: svc, Redis: rdb, Logger: log, Events: bus, SSEKeepAlive: 200 * time.Millisecond,
-		Accounts: []redfish.Account{
-			{User: adminUser, Password: adminPass, Role: redfish.RoleAdministrator},
-			{User: opUser, Password: opPass, Role: redfish.RoleOperator},
-			{User: roUser, Password: roPass, Role: redfish.RoleReadOnly},
-		},
-	})
+	ro.Nodes, ro.Events = svc, bus
+	api, err := redfish.New(ro)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,5 +490,40 @@ func TestSSEEndsWithItsSession(t *testing.T) {
 		case <-deadline:
 			t.Fatal("the SSE stream still runs 10 s after its session was logged out")
 		}
+	}
+}
+
+// TestSubscriptionsPerUser: one account cannot take every push
+// subscription (issue 10, item 6: one Operator filled all 100).
+func TestSubscriptionsPerUser(t *testing.T) {
+	e := newEventEnv(t, testredis.Mini(t), 1, func(_ *redfish.Options, o *events.Options) {
+		o.MaxSubscriptionsPerOwner = 2
+	})
+	const subs = "/redfish/v1/EventService/Subscriptions"
+	body := `{"Destination": "http://127.0.0.1:9/", "Protocol": "Redfish"}`
+	op := basic(opUser, opPass)
+	var first string
+	for i := range 2 {
+		r := e.do("POST", subs, body, op)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("operator's subscription %d: %d %s", i+1, r.Status, r.Body)
+		}
+		if first == "" {
+			first = r.Header.Get("Location")
+		}
+	}
+	r := e.do("POST", subs, body, op)
+	if r.Status != http.StatusBadRequest || r.messageID(t) != "Base.1.22.EventSubscriptionLimitExceeded" ||
+		!strings.Contains(string(r.Body), "max_subscriptions_per_user") {
+		t.Errorf("operator's third subscription: %d %s", r.Status, r.Body)
+	}
+	if r := e.do("POST", subs, body, basic(adminUser, adminPass)); r.Status != http.StatusCreated {
+		t.Errorf("another account's subscription: %d %s", r.Status, r.Body)
+	}
+	if r := e.do("DELETE", first, "", op); r.Status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	if r := e.do("POST", subs, body, op); r.Status != http.StatusCreated {
+		t.Errorf("operator's subscription after deleting one: %d %s", r.Status, r.Body)
 	}
 }

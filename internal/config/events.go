@@ -27,6 +27,9 @@ type Events struct {
 	DeliveryRetryPolicy string `yaml:"delivery_retry_policy"`
 	// MaxSubscriptions bounds the push subscriptions (default 100).
 	MaxSubscriptions int `yaml:"max_subscriptions"`
+	// MaxSubscriptionsPerUser bounds the push subscriptions one account
+	// owns, counted across replicas (default 10).
+	MaxSubscriptionsPerUser int `yaml:"max_subscriptions_per_user"`
 	// StreamMaxLen is about how many events Redis keeps for SSE resumption
 	// (Last-Event-ID) and delivery (default 100000).
 	StreamMaxLen int64 `yaml:"stream_max_len"`
@@ -42,7 +45,8 @@ func defaultEvents() Events {
 	return Events{
 		DeliveryRetryAttempts: 3, DeliveryRetryInterval: Duration(10 * time.Second),
 		DeliveryRetryPolicy: "SuspendRetries", MaxSubscriptions: 100, StreamMaxLen: 100000,
-		SSEKeepAlive: Duration(15 * time.Second),
+		MaxSubscriptionsPerUser: 10,
+		SSEKeepAlive:            Duration(15 * time.Second),
 	}
 }
 
@@ -72,6 +76,9 @@ func (e Events) validate(bad func(field, format string, a ...any)) {
 	}
 	if e.MaxSubscriptions < 1 || e.MaxSubscriptions > 10000 {
 		bad("events.max_subscriptions", "%d is out of range 1..10000", e.MaxSubscriptions)
+	}
+	if e.MaxSubscriptionsPerUser < 1 || e.MaxSubscriptionsPerUser > 10000 {
+		bad("events.max_subscriptions_per_user", "%d is out of range 1..10000", e.MaxSubscriptionsPerUser)
 	}
 	if e.StreamMaxLen < 1000 {
 		bad("events.stream_max_len", "%d is too small (at least 1000)", e.StreamMaxLen)

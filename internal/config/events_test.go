@@ -25,7 +25,8 @@ events:
 		t.Errorf("events: %+v", e)
 	}
 	d := Default().Events
-	if d.DeliveryRetryAttempts != 3 || time.Duration(d.DeliveryRetryInterval) != 10*time.Second || d.DeliveryRetryPolicy != "SuspendRetries" {
+	if d.DeliveryRetryAttempts != 3 || time.Duration(d.DeliveryRetryInterval) != 10*time.Second || d.DeliveryRetryPolicy != "SuspendRetries" ||
+		d.MaxSubscriptionsPerUser != 10 {
 		t.Errorf("defaults: %+v", d)
 	}
 	for _, c := range []struct{ yaml, field string }{
@@ -36,6 +37,7 @@ events:
 		{"delivery_retry_interval: 10ms", "events.delivery_retry_interval"},
 		{"delivery_retry_policy: Sometimes", "events.delivery_retry_policy"},
 		{"max_subscriptions: 0", "events.max_subscriptions"},
+		{"max_subscriptions_per_user: 0", "events.max_subscriptions_per_user"},
 		{"stream_max_len: 10", "events.stream_max_len"},
 		{"sse_keep_alive: 1h", "events.sse_keep_alive"},
 		{"colour: red", "colour"},

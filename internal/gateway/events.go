@@ -19,6 +19,6 @@ func newEvents(c config.Events, rdb redis.UniversalClient, log *slog.Logger) (*e
 	return events.New(events.Options{
 		Redis: rdb, AllowDestinations: c.AllowDestinations, RetryAttempts: attempts,
 		RetryInterval: time.Duration(c.DeliveryRetryInterval), RetryPolicy: c.DeliveryRetryPolicy,
-		MaxSubscriptions: c.MaxSubscriptions, MaxLen: c.StreamMaxLen, Logger: log,
+		MaxSubscriptions: c.MaxSubscriptions, MaxSubscriptionsPerOwner: c.MaxSubscriptionsPerUser, MaxLen: c.StreamMaxLen, Logger: log,
 	})
 }

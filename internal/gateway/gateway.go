@@ -128,6 +128,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		SessionTimeout: time.Duration(cfg.SessionTimeout), MaxBodyBytes: cfg.MaxBodyBytes,
 		Passthrough: g.proxies.handler,
 		Events:      g.events, SSEKeepAlive: time.Duration(cfg.Events.SSEKeepAlive),
+		MaxSSEStreams: cfg.Events.MaxSSEStreams, MaxSSEStreamsPerUser: cfg.Events.MaxSSEStreamsPerUser,
 		ServiceID: cfg.RedisURL + "|" + cfg.Listen, Logger: log,
 		UnauthenticatedBodyBytes: cfg.Limits.UnauthenticatedBodyBytes, TrustedProxies: cfg.TrustedProxyPrefixes(),
 		AccountPolicy: redfish.AccountPolicy{
