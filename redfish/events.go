@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -25,6 +26,61 @@ import (
 
 // sseKeepAlive is the default pause between SSE keep-alive comments.
 const sseKeepAlive = 15 * time.Second
+
+// Default bounds of the SSE streams open at once on one server.
+const (
+	DefaultMaxSSEStreams        = 256
+	DefaultMaxSSEStreamsPerUser = 16
+)
+
+// sseRetryAfter is the Retry-After of a stream refused for the limits.
+const sseRetryAfter = 10
+
+// sseLimiter counts the SSE streams open on this server, in all and per
+// account: each holds a goroutine, a Redis reader and a socket for as long
+// as the client keeps it, so without a bound a few clients could hold
+// them all (issue 10, item 6: 1,000 streams were held).
+type sseLimiter struct {
+	mu           sync.Mutex
+	max, perUser int
+	total        int
+	users        map[string]int
+}
+
+func newSSELimiter(max, perUser int) *sseLimiter {
+	if max <= 0 {
+		max = DefaultMaxSSEStreams
+	}
+	if perUser <= 0 {
+		perUser = DefaultMaxSSEStreamsPerUser
+	}
+	return &sseLimiter{max: max, perUser: perUser, users: map[string]int{}}
+}
+
+// acquire takes a stream for user, or says which limit it would pass.
+func (l *sseLimiter) acquire(user string) (release func(), refused string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.users[user] >= l.perUser:
+		return nil, fmt.Sprintf("account %s has %d SSE streams open, its limit (events.max_sse_streams_per_user); close one and retry", user, l.users[user])
+	case l.total >= l.max:
+		return nil, fmt.Sprintf("%d SSE streams are open on this gateway, its limit (events.max_sse_streams); retry later", l.total)
+	}
+	l.total++
+	l.users[user]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.total--
+			if l.users[user]--; l.users[user] <= 0 {
+				delete(l.users, user)
+			}
+		})
+	}, ""
+}
 
 func (s *Server) eventsEnabled(c echo.Context) error {
 	if s.events == nil {
@@ -310,6 +366,18 @@ func (s *Server) getSSE(c echo.Context) error {
 		return newError(http.StatusBadRequest, schemas.Base("HeaderInvalid", "Last-Event-ID")).
 			withDetail("Last-Event-ID " + after + " is not an event id of this service")
 	}
+	p := principalOf(c)
+	release, refused := s.sse.acquire(p.User)
+	if refused != "" {
+		// 503 with Retry-After, as for any resource the service has run
+		// out of for now; the message is the Base registry's for a
+		// subscription (an SSE stream is one) over the implementation's
+		// limit (writeError logs it)
+		e := newError(http.StatusServiceUnavailable, schemas.Base("EventSubscriptionLimitExceeded")).withDetail(refused)
+		e.retryAfter = sseRetryAfter
+		return e
+	}
+	defer release()
 	ctx := req.Context()
 	// The position is fixed before the response starts: once a client has
 	// the headers, no later event is missed.
@@ -336,7 +404,6 @@ func (s *Server) getSSE(c echo.Context) error {
 	w.Flush()
 	keepAlive := s.sseKeepAlive
 	lastWrite := time.Now()
-	p := principalOf(c)
 	var buf bytes.Buffer
 	for {
 		recs, err := f.Next(ctx, keepAlive)

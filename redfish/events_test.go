@@ -493,6 +493,70 @@ func TestSSEEndsWithItsSession(t *testing.T) {
 	}
 }
 
+// TestSSEStreamLimits: SSE streams are bounded per account and in all
+// (issue 10, item 6: 1,000 streams were held open). Over a limit the
+// answer is 503 EventSubscriptionLimitExceeded with Retry-After, before
+// anything is streamed; a closed stream frees its place.
+func TestSSEStreamLimits(t *testing.T) {
+	e := newEventEnv(t, testredis.Mini(t), 1, func(o *redfish.Options, _ *events.Options) {
+		o.MaxSSEStreams, o.MaxSSEStreamsPerUser = 3, 2
+	})
+	const sse = "/redfish/v1/EventService/SSE"
+	open := func(a auth) (*http.Response, func()) {
+		t.Helper()
+		ch, resp, stop := e.openSSEAs(sse, a)
+		if resp.StatusCode == http.StatusOK {
+			<-ch // the opening block: the stream is counted
+		}
+		return resp, stop
+	}
+	refused := func(what string, resp *http.Response, says string) {
+		t.Helper()
+		var body struct {
+			Error struct {
+				Message  string
+				Extended []schemas.Message `json:"@Message.ExtendedInfo"`
+			} `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+			len(body.Error.Extended) == 0 || body.Error.Extended[0].MessageID != "Base.1.22.EventSubscriptionLimitExceeded" ||
+			!strings.Contains(body.Error.Message, says) {
+			t.Errorf("%s: %d Retry-After %q %+v; want 503, Retry-After and EventSubscriptionLimitExceeded saying %q",
+				what, resp.StatusCode, resp.Header.Get("Retry-After"), body.Error, says)
+		}
+	}
+	op := basic(opUser, opPass)
+	r1, stop1 := open(op)
+	r2, _ := open(op)
+	if r1.StatusCode != 200 || r2.StatusCode != 200 {
+		t.Fatalf("operator's streams: %d %d", r1.StatusCode, r2.StatusCode)
+	}
+	r3, _ := open(op)
+	refused("operator's third stream", r3, "max_sse_streams_per_user")
+	// another account still may, up to the server's limit
+	r4, _ := open(basic(roUser, roPass))
+	if r4.StatusCode != 200 {
+		t.Fatalf("readonly's stream: %d", r4.StatusCode)
+	}
+	r5, _ := open(basic(adminUser, adminPass))
+	refused("a fourth stream in all", r5, "(events.max_sse_streams)")
+	// closing one frees its place (the handler notices at its next wait)
+	stop1()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r, stop := open(op)
+		if r.StatusCode == 200 {
+			stop()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stream after one was closed: %d", r.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestSubscriptionsPerUser: one account cannot take every push
 // subscription (issue 10, item 6: one Operator filled all 100).
 func TestSubscriptionsPerUser(t *testing.T) {

@@ -61,6 +61,9 @@ type Options struct {
 	Events *events.Bus
 	// SSEKeepAlive is the pause between SSE keep-alive comments (default 15s).
 	SSEKeepAlive time.Duration
+	// MaxSSEStreams and MaxSSEStreamsPerUser bound the SSE streams open at
+	// once on this server, in all and for one account (defaults 256, 16).
+	MaxSSEStreams, MaxSSEStreamsPerUser int
 	// ServiceID seeds the service root UUID so that it is stable for one
 	// deployment (replicas share it).
 	ServiceID string
@@ -89,6 +92,7 @@ type Server struct {
 	// events serves the EventService (events.go); nil when there is none.
 	events       *events.Bus
 	sseKeepAlive time.Duration
+	sse          *sseLimiter
 	// unauthBody and trusted are Options.UnauthenticatedBodyBytes and
 	// Options.TrustedProxies (requests.go).
 	unauthBody int64
@@ -119,6 +123,7 @@ func New(o Options) (*Server, error) {
 		log:         o.Logger,
 	}
 	s.events, s.sseKeepAlive = o.Events, o.SSEKeepAlive
+	s.sse = newSSELimiter(o.MaxSSEStreams, o.MaxSSEStreamsPerUser)
 	s.unauthBody, s.trusted = o.UnauthenticatedBodyBytes, o.TrustedProxies
 	if s.unauthBody <= 0 {
 		s.unauthBody = DefaultUnauthenticatedBodyBytes

@@ -30,6 +30,12 @@ type Events struct {
 	// MaxSubscriptionsPerUser bounds the push subscriptions one account
 	// owns, counted across replicas (default 10).
 	MaxSubscriptionsPerUser int `yaml:"max_subscriptions_per_user"`
+	// MaxSSEStreams bounds the SSE streams open at once on one gateway
+	// process (default 256).
+	MaxSSEStreams int `yaml:"max_sse_streams"`
+	// MaxSSEStreamsPerUser bounds the SSE streams one account has open at
+	// once on one gateway process (default 16).
+	MaxSSEStreamsPerUser int `yaml:"max_sse_streams_per_user"`
 	// StreamMaxLen is about how many events Redis keeps for SSE resumption
 	// (Last-Event-ID) and delivery (default 100000).
 	StreamMaxLen int64 `yaml:"stream_max_len"`
@@ -45,8 +51,8 @@ func defaultEvents() Events {
 	return Events{
 		DeliveryRetryAttempts: 3, DeliveryRetryInterval: Duration(10 * time.Second),
 		DeliveryRetryPolicy: "SuspendRetries", MaxSubscriptions: 100, StreamMaxLen: 100000,
-		MaxSubscriptionsPerUser: 10,
-		SSEKeepAlive:            Duration(15 * time.Second),
+		MaxSubscriptionsPerUser: 10, MaxSSEStreams: 256, MaxSSEStreamsPerUser: 16,
+		SSEKeepAlive: Duration(15 * time.Second),
 	}
 }
 
@@ -79,6 +85,12 @@ func (e Events) validate(bad func(field, format string, a ...any)) {
 	}
 	if e.MaxSubscriptionsPerUser < 1 || e.MaxSubscriptionsPerUser > 10000 {
 		bad("events.max_subscriptions_per_user", "%d is out of range 1..10000", e.MaxSubscriptionsPerUser)
+	}
+	if e.MaxSSEStreams < 1 || e.MaxSSEStreams > 100000 {
+		bad("events.max_sse_streams", "%d is out of range 1..100000", e.MaxSSEStreams)
+	}
+	if e.MaxSSEStreamsPerUser < 1 || e.MaxSSEStreamsPerUser > 100000 {
+		bad("events.max_sse_streams_per_user", "%d is out of range 1..100000", e.MaxSSEStreamsPerUser)
 	}
 	if e.StreamMaxLen < 1000 {
 		bad("events.stream_max_len", "%d is too small (at least 1000)", e.StreamMaxLen)

@@ -26,7 +26,7 @@ events:
 	}
 	d := Default().Events
 	if d.DeliveryRetryAttempts != 3 || time.Duration(d.DeliveryRetryInterval) != 10*time.Second || d.DeliveryRetryPolicy != "SuspendRetries" ||
-		d.MaxSubscriptionsPerUser != 10 {
+		d.MaxSubscriptionsPerUser != 10 || d.MaxSSEStreams != 256 || d.MaxSSEStreamsPerUser != 16 {
 		t.Errorf("defaults: %+v", d)
 	}
 	for _, c := range []struct{ yaml, field string }{
@@ -38,6 +38,8 @@ events:
 		{"delivery_retry_policy: Sometimes", "events.delivery_retry_policy"},
 		{"max_subscriptions: 0", "events.max_subscriptions"},
 		{"max_subscriptions_per_user: 0", "events.max_subscriptions_per_user"},
+		{"max_sse_streams: -1", "events.max_sse_streams"},
+		{"max_sse_streams_per_user: 0", "events.max_sse_streams_per_user"},
 		{"stream_max_len: 10", "events.stream_max_len"},
 		{"sse_keep_alive: 1h", "events.sse_keep_alive"},
 		{"colour: red", "colour"},
