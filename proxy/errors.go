@@ -5,15 +5,22 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/fishgate/fishgate/internal/redact"
 	"github.com/fishgate/fishgate/schemas"
 )
 
 // writeError answers a Redfish error response (DSP0266 §9.7) built from Base
 // registry messages; detail, when set, replaces the top-level message.
+//
+// The texts never show a BMC's address, URLs or credentials (they may come
+// from a BMC error: redact.Text); the full error is in the gateway's log.
 func writeError(w http.ResponseWriter, r *http.Request, status int, detail string, msgs ...schemas.Message) {
+	for i := range msgs {
+		msgs[i].Message = redact.Text(msgs[i].Message)
+	}
 	body := schemas.NewError(msgs...)
 	if detail != "" {
-		body.Error.Message = detail
+		body.Error.Message = redact.Text(detail)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")

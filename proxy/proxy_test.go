@@ -536,6 +536,10 @@ func TestBMCUnreachable(t *testing.T) {
 			if s, _ := msg.(string); !strings.Contains(s, "n17") || !strings.Contains(s, "connection refused") {
 				t.Errorf("message %q does not name the node and the problem", s)
 			}
+			// ... without the BMC's address (issue 10: error bodies named it)
+			if s, _ := msg.(string); strings.Contains(s, addr) || strings.Contains(s, "127.0.0.1") {
+				t.Errorf("message %q shows the BMC's address", s)
+			}
 		}
 	}
 }
