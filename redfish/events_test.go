@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -589,5 +590,34 @@ func TestSubscriptionsPerUser(t *testing.T) {
 	}
 	if r := e.do("POST", subs, body, op); r.Status != http.StatusCreated {
 		t.Errorf("operator's subscription after deleting one: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestEventsOfInvisibleNodes: an account limited to node1 gets, on the
+// aggregate SSE stream, node1's events only, and may subscribe only
+// through node1's own service (issue 10: per-node authorization).
+func TestEventsOfInvisibleNodes(t *testing.T) {
+	e := newEventEnv(t, testredis.Mini(t), 2, func(o *redfish.Options, _ *events.Options) {
+		o.Accounts = append(o.Accounts, redfish.Account{User: "tenant", Password: "tenant-pw", Role: redfish.RoleOperator, Nodes: []string{"node1"}})
+	})
+	as := basic("tenant", "tenant-pw")
+	ch, resp, _ := e.openSSEAs("/redfish/v1/EventService/SSE?$filter="+url.QueryEscape("MessageId eq 'TaskEvent.1.0.TaskStarted'"), as)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("SSE: %d", resp.StatusCode)
+	}
+	e.reset("", "node2", "On") // invisible to the tenant
+	e.reset("", "node1", "On")
+	_, ev := nextEvent(t, ch)
+	if got := ev.Events[0].OriginOfCondition.ODataID; !strings.HasPrefix(got, "/redfish/v1/TaskService/Tasks/node1.") {
+		t.Fatalf("the tenant's first event is about %s, want node1's task", got)
+	}
+	if r := e.do("POST", "/redfish/v1/EventService/Subscriptions", `{"Destination":"http://127.0.0.1:9/x","Protocol":"Redfish"}`, as); r.Status != http.StatusForbidden {
+		t.Errorf("aggregate subscription by a limited account: %d %s", r.Status, r.Body)
+	}
+	if r := e.do("POST", "/bmc/node2/redfish/v1/EventService/Subscriptions", `{"Destination":"http://127.0.0.1:9/x","Protocol":"Redfish"}`, as); r.Status != http.StatusNotFound {
+		t.Errorf("subscription through an invisible node's service: %d %s", r.Status, r.Body)
+	}
+	if r := e.do("POST", "/bmc/node1/redfish/v1/EventService/Subscriptions", `{"Destination":"http://127.0.0.1:9/x","Protocol":"Redfish"}`, as); r.Status != http.StatusCreated {
+		t.Errorf("subscription through node1's service: %d %s", r.Status, r.Body)
 	}
 }
