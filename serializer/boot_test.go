@@ -94,12 +94,17 @@ func TestBootAndResetOnTwoReplicasReachTheBMCInOrder(t *testing.T) {
 				t.Fatalf("machine boot %+v, want Hdd Once (overrides merge)", got)
 			}
 			// The lease holder that ran the ForceOff applied the override.
+			// (the holder logs "task finished" just after the task's record
+			// turned terminal: wait for the line)
 			holder := ""
-			for _, r := range []string{"A", "B"} {
-				if len(e.logs.find("["+r+"]", "task finished", off.Task)) > 0 {
-					holder = r
+			waitFor(t, 10*time.Second, "the ForceOff's holder to log its end", func() bool {
+				for _, r := range []string{"A", "B"} {
+					if len(e.logs.find("["+r+"]", "task finished", off.Task)) > 0 {
+						holder = r
+					}
 				}
-			}
+				return holder != ""
+			})
 			if holder == "" || len(e.logs.find("["+holder+"]", "boot override applied", "target=Hdd")) != 1 {
 				t.Fatalf("the override was not applied by the lease holder %q:\n%s", holder, e.logs.tail(40))
 			}
