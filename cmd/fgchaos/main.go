@@ -512,7 +512,11 @@ func gatewayConfig(o *options, listen, redisURL string, nodes []*simNode) ([]byt
 		Role     string `yaml:"role"`
 	}
 	cfg := struct {
-		Listen        string `yaml:"listen"`
+		Listen string `yaml:"listen"`
+		// plain HTTP on loopback: the load talks HTTP
+		TLS struct {
+			Disabled bool `yaml:"disabled"`
+		} `yaml:"tls"`
 		RedisURL      string `yaml:"redis_url"`
 		LeaseTTL      string `yaml:"lease_ttl"`
 		Retries       int    `yaml:"retries"`
@@ -537,6 +541,7 @@ func gatewayConfig(o *options, listen, redisURL string, nodes []*simNode) ([]byt
 		SyncInterval:    o.syncInterval.String(),
 		Accounts:        []account{{User: gwUser, Password: gwPassword, Role: "Administrator"}},
 	}
+	cfg.TLS.Disabled = true
 	cfg.Admission.Policy = "now-next"
 	cfg.Admission.FlipLimit = o.flipLimit
 	for _, sn := range nodes {
