@@ -3,7 +3,6 @@ package redfish
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -438,12 +437,4 @@ func (st *AccountStore) Delete(ctx context.Context, user string) error {
 	delete(st.stored, user)
 	st.mu.Unlock()
 	return nil
-}
-
-// checkPassword is used by tests of the plain-text configuration form.
-func (a Account) checkPassword(pw string) bool {
-	if isBcrypt(a.Password) {
-		return bcrypt.CompareHashAndPassword([]byte(a.Password), []byte(pw)) == nil
-	}
-	return subtle.ConstantTimeCompare([]byte(a.Password), []byte(pw)) == 1
 }

@@ -269,9 +269,6 @@ func (a *Action) Step(o Observation) []Effect {
 	return a.finish("Exception", "Critical", fmt.Sprintf("internal error: unexpected observation %d in mode %d", o.Kind, a.mode), a.last, false)
 }
 
-// Done reports whether the action has finished.
-func (a *Action) Done() bool { return a.mode == modeDone }
-
 func nativeHas(native []schemas.ResetType, r schemas.ResetType) bool {
 	for _, x := range native {
 		if x == r {
