@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fishgate/fishgate/schemas"
+	"github.com/fishgate/fishgate/serializer"
 )
 
 // The audit log (issue 10): every power action, boot change, pass-through
@@ -95,17 +96,23 @@ func (s *Server) getAuditEntries(c echo.Context) error {
 		return err
 	}
 	base := scopeOf(c).url("/Managers/" + GatewayManager + "/LogServices/Audit/Entries")
+	return s.serveLogPage(c, auditStream, base, auditEntry)
+}
+
+// serveLogPage serves a stream newest first, a page at a time
+// (Members@odata.nextLink with $skiptoken = the last entry's id).
+func (s *Server) serveLogPage(c echo.Context, stream, base string, render func(string, redis.XMessage) schemas.LogEntry) error {
 	from := "+"
 	if tok := c.QueryParam("$skiptoken"); tok != "" {
 		from = "(" + tok
 	}
-	xs, total, err := s.logPage(c.Request().Context(), auditStream, from)
+	xs, total, err := s.logPage(c.Request().Context(), stream, from)
 	if err != nil {
-		return unavailable(2, "audit log unavailable")
+		return unavailable(2, "log unavailable")
 	}
 	var members []schemas.LogEntry
 	for _, x := range xs {
-		members = append(members, auditEntry(base, x))
+		members = append(members, render(base, x))
 	}
 	next := ""
 	if len(xs) == logPageSize {
@@ -165,23 +172,7 @@ func (s *Server) getPowerActionEntries(c echo.Context) error {
 		return err
 	}
 	base := scopeOf(c).url("/Systems/" + v.ID + "/LogServices/PowerActions/Entries")
-	from := "+"
-	if tok := c.QueryParam("$skiptoken"); tok != "" {
-		from = "(" + tok
-	}
-	xs, total, err := s.logPage(c.Request().Context(), "fg:node:{"+v.ID+"}:log", from)
-	if err != nil {
-		return unavailable(2, "command log unavailable")
-	}
-	var members []schemas.LogEntry
-	for _, x := range xs {
-		members = append(members, powerEntry(base, x))
-	}
-	next := ""
-	if len(xs) == logPageSize {
-		next = base + "?$skiptoken=" + xs[len(xs)-1].ID
-	}
-	return send(c, http.StatusOK, schemas.NewLogEntryCollection(base, members, total, next))
+	return s.serveLogPage(c, serializer.LogKey(v.ID), base, powerEntry)
 }
 
 // getGatewayManager is the gateway's own Manager: it holds the Audit log.
@@ -210,7 +201,7 @@ func (s *Server) logPage(ctx context.Context, stream, from string) ([]redis.XMes
 }
 
 // getLogEntry serves one entry of a stream by its id.
-func (s *Server) getLogEntry(c echo.Context, stream, base string, render func(redis.XMessage) schemas.LogEntry) error {
+func (s *Server) getLogEntry(c echo.Context, stream, base string, render func(string, redis.XMessage) schemas.LogEntry) error {
 	id := c.Param("entry")
 	if _, err := strconv.ParseInt(strings.SplitN(id, "-", 2)[0], 10, 64); err != nil || !strings.Contains(id, "-") {
 		return notFound("LogEntry", id)
@@ -222,7 +213,7 @@ func (s *Server) getLogEntry(c echo.Context, stream, base string, render func(re
 	if len(xs) == 0 {
 		return notFound("LogEntry", id)
 	}
-	return send(c, http.StatusOK, render(xs[0]))
+	return send(c, http.StatusOK, render(base, xs[0]))
 }
 
 func (s *Server) getAuditEntry(c echo.Context) error {
@@ -230,7 +221,7 @@ func (s *Server) getAuditEntry(c echo.Context) error {
 		return err
 	}
 	base := scopeOf(c).url("/Managers/" + GatewayManager + "/LogServices/Audit/Entries")
-	return s.getLogEntry(c, auditStream, base, func(x redis.XMessage) schemas.LogEntry { return auditEntry(base, x) })
+	return s.getLogEntry(c, auditStream, base, auditEntry)
 }
 
 func (s *Server) getPowerActionEntry(c echo.Context) error {
@@ -239,7 +230,7 @@ func (s *Server) getPowerActionEntry(c echo.Context) error {
 		return err
 	}
 	base := scopeOf(c).url("/Systems/" + v.ID + "/LogServices/PowerActions/Entries")
-	return s.getLogEntry(c, "fg:node:{"+v.ID+"}:log", base, func(x redis.XMessage) schemas.LogEntry { return powerEntry(base, x) })
+	return s.getLogEntry(c, serializer.LogKey(v.ID), base, powerEntry)
 }
 
 // auditEntry renders an audit record.

@@ -321,6 +321,10 @@ func (st *Store) workerOp(ctx context.Context, node, lease, task string, now tim
 	return res, nil
 }
 
+// LogKey is the Redis stream of node's command log (admissions, commands,
+// finishes), read by the API's PowerActions log service.
+func LogKey(node string) string { return nodeKeys(node)[4] }
+
 // Log reads the last n entries of a node's command log, oldest first.
 func (st *Store) Log(ctx context.Context, node string, n int64) ([]map[string]any, error) {
 	xs, err := st.rdb.XRevRangeN(ctx, nodeKeys(node)[4], "+", "-", n).Result()
