@@ -94,23 +94,25 @@ func (s *Server) account(c echo.Context) (storedAccount, error) {
 	return a, nil
 }
 
-func (s *Server) renderAccount(c echo.Context, a storedAccount) schemas.ManagerAccount {
+// sendAccount answers with account a and its ETag (one read of its
+// lockout state for both).
+func (s *Server) sendAccount(c echo.Context, status int, a storedAccount) error {
+	locked := s.accounts.Locked(c.Request().Context(), a.User)
 	sc := scopeOf(c)
-	return schemas.ManagerAccount{
+	return sendTagged(c, status, schemas.ManagerAccount{
 		Resource:     schemas.Resource{ODataID: sc.url("/AccountService/Accounts/" + a.User), ODataType: schemas.TypeManagerAccount, ID: a.User, Name: "Account " + a.User},
 		UserName:     a.User,
 		RoleID:       a.Role,
 		Enabled:      a.Enabled,
-		Locked:       s.accounts.Locked(c.Request().Context(), a.User),
+		Locked:       locked,
 		AccountTypes: []string{"Redfish"},
 		Oem:          map[string]any{"Fishgate": map[string]any{"Nodes": append([]string{}, a.Nodes...), "FromConfiguration": a.Config}},
-	}
+	}, accountETag(a, locked))
 }
 
 // accountETag is an account's ETag: it changes with anything a client
 // reads or writes of it.
-func (s *Server) accountETag(c echo.Context, a storedAccount) string {
-	locked := s.accounts.Locked(c.Request().Context(), a.User)
+func accountETag(a storedAccount, locked bool) string {
 	return `W/"` + a.fingerprint() + map[bool]string{true: "L", false: "U"}[locked] + `"`
 }
 
@@ -119,7 +121,7 @@ func (s *Server) getAccount(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return sendTagged(c, http.StatusOK, s.renderAccount(c, a), s.accountETag(c, a))
+	return s.sendAccount(c, http.StatusOK, a)
 }
 
 // accountBody is what POST and PATCH of an account may carry.
@@ -228,7 +230,7 @@ func (s *Server) postAccount(c echo.Context) error {
 	s.log.Info("account created", "user", a.User, "role", a.Role, "by", p.User, "remote", c.RealIP())
 	s.audit(c.Request().Context(), auditOf(c, "account-create", a.User, "201").with("role="+a.Role))
 	c.Response().Header().Set("Location", scopeOf(c).url("/AccountService/Accounts/"+a.User))
-	return send(c, http.StatusCreated, s.renderAccount(c, a))
+	return s.sendAccount(c, http.StatusCreated, a)
 }
 
 func validUserName(u string) bool {
@@ -252,7 +254,7 @@ func (s *Server) patchAccount(c echo.Context) error {
 		return err
 	}
 	p := principalOf(c)
-	if err := ifMatch(c, s.accountETag(c, a)); err != nil {
+	if err := ifMatch(c, accountETag(a, s.accounts.Locked(c.Request().Context(), a.User))); err != nil {
 		return err
 	}
 	b, err := s.readAccountBody(c)
@@ -289,7 +291,7 @@ func (s *Server) patchAccount(c echo.Context) error {
 	}
 	s.log.Info("account changed", "user", a.User, "role", a.Role, "enabled", a.Enabled, "password_changed", password != "", "by", p.User, "remote", c.RealIP())
 	s.audit(c.Request().Context(), auditOf(c, "account-change", a.User, "200").with(fmt.Sprintf("role=%s enabled=%t password_changed=%t nodes=%v", a.Role, a.Enabled, password != "", a.Nodes)))
-	return sendTagged(c, http.StatusOK, s.renderAccount(c, a), s.accountETag(c, a))
+	return s.sendAccount(c, http.StatusOK, a)
 }
 
 func (s *Server) deleteAccount(c echo.Context) error {

@@ -404,10 +404,17 @@ func (s *Server) getSSE(c echo.Context) error {
 	w.Flush()
 	keepAlive := s.sseKeepAlive
 	lastWrite := time.Now()
+	lastAuth, authorized := time.Now(), true
 	var buf bytes.Buffer
 	for {
 		recs, err := f.Next(ctx, keepAlive)
-		if !s.stillAuthorized(ctx, p) {
+		// the session is looked at once a second at most, not per batch
+		// of events (two Redis reads per stream)
+		if time.Since(lastAuth) >= time.Second {
+			lastAuth = time.Now()
+			authorized = s.stillAuthorized(ctx, p)
+		}
+		if !authorized {
 			// logged out, or the account changed: the stream ends with
 			// its session
 			s.log.Info("SSE stream closed: its session ended", "user", p.User, "session", p.Session)
