@@ -5,27 +5,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	rfbackend "github.com/fishgate/fishgate/backends/redfish"
+	"github.com/fishgate/fishgate/internal/testnet"
 	"github.com/fishgate/fishgate/internal/testredis"
 	"github.com/fishgate/fishgate/serializer"
 )
 
-// closedAddr is a loopback address nothing listens on.
+// closedAddr is a loopback address nothing listens on, for the whole
+// test: the port is held on 127.0.0.1 (so no test running beside can
+// bind it, not even on every address) and the address is 127.0.0.2.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return testnet.RefusedAddr(t)
 }
 
 // deadEnv is node1 (simulated) and "dead", a Redfish node whose BMC cannot
