@@ -25,6 +25,7 @@ import (
 
 	"github.com/fishgate/fishgate/backends"
 	"github.com/fishgate/fishgate/backends/backendtest"
+	"github.com/fishgate/fishgate/internal/testnet"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/simulator"
 )
@@ -478,9 +479,7 @@ func TestUnsentResetIsNoLostAnswer(t *testing.T) {
 	if err := b.Reset(ctxFor(t, 5*time.Second), schemas.ResetOn); err != nil { // logs in, reads the Reset action
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(http.NotFoundHandler())
-	srv.Close() // a port where nothing listens
-	gone := newBackend(t, n, func(c *Config) { c.Endpoint = srv.URL })
+	gone := newBackend(t, n, func(c *Config) { c.Endpoint = "http://" + testnet.RefusedAddr(t) }) // nothing listens there
 	if err := gone.Reset(ctxFor(t, 5*time.Second), schemas.ResetOn); err == nil || errors.Is(err, backends.ErrNoAnswer) {
 		t.Errorf("Reset to a closed port = %v; want an error, not backends.ErrNoAnswer", err)
 	}
