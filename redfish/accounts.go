@@ -93,6 +93,11 @@ const (
 	basicCacheTTL   = 5 * time.Minute  // and for at most this long
 )
 
+// dummyHash is a bcrypt hash (DefaultCost) compared only for users that do not exist: an
+// unknown user's password is compared against it, so that a login costs
+// the same whether the user exists or not. Made once, not at every start.
+const dummyHash = "$2a$10$1JARkHsXt5Fn2to6R1spSOcl/2H/DYb8NRp8xJz1sDBqQ1xv1H4q2"
+
 // ErrLocked is returned for a login to a locked-out account.
 var ErrLocked = errors.New("account locked out")
 
@@ -122,11 +127,7 @@ type basicEntry struct {
 // Redis.
 func NewAccountStore(ctx context.Context, rdb redis.UniversalClient, config []Account, policy AccountPolicy, log *slog.Logger) (*AccountStore, error) {
 	policy.defaults()
-	dummy, err := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), bcrypt.DefaultCost)
-	if err != nil {
-		return nil, err
-	}
-	st := &AccountStore{rdb: rdb, policy: policy, log: log, dummy: dummy, config: map[string]storedAccount{}, basic: map[[32]byte]basicEntry{}}
+	st := &AccountStore{rdb: rdb, policy: policy, log: log, dummy: []byte(dummyHash), config: map[string]storedAccount{}, basic: map[[32]byte]basicEntry{}}
 	for _, a := range config {
 		if a.User == "" {
 			return nil, fmt.Errorf("redfish: account with empty user name")
