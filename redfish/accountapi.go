@@ -1,8 +1,6 @@
 package redfish
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -146,24 +144,13 @@ func (b accountBody) nodes() ([]string, bool) {
 	return *b.Oem.Fishgate.Nodes, true
 }
 
-func (s *Server) readAccountBody(c echo.Context) (accountBody, error) {
+func (s *Server) readAccountBody(c echo.Context, patch bool) (accountBody, error) {
 	var b accountBody
 	body, err := readBody(c, s.maxBody)
 	if err != nil {
 		return b, err
 	}
-	if bytes.Contains(body, []byte(`"@odata.`)) {
-		// OData annotations sent back from a GET are ignored (DSP0266);
-		// a body of nothing else changes nothing.
-		var m map[string]any
-		if err := json.Unmarshal(body, &m); err == nil {
-			if !stripODataAnnotations(m) {
-				return b, newError(http.StatusBadRequest, schemas.Base("NoOperation"))
-			}
-			body, _ = json.Marshal(m)
-		}
-	}
-	if err := decodeStrict(body, &b, decodeKind{}); err != nil {
+	if err := decodeStrict(body, &b, decodeKind{patch: patch}); err != nil {
 		return b, err
 	}
 	if b.RoleID != nil && !slices.Contains(roleIDs, *b.RoleID) {
@@ -203,7 +190,7 @@ func (s *Server) postAccount(c echo.Context) error {
 	if !mayConfigureUsers(p) {
 		return newError(http.StatusForbidden, schemas.Base("InsufficientPrivilege"))
 	}
-	b, err := s.readAccountBody(c)
+	b, err := s.readAccountBody(c, false)
 	if err != nil {
 		return err
 	}
@@ -257,7 +244,7 @@ func (s *Server) patchAccount(c echo.Context) error {
 	if err := ifMatch(c, accountETag(a, s.accounts.Locked(c.Request().Context(), a.User))); err != nil {
 		return err
 	}
-	b, err := s.readAccountBody(c)
+	b, err := s.readAccountBody(c, true)
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,9 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 // messages for each.
 type decodeKind struct {
 	action string // "" for a resource; else e.g. "ComputerSystem.Reset"
+	// patch: a PATCH of a resource, where a body of nothing but OData
+	// annotations changes nothing (400 NoOperation).
+	patch bool
 }
 
 // decodeStrict decodes a JSON object into dst, refusing (DSP0266 §8.2)
@@ -70,6 +73,15 @@ func decodeStrict(body []byte, dst any, k decodeKind) error {
 			return newError(http.StatusBadRequest, schemas.Base("ActionParameterDuplicate", k.action, dup))
 		}
 		return newError(http.StatusBadRequest, schemas.Base("PropertyDuplicate", dup))
+	}
+	if m := generic.(map[string]any); k.action == "" && hasODataAnnotation(m) {
+		// OData annotations a client sends back from a GET (@odata.id,
+		// @odata.etag, ...) are ignored (DSP0266).
+		if !stripODataAnnotations(m) && k.patch {
+			return newError(http.StatusBadRequest, schemas.Base("NoOperation"))
+		}
+		body, _ = json.Marshal(m)
+		generic = m
 	}
 	if name := unknownName(generic, reflect.TypeOf(dst)); name != "" {
 		if k.action != "" {

@@ -55,6 +55,16 @@ func describedBy(t string) string {
 	return "<https://redfish.dmtf.org/schemas/v1/" + ns + ".json>; rel=describedby"
 }
 
+// hasODataAnnotation reports whether m has a top-level OData annotation.
+func hasODataAnnotation(m map[string]any) bool {
+	for k := range m {
+		if strings.HasPrefix(k, "@odata.") {
+			return true
+		}
+	}
+	return false
+}
+
 // stripODataAnnotations removes the OData annotations (@odata.id,
 // @odata.type, @odata.etag, ...) a client may send back in a PATCH body
 // (DSP0266: the service ignores them) and reports whether anything else

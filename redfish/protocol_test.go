@@ -54,4 +54,9 @@ func TestProtocolHeaders(t *testing.T) {
 		t.Errorf("MessageId %s, want NoOperation", id)
 	}
 	wantStatus(t, "PATCH with If-Match and an annotation", e.do("PATCH", acct, `{"@odata.id":"`+acct+`","Enabled":false}`, basic(adminUser, adminPass), header("If-Match", tag)), http.StatusOK)
+	// the same rule for a System (one decoder for every PATCH)
+	wantStatus(t, "System PATCH with an annotation", e.do("PATCH", "/redfish/v1/Systems/node1", `{"@odata.etag":"x","Boot":{"BootSourceOverrideTarget":"Pxe"}}`), http.StatusOK)
+	if r := e.do("PATCH", "/redfish/v1/Systems/node1", `{"@odata.id":"/redfish/v1/Systems/node1"}`); r.Status != http.StatusBadRequest || r.messageID(t) != "Base.1.22.NoOperation" {
+		t.Errorf("System PATCH of annotations only: %d %s", r.Status, r.Body)
+	}
 }

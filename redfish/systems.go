@@ -125,7 +125,7 @@ func (s *Server) patchSystem(c echo.Context) error {
 		return err
 	}
 	var p systemPatch
-	if err := decodeStrict(body, &p, decodeKind{}); err != nil {
+	if err := decodeStrict(body, &p, decodeKind{patch: true}); err != nil {
 		return err
 	}
 	if err := ifMatch(c, systemETag(v)); err != nil {
