@@ -504,11 +504,12 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 	if needCaps && capsErr == nil {
 		force := s.softOffFallback(n) == "force"
 		n.view.Native = caps.ResetTypes
+		offered := Offered(caps.ResetTypes, force)
 		n.view.Emulation = map[schemas.ResetType]string{}
-		for _, r := range Offered(caps.ResetTypes, force) {
+		for _, r := range offered {
 			n.view.Emulation[r], _ = Emulation(r, caps.ResetTypes, force)
 		}
-		caps.ResetTypes = Offered(caps.ResetTypes, force)
+		caps.ResetTypes = offered
 		n.view.Caps, n.view.Boot, n.view.CapsKnown = caps, boot, true
 	}
 	if err = errors.Join(err, capsErr); err != nil {
