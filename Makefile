@@ -20,7 +20,7 @@ unit:
 # decoding, and the UDP input of the IPMI fronts (simulator and gateway).
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRequestBodies$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./redfish
-	$(GO) test -run='^$$' -fuzz='^FuzzIPMIPacket$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/ipmibmc
+	$(GO) test -run='^$$' -fuzz='^FuzzIPMIPacket$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./wire/ipmibmc
 	$(GO) test -run='^$$' -fuzz='^FuzzResolve$$' -fuzztime=10s -fuzzminimizetime=5s ./proxy
 
 bench:

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/config"
-	"github.com/fishgate/fishgate/internal/demo"
-	"github.com/fishgate/fishgate/internal/gateway"
-	"github.com/fishgate/fishgate/internal/ipmibmc/ipmitooltest"
+	"github.com/fishgate/fishgate/app/config"
+	"github.com/fishgate/fishgate/app/demo"
+	"github.com/fishgate/fishgate/app/gateway"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 	"github.com/fishgate/fishgate/simulator"
@@ -657,16 +657,16 @@ func TestAMTIgnoringEveryCommand(t *testing.T) {
 // serializer: an ipmitool "power on" while a Redfish On runs joins that
 // task, an ipmitool "power cycle" waits as the next action, a Redfish
 // PowerCycle joins that one, and the BMC gets one command at a time.
-// (internal/gateway's TestIPMIWiring floods the same node from both
+// (app/gateway's TestIPMIWiring floods the same node from both
 // clients; this test checks how the requests combine.)
 func TestMixedClientsOfOneIPMINode(t *testing.T) {
-	ipmitooltest.Path(t)
+	testkit.IpmitoolPath(t)
 	// Transitions long enough for the requests below to meet the running
 	// action.
 	const d = 2500 * time.Millisecond
 	g := startBackendDemo(t, demo.Options{Nodes: 1, Backends: []string{"ipmi"}, IPMIFront: true, DelayMin: d, DelayMax: d})
 	const node = "node01"
-	to := ipmitooltest.Target{Addr: g.ipmiAddr(node), User: gwUser, Password: gwPass}
+	to := testkit.IPMITarget{Addr: g.ipmiAddr(node), User: gwUser, Password: gwPass}
 	m := g.machine(t, node)
 	running := func() (string, []string) {
 		oem, _ := g.system(t, node)["Oem"].(map[string]any)
@@ -683,11 +683,11 @@ func TestMixedClientsOfOneIPMINode(t *testing.T) {
 		st := m.Status()
 		return st.InFlight == 1, fmt.Sprintf("%s, in flight %d", st.PowerState, st.InFlight)
 	})
-	ipmitooltest.MustRun(t, to, "chassis", "power", "on")
+	testkit.MustIpmitool(t, to, "chassis", "power", "on")
 	if now, queued := running(); now != on || len(queued) != 0 {
 		t.Fatalf("after ipmitool power on: running %q, queued %v; want %s running alone (joined)", now, queued, on)
 	}
-	ipmitooltest.MustRun(t, to, "chassis", "power", "cycle")
+	testkit.MustIpmitool(t, to, "chassis", "power", "cycle")
 	now, queued := running()
 	if now != on || len(queued) != 1 {
 		t.Fatalf("after ipmitool power cycle: running %q, queued %v; want %s running and one PowerCycle waiting", now, queued, on)
@@ -720,7 +720,7 @@ func TestMixedClientsOfOneIPMINode(t *testing.T) {
 	if st.MaxInFlight != 1 || st.PowerState != simulator.PowerOn {
 		t.Errorf("machine: MaxInFlight %d, %s; want 1, On", st.MaxInFlight, st.PowerState)
 	}
-	if out := ipmitooltest.MustRun(t, to, "chassis", "power", "status"); out != "Chassis Power is on" {
+	if out := testkit.MustIpmitool(t, to, "chassis", "power", "status"); out != "Chassis Power is on" {
 		t.Errorf("ipmitool power status: %q", out)
 	}
 }

@@ -1,4 +1,4 @@
-// Package e2e holds end-to-end tests: a whole fishgate (internal/demo: an
+// Package e2e holds end-to-end tests: a whole fishgate (app/demo: an
 // embedded Redis, simulated BMCs and the gateway) driven over loopback HTTP by
 // the clients that use it in the field: sushy (Ironic), redfishtool, gofish
 // and a MAAS-shaped plain HTTP client (CLIENTS.md). Every outcome is checked

@@ -9,7 +9,7 @@ import (
 	"github.com/stmcginnis/gofish"
 	"github.com/stmcginnis/gofish/schemas"
 
-	"github.com/fishgate/fishgate/internal/demo"
+	"github.com/fishgate/fishgate/app/demo"
 )
 
 // gofishSystem finds node among the service's systems.

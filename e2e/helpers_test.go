@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/demo"
+	"github.com/fishgate/fishgate/app/demo"
 	"github.com/fishgate/fishgate/simulator"
 )
 

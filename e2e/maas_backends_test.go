@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/config"
+	"github.com/fishgate/fishgate/app/config"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/simulator"
 )

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/demo"
+	"github.com/fishgate/fishgate/app/demo"
 )
 
 const redfishtoolPath = "/usr/bin/redfishtool"

@@ -18,7 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/simulator"
 )
 
@@ -72,7 +72,7 @@ type replicaSet struct {
 }
 
 func newReplicaSet(t *testing.T, nodes int, delay time.Duration) *replicaSet {
-	redisAddr := testredis.StartServer(t)
+	redisAddr := testkit.StartRedisServer(t)
 	fleet := simulator.NewFleet(discardLogger())
 	t.Cleanup(func() { fleet.Close() })
 	var b strings.Builder

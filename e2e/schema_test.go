@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fishgate/fishgate/internal/demo"
-	"github.com/fishgate/fishgate/internal/rfschema"
+	"github.com/fishgate/fishgate/app/demo"
+	"github.com/fishgate/fishgate/internal/testkit"
 )
 
 // crawl is what a walk of one view saw.
@@ -43,7 +43,7 @@ func odataIDs(v any, out *[]string) {
 // as credentials. Every resource must answer 200 JSON with an ETag, name
 // itself by @odata.id, validate against the DMTF schema of its @odata.type,
 // and link only inside prefix.
-func walk(t *testing.T, v *rfschema.Validator, base, root, prefix string, hdr map[string]string) crawl {
+func walk(t *testing.T, v *testkit.SchemaValidator, base, root, prefix string, hdr map[string]string) crawl {
 	t.Helper()
 	c := crawl{byType: map[string][]string{}}
 	seen := map[string]bool{root: true}
@@ -133,7 +133,7 @@ func requireSeen(t *testing.T, view string, c crawl, min map[string]int) {
 }
 
 // login creates a session and returns its token and URI.
-func login(t *testing.T, d *demo.Demo, v *rfschema.Validator, sessions string) (token, uri string) {
+func login(t *testing.T, d *demo.Demo, v *testkit.SchemaValidator, sessions string) (token, uri string) {
 	t.Helper()
 	st, h, body := do(t, http.MethodPost, d.URL()+sessions,
 		map[string]string{"UserName": d.User, "Password": d.Pass}, nil)

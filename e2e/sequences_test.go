@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/demo"
-	"github.com/fishgate/fishgate/internal/rfschema"
+	"github.com/fishgate/fishgate/app/demo"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/simulator"
 )
@@ -230,7 +230,7 @@ func powerCommands(st simulator.Status, from int) []string {
 }
 
 // validateBody validates a Redfish resource body, naming it on failure.
-func validateBody(t *testing.T, v *rfschema.Validator, what string, body []byte) {
+func validateBody(t *testing.T, v *testkit.SchemaValidator, what string, body []byte) {
 	t.Helper()
 	if err := v.Validate(body); err != nil {
 		t.Errorf("%s does not validate: %v\n%s", what, err, body)

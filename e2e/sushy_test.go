@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/demo"
+	"github.com/fishgate/fishgate/app/demo"
 )
 
 // python is Debian's interpreter: python3-sushy is installed for it, and

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fishgate/fishgate/internal/rfschema"
+	"github.com/fishgate/fishgate/internal/testkit"
 )
 
 // derivedCollections are resource collection schemas the gateway serves but
@@ -21,14 +21,14 @@ var derivedCollections = map[string]string{
 }
 
 // validator returns a schema validator over the DMTF bundle, completed with
-// derivedCollections when the bundle lacks them. Like rfschema.ForTest it
+// derivedCollections when the bundle lacks them. Like testkit.Schemas it
 // skips without the bundle, or fails when CI is set.
-func validator(t *testing.T) *rfschema.Validator {
+func validator(t *testing.T) *testkit.SchemaValidator {
 	t.Helper()
-	v := rfschema.ForTest(t)
-	dir, err := rfschema.Dir()
+	v := testkit.Schemas(t)
+	dir, err := testkit.SchemaDir()
 	if err != nil {
-		t.Fatalf("rfschema.Dir after ForTest: %v", err)
+		t.Fatalf("testkit.SchemaDir after ForTest: %v", err)
 	}
 	var missing []string
 	for name := range derivedCollections {
@@ -71,9 +71,9 @@ func validator(t *testing.T) *rfschema.Validator {
 		}
 		t.Logf("%s.json is not in the schema bundle; validating with a copy of %s.json for %s members", name, tmpl, to)
 	}
-	dv, err := rfschema.New(tmp)
+	dv, err := testkit.NewSchemaValidator(tmp)
 	if err != nil {
-		t.Fatalf("rfschema.New(%s): %v", tmp, err)
+		t.Fatalf("testkit.NewSchemaValidator(%s): %v", tmp, err)
 	}
 	return dv
 }

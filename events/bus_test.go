@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 )
@@ -55,7 +55,7 @@ func emitTask(b *Bus, node, task, key string) {
 }
 
 func forEachRedis(t *testing.T, f func(t *testing.T, rdb *redis.Client)) {
-	for _, target := range testredis.Targets() {
+	for _, target := range testkit.RedisTargets() {
 		t.Run(target.Name, func(t *testing.T) {
 			t.Parallel()
 			f(t, target.New(t))
@@ -181,7 +181,7 @@ func TestFollowWithoutLoss(t *testing.T) {
 }
 
 func TestFollowFromNowAndClose(t *testing.T) {
-	rdb := testredis.Mini(t)
+	rdb := testkit.MiniRedis(t)
 	b := newBus(t, rdb, Options{})
 	ctx := context.Background()
 	emitPower(b, "old", "ResourcePoweredOn")
@@ -216,7 +216,7 @@ func TestFollowFromNowAndClose(t *testing.T) {
 }
 
 func TestStreamIsBounded(t *testing.T) {
-	rdb := testredis.Real(t)
+	rdb := testkit.RealRedis(t)
 	b := newBus(t, rdb, Options{MaxLen: 100})
 	for range 1000 {
 		emitPower(b, "n", "ResourcePoweredOn")

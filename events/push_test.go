@@ -15,8 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fishgate/fishgate/internal/rfschema"
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -103,7 +102,7 @@ func checkOrderedOnce(t testing.TB, evs []schemas.Event) []string {
 // the cursors. Every subscriber gets each matching event once, in order.
 func TestPushOnceInOrderAcrossReplicas(t *testing.T) {
 	forEachRedis(t, func(t *testing.T, rdb *redis.Client) {
-		v := rfschema.ForTest(t)
+		v := testkit.Schemas(t)
 		a := newBus(t, rdb, loopbackOK())
 		b := newBus(t, rdb, loopbackOK())
 		all, tasks := newReceiver(t, nil), newReceiver(t, nil)
@@ -225,7 +224,7 @@ func TestPushRetriesThenAppliesPolicy(t *testing.T) {
 // TestPushRecoversFromTransientFailures: a destination that fails twice
 // then answers gets every event once, in order.
 func TestPushRecoversFromTransientFailures(t *testing.T) {
-	rdb := testredis.Mini(t)
+	rdb := testkit.MiniRedis(t)
 	bus := newBus(t, rdb, loopbackOK())
 	flaky := newReceiver(t, func(n int) bool { return n <= 2 })
 	ctx := context.Background()
@@ -256,7 +255,7 @@ func TestPushRecoversFromTransientFailures(t *testing.T) {
 // TestPushNodeScope: a subscription made in a per-node view gets that
 // node's events only, with that view's URIs.
 func TestPushNodeScope(t *testing.T) {
-	rdb := testredis.Mini(t)
+	rdb := testkit.MiniRedis(t)
 	bus := newBus(t, rdb, loopbackOK())
 	r := newReceiver(t, nil)
 	if _, err := bus.Subscribe(context.Background(), Subscription{Destination: r.srv.URL, Node: "n1"}); err != nil {
@@ -276,7 +275,7 @@ func TestPushNodeScope(t *testing.T) {
 // when the subscription was made, and to loopback when the event is sent
 // (DNS rebinding), gets nothing.
 func TestPushRefusedAtConnectTime(t *testing.T) {
-	rdb := testredis.Mini(t)
+	rdb := testkit.MiniRedis(t)
 	o := loopbackOK()
 	o.AllowDestinations = nil
 	o.RetryAttempts = 1
@@ -303,7 +302,7 @@ func TestPushRefusedAtConnectTime(t *testing.T) {
 }
 
 func TestSubscribeValidation(t *testing.T) {
-	rdb := testredis.Mini(t)
+	rdb := testkit.MiniRedis(t)
 	o := loopbackOK()
 	o.MaxSubscriptions = 2
 	bus := newBus(t, rdb, o)
@@ -362,7 +361,7 @@ func TestSubscribeValidation(t *testing.T) {
 // (issue 10, item 6: one Operator filled all 100); the owner's count is
 // kept in Redis, so two replicas together cannot exceed it either.
 func TestSubscriptionsPerOwner(t *testing.T) {
-	rdb := testredis.Mini(t)
+	rdb := testkit.MiniRedis(t)
 	o := loopbackOK()
 	o.MaxSubscriptions, o.MaxSubscriptionsPerOwner = 10, 3
 	a, b := newBus(t, rdb, o), newBus(t, rdb, o)

@@ -13,7 +13,7 @@ import (
 	"github.com/cockroachdb/datadriven"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -522,7 +522,7 @@ func TestActionTranscriptsPure(t *testing.T) {
 }
 
 func TestActionTranscriptsRedis(t *testing.T) {
-	for name, rdb := range map[string]redis.UniversalClient{"miniredis": testredis.Mini(t), "redis-server": testredis.Real(t)} {
+	for name, rdb := range map[string]redis.UniversalClient{"miniredis": testkit.MiniRedis(t), "redis-server": testkit.RealRedis(t)} {
 		t.Run(name, func(t *testing.T) {
 			runActionTranscripts(t, func() workerStore { return &scriptStore{rdb: rdb} })
 		})

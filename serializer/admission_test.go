@@ -13,7 +13,7 @@ import (
 	"github.com/cockroachdb/datadriven"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -269,7 +269,7 @@ func TestAdmissionTranscriptsPure(t *testing.T) {
 }
 
 func TestAdmissionTranscriptsRedis(t *testing.T) {
-	for _, target := range testredis.Targets() {
+	for _, target := range testkit.RedisTargets() {
 		t.Run(target.Name, func(t *testing.T) {
 			runTranscripts(t, &redisDriver{rdb: target.New(t)})
 		})

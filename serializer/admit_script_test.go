@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -27,7 +27,7 @@ type scriptEnv struct {
 	seq  int
 }
 
-func newScriptEnv(t *testing.T, target testredis.Target) *scriptEnv {
+func newScriptEnv(t *testing.T, target testkit.RedisTarget) *scriptEnv {
 	return &scriptEnv{t: t, st: NewStore(target.New(t)), node: "an", now: time.UnixMilli(1_700_000_000_000)}
 }
 
@@ -79,7 +79,7 @@ func (e *scriptEnv) checkReason(id string) {
 // request joined the running task names that task, not the id the request
 // would have had (never created).
 func TestSupersededNamesAnExistingTask(t *testing.T) {
-	for _, target := range testredis.Targets() {
+	for _, target := range testkit.RedisTargets() {
 		t.Run(target.Name, func(t *testing.T) {
 			e := newScriptEnv(t, target)
 			rules := DefaultRules()
@@ -114,7 +114,7 @@ func TestSupersededNamesAnExistingTask(t *testing.T) {
 // that ended less than 10 minutes ago); ten minutes later, admissions prune
 // them, at most 20 per admission; a running task is never pruned.
 func TestRetentionKeepsRecentTasks(t *testing.T) {
-	for _, target := range testredis.Targets() {
+	for _, target := range testkit.RedisTargets() {
 		t.Run(target.Name, func(t *testing.T) {
 			e := newScriptEnv(t, target)
 			e.st.KeepTasks = 3
@@ -178,7 +178,7 @@ func TestRetentionKeepsRecentTasks(t *testing.T) {
 // TestRetentionMinimumAgeIsAtMostTheAgeLimit: with keep_for below 10
 // minutes, a finished task is kept for keep_for after it ended.
 func TestRetentionMinimumAgeIsAtMostTheAgeLimit(t *testing.T) {
-	for _, target := range testredis.Targets() {
+	for _, target := range testkit.RedisTargets() {
 		t.Run(target.Name, func(t *testing.T) {
 			e := newScriptEnv(t, target)
 			e.st.KeepTasks, e.st.KeepTaskAge = 1, time.Minute

@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 )
@@ -24,7 +24,7 @@ import (
 //	go test -run='^$' -bench=Admission -benchtime=2s ./serializer
 //
 // The real redis-server target skips without Debian's redis-server (fails
-// when CI is set), as internal/testredis does.
+// when CI is set), as internal/testkit does.
 
 // benchTrips counts client round trips: one per command processed alone,
 // one per pipeline.
@@ -113,7 +113,7 @@ func benchCases() []benchCase {
 }
 
 func BenchmarkAdmission(b *testing.B) {
-	for _, tg := range testredis.Targets() {
+	for _, tg := range testkit.RedisTargets() {
 		b.Run(tg.Name, func(b *testing.B) {
 			rdb := tg.New(b)
 			trips := &benchTrips{}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -13,7 +13,7 @@ import (
 // applied any merge into one, later fields winning (README "Power
 // actions"), with the sequence number of the last.
 func TestBootOverridesMerge(t *testing.T) {
-	for _, target := range testredis.Targets() {
+	for _, target := range testkit.RedisTargets() {
 		t.Run(target.Name, func(t *testing.T) {
 			st := NewStore(target.New(t))
 			ctx, now := context.Background(), time.UnixMilli(1_700_000_000_000)

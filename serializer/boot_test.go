@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/fishgate/fishgate/backends"
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 	"github.com/fishgate/fishgate/simulator"
@@ -41,7 +41,7 @@ func machineLog(m *simulator.Machine) []string {
 }
 
 func TestBootAndResetOnTwoReplicasReachTheBMCInOrder(t *testing.T) {
-	for _, target := range testredis.Targets() {
+	for _, target := range testkit.RedisTargets() {
 		t.Run(target.Name, func(t *testing.T) {
 			e := newEnv(t, target.New(t), []simNode{{ID: "b1", Machine: simulator.MachineConfig{DelayMin: 500 * time.Millisecond, DelayMax: 500 * time.Millisecond}}})
 			var bootsA, bootsB atomic.Int32

@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -49,7 +49,7 @@ func dumpNode(t *testing.T, rdb redis.UniversalClient, node string) string {
 }
 
 func TestWorkerScriptRefusesAStaleLease(t *testing.T) {
-	for _, target := range testredis.Targets() {
+	for _, target := range testkit.RedisTargets() {
 		t.Run(target.Name, func(t *testing.T) {
 			rdb := target.New(t)
 			st := NewStore(rdb)

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/fishgate/fishgate/backends"
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 	"github.com/fishgate/fishgate/simulator"
@@ -77,7 +77,7 @@ func leaseKey(node string) string { return "fg:node:{" + node + "}:lease" }
 // a pausable backend.
 func fenceEnv(t *testing.T, m simulator.MachineConfig) (*env, *serializer.Service, *pausable) {
 	t.Helper()
-	e := newEnv(t, testredis.Mini(t), []simNode{{ID: "f1", Machine: m}})
+	e := newEnv(t, testkit.MiniRedis(t), []simNode{{ID: "f1", Machine: m}})
 	var gate *pausable
 	optsA := fastOptions()
 	optsA.LeaseTTL = 30 * time.Second
@@ -216,7 +216,7 @@ func TestFenceHolderThatCannotRenewStops(t *testing.T) {
 	// only once a second, so its renewal (every 333ms) finds out first. It
 	// must stop without writing a result; taking the node again under a
 	// new lease, it confirms the On without sending it twice.
-	e := newEnv(t, testredis.Mini(t), []simNode{{ID: "f1", Machine: simulator.MachineConfig{DelayMin: 1500 * time.Millisecond, DelayMax: 1500 * time.Millisecond}}})
+	e := newEnv(t, testkit.MiniRedis(t), []simNode{{ID: "f1", Machine: simulator.MachineConfig{DelayMin: 1500 * time.Millisecond, DelayMax: 1500 * time.Millisecond}}})
 	opts := fastOptions()
 	opts.VerifyInterval = time.Second
 	a := e.addReplica("A", opts, nil)

@@ -16,7 +16,7 @@ import (
 	"github.com/fishgate/fishgate/backends"
 	amtbackend "github.com/fishgate/fishgate/backends/amt"
 	ipmibackend "github.com/fishgate/fishgate/backends/ipmi"
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 	"github.com/fishgate/fishgate/simulator"
@@ -89,7 +89,7 @@ func TestPropertyResetsStaySerializedOverBackends(t *testing.T) {
 	limitRapid(t, backendPropertyChecks)
 	for _, pp := range propertyProtocols {
 		t.Run(pp.name, func(t *testing.T) {
-			for _, target := range testredis.Targets() {
+			for _, target := range testkit.RedisTargets() {
 				t.Run(target.Name, func(t *testing.T) {
 					rdb := target.New(t)
 					var (
@@ -245,7 +245,7 @@ func TestCancelledGracefulShutdownWithoutTransitionalStates(t *testing.T) {
 		for _, how := range []string{"supersede", "delete"} {
 			t.Run(p.name+"/"+how, func(t *testing.T) {
 				id := "gs-" + p.name + "-" + how
-				e := newEnvOver(t, testredis.Mini(t), []simNode{{ID: id, Machine: simulator.MachineConfig{
+				e := newEnvOver(t, testkit.MiniRedis(t), []simNode{{ID: id, Machine: simulator.MachineConfig{
 					DelayMin: 600 * time.Millisecond, DelayMax: 600 * time.Millisecond, InitialPower: simulator.PowerOn}}}, p)
 				svc := e.addReplica("A", fastOptions(), nil)
 				ctx := context.Background()

@@ -14,7 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"pgregory.net/rapid"
 
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 	"github.com/fishgate/fishgate/simulator"
@@ -48,7 +48,7 @@ var propertyTypes = []schemas.ResetType{
 
 func TestPropertyResetsStaySerialized(t *testing.T) {
 	limitRapid(t, propertyChecks)
-	for _, target := range testredis.Targets() {
+	for _, target := range testkit.RedisTargets() {
 		t.Run(target.Name, func(t *testing.T) {
 			rdb := target.New(t)
 			var (

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	rfbackend "github.com/fishgate/fishgate/backends/redfish"
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 	"github.com/fishgate/fishgate/simulator"
@@ -60,7 +60,7 @@ func TestPowerSyncDriftAndReassert(t *testing.T) {
 		nodes = append(nodes, serializer.Node{ID: c.id, Backend: b, Reassert: c.reassert})
 	}
 	ev := &recordingEmitter{}
-	svc, err := serializer.New(nodes, serializer.Options{Redis: testredis.Mini(t), Logger: log, Events: ev,
+	svc, err := serializer.New(nodes, serializer.Options{Redis: testkit.MiniRedis(t), Logger: log, Events: ev,
 		SyncInterval: 100 * time.Millisecond, VerifyInterval: 5 * time.Millisecond, LeaseTTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func TestDriftReportedOnceAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := testredis.Mini(t)
+	rdb := testkit.MiniRedis(t)
 	ev := &recordingEmitter{}
 	for _, replica := range []string{"a", "b"} {
 		b, err := rfbackend.New(rfbackend.Config{Endpoint: sn.URL(), User: "admin", Password: "password", Logger: log})

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 	"github.com/fishgate/fishgate/simulator"
@@ -31,7 +31,7 @@ func TestSlowBMCOneCommandPerAction(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.proto.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnvOver(t, testredis.Mini(t), []simNode{{ID: "slow", Machine: simulator.MachineConfig{
+			e := newEnvOver(t, testkit.MiniRedis(t), []simNode{{ID: "slow", Machine: simulator.MachineConfig{
 				CommandLatency: c.latency, DelayMin: 50 * time.Millisecond, DelayMax: 50 * time.Millisecond}}}, c.proto)
 			opts := fastOptions()
 			opts.CallTimeout = time.Second        // the gateway gives up on the answer after 1 s

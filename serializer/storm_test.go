@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 	"github.com/fishgate/fishgate/simulator"
@@ -27,7 +27,7 @@ const (
 )
 
 func TestStormOfDuplicateOnsCoalesces(t *testing.T) {
-	for _, target := range testredis.Targets() {
+	for _, target := range testkit.RedisTargets() {
 		t.Run(target.Name, func(t *testing.T) {
 			rdb := target.New(t)
 			var nodes []simNode

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/fishgate/fishgate/backends"
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 )
@@ -60,7 +60,7 @@ func TestSweepConcurrencyBounds(t *testing.T) {
 		nodes = append(nodes, serializer.Node{ID: kind + string(rune('a'+i)), Kind: kind,
 			Backend: slowReader{kind: kind, inFlight: inFlight, peak: peak, mu: mu}})
 	}
-	svc, err := serializer.New(nodes, serializer.Options{Redis: testredis.Mini(t), SyncConcurrency: 5, SyncPerKind: 3,
+	svc, err := serializer.New(nodes, serializer.Options{Redis: testkit.MiniRedis(t), SyncConcurrency: 5, SyncPerKind: 3,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

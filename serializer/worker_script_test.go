@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 )
 
 // worker.lua's finish, on the cases where a running task was cancelled.
 
 func TestFinishOfASupersededTask(t *testing.T) {
-	for _, target := range testredis.Targets() {
+	for _, target := range testkit.RedisTargets() {
 		t.Run(target.Name, func(t *testing.T) {
 			st := NewStore(target.New(t))
 			ctx := context.Background()

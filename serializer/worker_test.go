@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/testredis"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 	"github.com/fishgate/fishgate/simulator"
@@ -22,7 +22,7 @@ const node1 = "n1"
 
 func oneNode(t *testing.T, m simulator.MachineConfig, tweak func(*serializer.Options)) (*env, *serializer.Service) {
 	t.Helper()
-	e := newEnv(t, testredis.Mini(t), []simNode{{ID: node1, Machine: m}})
+	e := newEnv(t, testkit.MiniRedis(t), []simNode{{ID: node1, Machine: m}})
 	o := fastOptions()
 	if tweak != nil {
 		tweak(&o)
@@ -339,7 +339,7 @@ func TestWorkerSoftOffTimeout(t *testing.T) {
 // see it go through Off.
 func TestWorkerRestartConfirmedByTheBMCsTask(t *testing.T) {
 	async := protocol{name: "redfish", front: func(s *simulator.NodeSpec) { s.AsyncReset = true }, open: redfishProtocol.open}
-	e := newEnvOver(t, testredis.Mini(t), []simNode{{ID: node1, Machine: simulator.MachineConfig{InitialPower: simulator.PowerOn}}}, async)
+	e := newEnvOver(t, testkit.MiniRedis(t), []simNode{{ID: node1, Machine: simulator.MachineConfig{InitialPower: simulator.PowerOn}}}, async)
 	svc := e.addReplica("r1", fastOptions(), nil)
 	a := reset(t, svc, schemas.ResetForceRestart, serializer.Started)
 	tr := e.waitTask(20*time.Second, a.Task, "terminal", terminal)

@@ -25,7 +25,7 @@ import (
 
 	"github.com/icholy/digest"
 
-	"github.com/fishgate/fishgate/internal/wsman"
+	"github.com/fishgate/fishgate/wire/wsman"
 )
 
 // The AMT front: one machine's Intel AMT, WS-Management (DSP0226) over HTTP

@@ -15,7 +15,7 @@ import (
 
 	"github.com/icholy/digest"
 
-	"github.com/fishgate/fishgate/internal/wsman"
+	"github.com/fishgate/fishgate/wire/wsman"
 )
 
 // amtServer runs an AMT front for a new machine on a free loopback port.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/fishgate/fishgate/internal/wsman"
+	"github.com/fishgate/fishgate/wire/wsman"
 )
 
 // The XML layer of the AMT front: WS-Management (DMTF DSP0226) messages in

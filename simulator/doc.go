@@ -10,7 +10,7 @@
 //	messages.go Redfish error bodies and Base registry messages, in one place
 //	amt.go      the Intel AMT front of one node: WS-Man with Digest auth, CIM power and boot
 //	amt_wsman.go SOAP 1.2 / WS-Man XML of the AMT front
-//	ipmi.go     the IPMI LAN front of one node: internal/ipmibmc with the Machine behind it
+//	ipmi.go     the IPMI LAN front of one node: wire/ipmibmc with the Machine behind it
 //	fleet.go    Node and Fleet: many nodes, each with its own listener
 //	control.go  the control/status API (JSON over HTTP) of a Fleet
 //

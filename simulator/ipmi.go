@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/fishgate/fishgate/internal/ipmibmc"
+	"github.com/fishgate/fishgate/wire/ipmi"
+
+	"github.com/fishgate/fishgate/wire/ipmibmc"
 )
 
 // The IPMI front of a node (NodeSpec.IPMIListen): IPMI over LAN, RMCP+
 // ("ipmitool -I lanplus") and IPMI v1.5 ("-I lan"), on one UDP port, with
-// the node's User and Password. It is internal/ipmibmc, the gateway's IPMI
+// the node's User and Password. It is wire/ipmibmc, the gateway's IPMI
 // front too, with the node's Machine as the power target:
 //
 //	Chassis Control power up             Reset "On"
@@ -93,29 +95,29 @@ func (t machineTarget) PowerState(context.Context) (bool, error) {
 	return t.m.ipmiPowerOn(), nil
 }
 
-func (t machineTarget) Control(ctx context.Context, cmd ipmibmc.ChassisCommand) error {
+func (t machineTarget) Control(ctx context.Context, cmd ipmi.ChassisCommand) error {
 	err := t.m.Reset(ctx, ipmiProtocol, cmd.ResetType())
 	switch {
 	case errors.Is(err, ErrUnsupportedResetType):
-		return fmt.Errorf("%w: %w", ipmibmc.ErrUnsupported, err)
+		return fmt.Errorf("%w: %w", ipmi.ErrUnsupported, err)
 	case errors.Is(err, ErrPowerOnRefused):
-		return fmt.Errorf("%w: %w", ipmibmc.ErrBusy, err)
+		return fmt.Errorf("%w: %w", ipmi.ErrBusy, err)
 	}
 	return err
 }
 
-func (t machineTarget) SetBoot(_ context.Context, b ipmibmc.Boot) error {
+func (t machineTarget) SetBoot(_ context.Context, b ipmi.Boot) error {
 	target, enabled, mode := b.Redfish()
 	err := t.m.SetBoot(ipmiProtocol, Boot{Target: target, Enabled: enabled, Mode: mode})
 	if errors.Is(err, ErrInvalidBoot) {
-		return fmt.Errorf("%w: %w", ipmibmc.ErrUnsupported, err)
+		return fmt.Errorf("%w: %w", ipmi.ErrUnsupported, err)
 	}
 	return err
 }
 
-func (t machineTarget) Boot(context.Context) (ipmibmc.Boot, error) {
+func (t machineTarget) Boot(context.Context) (ipmi.Boot, error) {
 	b := t.m.Boot()
-	return ipmibmc.Boot{}.WithRedfish(b.Target, b.Enabled, b.Mode)
+	return ipmi.Boot{}.WithRedfish(b.Target, b.Enabled, b.Mode)
 }
 
 func (t machineTarget) BMCReset(_ context.Context, cold bool) error {

@@ -6,17 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/ipmibmc"
-	"github.com/fishgate/fishgate/internal/ipmibmc/ipmitooltest"
+	"github.com/fishgate/fishgate/wire/ipmi"
+
+	"github.com/fishgate/fishgate/internal/testkit"
 )
 
-func startIPMINode(t *testing.T, mc MachineConfig) (*Node, ipmitooltest.Target) {
+func startIPMINode(t *testing.T, mc MachineConfig) (*Node, testkit.IPMITarget) {
 	t.Helper()
 	_, n := startNode(t, NodeSpec{IPMIListen: "127.0.0.1:0", User: "root", Password: "calvin", Machine: mc})
 	if n.IPMIAddr() == "" || n.Spec().IPMIListen != n.IPMIAddr() {
 		t.Fatalf("IPMIAddr %q, Spec().IPMIListen %q", n.IPMIAddr(), n.Spec().IPMIListen)
 	}
-	return n, ipmitooltest.Target{Addr: n.IPMIAddr(), User: "root", Password: "calvin"}
+	return n, testkit.IPMITarget{Addr: n.IPMIAddr(), User: "root", Password: "calvin"}
 }
 
 // lastCommand is the newest entry of the machine's command log.
@@ -37,14 +38,14 @@ func TestIPMIFrontIpmitool(t *testing.T) {
 	// cost ~10 s here.
 	slow := to
 	slow.DefaultTiming = true
-	out := ipmitooltest.MustRun(t, slow, "mc", "info")
+	out := testkit.MustIpmitool(t, slow, "mc", "info")
 	if !strings.Contains(out, "IPMI Version              : 2.0") {
 		t.Errorf("mc info:\n%s", out)
 	}
 	for _, suite := range []int{3, 17} {
 		to := to
 		to.CipherSuite = suite
-		if out := ipmitooltest.MustRun(t, to, "chassis", "power", "status"); out != "Chassis Power is off" {
+		if out := testkit.MustIpmitool(t, to, "chassis", "power", "status"); out != "Chassis Power is off" {
 			t.Errorf("-C %d: %q", suite, out)
 		}
 	}
@@ -60,7 +61,7 @@ func TestIPMIFrontIpmitool(t *testing.T) {
 		{"on", "Chassis Power Control: Up/On", ResetOn, PowerOn},
 		{"off", "Chassis Power Control: Down/Off", ResetForceOff, PowerOff},
 	} {
-		if out := ipmitooltest.MustRun(t, to, "chassis", "power", step.cmd); out != step.output {
+		if out := testkit.MustIpmitool(t, to, "chassis", "power", step.cmd); out != step.output {
 			t.Errorf("power %s: %q, want %q", step.cmd, out, step.output)
 		}
 		if c := lastCommand(t, m); c.Protocol != "ipmi" || c.Action != step.action || c.Result != "accepted" {
@@ -68,7 +69,7 @@ func TestIPMIFrontIpmitool(t *testing.T) {
 		}
 		waitPower(t, m, step.power)
 		want := "Chassis Power is " + strings.ToLower(step.power)
-		if out := ipmitooltest.MustRun(t, to, "power", "status"); out != want {
+		if out := testkit.MustIpmitool(t, to, "power", "status"); out != want {
 			t.Errorf("after power %s: %q, want %q", step.cmd, out, want)
 		}
 	}
@@ -76,18 +77,18 @@ func TestIPMIFrontIpmitool(t *testing.T) {
 		t.Errorf("MaxInFlight %d", st.MaxInFlight)
 	}
 
-	ipmitooltest.MustRun(t, to, "chassis", "bootdev", "pxe")
+	testkit.MustIpmitool(t, to, "chassis", "bootdev", "pxe")
 	if b := m.Boot(); b != (Boot{Target: "Pxe", Enabled: "Once", Mode: "Legacy"}) {
 		t.Errorf("bootdev pxe: %+v", b)
 	}
 	if c := lastCommand(t, m); c.Protocol != "ipmi" || c.Action != "SetBoot" {
 		t.Errorf("bootdev logged %+v", c)
 	}
-	ipmitooltest.MustRun(t, to, "chassis", "bootdev", "disk", "options=efiboot,persistent")
+	testkit.MustIpmitool(t, to, "chassis", "bootdev", "disk", "options=efiboot,persistent")
 	if b := m.Boot(); b != (Boot{Target: "Hdd", Enabled: "Continuous", Mode: "UEFI"}) {
 		t.Errorf("bootdev disk efiboot,persistent: %+v", b)
 	}
-	out = ipmitooltest.MustRun(t, to, "chassis", "bootparam", "get", "5")
+	out = testkit.MustIpmitool(t, to, "chassis", "bootparam", "get", "5")
 	if !strings.Contains(out, "Force Boot from default Hard-Drive") || !strings.Contains(out, "BIOS EFI boot") {
 		t.Errorf("bootparam get 5:\n%s", out)
 	}
@@ -95,7 +96,7 @@ func TestIPMIFrontIpmitool(t *testing.T) {
 	bad := to
 	bad.Password = "wrong"
 	before := m.Status().CommandCount
-	if r := ipmitooltest.Run(t, bad, "chassis", "power", "on"); r.Err == nil {
+	if r := testkit.Ipmitool(t, bad, "chassis", "power", "on"); r.Err == nil {
 		t.Errorf("wrong password accepted:\n%s", r.Output)
 	}
 	if st := m.Status(); st.CommandCount != before || st.PowerState != PowerOff {
@@ -109,12 +110,12 @@ func TestIPMIBMCResetKeepsHostPower(t *testing.T) {
 	n, to := startIPMINode(t, MachineConfig{InitialPower: PowerOn})
 	m := n.Machine()
 	// Cold Reset as a raw command: ipmitool waits for its answer.
-	ipmitooltest.MustRun(t, to, "raw", "0x06", "0x02")
+	testkit.MustIpmitool(t, to, "raw", "0x06", "0x02")
 	if c := lastCommand(t, m); c.Protocol != "ipmi" || c.Action != "ColdReset" || c.Result != "accepted" {
 		t.Errorf("cold reset logged %+v", c)
 	}
-	ipmitooltest.MustRun(t, to, "mc", "reset", "warm")
-	ipmitooltest.MustRun(t, to, "mc", "reset", "cold")
+	testkit.MustIpmitool(t, to, "mc", "reset", "warm")
+	testkit.MustIpmitool(t, to, "mc", "reset", "cold")
 	// "mc reset" does not wait for the answer and closes its session at
 	// once; go-ipmi may handle the two packets in either order.
 	time.Sleep(100 * time.Millisecond)
@@ -127,7 +128,7 @@ func TestIPMIBMCResetKeepsHostPower(t *testing.T) {
 			t.Errorf("BMC resets sent a power command: %+v", c)
 		}
 	}
-	if out := ipmitooltest.MustRun(t, to, "power", "status"); out != "Chassis Power is on" {
+	if out := testkit.MustIpmitool(t, to, "power", "status"); out != "Chassis Power is on" {
 		t.Errorf("power status after BMC resets: %q", out)
 	}
 }
@@ -135,19 +136,19 @@ func TestIPMIBMCResetKeepsHostPower(t *testing.T) {
 func TestIPMIFrontFaults(t *testing.T) {
 	n, to := startIPMINode(t, MachineConfig{Faults: Faults{FailFirst: 1}})
 	m := n.Machine()
-	if r := ipmitooltest.Run(t, to, "power", "on"); r.Err == nil {
+	if r := testkit.Ipmitool(t, to, "power", "on"); r.Err == nil {
 		t.Errorf("FailFirst: power on succeeded:\n%s", r.Output)
 	}
 	if c := lastCommand(t, m); c.Action != ResetOn || !strings.HasPrefix(c.Result, "failed: ") {
 		t.Errorf("logged %+v", c)
 	}
-	ipmitooltest.MustRun(t, to, "power", "on")
+	testkit.MustIpmitool(t, to, "power", "on")
 	waitPower(t, m, PowerOn)
 
 	m.SetFaults(Faults{RefuseOnWithin: time.Minute})
-	ipmitooltest.MustRun(t, to, "power", "off")
+	testkit.MustIpmitool(t, to, "power", "off")
 	waitPower(t, m, PowerOff)
-	r := ipmitooltest.Run(t, to, "power", "on")
+	r := testkit.Ipmitool(t, to, "power", "on")
 	if r.Err == nil || !strings.Contains(r.Output, "Node busy") {
 		t.Errorf("RefuseOnWithin: power on answered %v:\n%s", r.Err, r.Output)
 	}
@@ -155,8 +156,8 @@ func TestIPMIFrontFaults(t *testing.T) {
 	// A node that does not offer Nmi refuses the diagnostic interrupt.
 	_, n2 := startNode(t, NodeSpec{ID: "node02", IPMIListen: "127.0.0.1:0",
 		Machine: MachineConfig{ResetTypes: []string{ResetOn, ResetForceOff}}})
-	to2 := ipmitooltest.Target{Addr: n2.IPMIAddr(), User: "admin", Password: "password"}
-	if r := ipmitooltest.Run(t, to2, "power", "diag"); r.Err == nil || !strings.Contains(r.Output, "Invalid data field") {
+	to2 := testkit.IPMITarget{Addr: n2.IPMIAddr(), User: "admin", Password: "password"}
+	if r := testkit.Ipmitool(t, to2, "power", "diag"); r.Err == nil || !strings.Contains(r.Output, "Invalid data field") {
 		t.Errorf("diag on a node without Nmi: %v\n%s", r.Err, r.Output)
 	}
 }
@@ -176,16 +177,16 @@ func TestIPMIPowerDuringTransition(t *testing.T) {
 		return v
 	}
 	for _, step := range []struct {
-		cmd        ipmibmc.ChassisCommand
+		cmd        ipmi.ChassisCommand
 		during     bool
 		transition string
 		after      string
 	}{
-		{ipmibmc.PowerUp, false, PowerPoweringOn, PowerOn},
-		{ipmibmc.HardReset, false, PowerPoweringOff, PowerOn}, // restart: off until On again
-		{ipmibmc.SoftShutdown, true, PowerPoweringOff, PowerOff},
-		{ipmibmc.PowerCycle, false, PowerPoweringOn, PowerOn}, // from Off: as power up
-		{ipmibmc.PowerDown, true, PowerPoweringOff, PowerOff},
+		{ipmi.PowerUp, false, PowerPoweringOn, PowerOn},
+		{ipmi.HardReset, false, PowerPoweringOff, PowerOn}, // restart: off until On again
+		{ipmi.SoftShutdown, true, PowerPoweringOff, PowerOff},
+		{ipmi.PowerCycle, false, PowerPoweringOn, PowerOn}, // from Off: as power up
+		{ipmi.PowerDown, true, PowerPoweringOff, PowerOff},
 	} {
 		if err := target.Control(ctx, step.cmd); err != nil {
 			t.Fatal(err)
@@ -220,7 +221,7 @@ func TestIPMINoFrontByDefault(t *testing.T) {
 // down.
 func TestIPMIFrontSurvivesMalformedPackets(t *testing.T) {
 	_, to := startIPMINode(t, MachineConfig{})
-	if out := ipmitooltest.MalformedThenStatus(t, to); out != "Chassis Power is off" {
+	if out := testkit.MalformedThenStatus(t, to); out != "Chassis Power is off" {
 		t.Errorf("power status after malformed packets: %q", out)
 	}
 }

@@ -1,4 +1,4 @@
-// Package amtbackend drives an Intel AMT machine (DESIGN.md §8) over
+// Package amt drives an Intel AMT machine (DESIGN.md §8) over
 // WS-Management: SOAP 1.2 over HTTP (port 16992) or HTTPS (16993) at /wsman,
 // with HTTP Digest authentication (github.com/icholy/digest).
 //
@@ -42,7 +42,7 @@
 //
 // A Backend is safe for concurrent use; its requests go to AMT one at a
 // time.
-package amtbackend
+package amt
 
 import (
 	"context"
@@ -64,8 +64,8 @@ import (
 	"github.com/icholy/digest"
 
 	"github.com/fishgate/fishgate/backends"
-	"github.com/fishgate/fishgate/internal/wsman"
 	"github.com/fishgate/fishgate/schemas"
+	"github.com/fishgate/fishgate/wire/wsman"
 )
 
 // Defaults applied by New to zero Config fields.

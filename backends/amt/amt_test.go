@@ -1,4 +1,4 @@
-package amtbackend_test
+package amt_test
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	amtbackend "github.com/fishgate/fishgate/backends/amt"
 
 	"github.com/fishgate/fishgate/backends"
-	"github.com/fishgate/fishgate/backends/backendtest"
+	"github.com/fishgate/fishgate/internal/testkit/backendtest"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/simulator"
 )

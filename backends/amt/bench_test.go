@@ -1,4 +1,4 @@
-package amtbackend_test
+package amt_test
 
 import (
 	"context"

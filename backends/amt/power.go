@@ -1,4 +1,4 @@
-package amtbackend
+package amt
 
 import (
 	"fmt"

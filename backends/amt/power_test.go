@@ -1,4 +1,4 @@
-package amtbackend
+package amt
 
 import (
 	"encoding/xml"
@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/fishgate/fishgate/backends"
-	"github.com/fishgate/fishgate/internal/wsman"
 	"github.com/fishgate/fishgate/schemas"
+	"github.com/fishgate/fishgate/wire/wsman"
 )
 
 func TestPowerStateValue(t *testing.T) {

@@ -1,4 +1,4 @@
-package amtbackend
+package amt
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/fishgate/fishgate/internal/wsman"
+	"github.com/fishgate/fishgate/wire/wsman"
 )
 
 // The WS-Management client: SOAP 1.2 envelopes (DMTF DSP0226) over one HTTP

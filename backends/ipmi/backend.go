@@ -1,6 +1,7 @@
-// Package ipmibackend drives a BMC over IPMI LAN (DESIGN.md §8) with
-// go-ipmi's client: RMCP+ ("lanplus", IPMI v2.0, the default) or IPMI v1.5
-// ("lan"). It lives in backends/ipmi.
+// Package ipmi drives a BMC over IPMI LAN (DESIGN.md §8) with go-ipmi's
+// client: RMCP+ ("lanplus", IPMI v2.0, the default) or IPMI v1.5 ("lan").
+// Its vocabulary (chassis commands, boot flags) is wire/ipmi, shared with
+// the IPMI servers; it imports no server code.
 //
 //	PowerState     Get Chassis Status (IPMI v2.0 §28.2): On or Off
 //	Reset          Chassis Control (§28.3):
@@ -51,7 +52,7 @@
 // wraps backends.ErrNoAnswer and the caller settles it by reading the power
 // state. go-ipmi's client does not retransmit on its own: it is built with
 // WithRetry(0), one datagram per exchange.
-package ipmibackend
+package ipmi
 
 import (
 	"context"
@@ -65,12 +66,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	wire "github.com/fishgate/fishgate/wire/ipmi"
+
 	"github.com/bougou/go-ipmi/pkg/client"
 	"github.com/bougou/go-ipmi/pkg/command/chassis"
 	"github.com/bougou/go-ipmi/pkg/types"
 
 	"github.com/fishgate/fishgate/backends"
-	"github.com/fishgate/fishgate/internal/ipmibmc"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -248,7 +250,7 @@ var resetCommands = []schemas.ResetType{
 func (b *Backend) Capabilities(ctx context.Context) (backends.Capabilities, error) {
 	return backends.Capabilities{
 		ResetTypes:  append([]schemas.ResetType(nil), resetCommands...),
-		BootTargets: ipmibmc.RedfishBootTargets(),
+		BootTargets: wire.RedfishBootTargets(),
 		BootModes:   []string{"Legacy", "UEFI"},
 	}, nil
 }
@@ -275,7 +277,7 @@ func (b *Backend) PowerState(ctx context.Context) (schemas.PowerState, error) {
 // Reset sends the Chassis Control command for r (see the package comment).
 // Types without one are refused with backends.ErrUnsupported, unsent.
 func (b *Backend) Reset(ctx context.Context, r schemas.ResetType) error {
-	cmd, ok := ipmibmc.CommandFor(string(r))
+	cmd, ok := wire.CommandFor(string(r))
 	if !ok {
 		return fmt.Errorf("ipmi %s: reset %s: %w", b.addr, r, backends.ErrUnsupported)
 	}
@@ -287,7 +289,7 @@ func (b *Backend) Reset(ctx context.Context, r schemas.ResetType) error {
 
 // Boot reads the boot flags (Get System Boot Options, parameter 5).
 func (b *Backend) Boot(ctx context.Context) (schemas.BootOverride, error) {
-	var cur ipmibmc.Boot
+	var cur wire.Boot
 	err := b.call(ctx, "read boot override", false, func(ctx context.Context, c *client.Client) error {
 		var err error
 		cur, err = readBoot(ctx, c)
@@ -307,7 +309,7 @@ func (b *Backend) Boot(ctx context.Context) (schemas.BootOverride, error) {
 // (parameter 0); BMCs that lack these parameters are written all the same.
 func (b *Backend) SetBoot(ctx context.Context, o schemas.BootOverride) error {
 	return b.call(ctx, "set boot override", false, func(ctx context.Context, c *client.Client) error {
-		var cur ipmibmc.Boot
+		var cur wire.Boot
 		if o.Target == "" || o.Enabled == "" || o.Mode == "" {
 			var err error
 			if cur, err = readBoot(ctx, c); err != nil {
@@ -330,7 +332,7 @@ func (b *Backend) SetBoot(ctx context.Context, o schemas.BootOverride) error {
 			return err
 		}
 		err = c.SetSystemBootOptionsParamFor(ctx, &types.BootOptionParam_BootFlags{
-			BootFlagsValid:     next.Device != ipmibmc.BootNoOverride,
+			BootFlagsValid:     next.Device != wire.BootNoOverride,
 			Persist:            next.Persistent,
 			BIOSBootType:       types.BIOSBootType(next.EFI),
 			BootDeviceSelector: types.BootDeviceSelector(next.Device),
@@ -352,14 +354,14 @@ func answered(err error) error {
 	return err
 }
 
-func readBoot(ctx context.Context, c *client.Client) (ipmibmc.Boot, error) {
+func readBoot(ctx context.Context, c *client.Client) (wire.Boot, error) {
 	flags := &types.BootOptionParam_BootFlags{}
 	if err := c.GetSystemBootOptionsParamFor(ctx, flags); err != nil {
-		return ipmibmc.Boot{}, err
+		return wire.Boot{}, err
 	}
-	b := ipmibmc.Boot{Persistent: flags.Persist, EFI: bool(flags.BIOSBootType)}
+	b := wire.Boot{Persistent: flags.Persist, EFI: bool(flags.BIOSBootType)}
 	if flags.BootFlagsValid {
-		b.Device = ipmibmc.BootDevice(flags.BootDeviceSelector)
+		b.Device = wire.BootDevice(flags.BootDeviceSelector)
 	}
 	return b, nil
 }

@@ -1,4 +1,4 @@
-package ipmibackend
+package ipmi
 
 import (
 	"context"
@@ -13,13 +13,15 @@ import (
 	"testing"
 	"time"
 
+	wire "github.com/fishgate/fishgate/wire/ipmi"
+
 	"github.com/bougou/go-ipmi/pkg/types"
 
 	"github.com/fishgate/fishgate/backends"
-	"github.com/fishgate/fishgate/backends/backendtest"
-	"github.com/fishgate/fishgate/internal/ipmibmc"
+	"github.com/fishgate/fishgate/internal/testkit/backendtest"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/simulator"
+	"github.com/fishgate/fishgate/wire/ipmibmc"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -371,13 +373,13 @@ func TestBusyCommandRetried(t *testing.T) {
 type lateTarget struct{ controls atomic.Int32 }
 
 func (l *lateTarget) PowerState(context.Context) (bool, error) { return false, nil }
-func (l *lateTarget) Control(ctx context.Context, _ ipmibmc.ChassisCommand) error {
+func (l *lateTarget) Control(ctx context.Context, _ wire.ChassisCommand) error {
 	l.controls.Add(1)
 	<-ctx.Done()
 	return ctx.Err()
 }
-func (l *lateTarget) SetBoot(context.Context, ipmibmc.Boot) error   { return nil }
-func (l *lateTarget) Boot(context.Context) (ipmibmc.Boot, error)    { return ipmibmc.Boot{}, nil }
+func (l *lateTarget) SetBoot(context.Context, wire.Boot) error      { return nil }
+func (l *lateTarget) Boot(context.Context) (wire.Boot, error)       { return wire.Boot{}, nil }
 func (l *lateTarget) BMCReset(ctx context.Context, cold bool) error { return nil }
 
 // TestResponseUnavailableNotResent: a C3h answer to a command says the

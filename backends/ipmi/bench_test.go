@@ -1,11 +1,11 @@
-package ipmibackend
+package ipmi
 
 import (
 	"context"
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/ipmifront"
+	ipmifront "github.com/fishgate/fishgate/fronts/ipmi"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 	"github.com/fishgate/fishgate/simulator"

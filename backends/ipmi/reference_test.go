@@ -1,4 +1,4 @@
-package ipmibackend
+package ipmi
 
 import (
 	"context"

@@ -1,6 +1,6 @@
-// Package rfbackend drives a BMC that speaks Redfish (DESIGN.md §8), through
-// the gofish client. It lives in backends/redfish but is named rfbackend so
-// that it does not clash with the northbound redfish package in imports.
+// Package redfish drives a BMC that speaks Redfish (DESIGN.md §8), through
+// the gofish client. Code that also imports the northbound fronts/redfish
+// names this one rfbackend.
 //
 // One Backend holds one session with one BMC. The session is created on the
 // first call, reused by every later call (HTTP keep-alive on), and created
@@ -20,7 +20,7 @@
 // end, the BMC may have carried the command out: the error wraps
 // backends.ErrNoAnswer, and the caller settles it by reading the power
 // state.
-package rfbackend
+package redfish
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package rfbackend
+package redfish
 
 // These tests drive the backend against the real BMC simulator
 // (simulator.Fleet), over loopback HTTP(S). No mocks: where a test needs a
@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"github.com/fishgate/fishgate/backends"
-	"github.com/fishgate/fishgate/backends/backendtest"
-	"github.com/fishgate/fishgate/internal/testnet"
+	"github.com/fishgate/fishgate/internal/testkit"
+	"github.com/fishgate/fishgate/internal/testkit/backendtest"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/simulator"
 )
@@ -479,7 +479,7 @@ func TestUnsentResetIsNoLostAnswer(t *testing.T) {
 	if err := b.Reset(ctxFor(t, 5*time.Second), schemas.ResetOn); err != nil { // logs in, reads the Reset action
 		t.Fatal(err)
 	}
-	gone := newBackend(t, n, func(c *Config) { c.Endpoint = "http://" + testnet.RefusedAddr(t) }) // nothing listens there
+	gone := newBackend(t, n, func(c *Config) { c.Endpoint = "http://" + testkit.RefusedAddr(t) }) // nothing listens there
 	if err := gone.Reset(ctxFor(t, 5*time.Second), schemas.ResetOn); err == nil || errors.Is(err, backends.ErrNoAnswer) {
 		t.Errorf("Reset to a closed port = %v; want an error, not backends.ErrNoAnswer", err)
 	}

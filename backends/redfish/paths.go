@@ -1,4 +1,4 @@
-package rfbackend
+package redfish
 
 import (
 	"context"

@@ -5,7 +5,7 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/fishgate/fishgate/internal/ipmibmc/ipmitooltest"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/simulator"
 )
 
@@ -25,8 +25,8 @@ func TestRunIPMI(t *testing.T) {
 	if view.IPMIAddr != addrs[1][2] {
 		t.Errorf("control API IPMIAddr %q, printed %q", view.IPMIAddr, addrs[1][2])
 	}
-	to := ipmitooltest.Target{Addr: addrs[1][2], User: "root", Password: "calvin"}
-	if got := ipmitooltest.MustRun(t, to, "power", "status"); got != "Chassis Power is on" {
+	to := testkit.IPMITarget{Addr: addrs[1][2], User: "root", Password: "calvin"}
+	if got := testkit.MustIpmitool(t, to, "power", "status"); got != "Chassis Power is on" {
 		t.Errorf("%s power status: %q", addrs[1][1], got)
 	}
 	cancel()

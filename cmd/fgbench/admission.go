@@ -19,8 +19,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	fgconfig "github.com/fishgate/fishgate/internal/config"
-	"github.com/fishgate/fishgate/internal/gateway"
+	fgconfig "github.com/fishgate/fishgate/app/config"
+	"github.com/fishgate/fishgate/app/gateway"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 	"github.com/fishgate/fishgate/simulator"

@@ -20,8 +20,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
-	fgconfig "github.com/fishgate/fishgate/internal/config"
-	"github.com/fishgate/fishgate/internal/demo"
+	fgconfig "github.com/fishgate/fishgate/app/config"
+	"github.com/fishgate/fishgate/app/demo"
 )
 
 // endpoints is what the servers side hands the load side: one line of JSON

@@ -50,7 +50,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
-	"github.com/fishgate/fishgate/internal/config"
+	"github.com/fishgate/fishgate/app/config"
 	"github.com/fishgate/fishgate/serializer"
 )
 

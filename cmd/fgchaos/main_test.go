@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/config"
+	"github.com/fishgate/fishgate/app/config"
 	"github.com/fishgate/fishgate/simulator"
 )
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fishgate/fishgate/internal/demo"
+	"github.com/fishgate/fishgate/app/demo"
 )
 
 func demoCmd() *cobra.Command {

@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
-	"github.com/fishgate/fishgate/internal/config"
-	"github.com/fishgate/fishgate/internal/gateway"
+	"github.com/fishgate/fishgate/app/config"
+	"github.com/fishgate/fishgate/app/gateway"
 )
 
 // serveFlags are the flags that override the config file.

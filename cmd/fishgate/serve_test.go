@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/syncbuf"
+	"github.com/fishgate/fishgate/internal/testkit"
 )
 
 var servingRe = regexp.MustCompile(`fishgate serving (\S+?),? (?:TLS certificate SHA-256 fingerprint (\S+)|\(plain HTTP\))`)
@@ -33,7 +33,7 @@ var servingRe = regexp.MustCompile(`fishgate serving (\S+?),? (?:TLS certificate
 type served struct {
 	url, fingerprint string
 	stop             func() int // stops it and returns its exit code
-	logs             *syncbuf.Buffer
+	logs             *testkit.SyncBuffer
 }
 
 // startServe runs `fishgate serve args...` in this process until the test
@@ -41,7 +41,7 @@ type served struct {
 func startServe(t *testing.T, args ...string) *served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out, errb := &syncbuf.Buffer{}, &syncbuf.Buffer{}
+	out, errb := &testkit.SyncBuffer{}, &testkit.SyncBuffer{}
 	code := make(chan int, 1)
 	go func() { code <- run(ctx, append([]string{"serve"}, args...), out, errb) }()
 	s := &served{logs: errb}

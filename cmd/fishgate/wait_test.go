@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fishgate/fishgate/app/demo"
 	rfbackend "github.com/fishgate/fishgate/backends/redfish"
 	"github.com/fishgate/fishgate/events"
-	"github.com/fishgate/fishgate/internal/demo"
-	"github.com/fishgate/fishgate/internal/testredis"
-	"github.com/fishgate/fishgate/redfish"
+	"github.com/fishgate/fishgate/fronts/redfish"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 	"github.com/fishgate/fishgate/simulator"
@@ -236,7 +236,7 @@ func TestWaitAndPowerAgainstDemo(t *testing.T) {
 // ends in Exception after the retries, and waiters are told (exit 2).
 func TestWaitReportsFailure(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rdb := testredis.Mini(t)
+	rdb := testkit.MiniRedis(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	bus, err := events.New(events.Options{Redis: rdb, Logger: log, PollInterval: 100 * time.Millisecond})
 	if err != nil {

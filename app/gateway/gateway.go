@@ -1,0 +1,330 @@
+// Package gateway assembles a running fishgate from its configuration:
+// Redis, the node backends, the serializer and the Redfish API.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fishgate/fishgate/app/config"
+	"github.com/fishgate/fishgate/backends"
+	amtbackend "github.com/fishgate/fishgate/backends/amt"
+	ipmibackend "github.com/fishgate/fishgate/backends/ipmi"
+	rfbackend "github.com/fishgate/fishgate/backends/redfish"
+	"github.com/fishgate/fishgate/events"
+	ipmifront "github.com/fishgate/fishgate/fronts/ipmi"
+	"github.com/fishgate/fishgate/fronts/redfish"
+	"github.com/fishgate/fishgate/internal/redisx"
+	"github.com/fishgate/fishgate/schemas"
+	"github.com/fishgate/fishgate/serializer"
+)
+
+// Gateway is one running replica.
+type Gateway struct {
+	cfg      config.Config
+	log      *slog.Logger
+	redis    *redisx.Conn
+	nodes    *serializer.Service
+	events   *events.Bus
+	api      *redfish.Server
+	listener net.Listener // the bound socket
+	serving  net.Listener // what is served: listener within the connection caps, in TLS
+	limiter  *connLimiter // the connection caps
+	certs    *certSource  // nil when serving plain HTTP
+	proxies  *proxies
+	server   *http.Server
+	ipmi     []*ipmifront.Server // one per node with ipmi_listen
+}
+
+// NewBackend builds the backend a node's config names.
+func NewBackend(n config.Node, log *slog.Logger) (backends.Backend, error) {
+	switch n.Backend {
+	case "redfish":
+		return rfbackend.New(rfbackend.Config{
+			Endpoint: n.Address, User: n.User, Password: n.Password,
+			Insecure: n.Insecure, SystemID: n.SystemID, Logger: log.With("node", n.ID),
+		})
+	case "amt":
+		return amtbackend.New(amtbackend.Config{
+			Endpoint: n.Address, User: n.User, Password: n.Password,
+			Insecure: n.Insecure, Logger: log.With("node", n.ID),
+		})
+	case "ipmi":
+		host, port, err := ipmibackend.SplitAddress(n.Address)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", n.ID, err)
+		}
+		return ipmibackend.New(ipmibackend.Config{
+			Host: host, Port: port, User: n.User, Password: n.Password,
+			CipherSuite: n.CipherSuite, Interface: n.IPMIInterface, Logger: log.With("node", n.ID),
+		})
+	}
+	return nil, fmt.Errorf("node %s: unknown backend %q", n.ID, n.Backend)
+}
+
+// New connects to Redis, builds every node's backend and the API, and binds
+// the listen address. Nothing is served until Serve.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: log}
+	var err error
+	if g.redis, err = redisx.Open(ctx, cfg.RedisURL); err != nil {
+		return nil, err
+	}
+	var nodes []serializer.Node
+	rfBackends := map[string]*rfbackend.Backend{}
+	for _, n := range cfg.Nodes {
+		b, err := NewBackend(n, log)
+		if err != nil {
+			g.redis.Close()
+			return nil, err
+		}
+		if rb, ok := b.(*rfbackend.Backend); ok {
+			rfBackends[n.ID] = rb
+		}
+		sn := serializer.Node{ID: n.ID, Name: n.Name, Backend: b, Kind: n.Backend, Reassert: n.ReassertDesired, SoftOffFallback: n.SoftOffFallback}
+		if n.Policy != "" {
+			r := rules(cfg.Admission)
+			r.Policy = serializer.Policy(n.Policy)
+			sn.Rules = &r
+		}
+		nodes = append(nodes, sn)
+	}
+	if g.events, err = newEvents(cfg.Events, g.redis.Client, log); err != nil {
+		g.redis.Close()
+		return nil, err
+	}
+	def := rules(cfg.Admission)
+	g.nodes, err = serializer.New(nodes, serializer.Options{
+		Redis: g.redis.Client, Rules: &def, LeaseTTL: time.Duration(cfg.LeaseTTL),
+		SyncInterval: time.Duration(cfg.SyncInterval), Retries: cfg.Retries, VerifyTimeout: time.Duration(cfg.VerifyTimeout),
+		SoftOffTimeout: time.Duration(cfg.SoftOffTimeout), SoftOffFallback: cfg.SoftOffFallback,
+		RestartEvidence: time.Duration(cfg.RestartEvidence), Logger: log,
+		KeepTasks: cfg.Tasks.Keep, KeepTaskAge: time.Duration(cfg.Tasks.KeepFor),
+		SyncConcurrency: cfg.SyncConcurrency, SyncPerKind: cfg.SyncPerBackend,
+		Events: g.events,
+	})
+	if err != nil {
+		g.redis.Close()
+		return nil, err
+	}
+	g.proxies = newProxies(cfg, rfBackends, log)
+	var accounts []redfish.Account
+	for _, a := range cfg.Accounts {
+		accounts = append(accounts, redfish.Account{User: a.User, Password: a.Password, Role: a.Role, Nodes: a.Nodes})
+	}
+	g.api, err = redfish.New(redfish.Options{
+		Nodes: g.nodes, Redis: g.redis.Client, Accounts: accounts,
+		SessionTimeout: time.Duration(cfg.SessionTimeout), MaxBodyBytes: cfg.MaxBodyBytes,
+		Passthrough: g.proxies.handler,
+		Events:      g.events, SSEKeepAlive: time.Duration(cfg.Events.SSEKeepAlive),
+		MaxSSEStreams: cfg.Events.MaxSSEStreams, MaxSSEStreamsPerUser: cfg.Events.MaxSSEStreamsPerUser,
+		ServiceID: cfg.RedisURL + "|" + cfg.Listen, Logger: log,
+		UnauthenticatedBodyBytes: cfg.Limits.UnauthenticatedBodyBytes, TrustedProxies: cfg.TrustedProxyPrefixes(),
+		AccountPolicy: redfish.AccountPolicy{
+			MinPasswordLength:  cfg.AccountService.MinPasswordLength,
+			LockoutThreshold:   lockoutThreshold(cfg.AccountService.LockoutThreshold),
+			LockoutDuration:    time.Duration(cfg.AccountService.LockoutDuration),
+			LockoutResetAfter:  time.Duration(cfg.AccountService.LockoutResetAfter),
+			MaxSessionsPerUser: cfg.AccountService.MaxSessionsPerUser,
+		},
+	})
+	if err != nil {
+		g.redis.Close()
+		return nil, err
+	}
+	for _, n := range cfg.Nodes {
+		if n.IPMIListen == "" {
+			continue
+		}
+		f, err := ipmifront.Serve(context.Background(), ipmifront.Config{
+			Addr: n.IPMIListen, Node: n.ID, User: n.IPMIUser, Password: n.IPMIPassword, AllowV15: n.IPMIAllowV15, Logger: log,
+		}, g.nodes)
+		if err != nil {
+			g.closeIPMI()
+			g.redis.Close()
+			return nil, err
+		}
+		g.ipmi = append(g.ipmi, f)
+	}
+	if !cfg.TLS.Disabled {
+		var shared redis.UniversalClient
+		if g.redis.Embedded == nil {
+			shared = g.redis.Client
+		}
+		if g.certs, err = newCertSource(ctx, cfg.TLS, cfg.Listen, shared, log); err != nil {
+			g.closeIPMI()
+			g.redis.Close()
+			return nil, err
+		}
+	}
+	if g.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		g.closeIPMI()
+		g.redis.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	lim := cfg.Limits
+	g.limiter = newConnLimiter(g.listener, lim, cfg.TrustedProxyPrefixes(), log)
+	g.serving = g.limiter
+	if g.certs != nil {
+		g.serving = tls.NewListener(g.limiter, g.certs.tlsConfig())
+	} else if !isLoopback(g.listener.Addr()) {
+		log.Warn("SERVING PLAIN HTTP ON A NON-LOOPBACK ADDRESS: passwords and session tokens cross the network in clear text; "+
+			"remove tls.disabled (a self-signed certificate is made) or configure tls.cert and tls.key", "listen", g.listener.Addr().String())
+	}
+	g.server = &http.Server{
+		Handler:           withWriteDeadline(g.withHealth(g.api.Handler()), time.Duration(lim.WriteTimeout)),
+		ReadHeaderTimeout: time.Duration(lim.ReadHeaderTimeout),
+		// ReadTimeout covers the request, body included; net/http lifts
+		// the read deadline once the body is read, so long answers and
+		// SSE streams are not cut by it. Writes have their own deadline
+		// each (withWriteDeadline): no server-wide WriteTimeout.
+		ReadTimeout:    time.Duration(lim.ReadTimeout),
+		IdleTimeout:    time.Duration(lim.IdleTimeout),
+		MaxHeaderBytes: lim.MaxHeaderBytes,
+		ConnState:      g.limiter.connState,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return g, nil
+}
+
+// isLoopback reports whether a listen address is loopback only.
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// TLSFingerprint is the SHA-256 fingerprint of the certificate presented
+// ("" when serving plain HTTP).
+func (g *Gateway) TLSFingerprint() string {
+	if g.certs == nil {
+		return ""
+	}
+	return g.certs.Fingerprint()
+}
+
+// ReloadTLS reads the certificate again (SIGHUP): the configured files, or
+// the kept self-signed pair. New handshakes present it; open connections
+// and the listener stay. On error the current certificate stays.
+func (g *Gateway) ReloadTLS(ctx context.Context) error {
+	if g.certs == nil {
+		return nil
+	}
+	return g.certs.reload(ctx)
+}
+
+// URL is the base URL clients use.
+func (g *Gateway) URL() string {
+	scheme := "http"
+	if g.certs != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + g.listener.Addr().String()
+}
+
+// Handler is the Redfish API handler (for in-process tests and benchmarks).
+func (g *Gateway) Handler() http.Handler { return g.api.Handler() }
+
+// Serve reads every node once, then serves until ctx ends, then shuts down.
+func (g *Gateway) Serve(ctx context.Context) error {
+	g.events.Start(ctx) // SSE streams end with ctx, so Shutdown does not wait for them
+	g.nodes.Start(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- g.server.Serve(g.serving)
+	}()
+	var err error
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = g.server.Shutdown(sctx)
+		cancel()
+	case err = <-errc:
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	g.proxies.close()
+	g.api.Close()
+	return errors.Join(err, g.closeIPMI(), g.nodes.Close(), g.events.Close(), g.redis.Close())
+}
+
+// lockoutThreshold maps the configuration's 0 (never) to the AccountPolicy's.
+func lockoutThreshold(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// closeIPMI stops the nodes' IPMI fronts.
+func (g *Gateway) closeIPMI() error {
+	var errs []error
+	for _, f := range g.ipmi {
+		errs = append(errs, f.Close())
+	}
+	g.ipmi = nil
+	return errors.Join(errs...)
+}
+
+// IPMIAddr is the UDP address of a node's IPMI front, "" without one.
+func (g *Gateway) IPMIAddr(node string) string {
+	for _, f := range g.ipmi {
+		if f.Node() == node {
+			return f.Addr()
+		}
+	}
+	return ""
+}
+
+// rules converts the admission config to serializer rules.
+func rules(a config.Admission) serializer.Rules {
+	r := serializer.DefaultRules()
+	r.Policy = serializer.Policy(a.Policy)
+	r.QueueMax = a.QueueMax
+	r.FlipLimit = a.FlipLimit
+	r.FlipWindow = time.Duration(a.FlipWindow)
+	if len(a.Precedence) > 0 {
+		r.Precedence = serializer.Precedence{}
+		for k, v := range a.Precedence {
+			r.Precedence[schemas.ResetType(k)] = v
+		}
+	}
+	return r
+}
+
+// withHealth serves the liveness (/healthz: the process answers) and
+// readiness (/readyz: Redis answers) probes in front of the API.
+func (g *Gateway) withHealth(api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain")
+		if err := g.redis.Client.Ping(ctx).Err(); err != nil {
+			// The probe is unauthenticated: the Redis address and error go
+			// to the log only.
+			g.log.Warn("readiness: Redis does not answer", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("redis: unavailable\n"))
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.Handle("/", api)
+	return mux
+}

@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fishgate/fishgate/app/config"
+	"github.com/fishgate/fishgate/internal/testkit"
+	"github.com/fishgate/fishgate/simulator"
+)
+
+func TestIPMIWiring(t *testing.T) {
+	fleet := simulator.NewFleet(nil)
+	defer fleet.Close()
+	sim, err := fleet.Add(simulator.NodeSpec{ID: "n1", IPMIListen: "127.0.0.1:0",
+		Machine: simulator.MachineConfig{DelayMin: 20 * time.Millisecond, DelayMax: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.TLS.Disabled = true
+	cfg.Accounts = []config.Account{{User: "admin", Password: "pw"}}
+	cfg.Nodes = []config.Node{{ID: "n1", Backend: "ipmi", Address: "ipmi://" + sim.IPMIAddr(), User: "admin", Password: "password",
+		IPMIListen: "127.0.0.1:0", IPMIUser: "ironic", IPMIPassword: "front"}}
+	log := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	g, err := New(ctx, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	to := testkit.IPMITarget{Addr: g.IPMIAddr("n1"), User: "ironic", Password: "front"}
+	wait := func(want string) {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			out := testkit.MustIpmitool(t, to, "power", "status")
+			if out == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("status %q, want %q; machine %+v", out, want, sim.Machine().Status())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	wait("Chassis Power is off")
+	testkit.MustIpmitool(t, to, "power", "on")
+	wait("Chassis Power is on")
+	testkit.MustIpmitool(t, to, "chassis", "bootdev", "pxe")
+	if b := sim.Machine().Boot(); b.Target != "Pxe" {
+		t.Errorf("boot %+v", b)
+	}
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			testkit.Ipmitool(t, to, "power", []string{"off", "on", "cycle"}[i%3])
+		})
+		wg.Go(func() {
+			rt := []string{"ForceOff", "On", "PowerCycle"}[(i+1)%3]
+			req, _ := http.NewRequest("POST", g.URL()+"/redfish/v1/Systems/n1/Actions/ComputerSystem.Reset", bytes.NewBufferString(`{"ResetType":"`+rt+`"}`))
+			req.SetBasicAuth("admin", "pw")
+			req.Header.Set("Content-Type", "application/json")
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	testkit.MustIpmitool(t, to, "power", "on")
+	wait("Chassis Power is on")
+	time.Sleep(500 * time.Millisecond)
+	st := sim.Machine().Status()
+	if st.MaxInFlight != 1 {
+		t.Errorf("MaxInFlight %d", st.MaxInFlight)
+	}
+	var acts []string
+	for _, c := range st.Commands {
+		acts = append(acts, c.Protocol+" "+c.Action+":"+c.Result)
+	}
+	t.Logf("machine log: %s", strings.Join(acts, ", "))
+}
