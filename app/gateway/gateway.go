@@ -73,6 +73,11 @@ func NewBackend(n config.Node, log *slog.Logger) (backends.Backend, error) {
 // New connects to Redis, builds every node's backend and the API, and binds
 // the listen address. Nothing is served until Serve.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, error) {
+	return newGateway(ctx, cfg, log, NewBackend)
+}
+
+// newGateway is New with each node's backend built by newBackend.
+func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBackend func(config.Node, *slog.Logger) (backends.Backend, error)) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -82,16 +87,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		return nil, err
 	}
 	var nodes []serializer.Node
-	rfBackends := map[string]*rfbackend.Backend{}
+	backendsByID := map[string]backends.Backend{}
 	for _, n := range cfg.Nodes {
-		b, err := NewBackend(n, log)
+		b, err := newBackend(n, log)
 		if err != nil {
 			g.redis.Close()
 			return nil, err
 		}
-		if rb, ok := b.(*rfbackend.Backend); ok {
-			rfBackends[n.ID] = rb
-		}
+		backendsByID[n.ID] = b
 		sn := serializer.Node{ID: n.ID, Name: n.Name, Backend: b, Kind: n.Backend, Reassert: n.ReassertDesired, SoftOffFallback: n.SoftOffFallback}
 		if n.Policy != "" {
 			r := rules(cfg.Admission)
@@ -118,7 +121,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 		g.redis.Close()
 		return nil, err
 	}
-	g.proxies = newProxies(cfg, rfBackends, log)
+	g.proxies = newProxies(backendsByID, log)
 	var accounts []redfish.Account
 	for _, a := range cfg.Accounts {
 		accounts = append(accounts, redfish.Account{User: a.User, Password: a.Password, Role: a.Role, Nodes: a.Nodes})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fishgate/fishgate/app/config"
+	"github.com/fishgate/fishgate/backends"
 )
 
 const testUser, testPass = "admin", "pw"
@@ -31,6 +32,13 @@ func startTestGateway(t *testing.T, mod func(*config.Config)) *Gateway {
 // runTestGateway is startTestGateway that the caller stops.
 func runTestGateway(t *testing.T, mod func(*config.Config)) (*Gateway, func()) {
 	t.Helper()
+	return runTestGatewayWith(t, mod, NewBackend)
+}
+
+// runTestGatewayWith is runTestGateway with the nodes' backends built by
+// newBackend.
+func runTestGatewayWith(t *testing.T, mod func(*config.Config), newBackend func(config.Node, *slog.Logger) (backends.Backend, error)) (*Gateway, func()) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.TLS.Disabled = true
@@ -39,7 +47,7 @@ func runTestGateway(t *testing.T, mod func(*config.Config)) (*Gateway, func()) {
 		mod(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g, err := New(ctx, cfg, slog.New(slog.DiscardHandler))
+	g, err := newGateway(ctx, cfg, slog.New(slog.DiscardHandler), newBackend)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -69,15 +77,25 @@ func testClient() *http.Client {
 // get GETs path with Basic credentials and returns the status.
 func get(t *testing.T, hc *http.Client, g *Gateway, path string) int {
 	t.Helper()
+	st, _ := getBody(t, hc, g, path)
+	return st
+}
+
+// getBody GETs path with Basic credentials and returns the status and body.
+func getBody(t *testing.T, hc *http.Client, g *Gateway, path string) (int, string) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, g.URL()+path, nil)
 	req.SetBasicAuth(testUser, testPass)
 	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 // dialFrom connects to the gateway from a loopback source address: every

@@ -8,38 +8,40 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fishgate/fishgate/app/config"
-	rfbackend "github.com/fishgate/fishgate/backends/redfish"
+	"github.com/fishgate/fishgate/backends"
 	"github.com/fishgate/fishgate/fronts/redfish/proxy"
 )
 
-// proxies builds, on first use, one pass-through proxy per Redfish-backed
-// node: the BMC's resource paths are read once through the node's backend.
-// Each node has its own lock, so one slow BMC does not hold up the others.
+// proxies builds, on first use, one pass-through proxy per node whose
+// backend offers it (backends.PassThrough): where the node's resources are
+// on its BMC is asked of the backend once. Each node has its own lock, so
+// one slow BMC does not hold up the others.
 type proxies struct {
 	log   *slog.Logger
 	nodes map[string]*proxyEntry // fixed after newProxies
 }
 
 type proxyEntry struct {
-	node    config.Node
-	backend *rfbackend.Backend
+	backend backends.PassThrough
 
 	mu sync.Mutex
 	h  *proxy.Proxy
 }
 
-func newProxies(cfg config.Config, backendsByID map[string]*rfbackend.Backend, log *slog.Logger) *proxies {
+// newProxies keeps, of the nodes' backends (by node id), those that offer
+// pass-through.
+func newProxies(backendsByID map[string]backends.Backend, log *slog.Logger) *proxies {
 	p := &proxies{log: log, nodes: map[string]*proxyEntry{}}
-	for _, n := range cfg.Nodes {
-		if b, ok := backendsByID[n.ID]; ok {
-			p.nodes[n.ID] = &proxyEntry{node: n, backend: b}
+	for id, b := range backendsByID {
+		if pt, ok := b.(backends.PassThrough); ok {
+			p.nodes[id] = &proxyEntry{backend: pt}
 		}
 	}
 	return p
 }
 
-// handler returns the node's proxy, or nil for a node whose BMC is not Redfish.
+// handler returns the node's proxy, or nil for a node whose backend offers
+// no pass-through.
 func (p *proxies) handler(ctx context.Context, id string) (http.Handler, error) {
 	e, ok := p.nodes[id]
 	if !ok {
@@ -52,14 +54,13 @@ func (p *proxies) handler(ctx context.Context, id string) (http.Handler, error) 
 	}
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	paths, err := e.backend.ResourcePaths(cctx)
+	t, err := e.backend.PassThroughTarget(cctx)
 	if err != nil {
 		return nil, fmt.Errorf("discover BMC resources: %w", err)
 	}
-	n := e.node
 	h, err := proxy.New(proxy.Target{
-		Node: id, Endpoint: n.Address, User: n.User, Password: n.Password, Insecure: n.Insecure,
-		SystemPath: paths.System, ManagerPath: paths.Manager, ChassisPath: paths.Chassis,
+		Node: id, Endpoint: t.Endpoint, User: t.User, Password: t.Password, Insecure: t.Insecure,
+		SystemPath: t.SystemPath, ManagerPath: t.ManagerPath, ChassisPath: t.ChassisPath,
 	}, p.log.With("node", id, "component", "proxy"))
 	if err != nil {
 		return nil, err

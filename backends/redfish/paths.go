@@ -7,6 +7,8 @@ import (
 
 	"github.com/stmcginnis/gofish"
 	rf "github.com/stmcginnis/gofish/schemas"
+
+	"github.com/fishgate/fishgate/backends"
 )
 
 // Paths are the BMC's own paths of the node's ComputerSystem and of the
@@ -55,4 +57,19 @@ func (b *Backend) ResourcePaths(ctx context.Context) (Paths, error) {
 		return Paths{}, b.errorf("resource paths", err)
 	}
 	return p, nil
+}
+
+var _ backends.PassThrough = (*Backend)(nil)
+
+// PassThroughTarget is the backend's backends.PassThrough: the BMC's
+// endpoint and account, and its resource paths (ResourcePaths).
+func (b *Backend) PassThroughTarget(ctx context.Context) (backends.RedfishTarget, error) {
+	p, err := b.ResourcePaths(ctx)
+	if err != nil {
+		return backends.RedfishTarget{}, err
+	}
+	return backends.RedfishTarget{
+		Endpoint: b.endpoint, User: b.cfg.User, Password: b.cfg.Password, Insecure: b.cfg.Insecure,
+		SystemPath: p.System, ManagerPath: p.Manager, ChassisPath: p.Chassis,
+	}, nil
 }
