@@ -30,7 +30,8 @@ bench:
 	$(GO) test -run='^$$' -bench='^BenchmarkAdmission$$' -benchtime=$(BENCHTIME) -count=5 ./serializer
 
 # Three replicas, real Redis with AOF, faulty simulated BMCs, SIGKILLs and a
-# Redis restart; checks DESIGN.md §4's invariants and prints one summary line.
+# Redis restart; checks the invariants of docs/architecture.md#invariants and
+# prints one summary line.
 chaos:
 	$(GO) run ./cmd/fgchaos -nodes 200 -requests 5000 -replicas 3
 

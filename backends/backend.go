@@ -1,6 +1,6 @@
 // Package backends is the southbound side of fishgate: one small interface
 // that every BMC protocol (Redfish, IPMI, AMT) implements, so the serializer
-// drives any machine the same way (DESIGN.md §8).
+// drives any machine the same way (docs/architecture.md#backends).
 package backends
 
 import (

@@ -29,7 +29,7 @@ import (
 // attempts and ignored commands, and Redfish and IPMI clients of one node
 // serialized together.
 
-// amtPowerStates is DESIGN.md §8's mapping of ResetTypes to the PowerState
+// amtPowerStates is the AMT mapping of ResetTypes to the PowerState
 // values of RequestPowerStateChange; the simulator logs an AMT command as
 // "<ResetType> (<value>)".
 var amtPowerStates = map[schemas.ResetType]int{

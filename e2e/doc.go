@@ -1,7 +1,7 @@
-// Package e2e holds end-to-end tests: a whole fishgate (app/demo: an
-// embedded Redis, simulated BMCs and the gateway) driven over loopback HTTP by
-// the clients that use it in the field: sushy (Ironic), redfishtool, gofish
-// and a MAAS-shaped plain HTTP client (CLIENTS.md). Every outcome is checked
+// Package e2e holds end-to-end tests: a whole fishgate (app/demo: an embedded
+// Redis, simulated BMCs and the gateway) driven over loopback HTTP by the
+// clients that use it in the field: sushy (Ironic), redfishtool, gofish and a
+// MAAS-shaped plain HTTP client (docs/clients.md). Every outcome is checked
 // both at the gateway and at the simulated machine behind it.
 //
 // The external tools are Debian's (python3-sushy, redfishtool). Tests that

@@ -14,12 +14,12 @@ import (
 	"github.com/fishgate/fishgate/simulator"
 )
 
-// MAAS's redfish power driver (CLIENTS.md, and MAAS's PowerDriver.cycle)
-// against one node of every backend (issue 9): query, on, off, on, reset
-// (PXE once + GracefulRestart, not waited for), cycle. Every request
-// answers 2xx, the node reaches each state, and the simulator's command log
-// shows the boot override and the phases of each action in order, one
-// command at a time.
+// MAAS's redfish power driver (docs/clients.md#maas, and MAAS's
+// PowerDriver.cycle) against one node of every backend (issue 9): query, on,
+// off, on, reset (PXE once + GracefulRestart, not waited for), cycle. Every
+// request answers 2xx, the node reaches each state, and the simulator's
+// command log shows the boot override and the phases of each action in order,
+// one command at a time.
 
 // maasQuery is MAAS's power query: Systems, Members[0], PowerState.
 func (m *maasClient) maasQuery(t *testing.T) (sysPath string, on bool) {

@@ -14,9 +14,10 @@ import (
 )
 
 // maasClient sends requests the way MAAS's redfish power driver does
-// (CLIENTS.md): User-Agent MAAS, Accept and Content-Type application/json on
-// every request (GETs too), HTTP Basic, one connection per request. Its
-// address keeps a path prefix and is joined with "redfish/v1/...".
+// (docs/clients.md#maas): User-Agent MAAS, Accept and Content-Type
+// application/json on every request (GETs too), HTTP Basic, one connection
+// per request. Its address keeps a path prefix and is joined with
+// "redfish/v1/...".
 type maasClient struct {
 	user, pass string // power_user, power_pass
 	address    string // power_address: http://gw/bmc/<node>/
@@ -159,7 +160,7 @@ func TestMAASPerNode(t *testing.T) {
 	}
 	tag1 := etag(sys, h)
 	if tag1 == "" {
-		t.Fatalf("GET %s: no ETag (MAAS sends If-Match only when it sees one; DESIGN.md §11 promises ETags)", sysPath)
+		t.Fatalf("GET %s: no ETag (MAAS sends If-Match only when it sees one; the gateway promises ETags)", sysPath)
 	}
 
 	t.Run("patch-if-match", func(t *testing.T) {

@@ -22,8 +22,9 @@ import (
 	"github.com/fishgate/fishgate/simulator"
 )
 
-// Process-level tests of DESIGN.md §6: real `fishgate serve` replicas
-// sharing a real redis-server, killed with SIGKILL.
+// Process-level tests of leases and recovery (docs/architecture.md#recovery):
+// real `fishgate serve` replicas sharing a real redis-server, killed with
+// SIGKILL.
 
 var (
 	buildOnce sync.Once

@@ -17,11 +17,12 @@ import (
 	"github.com/fishgate/fishgate/simulator"
 )
 
-// Client sequences against the Task-based Reset (DESIGN.md §4-§5): every
-// Reset answers 202 + Location of a task monitor + a Task body; identical
-// requests coalesce, conflicting ones supersede or queue (now-next), DELETE
-// cancels. Each test runs its own demo; the simulator's MaxInFlight proves
-// invariant 1 (never two BMC commands in flight for one node).
+// Client sequences against the Task-based Reset
+// (docs/architecture.md#admission, #tasks): every Reset answers 202 +
+// Location of a task monitor + a Task body; identical requests coalesce,
+// conflicting ones supersede or queue (now-next), DELETE cancels. Each test
+// runs its own demo; the simulator's MaxInFlight proves invariant 1 (never
+// two BMC commands in flight for one node).
 
 const (
 	monitorPath = "/TaskService/TaskMonitors/"
@@ -987,7 +988,7 @@ func TestTaskMonitor(t *testing.T) {
 		}
 		oem = waitIdle(t, d, node)
 		if oem["DesiredPowerState"] != "On" {
-			t.Errorf("after aborting a soft off, DesiredPowerState %v, want the observed On (DESIGN.md §5)", oem["DesiredPowerState"])
+			t.Errorf("after aborting a soft off, DesiredPowerState %v, want the observed On", oem["DesiredPowerState"])
 		}
 		if p := mach.PowerState(); p != "On" {
 			t.Errorf("%s machine %s after the aborted soft off, want On", node, p)

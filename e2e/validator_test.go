@@ -11,11 +11,12 @@ import (
 )
 
 // derivedCollections are resource collection schemas the gateway serves but
-// the bundle in ../shared/redfish-schemas does not ship (its NOT-INCLUDED.txt
-// lists them), each mapped to a bundled collection schema of the same
-// generated shape. DMTF generates every XxxCollection.json from one template
-// that differs only in the member type's name, so renaming the template's
-// member type reproduces the missing schema's constraints.
+// the DMTF schema bundle (shared/redfish-schemas beside the repository) does
+// not ship (its NOT-INCLUDED.txt lists them), each mapped to a bundled
+// collection schema of the same generated shape. DMTF generates every
+// XxxCollection.json from one template that differs only in the member type's
+// name, so renaming the template's member type reproduces the missing
+// schema's constraints.
 var derivedCollections = map[string]string{
 	"ManagerAccountCollection": "ChassisCollection",
 }

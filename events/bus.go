@@ -1,7 +1,7 @@
-// Package events is fishgate's event bus (DESIGN.md §7): the serializer's
-// power and task events go into one Redis stream shared by every replica;
-// the Redfish EventService reads it for its SSE stream and delivers it to
-// push subscribers.
+// Package events is fishgate's event bus (docs/architecture.md#events): the
+// serializer's power and task events go into one Redis stream shared by every
+// replica; the Redfish EventService reads it for its SSE stream and delivers
+// it to push subscribers.
 //
 // Layout:
 //
@@ -12,8 +12,8 @@
 //	bus.go     the Bus: Emit, Read, Follow (one blocking reader per replica)
 //	push.go    push delivery: one elected deliverer, a cursor per subscription
 //
-// Redis keys share the hash tag {events} (DESIGN.md §6), so the scripts that
-// touch several of them run on Redis Cluster:
+// Redis keys share the hash tag {events}, so the scripts that touch several
+// of them run on Redis Cluster (docs/architecture.md#redis-key-layout):
 //
 //	fg:{events}:stream       stream of events; entry id = EventId = SSE id
 //	fg:{events}:subs         hash subscription id -> JSON

@@ -8,7 +8,9 @@ import (
 )
 
 // TestRegistryTexts checks every message the gateway builds against the
-// DMTF registries (DSP8011) kept in ../shared/redfish-schemas/registries:
+// DMTF registries (DSP8011) in the DMTF schema folder
+// ($FISHGATE_REDFISH_REGISTRIES, or shared/redfish-schemas/registries beside
+// the repository):
 // text, argument count, severity and resolution are copied, never invented.
 func TestRegistryTexts(t *testing.T) {
 	dir := filepath.Join("..", "..", "shared", "redfish-schemas", "registries")

@@ -48,9 +48,9 @@ func ParseResetType(s string) (ResetType, error) {
 }
 
 // Target is the power state a node must show for the action to be done
-// (DESIGN.md §4 invariant 2). ok is false for actions that do not change the
-// steady power state (Nmi) or whose outcome depends on the current state
-// (PushPowerButton toggles).
+// (docs/architecture.md#convergence). ok is false for actions that do not
+// change the steady power state (Nmi) or whose outcome depends on the current
+// state (PushPowerButton toggles).
 func (r ResetType) Target() (state PowerState, ok bool) {
 	switch r {
 	case ResetOn, ResetForceOn, ResetGracefulRestart, ResetForceRestart, ResetPowerCycle:

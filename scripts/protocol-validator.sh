@@ -4,9 +4,10 @@
 # a network namespace that has only loopback (nothing can leave the machine:
 # the validator subscribes to events at a fixed private address).
 #
-# Needs root (unshare --net), ../shared/tools/dmtf (the offline validator
-# runner) and DMTF_MIRROR pointing at snapshots of the repositories that
-# README names. Prints the validator's last line; exit 0 = no failures.
+# Needs root (unshare --net), the offline validator runner ($DMTF_RUNNER, or
+# shared/tools/dmtf beside the repository) and DMTF_MIRROR pointing at
+# snapshots of the repositories that README names. Prints the validator's last
+# line; exit 0 = no failures.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 runner=${DMTF_RUNNER:-$repo/../shared/tools/dmtf/run-protocol-validator.sh}

@@ -8,15 +8,16 @@ import (
 	"github.com/fishgate/fishgate/schemas"
 )
 
-// This file is the execution of one power action as a pure state machine,
-// in the style of etcd-io/raft's Step (STYLE.md §1): Step takes what was
-// observed (a BMC answer, a power reading, a timer, the node's slots) and
-// returns the effects the driver must perform (send a command, read the
-// power state, sleep, record progress, emit an event, finish the task).
-// No I/O, no clock: time comes with each observation. worker.go performs
-// the effects; testdata/action holds transcripts of it.
+// This file is the execution of one power action as a pure state machine, in
+// the style of etcd-io/raft's Step
+// (docs/decisions/0002-pure-state-machines.md): Step takes what was observed
+// (a BMC answer, a power reading, a timer, the node's slots) and returns the
+// effects the driver must perform (send a command, read the power state,
+// sleep, record progress, emit an event, finish the task). No I/O, no clock:
+// time comes with each observation. worker.go performs the effects;
+// testdata/action holds transcripts of it.
 //
-// The rules it encodes (DESIGN.md §4-§6, README "Power actions"):
+// The rules it encodes (docs/architecture.md#actions, README "Power actions"):
 //   - A phase's command is sent once per attempt. A command refused by the
 //     BMC is retried after a backoff (Retries times). A command whose answer
 //     did not come may have been carried out: it is settled by reading the

@@ -19,7 +19,8 @@ import (
 
 // admissionDriver runs transcript commands against one implementation of
 // the admission policy. Every implementation prints the same text, so the
-// same transcript checks them all (STYLE.md §2).
+// same transcript checks them all
+// (docs/decisions/0007-transcripts-on-every-implementation.md).
 type admissionDriver interface {
 	init(t *testing.T, rules Rules)
 	submit(r schemas.ResetType, task string, now time.Time) string

@@ -8,7 +8,7 @@ import (
 )
 
 // Event is something the serializer reports: a power change of a node or a
-// task's progress (DESIGN.md §7). Message is a registry message
+// task's progress (docs/architecture.md#events). Message is a registry message
 // (ResourceEvent or TaskEvent); Origin names the resource it is about.
 type Event struct {
 	Time    time.Time
@@ -40,7 +40,7 @@ func (s *Service) emitTask(ctx context.Context, node, task string, msg schemas.M
 }
 
 // emitFinish reports how a task ended and, for a failure, a node event so
-// that waiters stop waiting (DESIGN.md §7).
+// that waiters stop waiting (docs/architecture.md#events).
 func (s *Service) emitFinish(ctx context.Context, node, task string, r result) {
 	var key string
 	switch {

@@ -17,10 +17,11 @@ import (
 	"github.com/fishgate/fishgate/simulator"
 )
 
-// Fencing (DESIGN.md §6): a replica that was paused while it held a node's
-// lease, and whose lease expired meanwhile, must neither send a BMC command
-// nor write a result once it runs again; the replica that took the node
-// over finishes the action, and its result is the one that stays.
+// Fencing (docs/architecture.md#leases-and-fencing): a replica that was
+// paused while it held a node's lease, and whose lease expired meanwhile,
+// must neither send a BMC command nor write a result once it runs again; the
+// replica that took the node over finishes the action, and its result is the
+// one that stays.
 
 // pausable wraps a backend so that one chosen PowerState call freezes, like
 // a replica stopped by the OS or a long GC pause: the read happens, then the
@@ -186,8 +187,8 @@ func TestFencePausedReplicaAfterItsCommand(t *testing.T) {
 	e.addReplica("B", fastOptions(), nil)
 	done := e.waitTask(10*time.Second, adm.Task, "terminal", terminalTask)
 	e.waitQuiet(10*time.Second, []string{"f1"}, nil)
-	// B must not send the On again (DESIGN.md §6): it waits for the BMC and
-	// confirms the command A had sent.
+	// B must not send the On again (docs/architecture.md#recovery): it waits
+	// for the BMC and confirms the command A had sent.
 	if done.State != "Completed" || !strings.Contains(done.Reason, "confirmed On after recovery") {
 		t.Fatalf("task after take-over: %+v", done)
 	}

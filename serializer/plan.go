@@ -9,8 +9,8 @@ import (
 )
 
 // This file says how every standard ResetType is carried out with the
-// primitives a node's BMC offers (DESIGN.md §8 "Emulated ResetTypes"): the
-// BMC's own command where it has one, otherwise a sequence of phases that
+// primitives a node's BMC offers (docs/architecture.md#emulated-resettypes):
+// the BMC's own command where it has one, otherwise a sequence of phases that
 // the action state machine (action.go) runs as one serialized action. It is
 // pure: no I/O.
 

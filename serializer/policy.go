@@ -7,9 +7,10 @@ import (
 	"github.com/fishgate/fishgate/schemas"
 )
 
-// This file is the admission policy of DESIGN.md §4 as a pure function: no
-// I/O, no clock. admit.lua applies the same decisions atomically in Redis;
-// the transcripts in testdata/admission run against both and must agree.
+// This file is the admission policy (docs/architecture.md#admission) as a
+// pure function: no I/O, no clock. admit.lua applies the same decisions
+// atomically in Redis; the transcripts in testdata/admission run against both
+// and must agree.
 
 // Policy names how a node treats a request that arrives while it is busy.
 type Policy string

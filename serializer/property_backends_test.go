@@ -22,10 +22,11 @@ import (
 	"github.com/fishgate/fishgate/simulator"
 )
 
-// The property of property_test.go (DESIGN.md §4 invariants (a)-(d),
-// checked by checkInvariants) with the simulated nodes driven over IPMI
-// and over Intel AMT instead of Redfish: two replicas sharing one Redis,
-// several clients, random delays, DELETEs and failing first commands.
+// The property of property_test.go (invariants (a)-(d) there, checked by
+// checkInvariants; docs/architecture.md#invariants) with the simulated nodes
+// driven over IPMI and over Intel AMT instead of Redfish: two replicas
+// sharing one Redis, several clients, random delays, DELETEs and failing
+// first commands.
 //
 // Both protocols have no transitional power state (a transition reads as
 // the state it leaves until it settles), which is what the serializer's

@@ -20,10 +20,10 @@ import (
 	"github.com/fishgate/fishgate/simulator"
 )
 
-// The invariants of DESIGN.md §4, under random interleavings: several
-// clients send Resets and DELETEs to 3-4 nodes through two replicas that
-// share one Redis, against simulated Redfish BMCs with random delays and
-// failing first commands. After everything settles:
+// The invariants (docs/architecture.md#invariants), under random
+// interleavings: several clients send Resets and DELETEs to 3-4 nodes through
+// two replicas that share one Redis, against simulated Redfish BMCs with
+// random delays and failing first commands. After everything settles:
 //
 //	(a) no BMC ever had two power commands in flight (MaxInFlight ≤ 1);
 //	(b) the node's power is the target of the last accepted request when

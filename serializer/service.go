@@ -1,5 +1,5 @@
 // Package serializer owns every node's power actions and the gateway's view
-// of each node (DESIGN.md §4-§6).
+// of each node (docs/architecture.md#admission to #power-sync).
 //
 // A Reset is admitted by one Lua script in Redis (policy.go decides, the
 // script applies the same decision atomically): it starts, waits in the
@@ -565,8 +565,8 @@ func (s *Service) newTaskID(node string) string {
 	return node + "." + strconv.FormatInt(s.opts.Clock().UnixMilli(), 36) + hex.EncodeToString(b)
 }
 
-// Reset admits a reset of type r for node id (DESIGN.md §4): one Redis
-// round trip. req describes the request for the node's command log.
+// Reset admits a reset of type r for node id (docs/architecture.md#admission):
+// one Redis round trip. req describes the request for the node's command log.
 func (s *Service) Reset(ctx context.Context, id string, r schemas.ResetType, req string) (Admission, error) {
 	n, ok := s.nodes[id]
 	if !ok {
@@ -588,7 +588,7 @@ func (s *Service) Reset(ctx context.Context, id string, r schemas.ResetType, req
 	return a, nil
 }
 
-// CancelTask aborts a task (DELETE, DESIGN.md §5).
+// CancelTask aborts a task (DELETE, docs/architecture.md#cancellation).
 func (s *Service) CancelTask(ctx context.Context, taskID string) (CancelResult, error) {
 	node, ok := TaskNode(taskID)
 	if !ok {

@@ -367,8 +367,8 @@ func bmcCommands(m *simulator.Machine) []string {
 	return out
 }
 
-// targetOf is the power state a ResetType leaves the node in (DESIGN.md §4
-// invariant 2).
+// targetOf is the power state a ResetType leaves the node in
+// (docs/architecture.md#convergence).
 func targetOf(t tester, r schemas.ResetType) schemas.PowerState {
 	t.Helper()
 	p, ok := r.Target()

@@ -16,8 +16,8 @@ import (
 	"github.com/fishgate/fishgate/schemas"
 )
 
-// Redis keys of one node share the hash tag {node} (DESIGN.md §6), so every
-// script touches one Cluster slot.
+// Redis keys of one node share the hash tag {node}, so every script
+// touches one Cluster slot (docs/architecture.md#redis-key-layout).
 func nodeKeys(node string) []string {
 	p := "fg:node:{" + node + "}:"
 	return []string{p + "slots", p + "tasks", p + "taskz", p + "flips", p + "log", p + "lease", p + "fence", p + "sweep"}

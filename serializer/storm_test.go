@@ -15,10 +15,10 @@ import (
 	"github.com/fishgate/fishgate/simulator"
 )
 
-// A storm of duplicates (what MAAS does, DESIGN.md §2): 100 nodes, each sent
-// 20 identical On requests at once, spread over two replicas that share one
-// Redis, all within about a second. Coalescing must turn each node's burst
-// into one task and one BMC command.
+// A storm of duplicates (what MAAS does, docs/clients.md#maas): 100 nodes,
+// each sent 20 identical On requests at once, spread over two replicas that
+// share one Redis, all within about a second. Coalescing must turn each
+// node's burst into one task and one BMC command.
 
 const (
 	stormNodes    = 100

@@ -12,9 +12,9 @@ import (
 )
 
 // The worker is the lease holder of one node: the only writer for it
-// (DESIGN.md §6). It runs now, then promotes next, until the node is idle,
-// checking its fencing token in Redis before every BMC command and before
-// writing any result.
+// (docs/architecture.md#leases-and-fencing). It runs now, then promotes next,
+// until the node is idle, checking its fencing token in Redis before every
+// BMC command and before writing any result.
 
 // kick asks for node id's work to be run by this replica. Only one worker
 // goroutine per node runs in a replica; a kick while it runs makes it look

@@ -13,10 +13,11 @@ import (
 	"github.com/fishgate/fishgate/simulator"
 )
 
-// Worker behaviour on one node (DESIGN.md §4-§6): retries, verification,
-// abort, supersede, and commands that need no BMC call. Each test drives
-// one serializer replica over one simulated Redfish BMC and checks the
-// task record, the node's state in Redis and the BMC's own command log.
+// Worker behaviour on one node (docs/architecture.md#actions): retries,
+// verification, abort, supersede, and commands that need no BMC call. Each
+// test drives one serializer replica over one simulated Redfish BMC and
+// checks the task record, the node's state in Redis and the BMC's own command
+// log.
 
 const node1 = "n1"
 
@@ -129,7 +130,7 @@ func TestWorkerDeleteOfARunningTask(t *testing.T) {
 	}
 	e.waitQuiet(10*time.Second, []string{node1}, nil)
 	// The On could not be unsent: the node settled On, and the desired
-	// state follows what was observed (DESIGN.md §5).
+	// state follows what was observed (docs/architecture.md#desired-state).
 	wantCommands(t, e.machine(node1), "On:accepted")
 	settledAs(t, e, schemas.PowerOn)
 	if !strings.Contains(tr.Reason, "the node is On") {

@@ -79,7 +79,7 @@ var amtBootSources = []struct{ id, structured, target string }{
 
 // amtPowerRequests maps the PowerState values of RequestPowerStateChange
 // (DSP1027, CIM_PowerManagementService) to the ResetType each one means
-// (DESIGN.md §8).
+// (docs/architecture.md#backends).
 var amtPowerRequests = []struct {
 	value     int
 	resetType string

@@ -1,5 +1,5 @@
 // Package simulator runs simulated BMCs for tests, CI and demos
-// (DESIGN.md §9). It depends on nothing else in fishgate.
+// (docs/architecture.md#simulator). It depends on nothing else in fishgate.
 //
 // # Layout
 //

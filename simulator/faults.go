@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// Faults injected into a machine (DESIGN.md §9; semantics in the package
-// doc). Settable at any time.
+// Faults injected into a machine (docs/architecture.md#simulator; semantics
+// in the package doc). Settable at any time.
 //
 // JSON: Hang and RefuseOnWithin are written as integer nanoseconds and read
 // from integer nanoseconds or a Go duration string ("250ms"). Unknown fields

@@ -94,7 +94,7 @@ type Tasks struct {
 	KeepFor Duration `yaml:"keep_for"`
 }
 
-// Admission configures the serializer (DESIGN.md §4).
+// Admission configures the serializer (docs/architecture.md#admission).
 type Admission struct {
 	// Policy is now-next (default), queue, supersede or reject.
 	Policy string `yaml:"policy"`

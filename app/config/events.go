@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Events configures the EventService (DESIGN.md §7).
+// Events configures the EventService (docs/architecture.md#events).
 type Events struct {
 	// AllowDestinations are the CIDRs ("10.20.0.0/16"), addresses and exact
 	// host names that push subscriptions may send to besides public

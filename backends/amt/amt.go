@@ -1,4 +1,4 @@
-// Package amt drives an Intel AMT machine (DESIGN.md §8) over
+// Package amt drives an Intel AMT machine (docs/architecture.md#backends) over
 // WS-Management: SOAP 1.2 over HTTP (port 16992) or HTTPS (16993) at /wsman,
 // with HTTP Digest authentication (github.com/icholy/digest).
 //

@@ -102,7 +102,8 @@ func commandsSince(m *simulator.Machine, seq int) []string {
 	return out
 }
 
-// Each ResetType reaches the machine as its PowerState value (DESIGN.md §8).
+// Each ResetType reaches the machine as its PowerState value
+// (docs/architecture.md#backends).
 func TestResetTypesReachMachine(t *testing.T) {
 	n := startNode(t, simulator.NodeSpec{})
 	m := n.Machine()

@@ -13,7 +13,7 @@ import (
 
 // powerRequests maps ResetTypes to the PowerState values of
 // CIM_PowerManagementService.RequestPowerStateChange (DMTF DSP1027 Power
-// State Management Profile; DESIGN.md §8).
+// State Management Profile; docs/architecture.md#backends).
 var powerRequests = []struct {
 	resetType schemas.ResetType
 	value     int
@@ -63,10 +63,10 @@ func ResetTypesOffered(available []int) []schemas.ResetType {
 }
 
 // ReadPowerState reads CIM_AssociatedPowerManagementService.PowerState
-// (DESIGN.md §8): 2 On, 3-4 sleeping, 5 and 9 power cycle, 7 hibernate, 10
-// and 14-16 resets read On; 6 and 8 (hard and soft off), 12 and 13 (graceful
-// offs) read Off. Others (0 Unknown, 1 Other, 11 NMI, 17 INIT, vendor
-// values) are an error.
+// (docs/architecture.md#backends): 2 On, 3-4 sleeping, 5 and 9 power cycle, 7
+// hibernate, 10 and 14-16 resets read On; 6 and 8 (hard and soft off), 12 and
+// 13 (graceful offs) read Off. Others (0 Unknown, 1 Other, 11 NMI, 17 INIT,
+// vendor values) are an error.
 func ReadPowerState(v int) (schemas.PowerState, error) {
 	switch v {
 	case 2, 3, 4, 5, 7, 9, 10, 14, 15, 16:

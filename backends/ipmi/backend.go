@@ -1,7 +1,7 @@
-// Package ipmi drives a BMC over IPMI LAN (DESIGN.md §8) with go-ipmi's
-// client: RMCP+ ("lanplus", IPMI v2.0, the default) or IPMI v1.5 ("lan").
-// Its vocabulary (chassis commands, boot flags) is wire/ipmi, shared with
-// the IPMI servers; it imports no server code.
+// Package ipmi drives a BMC over IPMI LAN (docs/architecture.md#backends)
+// with go-ipmi's client: RMCP+ ("lanplus", IPMI v2.0, the default) or IPMI
+// v1.5 ("lan"). Its vocabulary (chassis commands, boot flags) is wire/ipmi,
+// shared with the IPMI servers; it imports no server code.
 //
 //	PowerState     Get Chassis Status (IPMI v2.0 §28.2): On or Off
 //	Reset          Chassis Control (§28.3):

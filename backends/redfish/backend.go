@@ -1,6 +1,6 @@
-// Package redfish drives a BMC that speaks Redfish (DESIGN.md §8), through
-// the gofish client. Code that also imports the northbound fronts/redfish
-// names this one rfbackend.
+// Package redfish drives a BMC that speaks Redfish
+// (docs/architecture.md#backends), through the gofish client. Code that also
+// imports the northbound fronts/redfish names this one rfbackend.
 //
 // One Backend holds one session with one BMC. The session is created on the
 // first call, reused by every later call (HTTP keep-alive on), and created

@@ -1,6 +1,7 @@
-// Command bmcsim runs a fleet of simulated BMCs (DESIGN.md §9): each node
-// serves Redfish on its own loopback port, and a control API on --control
-// shows every node's state and command log and injects faults.
+// Command bmcsim runs a fleet of simulated BMCs
+// (docs/architecture.md#simulator): each node serves Redfish on its own
+// loopback port, and a control API on --control shows every node's state and
+// command log and injects faults.
 //
 //	bmcsim --nodes 8 --delay-min 1s --delay-max 3s --async
 //	bmcsim --nodes 4 --amt     # each node also speaks Intel AMT WS-Man (Digest) at <AMT URL>/wsman

@@ -31,8 +31,9 @@ import (
 // Refusals (409, 429, 503) are definite: nothing was admitted.
 
 // ResetTypes the stream draws from, with their weights, and each one's
-// steady target (DESIGN.md §4: On for On/restarts, Off for the offs). This
-// is the oracle; it deliberately does not reuse the gateway's own table.
+// steady target (On for On/restarts, Off for the offs;
+// docs/architecture.md#convergence). This is the oracle; it deliberately
+// does not reuse the gateway's own table.
 var resetMix = []struct {
 	typ    string
 	weight int

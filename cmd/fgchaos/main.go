@@ -3,7 +3,8 @@
 // in front of a simulated BMC fleet with faults, fires a random stream of
 // conflicting Reset and DELETE requests at many nodes, SIGKILLs and restarts
 // replicas every few seconds and restarts Redis once, then waits for the
-// gateway to settle and checks the invariants of DESIGN.md §4:
+// gateway to settle and checks the invariants of
+// docs/architecture.md#invariants:
 //
 //  1. never two BMC commands in flight for one node (the simulator's
 //     MaxInFlight stays at most 1 on every node);

@@ -16,9 +16,9 @@ import (
 	"github.com/fishgate/fishgate/serializer"
 )
 
-// watch decides a wait (DESIGN.md §7): it is given what the gateway
-// showed when the wait began, then the events that follow, and says when
-// the wait is over and with which exit code. It does no I/O.
+// watch decides a wait (docs/architecture.md#events): it is given what the
+// gateway showed when the wait began, then the events that follow, and says
+// when the wait is over and with which exit code. It does no I/O.
 //
 // For a node it waits for a sequence of power states (Off,On): each
 // ResourcePoweredOff/ResourcePoweredOn/ResourcePoweringOn/ResourcePoweringOff

@@ -6,7 +6,7 @@ ADDRESS is Ironic's redfish_address (scheme://host:port), SYSTEM_ID its
 redfish_system_id (/redfish/v1/Systems/<node>). Authentication is sushy's
 SessionOrBasicAuth, which is Ironic's default ("auto").
 
-The sequences are Ironic's redfish power interface (CLIENTS.md; Ironic's
+The sequences are Ironic's redfish power interface (docs/clients.md; Ironic's
 drivers/modules/redfish/power.py), in this order from Off:
 
   power on       On, poll until On

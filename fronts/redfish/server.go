@@ -1,7 +1,8 @@
 // Package redfish is fishgate's northbound API: a Redfish service
 // (DSP0266) that presents every managed node as a ComputerSystem with its
 // Manager and Chassis, in one aggregate service root and, per node, under
-// /bmc/<node>/redfish/v1 as if the node were its own BMC (DESIGN.md §2, §11).
+// /bmc/<node>/redfish/v1 as if the node were its own BMC
+// (docs/architecture.md#per-node-views, #redfish-conformance).
 //
 // Routing, authentication, rendering and errors live here; node state and
 // power actions belong to the serializer, reached through the Nodes interface.
@@ -233,8 +234,8 @@ func (s *Server) routes() {
 		{http.MethodDelete, "/redfish/v1/EventService/Subscriptions/:sub", s.deleteSubscription},
 	}
 	// Everything else under a node's System, Manager or Chassis goes to its
-	// BMC through the pass-through proxy (DESIGN.md §8); power actions and the
-	// node's own resources stay with the routes above.
+	// BMC through the pass-through proxy (docs/architecture.md#pass-through);
+	// power actions and the node's own resources stay with the routes above.
 	for _, coll := range []string{"Systems", "Managers", "Chassis"} {
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete} {
 			routes = append(routes, route{m, "/redfish/v1/" + coll + "/:id/*", s.passThrough})

@@ -344,7 +344,8 @@ func (s *Server) getChassis(c echo.Context) error {
 }
 
 // renderNodeState is the Oem.Fishgate extension of a System: why a request
-// waits (DESIGN.md §4): desired state, the running and the queued actions.
+// waits (docs/architecture.md#admission): desired state, the running and
+// the queued actions.
 func renderNodeState(sc scope, v serializer.View) map[string]any {
 	st := v.State
 	m := map[string]any{"DesiredPowerState": nil, "RunningTask": nil, "QueuedTasks": []schemas.Link{}}

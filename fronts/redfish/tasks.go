@@ -184,8 +184,9 @@ func (s *Server) getTaskMonitor(c echo.Context) error {
 	return send(c, http.StatusOK, renderTask(sc, t))
 }
 
-// deleteTask aborts a task (DESIGN.md §5): waiting → Cancelled at once;
-// running → Cancelling, Cancelled at the next step boundary; finished → 409.
+// deleteTask aborts a task (docs/architecture.md#cancellation): waiting →
+// Cancelled at once; running → Cancelling, Cancelled at the next step
+// boundary; finished → 409.
 func (s *Server) deleteTask(c echo.Context) error {
 	if err := canOperate(c); err != nil {
 		return err

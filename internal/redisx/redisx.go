@@ -1,6 +1,6 @@
 // Package redisx opens the Redis that fishgate keeps its shared state in:
 // a real Redis given by URL, or an embedded miniredis when none is given
-// (DESIGN.md §10).
+// (docs/decisions/0008-embedded-miniredis-by-default.md).
 package redisx
 
 import (

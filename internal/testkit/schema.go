@@ -1,5 +1,6 @@
 // This file validates Redfish payloads against the official DMTF JSON
-// schemas (DSP8010) kept beside the repository in ../shared/redfish-schemas.
+// schemas (DSP8010) in the DMTF schema folder ($FISHGATE_REDFISH_SCHEMAS, or
+// shared/redfish-schemas beside the repository).
 // It is for tests: the gateway itself never reads the schemas.
 
 package testkit
@@ -39,20 +40,29 @@ func SchemaDir() (string, error) {
 	return SharedDir("json-schema")
 }
 
-// SharedDir finds a folder of the DMTF files beside the repository,
-// ../shared/redfish-schemas/<sub> seen from the folder holding go.mod.
+// SharedDir finds a folder of the DMTF files beside the repository:
+// shared/redfish-schemas/<sub> in the parent of the folder holding go.mod.
 func SharedDir(sub string) (string, error) {
+	d, err := moduleDir()
+	if err != nil {
+		return "", err
+	}
+	cand := filepath.Join(filepath.Dir(d), "shared", "redfish-schemas", sub)
+	if _, err := os.Stat(cand); err != nil {
+		return "", fmt.Errorf("DMTF files not found at %s", cand)
+	}
+	return cand, nil
+}
+
+// moduleDir is the folder holding go.mod, at or above the working directory.
+func moduleDir() (string, error) {
 	wd, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for d := wd; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			cand := filepath.Join(filepath.Dir(d), "shared", "redfish-schemas", sub)
-			if _, err := os.Stat(cand); err != nil {
-				return "", fmt.Errorf("DMTF files not found at %s", cand)
-			}
-			return cand, nil
+			return d, nil
 		}
 		if filepath.Dir(d) == d {
 			return "", fmt.Errorf("no go.mod above %s", wd)

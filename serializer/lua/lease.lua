@@ -1,4 +1,5 @@
--- lease: acquire, renew or release a node's lease (DESIGN.md §6).
+-- lease: acquire, renew or release a node's lease
+-- (docs/architecture.md#leases-and-fencing).
 -- KEYS[6] lease; KEYS[7] fence counter.
 -- ARGV: 1 op, 2 replica id or lease value, 3 ttl (ms).
 -- acquire: SET NX PX with a new fencing token; returns the lease value or ''.

@@ -113,8 +113,8 @@ if op == 'finish' then
     -- an action without a steady target (an NMI delivered) happened and
     -- cannot be undone, so it is Completed and says the cancellation came
     -- too late; one with a target (On, ForceOff, a restart) ends Cancelled
-    -- all the same (DESIGN.md §4: the client was told it would not run to
-    -- the end; the node is left where it is).
+    -- all the same (the client was told it would not run to the end; the
+    -- node is left where it is: docs/architecture.md#cancellation).
     if state == 'Completed' and t.state == 'Cancelling' then
       local why = (t.reason and t.reason ~= '') and t.reason or 'cancelled'
       if TARGETS[t.type] then

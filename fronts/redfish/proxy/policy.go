@@ -20,8 +20,8 @@ type verdict struct {
 func (v verdict) forward() bool { return v.status == 0 }
 
 // powerActions change the node's power state. They go through the
-// serializer (DESIGN.md §3, §4 invariant 1), never around it: the gateway's
-// own ComputerSystem.Reset is the only way.
+// serializer (docs/architecture.md#one-command-per-node), never around it:
+// the gateway's own ComputerSystem.Reset is the only way.
 var powerActions = []string{"ComputerSystem.Reset", "Chassis.Reset", "PowerSupply.Reset"}
 
 // powerAction returns the power action named by any decoded segment

@@ -70,9 +70,9 @@ func callerOf(r *http.Request) (Caller, bool) {
 // privilegeRegistryJSON is the part of the DMTF privilege registry
 // (Redfish_1.8.0_PrivilegeRegistry.json) the pass-through applies: the
 // Mappings of the entities of entityTrees, copied unchanged. The gateway
-// never reads ../shared at run time; TestPrivilegeTableMatchesRegistry
-// checks this copy against the registry (and -update-privileges rewrites
-// it from there).
+// never reads the DMTF schema folder at run time;
+// TestPrivilegeTableMatchesRegistry checks this copy against the registry
+// (and -update-privileges rewrites it from there).
 //
 //go:embed privilege_registry.json
 var privilegeRegistryJSON []byte

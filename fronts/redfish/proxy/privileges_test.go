@@ -16,13 +16,14 @@ import (
 	"github.com/fishgate/fishgate/internal/testkit"
 )
 
-var updatePrivileges = flag.Bool("update-privileges", false, "rewrite privilege_registry.json from the registry in ../shared")
+var updatePrivileges = flag.Bool("update-privileges", false, "rewrite privilege_registry.json from the registry in the DMTF schema folder")
 
 const privilegeRegistryFile = "Redfish_1.8.0_PrivilegeRegistry.json"
 
-// sharedFile reads a file of ../shared/redfish-schemas (or of
-// $FISHGATE_REDFISH_REGISTRIES / $FISHGATE_REDFISH_SCHEMAS), skipping the
-// test when it is absent, failing it when CI is set.
+// sharedFile reads a file of the DMTF schema folder
+// ($FISHGATE_REDFISH_REGISTRIES / $FISHGATE_REDFISH_SCHEMAS, or
+// shared/redfish-schemas beside the repository), skipping the test when it is
+// absent, failing it when CI is set.
 func sharedFile(t *testing.T, sub, name string) []byte {
 	t.Helper()
 	dir, dirErr := testkit.SharedDir(sub)
@@ -156,8 +157,8 @@ func TestPrivilegeTableMatchesRegistry(t *testing.T) {
 }
 
 // TestEntityTreeMatchesSchemas: every navigation property of the System,
-// Manager, Chassis and LogService schemas (the newest version in
-// ../shared) that leads to a resource type is a child of that type in the
+// Manager, Chassis and LogService schemas (the newest version in the DMTF
+// schema folder) that leads to a resource type is a child of that type in the
 // path tree, with the same type.
 func TestEntityTreeMatchesSchemas(t *testing.T) {
 	ref := regexp.MustCompile(`/v1/(\w+)\.json#/definitions/(\w+)$`)

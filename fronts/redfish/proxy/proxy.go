@@ -1,11 +1,12 @@
 // Package proxy is fishgate's transparent pass-through to Redfish BMCs
-// (DESIGN.md §3, §8): everything under a Redfish-backed node's System,
-// Manager and Chassis that the gateway does not render itself is forwarded
-// to the node's BMC, with the gateway's credentials swapped for the BMC's
-// and the BMC's links rewritten to the gateway's URLs.
+// (docs/architecture.md#pass-through): everything under a Redfish-backed
+// node's System, Manager and Chassis that the gateway does not render itself
+// is forwarded to the node's BMC, with the gateway's credentials swapped for
+// the BMC's and the BMC's links rewritten to the gateway's URLs.
 //
 // It is one net/http/httputil.ReverseProxy per BMC, customised by its Rewrite
-// and ModifyResponse hooks (STYLE.md §4), not a handler per Redfish resource.
+// and ModifyResponse hooks, not a handler per Redfish resource
+// (docs/decisions/0010-pass-through-as-one-reverse-proxy.md).
 //
 // # Requests
 //
@@ -33,13 +34,14 @@
 // that the transport negotiates gzip itself and hands us plain bytes; Upgrade
 // is refused; X-Forwarded-* and Forwarded are not sent.
 //
-// Power and boot go through the serializer, never around it (DESIGN.md §4,
-// invariant 1): a write naming a power action anywhere in its path
-// (ComputerSystem.Reset, Chassis.Reset, PowerSupply.Reset, in any case), or
-// to any action of the System or Chassis itself, answers 400
-// ActionNotSupported, and a write to a path directly below the System or
-// Chassis that is none of their known sub-resources (the System's pending
-// settings hold its Boot) 405 OperationNotAllowed (see decide).
+// Power and boot go through the serializer, never around it
+// (docs/architecture.md#one-command-per-node): a write naming a power action
+// anywhere in its path (ComputerSystem.Reset, Chassis.Reset,
+// PowerSupply.Reset, in any case), or to any action of the System or Chassis
+// itself, answers 400 ActionNotSupported, and a write to a path directly
+// below the System or Chassis that is none of their known sub-resources (the
+// System's pending settings hold its Boot) 405 OperationNotAllowed (see
+// decide).
 //
 // A request body is read whole before anything goes to the BMC: one larger
 // than the caller's MaxBodyBytes (max_body_bytes) answers 413
