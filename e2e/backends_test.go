@@ -661,13 +661,15 @@ func TestAMTIgnoringEveryCommand(t *testing.T) {
 // clients; this test checks how the requests combine.)
 func TestMixedClientsOfOneIPMINode(t *testing.T) {
 	testkit.IpmitoolPath(t)
-	// Transitions long enough for the requests below to meet the running
-	// action.
-	const d = 2500 * time.Millisecond
+	const d = 100 * time.Millisecond
 	g := startBackendDemo(t, demo.Options{Nodes: 1, Backends: []string{"ipmi"}, IPMIFront: true, DelayMin: d, DelayMax: d})
 	const node = "node01"
 	to := testkit.IPMITarget{Addr: g.ipmiAddr(node), User: gwUser, Password: gwPass}
 	m := g.machine(t, node)
+	// The machine stays in each transition until the requests below have
+	// met the running action.
+	release := m.HoldTransitions()
+	defer release()
 	running := func() (string, []string) {
 		oem, _ := g.system(t, node)["Oem"].(map[string]any)
 		fg, _ := oem["Fishgate"].(map[string]any)
@@ -679,7 +681,7 @@ func TestMixedClientsOfOneIPMINode(t *testing.T) {
 	}
 
 	on := g.reset(t, node, schemas.ResetOn)
-	waitFor(t, 5*time.Second, "the On in flight", func() (bool, string) {
+	waitFor(t, 30*time.Second, "the On in flight", func() (bool, string) {
 		st := m.Status()
 		return st.InFlight == 1, fmt.Sprintf("%s, in flight %d", st.PowerState, st.InFlight)
 	})
@@ -697,8 +699,9 @@ func TestMixedClientsOfOneIPMINode(t *testing.T) {
 		t.Errorf("Redfish PowerCycle while ipmitool's waits: task %s, want the waiting %s", got, cycle)
 	}
 	if st := m.Status(); st.PowerState != simulator.PowerPoweringOn {
-		t.Fatalf("the On ended before the requests met it (machine %s): the test's timing is off", st.PowerState)
+		t.Fatalf("the On ended before the requests met it (machine %s)", st.PowerState)
 	}
+	release()
 
 	for _, c := range []struct {
 		id     string

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fishgate/fishgate/app/demo"
+	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/simulator"
 )
 
@@ -167,21 +168,10 @@ func gatewayPower(t *testing.T, d *demo.Demo, node string) string {
 	return s
 }
 
-// waitFor polls cond every 20 ms until it holds or timeout passes; then it
-// fails the test with what cond last said.
+// waitFor is testkit.WaitFor.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %s (last: %s)", what, timeout, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, what, cond)
 }
 
 // machine returns the simulated machine of node.

@@ -601,9 +601,10 @@ func TestMAASSequences(t *testing.T) {
 		t.Parallel()
 		const node, n = "node02", 10
 		mach := machine(t, d, node)
-		// The BMC answers a command only after 300 ms, so the ten requests
-		// surely arrive while the first one's task runs.
-		mach.SetFaults(simulator.Faults{Hang: 300 * time.Millisecond})
+		// The BMC holds the first command until every request has been
+		// answered, so the ten surely arrive while the first one's task runs.
+		release := mach.Hold()
+		defer release()
 		m := newMAASClient(d, node)
 		sysPath := m.maasSystem(t)
 		url := m.address + sysPath + "/Actions/ComputerSystem.Reset"
@@ -644,6 +645,7 @@ func TestMAASSequences(t *testing.T) {
 		}
 		close(start)
 		wg.Wait()
+		release()
 		locs := map[string]int{}
 		for i, a := range answers {
 			if a.err != nil {
@@ -722,11 +724,13 @@ func TestConflictingResets(t *testing.T) {
 	t.Run("on-then-forceoff", func(t *testing.T) {
 		t.Parallel()
 		const node = "node01"
-		// The BMC takes 300 ms to answer a command; the ForceOff is sent
-		// as soon as the On is at the BMC, so the On task is surely
-		// running (its command in flight) when the ForceOff supersedes it.
+		// The BMC holds the On until the checks below are done; the
+		// ForceOff is sent as soon as the On is at the BMC, so the On task
+		// is surely running (its command in flight) when the ForceOff
+		// supersedes it.
 		mach := machine(t, d, node)
-		mach.SetFaults(simulator.Faults{Hang: 300 * time.Millisecond})
+		release := mach.Hold()
+		defer release()
 		on := postReset(t, d, root, node, "On")
 		waitInFlight(t, d, node)
 		off := postReset(t, d, root, node, "ForceOff")
@@ -744,6 +748,9 @@ func TestConflictingResets(t *testing.T) {
 			!slices.Equal(queuedTasks(oem), []string{root + tasksPath + off.taskID}) || oem["DesiredPowerState"] != "Off" {
 			t.Errorf("Oem.Fishgate %v: want RunningTask %s (Cancelling), QueuedTasks [%s], DesiredPowerState Off", oem, on.taskID, off.taskID)
 		}
+		// Validation can take seconds (a schema compiled the first time):
+		// done after the BMC was let go, not while it holds the command.
+		release()
 		validateBody(t, v, "System with a superseded running task", sys)
 		ends := settle(t, node, "Off", []resetAnswer{on, off})
 		requireTaskEnd(t, "On superseded by ForceOff while its command was at the BMC", ends[0], "Cancelled", "TaskCancelled", "superseded by ForceOff")
@@ -792,14 +799,16 @@ func TestConflictingResets(t *testing.T) {
 	t.Run("on-forceoff-on", func(t *testing.T) {
 		t.Parallel()
 		const node = "node03"
-		machine(t, d, node).SetFaults(simulator.Faults{Hang: 300 * time.Millisecond})
+		release := machine(t, d, node).Hold()
+		defer release()
 		on1 := postReset(t, d, root, node, "On")
-		// The first On's command is at the BMC: the ForceOff cancels it
-		// and waits (next) until it has stopped; the second On replaces
+		// The first On's command is held at the BMC: the ForceOff cancels
+		// it and waits (next) until it has stopped; the second On replaces
 		// the waiting ForceOff.
 		waitInFlight(t, d, node)
 		off := postReset(t, d, root, node, "ForceOff")
 		on2 := postReset(t, d, root, node, "On")
+		release()
 		if on2.taskID == on1.taskID || on2.taskID == off.taskID {
 			t.Errorf("the last On joined task %s (first On %s, ForceOff %s); the first On was superseded", on2.taskID, on1.taskID, off.taskID)
 		}
@@ -831,16 +840,15 @@ func TestTaskMonitor(t *testing.T) {
 
 	t.Run("complete", func(t *testing.T) {
 		const node = "node01"
-		machine(t, d, node).SetFaults(simulator.Faults{Hang: 300 * time.Millisecond})
+		release := machine(t, d, node).Hold() // the task runs until released
+		defer release()
 		a := postReset(t, d, root, node, "On")
-		validateBody(t, v, "Reset 202 Task", a.body)
 		mon := d.URL() + a.location
 
 		st, h, b := do(t, http.MethodGet, mon, nil, basic(d))
 		if st != http.StatusAccepted {
 			t.Fatalf("GET %s while the task runs: status %d, want 202; body %s", a.location, st, b)
 		}
-		validateBody(t, v, "running task monitor body", b)
 		var running map[string]any
 		json.Unmarshal(b, &running)
 		if s := taskState(running); terminal(s) {
@@ -850,10 +858,15 @@ func TestTaskMonitor(t *testing.T) {
 			t.Errorf("202 from the monitor: Location %q, Retry-After %q; want the monitor and a Retry-After", h.Get("Location"), h.Get("Retry-After"))
 		}
 		oem, sys := fishgateOem(t, d, node)
-		validateBody(t, v, "System with a running task", sys)
 		if runningTask(oem) != root+tasksPath+a.taskID || oem["DesiredPowerState"] != "On" {
 			t.Errorf("Oem.Fishgate while running: %v; want RunningTask %s, DesiredPowerState On", oem, root+tasksPath+a.taskID)
 		}
+		// Validation can take seconds (a schema compiled the first time):
+		// done after the BMC was let go, not while it holds the command.
+		release()
+		validateBody(t, v, "Reset 202 Task", a.body)
+		validateBody(t, v, "running task monitor body", b)
+		validateBody(t, v, "System with a running task", sys)
 
 		var done []byte
 		waitFor(t, taskTimeout, "monitor 200", func() (bool, string) {

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -209,6 +210,12 @@ type node struct {
 
 	mu   sync.RWMutex
 	view View
+	// reads numbers the reads of the node's state from Redis, in the
+	// order they were sent; applied is the number of the read view.State
+	// holds (under mu). A read that took longer than a later one does not
+	// overwrite it: the view never goes back to an older state.
+	reads   atomic.Uint64
+	applied uint64
 	// changed is closed (and replaced) whenever view.State is re-read
 	// after a change was published.
 	changed chan struct{}
@@ -334,6 +341,10 @@ func (s *Service) scanWork() {
 	defer cancel()
 	cmds := make([]*redis.MapStringStringCmd, len(s.ids))
 	ttls := make([]*redis.DurationCmd, len(s.ids))
+	tickets := make([]uint64, len(s.ids))
+	for i, id := range s.ids {
+		tickets[i] = s.nodes[id].reads.Add(1)
+	}
 	_, err := s.opts.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range s.ids {
 			k := nodeKeys(id)
@@ -350,7 +361,7 @@ func (s *Service) scanWork() {
 		n := s.nodes[id]
 		ns := parseNodeState(cmds[i].Val())
 		n.mu.Lock()
-		n.view.State = ns
+		n.applyState(tickets[i], ns)
 		n.mu.Unlock()
 		if ns.Slots.Now.Task == "" && !ns.BootPending {
 			continue
@@ -389,12 +400,13 @@ func (s *Service) kickAt(n *node, d time.Duration) {
 func (s *Service) refreshState(n *node) (busy bool) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.CallTimeout)
 	defer cancel()
+	ticket := n.reads.Add(1)
 	ns, err := s.store.State(ctx, n.ID)
 	if err != nil {
 		return true
 	}
 	n.mu.Lock()
-	n.view.State = ns
+	n.applyState(ticket, ns)
 	if ns.Power != "" && ns.PowerAt.After(n.view.Updated) {
 		n.view.PowerState, n.view.Updated = ns.Power, ns.PowerAt
 	}
@@ -406,6 +418,14 @@ func (s *Service) refreshState(n *node) (busy bool) {
 	n.changed = make(chan struct{})
 	n.mu.Unlock()
 	return ns.Slots.Now.Task != "" || ns.BootPending
+}
+
+// applyState takes ns, read as read number ticket, into the view unless a
+// later read is there already. n.mu is held.
+func (n *node) applyState(ticket uint64, ns NodeState) {
+	if ticket > n.applied {
+		n.applied, n.view.State = ticket, ns
+	}
 }
 
 // Close stops background work and closes every backend.
@@ -582,6 +602,10 @@ func (s *Service) Reset(ctx context.Context, id string, r schemas.ResetType, req
 	if err != nil {
 		return Admission{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	// Read your writes: a GET on this replica right after the 202 shows
+	// the admission (desired state, queue), as the Task does. Other
+	// replicas see it when the change is published.
+	s.refreshState(n)
 	if a.Outcome == Started {
 		s.kick(n)
 	}
@@ -607,6 +631,7 @@ func (s *Service) CancelTask(ctx context.Context, taskID string) (CancelResult, 
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	s.refreshState(s.nodes[node]) // read your writes, as for Reset
 	return res, nil
 }
 

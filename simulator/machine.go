@@ -118,6 +118,8 @@ type Machine struct {
 	state         string
 	boot          Boot
 	faults        Faults
+	gate          chan struct{} // non-nil while Hold holds power commands
+	pause         chan struct{} // non-nil while HoldTransitions holds transitions
 	latency       time.Duration // CommandLatency
 	log           []Command
 	seq           int
@@ -286,6 +288,9 @@ func (m *Machine) answer(ctx context.Context, protocol, resetType, action string
 	if waitErr == nil {
 		waitErr = m.sleep(ctx, hang)
 	}
+	if waitErr == nil {
+		waitErr = m.held(ctx)
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -373,8 +378,44 @@ func (m *Machine) onTimer(gen uint64) {
 	if m.isClosed || gen != m.gen || m.steps == nil {
 		return // an interrupted transition's timer
 	}
+	if p := m.pause; p != nil {
+		// held by HoldTransitions: the step ends when released
+		go func() {
+			select {
+			case <-p:
+				m.onTimer(gen)
+			case <-m.closed:
+			}
+		}()
+		return
+	}
 	m.timer = nil
 	m.advance()
+}
+
+// HoldTransitions keeps every power transition where it stands (PoweringOn,
+// PoweringOff, ...) once its current step's time is up, until release is
+// called: a machine that is slow for exactly as long as a test needs. A
+// command that interrupts a held transition still does. release may be
+// called more than once.
+func (m *Machine) HoldTransitions() (release func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pause == nil {
+		m.pause = make(chan struct{})
+	}
+	p := m.pause
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			if m.pause == p {
+				m.pause = nil
+			}
+			m.mu.Unlock()
+			close(p)
+		})
+	}
 }
 
 // enter sets the power state, counting transitions into On and Off.
@@ -439,6 +480,50 @@ func (m *Machine) sleep(ctx context.Context, d time.Duration) error {
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-m.closed:
+		return ErrClosed
+	}
+}
+
+// Hold makes the machine keep every power command it receives from now on
+// in flight, unanswered, until release is called: a BMC that is stuck for
+// exactly as long as a test needs, where Faults.Hang would be a guess at
+// how long the test takes. A held command ends like one under Hang: a
+// done ctx ends it and the command is not carried out. release may be
+// called more than once; the commands held go on in the order they came.
+func (m *Machine) Hold() (release func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gate == nil {
+		m.gate = make(chan struct{})
+	}
+	g := m.gate
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			if m.gate == g {
+				m.gate = nil
+			}
+			m.mu.Unlock()
+			close(g)
+		})
+	}
+}
+
+// held waits while Hold holds power commands.
+func (m *Machine) held(ctx context.Context) error {
+	m.mu.Lock()
+	g := m.gate
+	m.mu.Unlock()
+	if g == nil {
+		return nil
+	}
+	select {
+	case <-g:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -519,3 +519,90 @@ func TestStatusJSON(t *testing.T) {
 		t.Errorf("fresh Status JSON %s", b)
 	}
 }
+
+// TestMachineHold: a held machine keeps power commands in flight until
+// release; then they are carried out in order. A done ctx ends a held
+// command without carrying it out.
+func TestMachineHold(t *testing.T) {
+	m := NewMachine("n1", MachineConfig{})
+	defer m.Close()
+	release := m.Hold()
+	done := make(chan error, 1)
+	go func() { done <- m.Reset(context.Background(), "redfish", "On") }()
+	deadline := time.Now().Add(10 * time.Second)
+	for m.Status().InFlight != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the On never reached the machine")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("a held command was answered (%v)", err)
+	default:
+	}
+	if s := m.Status().PowerState; s != PowerOff {
+		t.Fatalf("state %s while the On is held, want Off", s)
+	}
+	release()
+	release() // twice is fine
+	if err := <-done; err != nil {
+		t.Fatalf("On after release: %v", err)
+	}
+	if in := m.Status().InFlight; in != 0 {
+		t.Errorf("in flight after release: %d", in)
+	}
+
+	// Held, and the caller gives up: not carried out.
+	release = m.Hold()
+	defer release()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- m.Reset(ctx, "redfish", "ForceOff") }()
+	for m.Status().InFlight != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the ForceOff never reached the machine")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("held ForceOff with its ctx cancelled: %v, want context.Canceled", err)
+	}
+	st := m.Status()
+	if last := st.Commands[len(st.Commands)-1]; last.Action != "ForceOff" || !strings.HasPrefix(last.Result, "failed") {
+		t.Errorf("last command %+v, want a failed ForceOff", last)
+	}
+	if st.PowerOffCount != 0 {
+		t.Errorf("the cancelled ForceOff was carried out: %d power-offs", st.PowerOffCount)
+	}
+}
+
+// TestMachineHoldTransitions: a held transition stays in its transitional
+// state past its time, and ends when released.
+func TestMachineHoldTransitions(t *testing.T) {
+	m := NewMachine("n1", MachineConfig{DelayMin: time.Millisecond, DelayMax: time.Millisecond})
+	defer m.Close()
+	release := m.HoldTransitions()
+	defer release()
+	ch, err := m.ResetAsync(context.Background(), "redfish", ResetOn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The On's dwell (1 ms) is long past when this timer fires; the
+	// machine is still powering on.
+	select {
+	case o := <-ch:
+		t.Fatalf("the On ended (%+v) while transitions were held", o)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if s := m.Status().PowerState; s != PowerPoweringOn {
+		t.Fatalf("state %s while held, want %s", s, PowerPoweringOn)
+	}
+	release()
+	if o := <-ch; o.Err != nil {
+		t.Fatalf("the On after release: %+v", o)
+	}
+	if s := m.Status().PowerState; s != PowerOn {
+		t.Errorf("state %s after release, want On", s)
+	}
+}
