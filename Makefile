@@ -3,7 +3,7 @@ GO        ?= go
 FUZZTIME  ?= 20s
 BENCHTIME ?= 2s
 
-.PHONY: demo test vet unit fuzz bench chaos build clean
+.PHONY: demo test test-loaded vet unit fuzz bench chaos chaos-smoke build clean
 
 demo:
 	$(GO) run ./cmd/fishgate demo
@@ -19,15 +19,33 @@ unit:
 # Short, bounded fuzzing (one target per invocation): Redfish request
 # decoding, and the UDP input of the IPMI fronts (simulator and gateway).
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzRequestBodies$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./redfish
+	$(GO) test -run='^$$' -fuzz='^FuzzRequestBodies$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./fronts/redfish
 	$(GO) test -run='^$$' -fuzz='^FuzzIPMIPacket$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./wire/ipmibmc
-	$(GO) test -run='^$$' -fuzz='^FuzzResolve$$' -fuzztime=10s -fuzzminimizetime=5s ./proxy
+	$(GO) test -run='^$$' -fuzz='^FuzzResolve$$' -fuzztime=10s -fuzzminimizetime=5s ./fronts/redfish/proxy
 
 bench:
 	$(GO) run ./cmd/fgbench -duration 10s -rounds 5
 	$(GO) run ./cmd/fgbench admission -nodes 1000 -duration 10s -rounds 5
-	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./redfish ./simulator/... ./backends/...
+	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./fronts/redfish ./simulator/... ./backends/...
 	$(GO) test -run='^$$' -bench='^BenchmarkAdmission$$' -benchtime=$(BENCHTIME) -count=5 ./serializer
+
+# The suite under load: `make test` LOADED_RUNS times in a row (default 5)
+# with two CPU-burning processes alongside, stopping at the first failure;
+# prints each run's wall time. Tests must not depend on the machine's speed.
+LOADED_RUNS ?= 5
+test-loaded:
+	@sh -c 'while :; do :; done' & b1=$$!; sh -c 'while :; do :; done' & b2=$$!; \
+	trap "kill $$b1 $$b2" EXIT; \
+	for i in $$(seq 1 $(LOADED_RUNS)); do \
+		s=$$(date +%s); $(MAKE) --no-print-directory test || { echo "test-loaded: run $$i failed"; exit 1; }; \
+		echo "test-loaded: run $$i passed in $$(( $$(date +%s) - s ))s"; \
+	done
+
+# A short chaos run for CI (under 3 minutes): real redis-server with AOF,
+# 3 replicas, SIGKILLs, a Redis restart, a few hundred requests; exits
+# non-zero on any lost task, overlap or unconverged node.
+chaos-smoke:
+	$(GO) run ./cmd/fgchaos -nodes 30 -requests 400 -replicas 3 -kill-every 1s -timeout 3m -settle 60s
 
 # Three replicas, real Redis with AOF, faulty simulated BMCs, SIGKILLs and a
 # Redis restart; checks the invariants of docs/architecture.md#invariants and
