@@ -235,6 +235,9 @@ func (g *Gateway) URL() string {
 	return scheme + "://" + g.listener.Addr().String()
 }
 
+// SSEStreams is the number of SSE streams this replica is serving.
+func (g *Gateway) SSEStreams() int { return g.api.SSEStreams() }
+
 // Handler is the Redfish API handler (for in-process tests and benchmarks).
 func (g *Gateway) Handler() http.Handler { return g.api.Handler() }
 

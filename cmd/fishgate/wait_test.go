@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -169,13 +170,22 @@ func TestWaitAndPowerAgainstDemo(t *testing.T) {
 	if r := run("power", "on", "--node", "node01", "--wait"); r.code != 0 || !strings.Contains(r.out, "Completed") {
 		t.Fatalf("power on --wait: %+v", r)
 	}
-	// A reboot, watched from the start: Off, then On. The BMC answers each
-	// command only after 300 ms, so the wait is listening before Off.
+	// A reboot, watched from the start: Off, then On. The reboot is sent
+	// once the wait is listening; the BMC answers each command only after
+	// 300 ms.
 	n, _ := d.Fleet.Node("node01")
 	n.Machine().SetFaults(simulator.Faults{Hang: 300 * time.Millisecond})
 	waited := make(chan cliResult, 1)
 	start := time.Now()
-	go func() { waited <- run("wait", "--node", "node01", "--state", "Off,On", "--timeout", "30s") }()
+	testkit.WaitFor(t, 60*time.Second, "the power on's SSE stream closed", func() (bool, string) {
+		n := d.Gateway.SSEStreams()
+		return n == 0, fmt.Sprint(n, " SSE streams")
+	})
+	go func() { waited <- run("wait", "--node", "node01", "--state", "Off,On", "--timeout", "60s") }()
+	testkit.WaitFor(t, 60*time.Second, "fishgate wait listening", func() (bool, string) {
+		n := d.Gateway.SSEStreams()
+		return n == 1, fmt.Sprint(n, " SSE streams")
+	})
 	r := run("power", "reboot", "--node", "node01", "--wait", "--timeout", "30s")
 	if r.code != 0 || strings.Count(r.out, "Completed") != 2 || !strings.Contains(r.out, ": ForceOff: task node01.") {
 		t.Fatalf("power reboot --wait: %+v", r)

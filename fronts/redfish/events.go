@@ -402,6 +402,8 @@ func (s *Server) getSSE(c echo.Context) error {
 		return nil
 	}
 	w.Flush()
+	s.following.Add(1)
+	defer s.following.Add(-1)
 	keepAlive := s.sseKeepAlive
 	lastWrite := time.Now()
 	lastAuth, authorized := time.Now(), true

@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -94,6 +95,7 @@ type Server struct {
 	events       *events.Bus
 	sseKeepAlive time.Duration
 	sse          *sseLimiter
+	following    atomic.Int64 // SSE streams past their first block
 	// unauthBody and trusted are Options.UnauthenticatedBodyBytes and
 	// Options.TrustedProxies (requests.go).
 	unauthBody int64
@@ -148,6 +150,11 @@ func New(o Options) (*Server, error) {
 // PasswordChecks is how many bcrypt comparisons logins have cost (Basic
 // credentials verified recently are not checked again).
 func (s *Server) PasswordChecks() int64 { return s.accounts.PasswordChecks() }
+
+// SSEStreams is the number of SSE streams open on this server whose
+// position in the event stream is fixed: every event after it reaches
+// them.
+func (s *Server) SSEStreams() int { return int(s.following.Load()) }
 
 // Close stops the server's background work (the accounts watcher).
 func (s *Server) Close() { s.stop() }
