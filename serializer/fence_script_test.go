@@ -24,7 +24,7 @@ func dumpNode(t *testing.T, rdb redis.UniversalClient, node string) string {
 	t.Helper()
 	ctx := context.Background()
 	var b strings.Builder
-	for _, k := range nodeKeys(node) {
+	for _, k := range nodeKeys(node).all() {
 		typ, err := rdb.Type(ctx, k).Result()
 		if err != nil {
 			t.Fatal(err)
@@ -71,7 +71,7 @@ func TestWorkerScriptRefusesAStaleLease(t *testing.T) {
 			}
 
 			// A's lease expires; B takes the node with the next fence.
-			if err := rdb.Del(ctx, nodeKeys(node)[5]).Err(); err != nil {
+			if err := rdb.Del(ctx, nodeKeys(node).Lease).Err(); err != nil {
 				t.Fatal(err)
 			}
 			leaseB, err := st.acquire(ctx, node, "B", time.Hour)

@@ -348,8 +348,8 @@ func (s *Service) scanWork() {
 	_, err := s.opts.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range s.ids {
 			k := nodeKeys(id)
-			cmds[i] = p.HGetAll(ctx, k[0])
-			ttls[i] = p.PTTL(ctx, k[5])
+			cmds[i] = p.HGetAll(ctx, k.Slots)
+			ttls[i] = p.PTTL(ctx, k.Lease)
 		}
 		return nil
 	})

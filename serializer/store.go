@@ -16,11 +16,62 @@ import (
 	"github.com/fishgate/fishgate/schemas"
 )
 
-// Redis keys of one node share the hash tag {node}, so every script
-// touches one Cluster slot (docs/architecture.md#redis-key-layout).
-func nodeKeys(node string) []string {
+// nodeKeySet names the Redis keys of one node. They share the hash tag
+// {node}, so every script touches one Cluster slot
+// (docs/architecture.md#redis-key-layout).
+type nodeKeySet struct {
+	Slots string // hash: the slots, desired and observed power, issued command, boot override
+	Tasks string // hash: task id -> task record (JSON)
+	TaskZ string // sorted set: task ids by creation time
+	Flips string // sorted set: conflicting changes (the flip-flop window)
+	Log   string // stream: the command log
+	Lease string // string with a TTL: "<replica>|<fence>" of the lease holder
+	Fence string // counter: the lease's fencing token
+	Sweep string // string with a TTL: the power sync claim (no script uses it)
+}
+
+func nodeKeys(node string) nodeKeySet {
 	p := "fg:node:{" + node + "}:"
-	return []string{p + "slots", p + "tasks", p + "taskz", p + "flips", p + "log", p + "lease", p + "fence", p + "sweep"}
+	return nodeKeySet{Slots: p + "slots", Tasks: p + "tasks", TaskZ: p + "taskz", Flips: p + "flips",
+		Log: p + "log", Lease: p + "lease", Fence: p + "fence", Sweep: p + "sweep"}
+}
+
+// scriptKey is one of the KEYS of the scripts and the Lua local that
+// common.lua binds it to.
+type scriptKey struct{ lua, key string }
+
+// named is the KEYS every script (common.lua + its body) is run with, in
+// order: the one place that order is defined. keysLua binds them to Lua
+// locals, so scripts name keys, never KEYS[i]:
+//
+//	KEYS[1] SLOTS  KEYS[2] TASKS  KEYS[3] TASKZ  KEYS[4] FLIPS
+//	KEYS[5] LOG    KEYS[6] LEASE  KEYS[7] FENCE
+func (k nodeKeySet) named() []scriptKey {
+	return []scriptKey{{"SLOTS", k.Slots}, {"TASKS", k.Tasks}, {"TASKZ", k.TaskZ}, {"FLIPS", k.Flips},
+		{"LOG", k.Log}, {"LEASE", k.Lease}, {"FENCE", k.Fence}}
+}
+
+// forScripts is the KEYS slice of a script run (named's order).
+func (k nodeKeySet) forScripts() []string {
+	var out []string
+	for _, x := range k.named() {
+		out = append(out, x.key)
+	}
+	return out
+}
+
+// all is every key of the node, the script keys and then the rest.
+func (k nodeKeySet) all() []string { return append(k.forScripts(), k.Sweep) }
+
+// keysLua renders the binding of KEYS to named locals that opens every
+// script ("local SLOTS, TASKS, ... = KEYS[1], KEYS[2], ...").
+func keysLua() string {
+	var names, refs []string
+	for i, x := range nodeKeys("").named() {
+		names = append(names, x.lua)
+		refs = append(refs, fmt.Sprintf("KEYS[%d]", i+1))
+	}
+	return "local " + strings.Join(names, ", ") + " = " + strings.Join(refs, ", ")
 }
 
 var (
@@ -53,7 +104,8 @@ func targetsLua() string {
 }
 
 func script(body string) *redis.Script {
-	return redis.NewScript(strings.Replace(luaCommon, "{{TARGETS}}", targetsLua(), 1) + "\n" + body)
+	common := strings.NewReplacer("{{KEYS}}", keysLua(), "{{TARGETS}}", targetsLua()).Replace(luaCommon)
+	return redis.NewScript(common + "\n" + body)
 }
 
 var (
@@ -106,7 +158,7 @@ func precedenceArg(p Precedence) string {
 
 // Admit runs the admission script: one round trip.
 func (st *Store) Admit(ctx context.Context, node string, rules Rules, r schemas.ResetType, task string, now time.Time, req string) (Admission, error) {
-	res, err := admitScript.Run(ctx, st.rdb, nodeKeys(node), node, task, string(r), now.UnixMilli(),
+	res, err := admitScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), node, task, string(r), now.UnixMilli(),
 		string(rules.Policy), rules.QueueMax, rules.FlipLimit, rules.FlipWindow.Milliseconds(), precedenceArg(rules.Precedence),
 		st.KeepTasks, st.KeepTaskAge.Milliseconds(), req).Slice()
 	if err != nil {
@@ -130,7 +182,7 @@ func (st *Store) Admit(ctx context.Context, node string, rules Rules, r schemas.
 
 // Cancel runs the DELETE script.
 func (st *Store) Cancel(ctx context.Context, node, task string, now time.Time) (CancelResult, error) {
-	res, err := cancelScript.Run(ctx, st.rdb, nodeKeys(node), node, task, now.UnixMilli()).StringSlice()
+	res, err := cancelScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), node, task, now.UnixMilli()).StringSlice()
 	if err != nil {
 		return "", fmt.Errorf("node %s: cancel %s: %w", node, task, err)
 	}
@@ -196,7 +248,7 @@ func parseNodeState(m map[string]string) NodeState {
 
 // State reads a node's slots.
 func (st *Store) State(ctx context.Context, node string) (NodeState, error) {
-	m, err := st.rdb.HGetAll(ctx, nodeKeys(node)[0]).Result()
+	m, err := st.rdb.HGetAll(ctx, nodeKeys(node).Slots).Result()
 	if err != nil {
 		return NodeState{}, fmt.Errorf("node %s: read state: %w", node, err)
 	}
@@ -246,7 +298,7 @@ func (st *Store) Task(ctx context.Context, id string) (TaskRecord, error) {
 	if !ok {
 		return TaskRecord{}, ErrTaskNotFound
 	}
-	raw, err := st.rdb.HGet(ctx, nodeKeys(node)[1], id).Result()
+	raw, err := st.rdb.HGet(ctx, nodeKeys(node).Tasks, id).Result()
 	if errors.Is(err, redis.Nil) {
 		return TaskRecord{}, ErrTaskNotFound
 	}
@@ -265,7 +317,7 @@ func (st *Store) TaskIDs(ctx context.Context, nodes []string, limit int) ([]stri
 	cmds := make([]*redis.ZSliceCmd, len(nodes))
 	_, err := st.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, n := range nodes {
-			cmds[i] = p.ZRevRangeWithScores(ctx, nodeKeys(n)[2], 0, int64(limit-1))
+			cmds[i] = p.ZRevRangeWithScores(ctx, nodeKeys(n).TaskZ, 0, int64(limit-1))
 		}
 		return nil
 	})
@@ -286,16 +338,16 @@ func (st *Store) TaskIDs(ctx context.Context, nodes []string, limit int) ([]stri
 
 // Lease operations (lease.lua).
 func (st *Store) acquire(ctx context.Context, node, replica string, ttl time.Duration) (string, error) {
-	return leaseScript.Run(ctx, st.rdb, nodeKeys(node), "acquire", replica, ttl.Milliseconds()).Text()
+	return leaseScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), "acquire", replica, ttl.Milliseconds()).Text()
 }
 
 func (st *Store) renew(ctx context.Context, node, lease string, ttl time.Duration) (bool, error) {
-	n, err := leaseScript.Run(ctx, st.rdb, nodeKeys(node), "renew", lease, ttl.Milliseconds()).Int()
+	n, err := leaseScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), "renew", lease, ttl.Milliseconds()).Int()
 	return n == 1, err
 }
 
 func (st *Store) release(ctx context.Context, node, lease string) error {
-	return leaseScript.Run(ctx, st.rdb, nodeKeys(node), "release", lease, 0).Err()
+	return leaseScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), "release", lease, 0).Err()
 }
 
 // ErrFenced means the lease this worker held is gone: it must not send
@@ -308,7 +360,7 @@ var errNotNow = errors.New("task is no longer running on this node")
 // workerOp runs one worker.lua op.
 func (st *Store) workerOp(ctx context.Context, node, lease, task string, now time.Time, op string, args ...any) ([]string, error) {
 	argv := append([]any{op, lease, node, task, now.UnixMilli()}, args...)
-	res, err := workerScript.Run(ctx, st.rdb, nodeKeys(node), argv...).StringSlice()
+	res, err := workerScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), argv...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %s: %w", node, op, err)
 	}
@@ -323,11 +375,11 @@ func (st *Store) workerOp(ctx context.Context, node, lease, task string, now tim
 
 // LogKey is the Redis stream of node's command log (admissions, commands,
 // finishes), read by the API's PowerActions log service.
-func LogKey(node string) string { return nodeKeys(node)[4] }
+func LogKey(node string) string { return nodeKeys(node).Log }
 
 // Log reads the last n entries of a node's command log, oldest first.
 func (st *Store) Log(ctx context.Context, node string, n int64) ([]map[string]any, error) {
-	xs, err := st.rdb.XRevRangeN(ctx, nodeKeys(node)[4], "+", "-", n).Result()
+	xs, err := st.rdb.XRevRangeN(ctx, nodeKeys(node).Log, "+", "-", n).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -365,29 +417,29 @@ func num(v any) int64 {
 // replaces, atomically: of several replicas sweeping the same node, only
 // the one that changes it learns of the change (and reports drift once).
 // A change is published, so every replica's view follows it.
-var observeScript = redis.NewScript(`
-local old = redis.call('HGET', KEYS[1], 'power') or ''
-redis.call('HSET', KEYS[1], 'power', ARGV[1], 'power_at', ARGV[2])
+var observeScript = script(`
+local old = redis.call('HGET', SLOTS, 'power') or ''
+redis.call('HSET', SLOTS, 'power', ARGV[1], 'power_at', ARGV[2])
 if old ~= ARGV[1] then redis.call('PUBLISH', 'fg:node', ARGV[3]) end
 return old
 `)
 
 // observe records power p of node as seen at now and returns the previous record.
 func (st *Store) observe(ctx context.Context, node string, p schemas.PowerState, now time.Time) (schemas.PowerState, error) {
-	old, err := observeScript.Run(ctx, st.rdb, nodeKeys(node)[:1], string(p), now.UnixMilli(), node).Text()
+	old, err := observeScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), string(p), now.UnixMilli(), node).Text()
 	return schemas.PowerState(old), err
 }
 
 // claimSweep reports whether this replica is the one to read node's power
 // in the sweep period ttl (SET NX PX).
 func (st *Store) claimSweep(ctx context.Context, node string, ttl time.Duration) (bool, error) {
-	return st.rdb.SetNX(ctx, nodeKeys(node)[7], "1", ttl).Result()
+	return st.rdb.SetNX(ctx, nodeKeys(node).Sweep, "1", ttl).Result()
 }
 
 // RequestBoot admits a boot override for the node's lease holder to apply
 // (boot.lua) and returns its sequence number.
 func (st *Store) RequestBoot(ctx context.Context, node string, b schemas.BootOverride, now time.Time) (int64, error) {
-	seq, err := bootScript.Run(ctx, st.rdb, nodeKeys(node), node, b.Target, b.Enabled, b.Mode, now.UnixMilli()).Int64()
+	seq, err := bootScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), node, b.Target, b.Enabled, b.Mode, now.UnixMilli()).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("node %s: boot override: %w", node, err)
 	}
@@ -404,7 +456,7 @@ type pendingBoot struct {
 
 // PendingBoot reads the boot override waiting to be applied (ok=false: none).
 func (st *Store) pendingBoot(ctx context.Context, node string) (pendingBoot, bool, error) {
-	raw, err := st.rdb.HGet(ctx, nodeKeys(node)[0], "boot_pending").Result()
+	raw, err := st.rdb.HGet(ctx, nodeKeys(node).Slots, "boot_pending").Result()
 	if errors.Is(err, redis.Nil) {
 		return pendingBoot{}, false, nil
 	}

@@ -1,8 +1,9 @@
 -- Shared helpers, prepended to every fishgate script. All keys of one node
 -- share the hash tag {node}, so scripts work on Redis Cluster.
--- KEYS[1] slots hash  KEYS[2] tasks hash  KEYS[3] tasks zset (by creation)
--- KEYS[4] flips zset  KEYS[5] log stream  KEYS[6] lease
-local SLOTS, TASKS, TASKZ, FLIPS, LOG, LEASE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+-- The keys are bound to named locals (SLOTS, TASKS, TASKZ, FLIPS, LOG, LEASE,
+-- FENCE) by a line generated from store.go's nodeKeySet.named, the one
+-- place their order is defined; scripts use the names, never KEYS[i].
+{{KEYS}}
 
 -- TARGETS is generated from schemas.ResetType.Target (one source of truth).
 local TARGETS = {{TARGETS}}

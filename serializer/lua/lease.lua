@@ -1,13 +1,13 @@
 -- lease: acquire, renew or release a node's lease
 -- (docs/architecture.md#leases-and-fencing).
--- KEYS[6] lease; KEYS[7] fence counter.
+-- LEASE the lease; FENCE the fence counter.
 -- ARGV: 1 op, 2 replica id or lease value, 3 ttl (ms).
 -- acquire: SET NX PX with a new fencing token; returns the lease value or ''.
 -- renew/release: only by the holder of that exact value; returns 1 or 0.
 local op = ARGV[1]
 if op == 'acquire' then
   if redis.call('EXISTS', LEASE) == 1 then return '' end
-  local fence = redis.call('INCR', KEYS[7])
+  local fence = redis.call('INCR', FENCE)
   local val = ARGV[2] .. '|' .. fence
   redis.call('SET', LEASE, val, 'PX', ARGV[3])
   return val
