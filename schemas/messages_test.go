@@ -13,10 +13,6 @@ import (
 // the repository):
 // text, argument count, severity and resolution are copied, never invented.
 func TestRegistryTexts(t *testing.T) {
-	dir := filepath.Join("..", "..", "shared", "redfish-schemas", "registries")
-	if d := os.Getenv("FISHGATE_REDFISH_REGISTRIES"); d != "" {
-		dir = d
-	}
 	cases := []struct {
 		file    string
 		entries map[string]registryEntry
@@ -26,13 +22,7 @@ func TestRegistryTexts(t *testing.T) {
 		{"ResourceEvent.1.4.3.json", resourceEventEntries},
 	}
 	for _, c := range cases {
-		b, err := os.ReadFile(filepath.Join(dir, c.file))
-		if err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("registry %s unavailable (CI is set): %v", c.file, err)
-			}
-			t.Skipf("registry %s unavailable: %v", c.file, err)
-		}
+		b := dmtfFile(t, "registries", "FISHGATE_REDFISH_REGISTRIES", c.file)
 		var reg struct {
 			Messages map[string]struct {
 				Message         string
@@ -60,4 +50,24 @@ func TestRegistryTexts(t *testing.T) {
 			}
 		}
 	}
+}
+
+// dmtfFile reads file name of the DMTF schema folder sub ("registries" or
+// "json-schema"): from $env when set, else from shared/redfish-schemas
+// beside the repository. The test is skipped when it is absent, and fails
+// when CI is set.
+func dmtfFile(t *testing.T, sub, env, name string) []byte {
+	t.Helper()
+	dir := filepath.Join("..", "..", "shared", "redfish-schemas", sub)
+	if d := os.Getenv(env); d != "" {
+		dir = d
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s unavailable (CI is set): %v", name, err)
+		}
+		t.Skipf("%s unavailable: %v", name, err)
+	}
+	return b
 }
