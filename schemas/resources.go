@@ -239,7 +239,7 @@ type TaskPayload struct {
 // Task is one power action (Task v1_7_0).
 type Task struct {
 	Resource
-	TaskState       string         `json:"TaskState"`
+	TaskState       TaskState      `json:"TaskState"`
 	TaskStatus      string         `json:"TaskStatus"`
 	StartTime       string         `json:"StartTime,omitempty"`
 	EndTime         string         `json:"EndTime,omitempty"`

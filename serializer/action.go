@@ -122,8 +122,9 @@ type Effect struct {
 
 // Final is how a task ends.
 type Final struct {
-	State, Status, Reason string
-	Observed              schemas.PowerState
+	State          schemas.TaskState
+	Status, Reason string
+	Observed       schemas.PowerState
 	// DesiredIsObserved: the node's desired state becomes what was observed
 	// (a cancelled action).
 	DesiredIsObserved bool
@@ -226,10 +227,10 @@ func (a *Action) Step(o Observation) []Effect {
 		}
 		ph, err := Plan(a.typ, a.native, before, a.cfg.SoftOffFallback == "force")
 		if err != nil {
-			return a.finish("Exception", "Critical", err.Error(), a.last, false)
+			return a.finish(schemas.TaskStateException, "Critical", err.Error(), a.last, false)
 		}
 		if a.typ == schemas.ResetPushPowerButton && before == schemas.PowerUnknown && !nativeHas(a.native, a.typ) {
-			return a.finish("Exception", "Critical", "PushPowerButton: the power state could not be read ("+o.Err+"); an emulated button press needs it", a.last, false)
+			return a.finish(schemas.TaskStateException, "Critical", "PushPowerButton: the power state could not be read ("+o.Err+"); an emulated button press needs it", a.last, false)
 		}
 		a.phases = ph
 		return a.startPhase(0)
@@ -263,11 +264,11 @@ func (a *Action) Step(o Observation) []Effect {
 		if o.Err == "" {
 			a.last = o.Power
 		}
-		return a.finish("Exception", "Critical", a.lastErr, a.last, false)
+		return a.finish(schemas.TaskStateException, "Critical", a.lastErr, a.last, false)
 	}
 	// An observation the machine did not ask for: a driver bug. End the
 	// task rather than guess.
-	return a.finish("Exception", "Critical", fmt.Sprintf("internal error: unexpected observation %d in mode %d", o.Kind, a.mode), a.last, false)
+	return a.finish(schemas.TaskStateException, "Critical", fmt.Sprintf("internal error: unexpected observation %d in mode %d", o.Kind, a.mode), a.last, false)
 }
 
 func nativeHas(native []schemas.ResetType, r schemas.ResetType) bool {
@@ -374,9 +375,9 @@ func (a *Action) resume(readErr string) []Effect {
 		a.lastErr = "interrupted by a gateway restart; the power state could not be read: " + readErr
 		return a.retry()
 	case p.Restart && a.last == schemas.PowerOn:
-		return a.finish("Completed", "Warning", "interrupted by a gateway restart after "+string(p.Cmd)+" was sent; the node is On, not restarted again", a.last, false)
+		return a.finish(schemas.TaskStateCompleted, "Warning", "interrupted by a gateway restart after "+string(p.Cmd)+" was sent; the node is On, not restarted again", a.last, false)
 	case p.Want == schemas.PowerUnknown:
-		return a.finish("Completed", "Warning", "interrupted by a gateway restart after "+string(p.Cmd)+" was sent; not re-sent (it may have been carried out)", a.last, false)
+		return a.finish(schemas.TaskStateCompleted, "Warning", "interrupted by a gateway restart after "+string(p.Cmd)+" was sent; not re-sent (it may have been carried out)", a.last, false)
 	case a.last == p.Want:
 		a.sentAt = time.Time{}
 		a.done = append(a.done, fmt.Sprintf("%s: %s confirmed after recovery", p.Cmd, p.Want))
@@ -456,7 +457,7 @@ func (a *Action) sent(o Observation) []Effect {
 		// Nothing to verify (Nmi, a button press from an unknown state).
 		a.sentAt = time.Time{}
 		if a.noAnswer {
-			return a.finish("Completed", "Warning", fmt.Sprintf("%s sent; the BMC did not answer in time, so it may or may not have been carried out; not re-sent (%s)", p.Cmd, o.Err), a.last, false)
+			return a.finish(schemas.TaskStateCompleted, "Warning", fmt.Sprintf("%s sent; the BMC did not answer in time, so it may or may not have been carried out; not re-sent (%s)", p.Cmd, o.Err), a.last, false)
 		}
 		a.done = append(a.done, string(p.Cmd)+" accepted by the BMC")
 		return a.phaseDone("")
@@ -572,7 +573,7 @@ func (a *Action) confirm() []Effect {
 		a.done = append(a.done, msg)
 	}
 	if a.restoring {
-		return a.finish("Cancelled", "OK", "cancelled after its off phase; powered back On (a cancelled restart never leaves the node Off unless the action waiting next wants it Off); the node is On", a.last, true)
+		return a.finish(schemas.TaskStateCancelled, "OK", "cancelled after its off phase; powered back On (a cancelled restart never leaves the node Off unless the action waiting next wants it Off); the node is On", a.last, true)
 	}
 	var effs []Effect
 	if p.Want == schemas.PowerOff && a.idx+1 < len(a.phases) {
@@ -610,11 +611,11 @@ func (a *Action) timedOut() []Effect {
 			return a.startPhase(a.idx + 1)
 		}
 		a.lastErr = fmt.Sprintf("%s: the node did not reach Off within %s (soft_off_timeout; last seen %s): the OS did not act on the request; not forced (soft_off_fallback: fail)", p.Cmd, a.cfg.SoftOffTimeout, orUnknown(a.last))
-		return a.finish("Exception", "Critical", a.lastErr, a.last, false)
+		return a.finish(schemas.TaskStateException, "Critical", a.lastErr, a.last, false)
 	}
 	if p.Restart && p.Soft {
 		a.lastErr = fmt.Sprintf("%s: the node did not come back On within %s (last seen %s)", p.Cmd, a.verifyLimit(p), orUnknown(a.last))
-		return a.finish("Exception", "Critical", a.lastErr, a.last, false)
+		return a.finish(schemas.TaskStateException, "Critical", a.lastErr, a.last, false)
 	}
 	a.lastErr = fmt.Sprintf("the node did not reach %s (last seen %s)", p.Want, orUnknown(a.last))
 	// The reads settled it: the command did not take effect (in time).
@@ -670,7 +671,7 @@ func (a *Action) cancelled2() []Effect {
 	if a.last != schemas.PowerUnknown {
 		reason += "; the node is " + string(a.last)
 	}
-	return a.finish("Cancelled", "OK", reason, a.last, true)
+	return a.finish(schemas.TaskStateCancelled, "OK", reason, a.last, true)
 }
 
 func (a *Action) success() []Effect {
@@ -694,10 +695,10 @@ func (a *Action) success() []Effect {
 		status = "Warning"
 		reason += "; warning: " + strings.Join(a.warnings, "; ")
 	}
-	return a.finish("Completed", status, reason, a.last, false)
+	return a.finish(schemas.TaskStateCompleted, status, reason, a.last, false)
 }
 
-func (a *Action) finish(state, status, reason string, observed schemas.PowerState, desiredIsObserved bool) []Effect {
+func (a *Action) finish(state schemas.TaskState, status, reason string, observed schemas.PowerState, desiredIsObserved bool) []Effect {
 	a.mode = modeDone
 	return []Effect{{Kind: EffFinish, Final: Final{State: state, Status: status, Reason: reason, Observed: observed, DesiredIsObserved: desiredIsObserved}}}
 }

@@ -76,14 +76,14 @@ func (m *modelStore) admit(r schemas.ResetType, task string, now time.Time) Admi
 	why := fmt.Sprintf("superseded by %s (%s)", r, task)
 	for _, id := range d.Dropped {
 		t := m.tasks[id]
-		t.State, t.Status, t.Reason, t.End, t.Percent = "Cancelled", "OK", why, now.UnixMilli(), 100
+		t.State, t.Status, t.Reason, t.End, t.Percent = schemas.TaskStateCancelled, "OK", why, now.UnixMilli(), 100
 	}
 	if d.Outcome == Started || d.Outcome == Queued {
-		m.tasks[task] = &TaskRecord{ID: task, Type: r, State: "New", Status: "OK", Created: now.UnixMilli()}
+		m.tasks[task] = &TaskRecord{ID: task, Type: r, State: schemas.TaskStateNew, Status: "OK", Created: now.UnixMilli()}
 	}
 	if d.CancelNow {
 		t := m.tasks[m.slots.Now.Task]
-		t.State, t.Reason = "Cancelling", why
+		t.State, t.Reason = schemas.TaskStateCancelling, why
 	}
 	if d.Outcome != Coalesced || len(d.Dropped) > 0 {
 		m.save(d.Slots)
@@ -96,10 +96,10 @@ func (m *modelStore) cancel(task string, now time.Time) CancelResult {
 	switch res {
 	case CancelCancelling:
 		t := m.tasks[task]
-		t.State, t.Reason = "Cancelling", "cancelled by a client (DELETE)"
+		t.State, t.Reason = schemas.TaskStateCancelling, "cancelled by a client (DELETE)"
 	case CancelDropped:
 		t := m.tasks[task]
-		t.State, t.Status, t.Reason, t.End, t.Percent = "Cancelled", "OK", "cancelled by a client (DELETE) before it started", now.UnixMilli(), 100
+		t.State, t.Status, t.Reason, t.End, t.Percent = schemas.TaskStateCancelled, "OK", "cancelled by a client (DELETE) before it started", now.UnixMilli(), 100
 	}
 	m.save(s)
 	return res
@@ -130,10 +130,10 @@ func (m *modelStore) op(task string, now time.Time, op string, args ...any) []st
 	switch op {
 	case "begin":
 		before := t.State
-		if t.State == "New" {
-			t.State, t.Start = "Running", now.UnixMilli()
+		if t.State == schemas.TaskStateNew {
+			t.State, t.Start = schemas.TaskStateRunning, now.UnixMilli()
 		}
-		return []string{"ok", string(m.slots.Now.Type), before, flag, next}
+		return []string{"ok", string(m.slots.Now.Type), string(before), flag, next}
 	case "step":
 		if m.slots.Cancelling && args[2].(string) != "1" {
 			return []string{"ok", "1", next}
@@ -153,20 +153,20 @@ func (m *modelStore) op(task string, now time.Time, op string, args ...any) []st
 		}
 		return []string{"ok", flag, next}
 	case "finish":
-		state, status, reason, observed := args[0].(string), args[1].(string), args[2].(string), schemas.PowerState(args[3].(string))
-		if state == "Completed" && t.State == "Cancelling" {
+		state, status, reason, observed := schemas.TaskState(args[0].(string)), args[1].(string), args[2].(string), schemas.PowerState(args[3].(string))
+		if state == schemas.TaskStateCompleted && t.State == schemas.TaskStateCancelling {
 			why := t.Reason
 			if why == "" {
 				why = "cancelled"
 			}
 			if _, ok := t.Type.Target(); ok {
-				state, status = "Cancelled", "OK"
+				state, status = schemas.TaskStateCancelled, "OK"
 				reason = "it reached its end before the cancellation took effect (" + reason + ")"
 			} else {
 				reason += "; the cancellation (" + why + ") came too late: the action had already been carried out"
 			}
 		}
-		if state == "Cancelled" && t.State == "Cancelling" && t.Reason != "" {
+		if state == schemas.TaskStateCancelled && t.State == schemas.TaskStateCancelling && t.Reason != "" {
 			reason = t.Reason + "; " + reason
 		}
 		t.State, t.Status, t.Reason, t.End, t.Percent = state, status, reason, now.UnixMilli(), 100
@@ -181,7 +181,7 @@ func (m *modelStore) op(task string, now time.Time, op string, args ...any) []st
 			m.desired = observed
 		}
 		m.issued, m.issCmd, m.issAt = "", "", time.Time{}
-		return []string{"ok", s.Now.Task, string(s.Now.Type), state, status, reason}
+		return []string{"ok", s.Now.Task, string(s.Now.Type), string(state), status, reason}
 	}
 	panic("unknown op " + op)
 }
@@ -327,8 +327,8 @@ func (r *actionRun) feed(o Observation) {
 					d = ", desired := observed"
 				}
 				r.printf("finish %s %s: %s (observed %s%s)", f.State, f.Status, f.Reason, orUnknown(f.Observed), d)
-				fin := r.store.op(r.task, r.now, "finish", f.State, f.Status, f.Reason, string(f.Observed), boolArg(f.DesiredIsObserved))
-				if fin[3] != f.State || fin[5] != f.Reason {
+				fin := r.store.op(r.task, r.now, "finish", string(f.State), f.Status, f.Reason, string(f.Observed), boolArg(f.DesiredIsObserved))
+				if schemas.TaskState(fin[3]) != f.State || fin[5] != f.Reason {
 					r.printf("  stored as %s: %s", fin[3], fin[5])
 				}
 				r.awaits = EffFinish
@@ -446,7 +446,7 @@ func (r *actionRun) run(t *testing.T, td *datadriven.TestData) string {
 		st := r.store.state()
 		res := r.store.op(r.task, r.now, "begin")
 		r.a = NewAction(r.cfg, rt, native)
-		r.feed(Observation{Kind: ObsBegin, Interrupted: (res[2] == "Running" || res[2] == "Cancelling") && st.Issued == r.task,
+		r.feed(Observation{Kind: ObsBegin, Interrupted: wasBegun(res[2]) && st.Issued == r.task,
 			IssuedCmd: st.IssuedCmd, IssuedAt: st.IssuedAt, Cancelling: res[3] == "1", Next: nextTarget(res, 4)})
 	case "power":
 		if !r.expect(EffRead) {

@@ -173,7 +173,7 @@ func (d *redisDriver) finish(now time.Time) string {
 	if ns.Slots.Now.Task == "" {
 		return "idle"
 	}
-	if _, err := d.st.workerOp(context.Background(), d.node, d.lease, ns.Slots.Now.Task, now, "finish", "Completed", "OK", "", "", "0"); err != nil {
+	if _, err := d.st.workerOp(context.Background(), d.node, d.lease, ns.Slots.Now.Task, now, "finish", string(schemas.TaskStateCompleted), "OK", "", "", "0"); err != nil {
 		d.t.Fatal(err)
 	}
 	return "ok"

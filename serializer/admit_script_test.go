@@ -67,7 +67,7 @@ func (e *scriptEnv) checkReason(id string) {
 	e.t.Helper()
 	tr := e.task(id)
 	m := supersededBy.FindStringSubmatch(tr.Reason)
-	if tr.State != "Cancelled" || m == nil {
+	if tr.State != schemas.TaskStateCancelled || m == nil {
 		e.t.Fatalf("dropped task %s: state %s, reason %q; want Cancelled, superseded by ...", id, tr.State, tr.Reason)
 	}
 	if _, err := e.st.Task(context.Background(), m[1]); err != nil {

@@ -87,7 +87,7 @@ func TestBootAndResetOnTwoReplicasReachTheBMCInOrder(t *testing.T) {
 			if got, want := machineLog(e.machine("b1")), []string{"SetBoot:accepted", "On:accepted", "ForceOff:accepted", "SetBoot:accepted"}; !slices.Equal(got, want) {
 				t.Fatalf("BMC log %v, want %v", got, want)
 			}
-			if tr := e.task(off.Task); tr.State != "Completed" {
+			if tr := e.task(off.Task); tr.State != schemas.TaskStateCompleted {
 				t.Fatalf("ForceOff %s: %s", tr.State, tr.Reason)
 			}
 			if got := e.machine("b1").Boot(); got.Target != "Hdd" || got.Enabled != "Once" {

@@ -44,11 +44,11 @@ func (s *Service) emitTask(ctx context.Context, node, task string, msg schemas.M
 func (s *Service) emitFinish(ctx context.Context, node, task string, r result) {
 	var key string
 	switch {
-	case r.State == "Completed" && r.Status == "Warning":
+	case r.State == schemas.TaskStateCompleted && r.Status == "Warning":
 		key = "TaskCompletedWarning"
-	case r.State == "Completed":
+	case r.State == schemas.TaskStateCompleted:
 		key = "TaskCompletedOK"
-	case r.State == "Cancelled":
+	case r.State == schemas.TaskStateCancelled:
 		key = "TaskCancelled"
 	default:
 		key = "TaskAborted"
@@ -57,7 +57,7 @@ func (s *Service) emitFinish(ctx context.Context, node, task string, r result) {
 	if r.Reason != "" {
 		m.Message += " " + r.Reason
 	}
-	if r.State == "Completed" {
+	if r.State == schemas.TaskStateCompleted {
 		switch r.Observed {
 		case schemas.PowerOn:
 			s.emitPower(ctx, node, "ResourcePoweredOn")
@@ -65,7 +65,7 @@ func (s *Service) emitFinish(ctx context.Context, node, task string, r result) {
 			s.emitPower(ctx, node, "ResourcePoweredOff")
 		}
 	}
-	if r.State == "Exception" {
+	if r.State == schemas.TaskStateException {
 		fail := schemas.ResourceEvent("ResourceErrorsDetected", "PowerState", "PowerActionFailed")
 		fail.Message += " " + r.Reason
 		s.opts.Events.Emit(ctx, Event{Time: s.opts.Clock(), Node: node, Task: task, Origin: "/Systems/" + node, Message: fail})

@@ -86,7 +86,7 @@ func TestWorkerScriptRefusesAStaleLease(t *testing.T) {
 				"begin":    nil,
 				"step":     {"On attempt 2"},
 				"progress": {50, "waiting for On"},
-				"finish":   {"Completed", "OK", "On confirmed by the BMC", "On", "0"},
+				"finish":   {string(schemas.TaskStateCompleted), "OK", "On confirmed by the BMC", "On", "0"},
 				"power":    {"Off"},
 			}
 			check := func(lease string) {
@@ -129,10 +129,10 @@ func TestWorkerScriptRefusesAStaleLease(t *testing.T) {
 			}
 			check(leaseA)
 			check(leaseB)
-			if _, err := st.workerOp(ctx, node, leaseA3, task, now, "finish", "Completed", "OK", "On confirmed by the BMC", "On", "0"); err != nil {
+			if _, err := st.workerOp(ctx, node, leaseA3, task, now, "finish", string(schemas.TaskStateCompleted), "OK", "On confirmed by the BMC", "On", "0"); err != nil {
 				t.Fatalf("finish under the live lease: %v", err)
 			}
-			if tr, err := st.Task(ctx, task); err != nil || tr.State != "Completed" {
+			if tr, err := st.Task(ctx, task); err != nil || tr.State != schemas.TaskStateCompleted {
 				t.Fatalf("task after the holder's finish: %+v %v", tr, err)
 			}
 		})

@@ -150,7 +150,7 @@ func TestFencePausedReplicaBeforeItsCommand(t *testing.T) {
 	e.addReplica("B", fastOptions(), nil)
 	done := e.waitTask(10*time.Second, adm.Task, "terminal", terminalTask)
 	e.waitQuiet(10*time.Second, []string{"f1"}, nil)
-	if done.State != "Completed" || !strings.Contains(done.Reason, "On confirmed by the BMC") {
+	if done.State != schemas.TaskStateCompleted || !strings.Contains(done.Reason, "On confirmed by the BMC") {
 		t.Fatalf("task after take-over: %+v", done)
 	}
 
@@ -189,7 +189,7 @@ func TestFencePausedReplicaAfterItsCommand(t *testing.T) {
 	e.waitQuiet(10*time.Second, []string{"f1"}, nil)
 	// B must not send the On again (docs/architecture.md#recovery): it waits
 	// for the BMC and confirms the command A had sent.
-	if done.State != "Completed" || !strings.Contains(done.Reason, "confirmed On after recovery") {
+	if done.State != schemas.TaskStateCompleted || !strings.Contains(done.Reason, "confirmed On after recovery") {
 		t.Fatalf("task after take-over: %+v", done)
 	}
 
@@ -232,7 +232,7 @@ func TestFenceHolderThatCannotRenewStops(t *testing.T) {
 
 	done := e.waitTask(10*time.Second, adm.Task, "terminal", terminalTask)
 	e.waitQuiet(10*time.Second, []string{"f1"}, nil)
-	if done.State != "Completed" || !strings.Contains(done.Reason, "confirmed On after recovery") {
+	if done.State != schemas.TaskStateCompleted || !strings.Contains(done.Reason, "confirmed On after recovery") {
 		t.Fatalf("task after take-over: %+v", done)
 	}
 	m := e.machine("f1")

@@ -1,11 +1,16 @@
 package serializer
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fishgate/fishgate/internal/testkit"
+	"github.com/fishgate/fishgate/schemas"
 )
 
 // luaSources are the scripts' sources (lua/*.lua and the ones written in
@@ -58,5 +63,57 @@ func TestScriptsNameTheirKeys(t *testing.T) {
 			t.Errorf("key %q repeated or outside the node's hash tag", key)
 		}
 		seen[key] = true
+	}
+}
+
+// dmtfTaskStates is the TaskState enum of the DMTF Task schema (Task v1_7).
+var dmtfTaskStates = []string{"New", "Starting", "Running", "Suspended", "Interrupted", "Pending",
+	"Stopping", "Completed", "Killed", "Exception", "Service", "Cancelling", "Cancelled"}
+
+var (
+	luaString   = regexp.MustCompile(`'([^'\\\n]*)'|"([^"\\\n]*)"`)
+	luaStateRef = regexp.MustCompile(`\bSTATE\s*(?:\.\s*(\w+)|\[)`)
+)
+
+// TestScriptsTakeTaskStatesFromGo: the scripts name task states through
+// the STATE table generated from schemas.TaskStates, never as a literal,
+// and only states Go defines.
+func TestScriptsTakeTaskStatesFromGo(t *testing.T) {
+	for f, src := range luaSources(t) {
+		for _, m := range luaString.FindAllStringSubmatch(src, -1) {
+			if lit := m[1] + m[2]; slices.Contains(dmtfTaskStates, lit) {
+				t.Errorf("%s: task state %s written as a literal (%s); use STATE.%s", f, lit, m[0], lit)
+			}
+		}
+		for _, m := range luaStateRef.FindAllStringSubmatch(src, -1) {
+			if m[1] == "" {
+				t.Errorf("%s: %s: index STATE by a name (STATE.<name>)", f, m[0])
+			} else if !slices.Contains(schemas.TaskStates, schemas.TaskState(m[1])) {
+				t.Errorf("%s: STATE.%s is not one of schemas.TaskStates", f, m[1])
+			}
+		}
+	}
+}
+
+// TestScriptStatesAreGos: STATE and TERMINAL, as a script sees them, are
+// schemas.TaskStates and TaskState.Terminal.
+func TestScriptStatesAreGos(t *testing.T) {
+	rdb := testkit.MiniRedis(t)
+	probe := script(`return { STATE[ARGV[1]] or '', TERMINAL[ARGV[1]] and '1' or '' }`)
+	for _, s := range append(slices.Clone(schemas.TaskStates), "Killed", "Pending") {
+		got, err := probe.Run(context.Background(), rdb, nodeKeys("n1").forScripts(), string(s)).StringSlice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"", ""}
+		if slices.Contains(schemas.TaskStates, s) {
+			want[0] = string(s)
+		}
+		if s.Terminal() {
+			want[1] = "1"
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("state %s: STATE, TERMINAL = %q, want %q", s, got, want)
+		}
 	}
 }

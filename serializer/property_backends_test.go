@@ -211,11 +211,11 @@ func runScenarioOver(rt *rapid.T, rdb redis.UniversalClient, prefix string, stat
 	for _, r := range results {
 		if r.adm.Outcome == serializer.Started || r.adm.Outcome == serializer.Queued {
 			tr := e.task(r.adm.Task)
-			ended[tr.State]++
+			ended[string(tr.State)]++
 			// composite actions that got past their first phase, and how
 			// they ended
 			if slices.ContainsFunc(tr.Steps, func(s string) bool { return strings.Contains(s, "phase 1/2 done") }) {
-				ended["phased+"+tr.State]++
+				ended["phased+"+string(tr.State)]++
 			}
 		}
 	}

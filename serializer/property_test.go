@@ -234,7 +234,7 @@ func runScenario(rt *rapid.T, rdb redis.UniversalClient, prefix string, stats *s
 		}
 		for _, r := range results {
 			if r.adm.Outcome == serializer.Started || r.adm.Outcome == serializer.Queued {
-				s.ended[e.task(r.adm.Task).State]++
+				s.ended[string(e.task(r.adm.Task).State)]++
 			}
 		}
 		for _, id := range e.ids {
@@ -305,7 +305,7 @@ func checkInvariants(rt *rapid.T, e *env, results []admitted) {
 			if !tr.Terminal() {
 				fail("task %s is %s after quiescence", tid, tr.State)
 			}
-			if tr.State == "Exception" {
+			if tr.State == schemas.TaskStateException {
 				fail("task %s ended in Exception: %s", tid, tr.Reason)
 			}
 			if _, ok := created[tid]; !ok {
@@ -341,11 +341,11 @@ func checkInvariants(rt *rapid.T, e *env, results []admitted) {
 		lastTask := fmt.Sprint(last["task"])
 		tr := e.task(lastTask)
 		switch tr.State {
-		case "Completed":
+		case schemas.TaskStateCompleted:
 			if want := targetOf(rt, tr.Type); power != want {
 				fail("node %s: last accepted %s (%s) Completed, but the node is %s", id, tr.Type, lastTask, power)
 			}
-		case "Cancelled":
+		case schemas.TaskStateCancelled:
 		default:
 			fail("node %s: last accepted task %s ended %s", id, lastTask, tr.State)
 		}

@@ -73,7 +73,7 @@ func TestPowerSyncDriftAndReassert(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitTask(t, svc, a.Task, "Completed")
+		waitTask(t, svc, a.Task, schemas.TaskStateCompleted)
 	}
 	keep, _ := fleet.Node("keep")
 	fix, _ := fleet.Node("fix")
@@ -104,7 +104,7 @@ func TestPowerSyncDriftAndReassert(t *testing.T) {
 	}
 }
 
-func waitTask(t *testing.T, svc *serializer.Service, id, state string) {
+func waitTask(t *testing.T, svc *serializer.Service, id string, state schemas.TaskState) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

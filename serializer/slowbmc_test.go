@@ -44,7 +44,7 @@ func TestSlowBMCOneCommandPerAction(t *testing.T) {
 					t.Fatal(err)
 				}
 				tr := e.waitTask(30*time.Second, a.Task, "terminal", func(tr serializer.TaskRecord) bool { return tr.Terminal() })
-				if tr.State != "Completed" {
+				if tr.State != schemas.TaskStateCompleted {
 					t.Fatalf("%s: %s %s", rt, tr.State, tr.Reason)
 				}
 				if !strings.Contains(tr.Reason, "no answer") {

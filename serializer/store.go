@@ -103,8 +103,22 @@ func targetsLua() string {
 	return b.String()
 }
 
+// statesLua renders schemas.TaskStates as the Lua tables STATE (name ->
+// state) and TERMINAL (state -> true when Terminal), so that Go and the
+// scripts share one set of task states.
+func statesLua() string {
+	var st, term strings.Builder
+	for _, s := range schemas.TaskStates {
+		fmt.Fprintf(&st, " %s = '%s',", s, s)
+		if s.Terminal() {
+			fmt.Fprintf(&term, " %s = true,", s)
+		}
+	}
+	return "local STATE = {" + st.String() + " }\nlocal TERMINAL = {" + term.String() + " }"
+}
+
 func script(body string) *redis.Script {
-	common := strings.NewReplacer("{{KEYS}}", keysLua(), "{{TARGETS}}", targetsLua()).Replace(luaCommon)
+	common := strings.NewReplacer("{{KEYS}}", keysLua(), "{{TARGETS}}", targetsLua(), "{{STATES}}", statesLua()).Replace(luaCommon)
 	return redis.NewScript(common + "\n" + body)
 }
 
@@ -260,7 +274,7 @@ type TaskRecord struct {
 	ID      string            `json:"id"`
 	Node    string            `json:"node"`
 	Type    schemas.ResetType `json:"type"`
-	State   string            `json:"state"`
+	State   schemas.TaskState `json:"state"`
 	Status  string            `json:"status"`
 	Reason  string            `json:"reason,omitempty"`
 	Note    string            `json:"note,omitempty"`
@@ -277,7 +291,7 @@ type TaskRecord struct {
 
 // Terminal reports whether the task has finished.
 func (t TaskRecord) Terminal() bool {
-	return t.State == "Completed" || t.State == "Exception" || t.State == "Cancelled"
+	return t.State.Terminal()
 }
 
 // ErrTaskNotFound is returned for an unknown (or expired) task.

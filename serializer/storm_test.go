@@ -105,7 +105,7 @@ func TestStormOfDuplicateOnsCoalesces(t *testing.T) {
 				tr := e.task(tasks[i])
 				// "On confirmed by the BMC", or "confirmed On after recovery"
 				// should a replica have lost its lease to Redis latency.
-				if tr.State != "Completed" || !strings.Contains(tr.Reason, "confirmed") {
+				if tr.State != schemas.TaskStateCompleted || !strings.Contains(tr.Reason, "confirmed") {
 					t.Fatalf("node %s: task %+v, want Completed, On confirmed\n%s", id, tr, strings.Join(e.logs.find("WARN"), "\n"))
 				}
 				if tr.Joined != stormRequests-1 {

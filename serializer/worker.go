@@ -122,6 +122,14 @@ func (s *Service) holdLease(ctx context.Context, cancel context.CancelFunc, node
 	}
 }
 
+// wasBegun reports whether the state a task had before worker.lua's begin
+// (its reply's third field) says a previous holder had begun it: the
+// worker resumes it (recovery) instead of reporting TaskStarted.
+func wasBegun(before string) bool {
+	s := schemas.TaskState(before)
+	return s == schemas.TaskStateRunning || s == schemas.TaskStateCancelling
+}
+
 // result is how a task ends.
 type result struct {
 	Final
@@ -138,7 +146,7 @@ func (s *Service) run(ctx context.Context, n *node, lease string, st NodeState) 
 		return err
 	}
 	rt := schemas.ResetType(res[1])
-	wasRunning := res[2] == "Running" || res[2] == "Cancelling"
+	wasRunning := wasBegun(res[2])
 	log := s.opts.Logger.With("node", n.ID, "task", task, "reset", rt, "replica", s.opts.ReplicaID)
 	if !wasRunning {
 		s.emitTask(ctx, n.ID, task, schemas.TaskEvent("TaskStarted", task))
@@ -155,10 +163,10 @@ func (s *Service) run(ctx context.Context, n *node, lease string, st NodeState) 
 		return r.abandon
 	}
 	fin, err := s.store.workerOp(ctx, n.ID, lease, task, now(), "finish",
-		r.State, r.Status, r.Reason, string(r.Observed), boolArg(r.DesiredIsObserved))
+		string(r.State), r.Status, r.Reason, string(r.Observed), boolArg(r.DesiredIsObserved))
 	if err == nil {
 		if len(fin) >= 6 { // the script's word on how it ended (a late cancellation wins)
-			r.State, r.Status, r.Reason = fin[3], fin[4], fin[5]
+			r.State, r.Status, r.Reason = schemas.TaskState(fin[3]), fin[4], fin[5]
 		}
 		log.Info("task finished", "state", r.State, "reason", r.Reason, "power", r.Observed)
 		s.setPower(n, r.Observed)

@@ -36,8 +36,8 @@ func TestFinishOfASupersededTask(t *testing.T) {
 				}
 				return ns.Desired
 			}
-			finish := func(task, state, reason, observed, desiredIsObserved string) {
-				if _, err := st.workerOp(ctx, "wn", lease, task, now, "finish", state, "OK", reason, observed, desiredIsObserved); err != nil {
+			finish := func(task string, state schemas.TaskState, reason, observed, desiredIsObserved string) {
+				if _, err := st.workerOp(ctx, "wn", lease, task, now, "finish", string(state), "OK", reason, observed, desiredIsObserved); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -47,12 +47,12 @@ func TestFinishOfASupersededTask(t *testing.T) {
 			if a := admit(schemas.ResetForceOff, "wn.t2"); !a.CancelNow {
 				t.Fatalf("ForceOff did not supersede: %+v", a)
 			}
-			finish("wn.t1", "Cancelled", "cancelled; the node is On", "On", "1")
+			finish("wn.t1", schemas.TaskStateCancelled, "cancelled; the node is On", "On", "1")
 			tr, err := st.Task(ctx, "wn.t1")
-			if err != nil || tr.State != "Cancelled" || !strings.HasPrefix(tr.Reason, "superseded by ForceOff (wn.t2); ") || !strings.HasSuffix(tr.Reason, "the node is On") {
+			if err != nil || tr.State != schemas.TaskStateCancelled || !strings.HasPrefix(tr.Reason, "superseded by ForceOff (wn.t2); ") || !strings.HasSuffix(tr.Reason, "the node is On") {
 				t.Fatalf("superseded task: %+v %v", tr, err)
 			}
-			finish("wn.t2", "Completed", "Off confirmed by the BMC", "Off", "0")
+			finish("wn.t2", schemas.TaskStateCompleted, "Off confirmed by the BMC", "Off", "0")
 			if d := desired(); d != schemas.PowerOff {
 				t.Fatalf("desired %s after the ForceOff, want Off", d)
 			}
@@ -68,7 +68,7 @@ func TestFinishOfASupersededTask(t *testing.T) {
 			if res, err := st.Cancel(ctx, "wn", "wn.t4", now); err != nil || res != CancelDropped {
 				t.Fatalf("cancel: %v %v", res, err)
 			}
-			finish("wn.t3", "Completed", "On confirmed by the BMC", "On", "0")
+			finish("wn.t3", schemas.TaskStateCompleted, "On confirmed by the BMC", "On", "0")
 			if d := desired(); d != schemas.PowerOn {
 				t.Fatalf("desired %s, want On (observed), the Off was dropped", d)
 			}

@@ -87,7 +87,7 @@ func TestWorkerRetriesAFailingCommand(t *testing.T) {
 	a := reset(t, svc, schemas.ResetOn, serializer.Started)
 	e.waitQuiet(10*time.Second, []string{node1}, []string{a.Task})
 	tr := e.task(a.Task)
-	if tr.State != "Completed" || tr.Status != "OK" || !strings.Contains(tr.Reason, "after 3 attempts") {
+	if tr.State != schemas.TaskStateCompleted || tr.Status != "OK" || !strings.Contains(tr.Reason, "after 3 attempts") {
 		t.Fatalf("task %+v: want Completed OK \"... after 3 attempts\"", tr)
 	}
 	wantCommands(t, e.machine(node1), "On:failed", "On:failed", "On:accepted")
@@ -102,7 +102,7 @@ func TestWorkerGivesUpWhenTheNodeIgnoresCommands(t *testing.T) {
 	a := reset(t, svc, schemas.ResetOn, serializer.Started)
 	e.waitQuiet(10*time.Second, []string{node1}, []string{a.Task})
 	tr := e.task(a.Task)
-	if tr.State != "Exception" || tr.Status != "Critical" {
+	if tr.State != schemas.TaskStateException || tr.Status != "Critical" {
 		t.Fatalf("task %+v: want Exception Critical", tr)
 	}
 	for _, part := range []string{"did not reach On", "after 3 attempts"} {
@@ -125,7 +125,7 @@ func TestWorkerDeleteOfARunningTask(t *testing.T) {
 		t.Fatalf("CancelTask: %v %v, want cancelling", res, err)
 	}
 	tr := e.waitTask(10*time.Second, a.Task, "terminal", terminal)
-	if tr.State != "Cancelled" || !strings.Contains(tr.Reason, "cancelled by a client (DELETE)") {
+	if tr.State != schemas.TaskStateCancelled || !strings.Contains(tr.Reason, "cancelled by a client (DELETE)") {
 		t.Fatalf("task %+v: want Cancelled by a client", tr)
 	}
 	e.waitQuiet(10*time.Second, []string{node1}, nil)
@@ -148,17 +148,17 @@ func TestWorkerDeleteOfAWaitingTask(t *testing.T) {
 	}
 	// Dropped at once, not at the end of the running action.
 	tr := e.task(waiting.Task)
-	if tr.State != "Cancelled" || !strings.Contains(tr.Reason, "before it started") {
+	if tr.State != schemas.TaskStateCancelled || !strings.Contains(tr.Reason, "before it started") {
 		t.Fatalf("waiting task right after DELETE: %+v, want Cancelled before it started", tr)
 	}
 	if tr := e.task(on.Task); tr.Terminal() {
 		t.Fatalf("the running task ended with the DELETE of another: %+v", tr)
 	}
 	e.waitQuiet(10*time.Second, []string{node1}, []string{on.Task})
-	if tr := e.task(on.Task); tr.State != "Completed" {
+	if tr := e.task(on.Task); tr.State != schemas.TaskStateCompleted {
 		t.Fatalf("running task %+v, want Completed", tr)
 	}
-	if tr := e.task(waiting.Task); tr.State != "Cancelled" || tr.Start != 0 || tr.Issued != 0 {
+	if tr := e.task(waiting.Task); tr.State != schemas.TaskStateCancelled || tr.Start != 0 || tr.Issued != 0 {
 		t.Fatalf("dropped task %+v: it must never start", tr)
 	}
 	wantCommands(t, e.machine(node1), "On:accepted") // the restart was never sent
@@ -183,7 +183,7 @@ func TestWorkerRestartsAreVerifiedOn(t *testing.T) {
 			a := reset(t, svc, tc.r, serializer.Started)
 			e.waitQuiet(10*time.Second, []string{node1}, []string{a.Task})
 			tr := e.task(a.Task)
-			if tr.State != "Completed" || !strings.Contains(tr.Reason, "On confirmed by the BMC") {
+			if tr.State != schemas.TaskStateCompleted || !strings.Contains(tr.Reason, "On confirmed by the BMC") {
 				t.Fatalf("task %+v: want Completed, On confirmed", tr)
 			}
 			wantCommands(t, e.machine(node1), tc.commands...)
@@ -201,7 +201,7 @@ func TestWorkerOnWhenAlreadyOnSendsNothing(t *testing.T) {
 	a := reset(t, svc, schemas.ResetOn, serializer.Started)
 	e.waitQuiet(10*time.Second, []string{node1}, []string{a.Task})
 	tr := e.task(a.Task)
-	if tr.State != "Completed" || !strings.Contains(tr.Reason, "no command sent") {
+	if tr.State != schemas.TaskStateCompleted || !strings.Contains(tr.Reason, "no command sent") {
 		t.Fatalf("task %+v: want Completed, no command sent", tr)
 	}
 	if n := e.machine(node1).Status().CommandCount; n != 0 {
@@ -215,7 +215,7 @@ func TestWorkerNmiCompletesOnceAccepted(t *testing.T) {
 	a := reset(t, svc, schemas.ResetNmi, serializer.Started)
 	e.waitQuiet(10*time.Second, []string{node1}, []string{a.Task})
 	tr := e.task(a.Task)
-	if tr.State != "Completed" || !strings.Contains(tr.Reason, "Nmi accepted by the BMC") {
+	if tr.State != schemas.TaskStateCompleted || !strings.Contains(tr.Reason, "Nmi accepted by the BMC") {
 		t.Fatalf("task %+v: want Completed, Nmi accepted", tr)
 	}
 	wantCommands(t, e.machine(node1), "Nmi:accepted")
@@ -234,10 +234,10 @@ func TestWorkerForceOffSupersedesARunningOn(t *testing.T) {
 	}
 	e.waitQuiet(10*time.Second, []string{node1}, []string{on.Task, off.Task})
 	ton, toff := e.task(on.Task), e.task(off.Task)
-	if ton.State != "Cancelled" || !strings.Contains(ton.Reason, "superseded by ForceOff") {
+	if ton.State != schemas.TaskStateCancelled || !strings.Contains(ton.Reason, "superseded by ForceOff") {
 		t.Fatalf("On task %+v: want Cancelled, superseded by ForceOff", ton)
 	}
-	if toff.State != "Completed" || !strings.Contains(toff.Reason, "Off confirmed by the BMC") {
+	if toff.State != schemas.TaskStateCompleted || !strings.Contains(toff.Reason, "Off confirmed by the BMC") {
 		t.Fatalf("ForceOff task %+v: want Completed, Off confirmed", toff)
 	}
 	if toff.Start < ton.End {
@@ -261,10 +261,10 @@ func TestWorkerForceOffSupersedesARestartInItsDarkPhase(t *testing.T) {
 		t.Fatalf("ForceOff did not cancel the running restart: %+v", off)
 	}
 	e.waitQuiet(10*time.Second, []string{node1}, []string{restart.Task, off.Task})
-	if tr := e.task(restart.Task); tr.State != "Cancelled" || !strings.Contains(tr.Reason, "the node is On") {
+	if tr := e.task(restart.Task); tr.State != schemas.TaskStateCancelled || !strings.Contains(tr.Reason, "the node is On") {
 		t.Fatalf("restart task %+v: want Cancelled once the node was back On", tr)
 	}
-	if tr := e.task(off.Task); tr.State != "Completed" || !strings.Contains(tr.Reason, "Off confirmed by the BMC") {
+	if tr := e.task(off.Task); tr.State != schemas.TaskStateCompleted || !strings.Contains(tr.Reason, "Off confirmed by the BMC") {
 		t.Fatalf("ForceOff task %+v: want Completed, Off confirmed", tr)
 	}
 	wantCommands(t, e.machine(node1), "ForceRestart:accepted", "ForceOff:accepted")
@@ -284,7 +284,7 @@ func TestWorkerIgnoredRestartIsAWarning(t *testing.T) {
 			})
 			a := reset(t, svc, rt, serializer.Started)
 			tr := e.waitTask(20*time.Second, a.Task, "terminal", terminal)
-			if tr.State != "Completed" || tr.Status != "Warning" || !strings.Contains(tr.Reason, "not seen going through Off") {
+			if tr.State != schemas.TaskStateCompleted || tr.Status != "Warning" || !strings.Contains(tr.Reason, "not seen going through Off") {
 				t.Fatalf("task %s %s: %s; want Completed, Warning, no evidence", tr.State, tr.Status, tr.Reason)
 			}
 			wantCommands(t, e.machine(node1), string(rt)+":ignored")
@@ -298,7 +298,7 @@ func TestWorkerRestartSeenThroughOff(t *testing.T) {
 	e, svc := oneNode(t, simulator.MachineConfig{InitialPower: simulator.PowerOn, DelayMin: 200 * time.Millisecond, DelayMax: 200 * time.Millisecond}, nil)
 	a := reset(t, svc, schemas.ResetPowerCycle, serializer.Started)
 	tr := e.waitTask(20*time.Second, a.Task, "terminal", terminal)
-	if tr.State != "Completed" || tr.Status != "OK" || !strings.Contains(tr.Reason, "seen going through Off") {
+	if tr.State != schemas.TaskStateCompleted || tr.Status != "OK" || !strings.Contains(tr.Reason, "seen going through Off") {
 		t.Fatalf("task %s %s: %s", tr.State, tr.Status, tr.Reason)
 	}
 	wantCommands(t, e.machine(node1), "PowerCycle:accepted")
@@ -319,12 +319,12 @@ func TestWorkerSoftOffTimeout(t *testing.T) {
 			tr := e.waitTask(20*time.Second, a.Task, "terminal", terminal)
 			switch fallback {
 			case "fail":
-				if tr.State != "Exception" || !strings.Contains(tr.Reason, "soft_off_timeout") {
+				if tr.State != schemas.TaskStateException || !strings.Contains(tr.Reason, "soft_off_timeout") {
 					t.Fatalf("task %s: %s", tr.State, tr.Reason)
 				}
 				wantCommands(t, e.machine(node1), "GracefulShutdown:accepted")
 			case "force":
-				if tr.State != "Completed" || tr.Status != "Warning" || !strings.Contains(tr.Reason, "forced off") {
+				if tr.State != schemas.TaskStateCompleted || tr.Status != "Warning" || !strings.Contains(tr.Reason, "forced off") {
 					t.Fatalf("task %s %s: %s", tr.State, tr.Status, tr.Reason)
 				}
 				wantCommands(t, e.machine(node1), "GracefulShutdown:accepted", "ForceOff:accepted")
@@ -344,7 +344,7 @@ func TestWorkerRestartConfirmedByTheBMCsTask(t *testing.T) {
 	svc := e.addReplica("r1", fastOptions(), nil)
 	a := reset(t, svc, schemas.ResetForceRestart, serializer.Started)
 	tr := e.waitTask(20*time.Second, a.Task, "terminal", terminal)
-	if tr.State != "Completed" || tr.Status != "OK" || !strings.Contains(tr.Reason, "the BMC reported the restart done") {
+	if tr.State != schemas.TaskStateCompleted || tr.Status != "OK" || !strings.Contains(tr.Reason, "the BMC reported the restart done") {
 		t.Fatalf("task %s %s: %s", tr.State, tr.Status, tr.Reason)
 	}
 	wantCommands(t, e.machine(node1), "ForceRestart:accepted")

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/simulator"
 )
 
@@ -46,9 +47,9 @@ func (v sysView) busy() bool {
 
 // taskView is the part of a gateway Task the check reads.
 type taskView struct {
-	Status     int    `json:"-"` // HTTP status of the GET; 0: no answer
-	TaskState  string `json:"TaskState"`
-	TaskStatus string `json:"TaskStatus"`
+	Status     int               `json:"-"` // HTTP status of the GET; 0: no answer
+	TaskState  schemas.TaskState `json:"TaskState"`
+	TaskStatus string            `json:"TaskStatus"`
 	Messages   []struct {
 		MessageID string `json:"MessageId"`
 		Message   string `json:"Message"`
@@ -56,11 +57,7 @@ type taskView struct {
 }
 
 func (t taskView) terminal() bool {
-	switch t.TaskState {
-	case "Completed", "Exception", "Cancelled":
-		return t.Status == http.StatusOK
-	}
-	return false
+	return t.TaskState.Terminal() && t.Status == http.StatusOK
 }
 
 func (t taskView) String() string {
@@ -70,7 +67,7 @@ func (t taskView) String() string {
 		}
 		return fmt.Sprintf("unreadable (HTTP %d)", t.Status)
 	}
-	s := t.TaskState + "/" + t.TaskStatus
+	s := string(t.TaskState) + "/" + t.TaskStatus
 	if n := len(t.Messages); n > 0 {
 		s += ": " + t.Messages[n-1].Message
 	}
@@ -89,8 +86,8 @@ type nodeFacts struct {
 	HasLast     bool   // some Reset was accepted
 	LastType    string // its ResetType
 	LastTask    string
-	LastState   string // final TaskState of its task ("" unknown)
-	Pending     string // an unanswered Reset after it (ambiguous), or ""
+	LastState   schemas.TaskState // final TaskState of its task ("" unknown)
+	Pending     string            // an unanswered Reset after it (ambiguous), or ""
 }
 
 // judge returns what is wrong with one node after the run settled (empty:
@@ -120,7 +117,7 @@ func judge(f nodeFacts) []string {
 	}
 	want := targetOf(f.LastType)
 	switch f.LastState {
-	case "Completed":
+	case schemas.TaskStateCompleted:
 		alt := targetOf(f.Pending)
 		if f.SimPower != want && (alt == "" || f.SimPower != alt) {
 			w := want
@@ -133,7 +130,7 @@ func judge(f nodeFacts) []string {
 			}
 			p = append(p, s)
 		}
-	case "Cancelled", "Exception":
+	case schemas.TaskStateCancelled, schemas.TaskStateException:
 		// the node's power must equal its desired state: checked above.
 	case "":
 		p = append(p, fmt.Sprintf("last accepted %s: task %s is unreadable (lost)", f.LastType, f.LastTask))
@@ -329,16 +326,16 @@ func (c *checker) facts(i int, v *sysView, tasks map[string]taskView) nodeFacts 
 
 // report is what the check found.
 type report struct {
-	tasksByState map[string]int // final TaskState of every distinct task
-	lost         []string       // tasks not readable or not terminal
-	overlaps     []string       // nodes with MaxInFlight > 1
+	tasksByState map[schemas.TaskState]int // final TaskState of every distinct task
+	lost         []string                  // tasks not readable or not terminal
+	overlaps     []string                  // nodes with MaxInFlight > 1
 	unconverged  map[string][]string
 	stalled      map[string]time.Duration // busy long after the load (informative)
 	settled      bool
 }
 
 func (c *checker) judgeAll(vs []*sysView, tasks map[string]taskView, settled bool) report {
-	r := report{tasksByState: map[string]int{}, unconverged: map[string][]string{}, settled: settled}
+	r := report{tasksByState: map[schemas.TaskState]int{}, unconverged: map[string][]string{}, settled: settled}
 	for id, t := range tasks {
 		if t.terminal() {
 			r.tasksByState[t.TaskState]++

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/fishgate/fishgate/schemas"
 )
 
 // How "last accepted" is defined. Every node belongs to exactly one client
@@ -65,10 +67,10 @@ type event struct {
 	Task     string // DELETE: the task deleted; Reset: the task answered
 	Replica  int    // replica of the attempt that answered (or the last one)
 	Attempts int
-	Status   int    // 0: no answer
-	Result   string // new, coalesced, refused, cancel, finished, error, unanswered
-	State    string // TaskState in the answer
-	Detail   string // error text or message
+	Status   int               // 0: no answer
+	Result   string            // new, coalesced, refused, cancel, finished, error, unanswered
+	State    schemas.TaskState // TaskState in the answer
+	Detail   string            // error text or message
 }
 
 func (e event) String() string {
@@ -83,7 +85,7 @@ func (e event) String() string {
 		s += " task=" + e.Task
 	}
 	if e.State != "" {
-		s += " (" + e.State + ")"
+		s += " (" + string(e.State) + ")"
 	}
 	if e.Attempts > 1 {
 		s += fmt.Sprintf(" attempts=%d", e.Attempts)
@@ -309,8 +311,8 @@ func (l *loader) send(ctx context.Context, rng *rand.Rand, h *history, op string
 	}
 	ev.Detail = ""
 	var t struct {
-		ID        string `json:"Id"`
-		TaskState string `json:"TaskState"`
+		ID        string            `json:"Id"`
+		TaskState schemas.TaskState `json:"TaskState"`
 		Error     struct {
 			Info []struct {
 				MessageID string `json:"MessageId"`

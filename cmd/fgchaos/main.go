@@ -52,6 +52,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fishgate/fishgate/app/config"
+	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 )
 
@@ -303,7 +304,7 @@ func (e *env) run(ctx context.Context, started time.Time, stdout, stderr io.Writ
 		"tasks=%d completed=%d exception=%d cancelled=%d lost=%d overlaps=%d unconverged=%d stalled=%d kills=%d redis_restarts=%d crashes=%d load=%.1fs settle=%.1fs duration=%.1fs seed=%d\n",
 		o.nodes, c.sent.Load(), c.accepted.Load(), c.coalesced.Load(), c.refused.Load(), c.deletes.Load(), c.deleteOK.Load(), c.deleteDone.Load(),
 		c.unanswered.Load(), c.errors.Load(),
-		len(tasks), rep.tasksByState["Completed"], rep.tasksByState["Exception"], rep.tasksByState["Cancelled"],
+		len(tasks), rep.tasksByState[schemas.TaskStateCompleted], rep.tasksByState[schemas.TaskStateException], rep.tasksByState[schemas.TaskStateCancelled],
 		len(rep.lost), len(rep.overlaps), len(rep.unconverged), len(rep.stalled), e.kills.Load(), e.redisRestarts.Load(), crashes,
 		loadTime.Seconds(), settleTime.Seconds(), time.Since(started).Seconds(), o.seed)
 	if o.verbose {

@@ -149,13 +149,13 @@ func (c *apiClient) powerState(ctx context.Context, node string) (string, error)
 // task is what the client reads of a Task.
 type task struct {
 	ID         string            `json:"Id"`
-	TaskState  string            `json:"TaskState"`
+	TaskState  schemas.TaskState `json:"TaskState"`
 	TaskStatus string            `json:"TaskStatus"`
 	Messages   []schemas.Message `json:"Messages"`
 }
 
 func (t task) terminal() bool {
-	return t.TaskState == "Completed" || t.TaskState == "Exception" || t.TaskState == "Cancelled"
+	return t.TaskState.Terminal()
 }
 
 // summary is the task's last message, for humans.

@@ -99,12 +99,12 @@ func (w *watch) startTask(t task) verdict {
 	return taskEnd(w.task, t.TaskState, t.summary())
 }
 
-func taskEnd(id, state, msg string) verdict {
+func taskEnd(id string, state schemas.TaskState, msg string) verdict {
 	why := fmt.Sprintf("task %s: %s", id, state)
 	if msg != "" {
 		why += ": " + msg
 	}
-	if state == "Completed" {
+	if state == schemas.TaskStateCompleted {
 		return verdict{done: true, code: exitOK, why: why}
 	}
 	return verdict{done: true, code: exitFailed, why: why}
@@ -128,11 +128,11 @@ func (w *watch) event(r schemas.EventRecord) verdict {
 		}
 		switch key {
 		case "TaskCompletedOK", "TaskCompletedWarning":
-			return taskEnd(w.task, "Completed", r.Message)
+			return taskEnd(w.task, schemas.TaskStateCompleted, r.Message)
 		case "TaskAborted":
-			return taskEnd(w.task, "Exception", r.Message)
+			return taskEnd(w.task, schemas.TaskStateException, r.Message)
 		case "TaskCancelled":
-			return taskEnd(w.task, "Cancelled", r.Message)
+			return taskEnd(w.task, schemas.TaskStateCancelled, r.Message)
 		}
 		return verdict{}
 	}

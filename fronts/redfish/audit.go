@@ -255,7 +255,7 @@ func powerEntry(base string, x redis.XMessage) schemas.LogEntry {
 		}
 	}
 	sev := "OK"
-	if x.Values["event"] == "refused" || x.Values["state"] == "Exception" {
+	if x.Values["event"] == "refused" || x.Values["state"] == string(schemas.TaskStateException) {
 		sev = "Warning"
 	}
 	return schemas.NewLogEntry(base+"/"+x.ID, x.ID, streamTime(x.ID), sev, strings.TrimSpace(msg))

@@ -91,13 +91,13 @@ func renderTask(sc scope, t serializer.TaskRecord) schemas.Task {
 	}
 	var final schemas.Message
 	switch {
-	case t.State == "Completed" && t.Status == "Warning":
+	case t.State == schemas.TaskStateCompleted && t.Status == "Warning":
 		final = schemas.TaskEvent("TaskCompletedWarning", t.ID)
-	case t.State == "Completed":
+	case t.State == schemas.TaskStateCompleted:
 		final = schemas.TaskEvent("TaskCompletedOK", t.ID)
-	case t.State == "Exception":
+	case t.State == schemas.TaskStateException:
 		final = schemas.TaskEvent("TaskAborted", t.ID)
-	case t.State == "Cancelled":
+	case t.State == schemas.TaskStateCancelled:
 		final = schemas.TaskEvent("TaskCancelled", t.ID)
 	}
 	if final.MessageID != "" {
@@ -204,7 +204,7 @@ func (s *Server) deleteTask(c echo.Context) error {
 	}
 	if res == serializer.CancelNotActive {
 		return newError(http.StatusConflict, schemas.Base("ResourceCannotBeDeleted")).
-			withDetail("task " + t.ID + " has already finished (" + t.State + "); only a waiting or running task can be cancelled")
+			withDetail("task " + t.ID + " has already finished (" + string(t.State) + "); only a waiting or running task can be cancelled")
 	}
 	t, err = s.task(c)
 	if err != nil {

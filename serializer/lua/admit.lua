@@ -51,7 +51,7 @@ local function prune()
     if rank > n - keep and created >= now - maxage then break end -- kept by both rules, and so is the rest
     local t = get_task(id)
     local gone = not t
-    if t and (t.state == 'Completed' or t.state == 'Exception' or t.state == 'Cancelled') then
+    if t and TERMINAL[t.state] then
       gone = now - (tonumber(t['end']) or created) >= MIN_AGE
     end
     if gone then
@@ -62,7 +62,7 @@ local function prune()
 end
 
 local function new_task()
-  put_task({ id = task, node = node, type = rtype, state = 'New', status = 'OK', created = now, joined = 0, pct = 0 })
+  put_task({ id = task, node = node, type = rtype, state = STATE.New, status = 'OK', created = now, joined = 0, pct = 0 })
   redis.call('ZADD', TASKZ, now, task)
   prune()
 end
@@ -70,7 +70,7 @@ end
 local function drop(list, reason)
   local ids = {}
   for _, x in ipairs(list) do
-    end_task(x.task, 'Cancelled', 'OK', reason, now)
+    end_task(x.task, STATE.Cancelled, 'OK', reason, now)
     ids[#ids + 1] = x.task
   end
   return ids
@@ -135,7 +135,7 @@ local dropped = drop(s.waiting, why)
 if cancel_now then
   s.cancelling = true
   local t = get_task(s.now)
-  if t then t.state = 'Cancelling'; t.reason = why; put_task(t) end
+  if t then t.state = STATE.Cancelling; t.reason = why; put_task(t) end
 end
 s.waiting = { { task = task, type = rtype } }
 new_task()

@@ -8,6 +8,11 @@
 -- TARGETS is generated from schemas.ResetType.Target (one source of truth).
 local TARGETS = {{TARGETS}}
 
+-- Task states, generated from schemas.TaskStates: STATE.<name> is the state
+-- (STATE.Completed is 'Completed'), TERMINAL[state] is true for a finished
+-- task (schemas.TaskState.Terminal). Scripts write no state literally.
+{{STATES}}
+
 local function split(s)
   local out = {}
   if s then for w in string.gmatch(s, "%S+") do out[#out + 1] = w end end
@@ -53,7 +58,7 @@ local function put_task(t)
   redis.call('HSET', TASKS, t.id, cjson.encode(t))
 end
 
--- end_task marks a task terminal (Completed, Exception, Cancelled).
+-- end_task marks a task terminal (state is one of TERMINAL).
 local function end_task(id, state, status, reason, now)
   local t = get_task(id)
   if not t then return end

@@ -74,8 +74,8 @@ if op == 'begin' then
   -- the state before begin: New for a fresh task (the worker reports
   -- TaskStarted), Running for one a previous holder had begun (recovery)
   local before = t and t.state or ''
-  if t and t.state == 'New' then
-    t.state, t.start = 'Running', now
+  if t and t.state == STATE.New then
+    t.state, t.start = STATE.Running, now
     put_task(t)
   end
   log({ 'event', 'begin', 'task', task, 'fence', lease })
@@ -115,10 +115,10 @@ if op == 'finish' then
     -- too late; one with a target (On, ForceOff, a restart) ends Cancelled
     -- all the same (the client was told it would not run to the end; the
     -- node is left where it is: docs/architecture.md#cancellation).
-    if state == 'Completed' and t.state == 'Cancelling' then
+    if state == STATE.Completed and t.state == STATE.Cancelling then
       local why = (t.reason and t.reason ~= '') and t.reason or 'cancelled'
       if TARGETS[t.type] then
-        state, status = 'Cancelled', 'OK'
+        state, status = STATE.Cancelled, 'OK'
         reason = 'it reached its end before the cancellation took effect (' .. reason .. ')'
       else
         reason = reason .. '; the cancellation (' .. why .. ') came too late: the action had already been carried out'
@@ -126,7 +126,7 @@ if op == 'finish' then
     end
     -- a cancelled task keeps the cause recorded when it was cancelled
     -- ("superseded by ...", "cancelled by a client"), ahead of the outcome.
-    if state == 'Cancelled' and t.state == 'Cancelling' and t.reason and t.reason ~= '' then
+    if state == STATE.Cancelled and t.state == STATE.Cancelling and t.reason and t.reason ~= '' then
       reason = t.reason .. '; ' .. reason
     end
     t.state, t.status, t.reason, t['end'], t.pct = state, status, reason, now, 100
@@ -135,9 +135,9 @@ if op == 'finish' then
   end
   if observed ~= '' then redis.call('HSET', SLOTS, 'power', observed, 'power_at', now) end
   -- the node shows its last failed action until an action completes
-  if state == 'Exception' then
+  if state == STATE.Exception then
     redis.call('HSET', SLOTS, 'failed_task', task, 'failed_reason', reason, 'failed_at', now)
-  elseif state == 'Completed' then
+  elseif state == STATE.Completed then
     redis.call('HDEL', SLOTS, 'failed_task', 'failed_reason', 'failed_at')
   end
   local nt = ''
