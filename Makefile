@@ -3,18 +3,23 @@ GO        ?= go
 FUZZTIME  ?= 20s
 BENCHTIME ?= 2s
 
-.PHONY: demo test test-loaded vet unit fuzz bench chaos chaos-smoke build clean
+.PHONY: demo test test-loaded vet unit iamtcheck fuzz bench chaos chaos-smoke build clean
 
 demo:
 	$(GO) run ./cmd/fishgate demo
 
-test: vet unit fuzz
+test: vet unit iamtcheck fuzz
 
 vet:
 	$(GO) vet ./...
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# The simulator's AMT front driven by iamt (bmclib's AMT client): a module
+# of its own, so that iamt's old dependencies stay out of go.mod.
+iamtcheck:
+	cd tools/iamtcheck && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 # Short, bounded fuzzing (one target per invocation): Redfish request
 # decoding, and the UDP input of the IPMI fronts (simulator and gateway).
@@ -27,6 +32,7 @@ bench:
 	$(GO) run ./cmd/fgbench -duration 10s -rounds 5
 	$(GO) run ./cmd/fgbench admission -nodes 1000 -duration 10s -rounds 5
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./fronts/redfish ./simulator/... ./backends/...
+	cd tools/iamtcheck && $(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./...
 	$(GO) test -run='^$$' -bench='^BenchmarkAdmission$$' -benchtime=$(BENCHTIME) -count=5 ./serializer
 
 # The suite under load: `make test` LOADED_RUNS times in a row (default 5)

@@ -2,21 +2,16 @@ package amt_test
 
 import (
 	"context"
-	"net"
-	"net/url"
-	"strconv"
 	"testing"
-	"time"
-
-	"github.com/jacobweinstock/iamt"
 
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/simulator"
 )
 
 // Benchmarks of the backend against the simulator's AMT front (loopback,
-// transitions instant), and the HTTP requests per power action of the
-// backend and of iamt (bmclib's AMT client), counted on the simulator side:
+// transitions instant), and the HTTP requests per power action, counted on
+// the simulator side (iamt's, bmclib's AMT client, are measured in
+// tools/iamtcheck, a module of its own):
 //
 //	go test -run='^$' -bench=. ./backends/amt/
 //
@@ -82,7 +77,7 @@ func BenchmarkReset(b *testing.B) {
 
 // BenchmarkPowerAction is what a client needs for "power on/off" with the
 // backend: read the state, then send the command (what iamt's PowerOn and
-// PowerOff do), for comparison with BenchmarkIAMTPowerAction.
+// PowerOff do), for comparison with tools/iamtcheck's BenchmarkIAMTPowerAction.
 func BenchmarkPowerAction(b *testing.B) {
 	n := benchNode(b)
 	be := newBackend(b, n.AMTURL(), nil)
@@ -105,38 +100,6 @@ func BenchmarkPowerAction(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "actions/s")
-	reportRequests(b, n, before)
-}
-
-func BenchmarkIAMTPowerAction(b *testing.B) {
-	n := benchNode(b, "On", "ForceOff", "ForceRestart", "PowerCycle") // so that iamt's off is 8, as ours
-	u, _ := url.Parse(n.AMTURL())
-	host, portStr, _ := net.SplitHostPort(u.Host)
-	port, _ := strconv.Atoi(portStr)
-	c := iamt.NewClient(host, testUser, testPassword, iamt.WithPort(uint32(port)))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	if err := c.Open(ctx); err != nil {
-		b.Fatal(err)
-	}
-	on := false
-	before := n.AMT().Stats().Requests
-	b.ResetTimer()
-	for b.Loop() {
-		// iamt's PowerOn and PowerOff read the state themselves first.
-		var err error
-		if on {
-			err = c.PowerOff(ctx)
-		} else {
-			err = c.PowerOn(ctx)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		on = !on
-	}
-	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "actions/s")
 	reportRequests(b, n, before)
 }

@@ -1,4 +1,4 @@
-package simulator_test
+package iamtcheck_test
 
 import (
 	"context"
@@ -17,41 +17,49 @@ import (
 // These tests drive the AMT front with an AMT client nobody here wrote:
 // github.com/jacobweinstock/iamt (bmclib's Intel AMT provider).
 
-// amtNode starts a fleet with one node serving AMT on a free loopback port.
-func amtNode(t *testing.T, mc simulator.MachineConfig) *simulator.Node {
-	t.Helper()
+const amtUser, amtPassword = "admin", "P@ssw0rd!"
+
+// startAMT starts a fleet with one node serving AMT on a free loopback port.
+func startAMT(tb testing.TB, mc simulator.MachineConfig) *simulator.Node {
+	tb.Helper()
 	fleet := simulator.NewFleet(nil)
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		if err := fleet.Close(); err != nil {
-			t.Error(err)
+			tb.Error(err)
 		}
 	})
-	if mc.DelayMax == 0 {
-		mc.DelayMin, mc.DelayMax = 10*time.Millisecond, 30*time.Millisecond
-	}
-	n, err := fleet.Add(simulator.NodeSpec{ID: "amt1", User: "admin", Password: "P@ssw0rd!", AMTListen: "127.0.0.1:0", Machine: mc})
+	n, err := fleet.Add(simulator.NodeSpec{ID: "amt1", User: amtUser, Password: amtPassword, AMTListen: "127.0.0.1:0", Machine: mc})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return n
 }
 
-// iamtClient returns an iamt client for the node's AMT front.
-func iamtClient(t *testing.T, n *simulator.Node, password string) *iamt.Client {
+// amtNode is startAMT with transitions of 10 to 30 ms unless mc says.
+func amtNode(t *testing.T, mc simulator.MachineConfig) *simulator.Node {
 	t.Helper()
+	if mc.DelayMax == 0 {
+		mc.DelayMin, mc.DelayMax = 10*time.Millisecond, 30*time.Millisecond
+	}
+	return startAMT(t, mc)
+}
+
+// iamtClient returns an iamt client for the node's AMT front.
+func iamtClient(tb testing.TB, n *simulator.Node, password string) *iamt.Client {
+	tb.Helper()
 	u, err := url.Parse(n.AMTURL())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	host, portStr, err := net.SplitHostPort(u.Host)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	return iamt.NewClient(host, "admin", password, iamt.WithPort(uint32(port)))
+	return iamt.NewClient(host, amtUser, password, iamt.WithPort(uint32(port)))
 }
 
 // waitPower waits for the machine to settle in want.
@@ -81,7 +89,7 @@ func TestIAMTPower(t *testing.T) {
 	m := n.Machine()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c := iamtClient(t, n, "P@ssw0rd!")
+	c := iamtClient(t, n, amtPassword)
 	if err := c.Open(ctx); err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -146,7 +154,7 @@ func TestIAMTHardOnly(t *testing.T) {
 	m := n.Machine()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c := iamtClient(t, n, "P@ssw0rd!")
+	c := iamtClient(t, n, amtPassword)
 	if err := c.PowerOff(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +200,7 @@ func TestIAMTSetPXE(t *testing.T) {
 	n := amtNode(t, simulator.MachineConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := iamtClient(t, n, "P@ssw0rd!").SetPXE(ctx); err != nil {
+	if err := iamtClient(t, n, amtPassword).SetPXE(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if b := n.Machine().Boot(); b.Target != "Pxe" || b.Enabled != "Once" {
