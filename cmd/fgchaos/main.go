@@ -49,7 +49,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/fishgate/fishgate/app/config"
 	"github.com/fishgate/fishgate/schemas"
