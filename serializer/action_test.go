@@ -209,11 +209,11 @@ func (r *scriptStore) init(t *testing.T, node string) {
 	if err := r.rdb.FlushDB(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	lease, err := r.st.acquire(context.Background(), node, "transcript", time.Hour)
-	if err != nil || lease == "" {
-		t.Fatalf("acquire lease: %q %v", lease, err)
+	l, err := r.st.acquire(context.Background(), node, "transcript", time.Hour)
+	if err != nil {
+		t.Fatalf("acquire lease: %v", err)
 	}
-	r.lease = lease
+	r.lease = l.Value()
 }
 
 func (r *scriptStore) admit(rt schemas.ResetType, task string, now time.Time) Admission {

@@ -150,11 +150,11 @@ func (d *redisDriver) init(t *testing.T, rules Rules) {
 	d.runs++
 	d.node = fmt.Sprintf("tn%d", d.runs)
 	d.st = NewStore(d.rdb)
-	lease, err := d.st.acquire(context.Background(), d.node, "transcript", time.Hour)
-	if err != nil || lease == "" {
-		t.Fatalf("acquire lease: %q %v", lease, err)
+	l, err := d.st.acquire(context.Background(), d.node, "transcript", time.Hour)
+	if err != nil {
+		t.Fatalf("acquire lease: %v", err)
 	}
-	d.lease = lease
+	d.lease = l.Value()
 }
 
 func (d *redisDriver) submit(r schemas.ResetType, task string, now time.Time) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fishgate/fishgate/internal/lease"
 	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 )
@@ -60,13 +61,13 @@ func TestWorkerScriptRefusesAStaleLease(t *testing.T) {
 				t.Fatalf("admit: %+v %v", a, err)
 			}
 			leaseA, err := st.acquire(ctx, node, "A", time.Hour)
-			if err != nil || leaseA != "A|1" {
-				t.Fatalf("acquire A: %q %v", leaseA, err)
+			if err != nil || leaseA.Value() != "A|1" {
+				t.Fatalf("acquire A: %v %v", leaseA, err)
 			}
-			if _, err := st.workerOp(ctx, node, leaseA, task, now, "begin"); err != nil {
+			if _, err := st.workerOp(ctx, node, leaseA.Value(), task, now, "begin"); err != nil {
 				t.Fatalf("begin under the live lease: %v", err)
 			}
-			if res, err := st.workerOp(ctx, node, leaseA, task, now, "step", "On attempt 1"); err != nil || res[1] != "" {
+			if res, err := st.workerOp(ctx, node, leaseA.Value(), task, now, "step", "On attempt 1"); err != nil || res[1] != "" {
 				t.Fatalf("step under the live lease: %v %v", res, err)
 			}
 
@@ -75,11 +76,11 @@ func TestWorkerScriptRefusesAStaleLease(t *testing.T) {
 				t.Fatal(err)
 			}
 			leaseB, err := st.acquire(ctx, node, "B", time.Hour)
-			if err != nil || leaseB != "B|2" {
-				t.Fatalf("acquire B: %q %v", leaseB, err)
+			if err != nil || leaseB.Value() != "B|2" {
+				t.Fatalf("acquire B: %v %v", leaseB, err)
 			}
-			if l, _ := st.acquire(ctx, node, "A", time.Hour); l != "" {
-				t.Fatalf("A acquired %q while B holds the lease", l)
+			if _, err := st.acquire(ctx, node, "A", time.Hour); !errors.Is(err, lease.ErrHeld) {
+				t.Fatalf("A acquired while B holds the lease: %v", err)
 			}
 
 			stale := map[string][]any{
@@ -89,47 +90,47 @@ func TestWorkerScriptRefusesAStaleLease(t *testing.T) {
 				"finish":   {string(schemas.TaskStateCompleted), "OK", "On confirmed by the BMC", "On", "0"},
 				"power":    {"Off"},
 			}
-			check := func(lease string) {
+			check := func(l *lease.Lease) {
 				t.Helper()
 				before := dumpNode(t, rdb, node)
 				for op, args := range stale {
-					res, err := st.workerOp(ctx, node, lease, task, now.Add(time.Second), op, args...)
+					res, err := st.workerOp(ctx, node, l.Value(), task, now.Add(time.Second), op, args...)
 					if !errors.Is(err, ErrFenced) {
-						t.Fatalf("%s under stale lease %s: %v %v, want ErrFenced", op, lease, res, err)
+						t.Fatalf("%s under stale lease %s: %v %v, want ErrFenced", op, l.Value(), res, err)
 					}
 				}
-				if ok, err := st.renew(ctx, node, lease, time.Hour); ok || err != nil {
-					t.Fatalf("renew of stale lease %s: %v %v", lease, ok, err)
+				if err := l.Renew(ctx); !errors.Is(err, lease.ErrLost) {
+					t.Fatalf("renew of stale lease %s: %v", l.Value(), err)
 				}
-				if err := st.release(ctx, node, lease); err != nil {
-					t.Fatal(err)
+				if err := l.Release(ctx); !errors.Is(err, lease.ErrLost) {
+					t.Fatalf("release of stale lease %s: %v", l.Value(), err)
 				}
 				if after := dumpNode(t, rdb, node); after != before {
-					t.Fatalf("ops under stale lease %s wrote:\nbefore:\n%s\nafter:\n%s", lease, before, after)
+					t.Fatalf("ops under stale lease %s wrote:\nbefore:\n%s\nafter:\n%s", l.Value(), before, after)
 				}
 			}
 			check(leaseA)
 
 			// The holder's own ops still go through (the check is not blanket).
-			if res, err := st.workerOp(ctx, node, leaseB, task, now, "step", "On attempt 2"); err != nil || res[1] != "" {
+			if res, err := st.workerOp(ctx, node, leaseB.Value(), task, now, "step", "On attempt 2"); err != nil || res[1] != "" {
 				t.Fatalf("step under B's lease: %v %v", res, err)
 			}
-			if ok, err := st.renew(ctx, node, leaseB, time.Hour); !ok || err != nil {
-				t.Fatalf("renew of B's lease: %v %v", ok, err)
+			if err := leaseB.Renew(ctx); err != nil {
+				t.Fatalf("renew of B's lease: %v", err)
 			}
 
 			// A fence is never reused: after B releases, A comes back as A|3,
 			// and A|1 stays fenced.
-			if err := st.release(ctx, node, leaseB); err != nil {
+			if err := leaseB.Release(ctx); err != nil {
 				t.Fatal(err)
 			}
 			leaseA3, err := st.acquire(ctx, node, "A", time.Hour)
-			if err != nil || leaseA3 != "A|3" {
-				t.Fatalf("acquire A again: %q %v", leaseA3, err)
+			if err != nil || leaseA3.Value() != "A|3" {
+				t.Fatalf("acquire A again: %v %v", leaseA3, err)
 			}
 			check(leaseA)
 			check(leaseB)
-			if _, err := st.workerOp(ctx, node, leaseA3, task, now, "finish", string(schemas.TaskStateCompleted), "OK", "On confirmed by the BMC", "On", "0"); err != nil {
+			if _, err := st.workerOp(ctx, node, leaseA3.Value(), task, now, "finish", string(schemas.TaskStateCompleted), "OK", "On confirmed by the BMC", "On", "0"); err != nil {
 				t.Fatalf("finish under the live lease: %v", err)
 			}
 			if tr, err := st.Task(ctx, task); err != nil || tr.State != schemas.TaskStateCompleted {

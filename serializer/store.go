@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fishgate/fishgate/internal/lease"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -32,9 +33,14 @@ type nodeKeySet struct {
 
 func nodeKeys(node string) nodeKeySet {
 	p := "fg:node:{" + node + "}:"
+	l := lease.At(p)
 	return nodeKeySet{Slots: p + "slots", Tasks: p + "tasks", TaskZ: p + "taskz", Flips: p + "flips",
-		Log: p + "log", Lease: p + "lease", Fence: p + "fence", Sweep: p + "sweep"}
+		Log: p + "log", Lease: l.Holder, Fence: l.Fence, Sweep: p + "sweep"}
 }
+
+// leaseKeys are the keys of the node's lease (internal/lease): its holder
+// runs the node's actions (worker.go).
+func (k nodeKeySet) leaseKeys() lease.Keys { return lease.Keys{Holder: k.Lease, Fence: k.Fence} }
 
 // scriptKey is one of the KEYS of the scripts and the Lua local that
 // common.lua binds it to.
@@ -83,8 +89,6 @@ var (
 	luaCancel string
 	//go:embed lua/worker.lua
 	luaWorker string
-	//go:embed lua/lease.lua
-	luaLease string
 	//go:embed lua/boot.lua
 	luaBoot string
 )
@@ -119,14 +123,13 @@ func statesLua() string {
 
 func script(body string) *redis.Script {
 	common := strings.NewReplacer("{{KEYS}}", keysLua(), "{{TARGETS}}", targetsLua(), "{{STATES}}", statesLua()).Replace(luaCommon)
-	return redis.NewScript(common + "\n" + body)
+	return redis.NewScript(lease.Lua + common + "\n" + body)
 }
 
 var (
 	admitScript  = script(luaAdmit)
 	cancelScript = script(luaCancel)
 	workerScript = script(luaWorker)
-	leaseScript  = script(luaLease)
 	bootScript   = script(luaBoot)
 )
 
@@ -350,18 +353,10 @@ func (st *Store) TaskIDs(ctx context.Context, nodes []string, limit int) ([]stri
 	return ids, nil
 }
 
-// Lease operations (lease.lua).
-func (st *Store) acquire(ctx context.Context, node, replica string, ttl time.Duration) (string, error) {
-	return leaseScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), "acquire", replica, ttl.Milliseconds()).Text()
-}
-
-func (st *Store) renew(ctx context.Context, node, lease string, ttl time.Duration) (bool, error) {
-	n, err := leaseScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), "renew", lease, ttl.Milliseconds()).Int()
-	return n == 1, err
-}
-
-func (st *Store) release(ctx context.Context, node, lease string) error {
-	return leaseScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), "release", lease, 0).Err()
+// acquire takes the node's lease for replica (lease.ErrHeld when another
+// holds it).
+func (st *Store) acquire(ctx context.Context, node, replica string, ttl time.Duration) (*lease.Lease, error) {
+	return lease.Acquire(ctx, st.rdb, nodeKeys(node).leaseKeys(), replica, ttl)
 }
 
 // ErrFenced means the lease this worker held is gone: it must not send

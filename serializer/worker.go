@@ -53,25 +53,19 @@ func (s *Service) work(n *node) {
 	if err != nil || (st.Slots.Now.Task == "" && !st.BootPending) {
 		return
 	}
-	lease, err := s.store.acquire(ctx, n.ID, s.opts.ReplicaID, s.opts.LeaseTTL)
-	if err != nil || lease == "" {
+	l, err := s.store.acquire(ctx, n.ID, s.opts.ReplicaID, s.opts.LeaseTTL)
+	if err != nil {
 		return // someone else holds it (or Redis is away: the sweep retries)
 	}
-	log := s.opts.Logger.With("node", n.ID, "replica", s.opts.ReplicaID, "lease", lease)
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	renewed := make(chan struct{})
-	go func() {
-		defer close(renewed)
-		s.holdLease(wctx, cancel, n.ID, lease, log)
-	}()
-	defer func() {
-		cancel()
-		<-renewed
-		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
-		s.store.release(rctx, n.ID, lease)
-		rcancel()
-	}()
+	log := s.opts.Logger.With("node", n.ID, "replica", s.opts.ReplicaID, "lease", l.Value())
+	// A holder that cannot renew stops its action (lease.Run).
+	l.Run(ctx, func(wctx context.Context) { s.runActions(wctx, n, l.Value(), log) },
+		func(err error) { log.Warn("lease renewal failed; cancelling the action", "err", err) })
+}
+
+// runActions runs the node's actions under lease until the node is idle, ctx
+// ends or the lease is lost.
+func (s *Service) runActions(wctx context.Context, n *node, lease string, log *slog.Logger) {
 	for wctx.Err() == nil {
 		st, err := s.store.State(wctx, n.ID)
 		if err != nil {
@@ -95,28 +89,6 @@ func (s *Service) work(n *node) {
 			} else {
 				log.Warn("action failed", "err", err)
 			}
-			return
-		}
-	}
-}
-
-// holdLease renews the lease every TTL/3; when it cannot, it cancels the
-// work (a holder that cannot renew stops its action).
-func (s *Service) holdLease(ctx context.Context, cancel context.CancelFunc, node, lease string, log *slog.Logger) {
-	t := time.NewTicker(s.opts.LeaseTTL / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		rctx, rcancel := context.WithTimeout(ctx, s.opts.LeaseTTL/3)
-		ok, err := s.store.renew(rctx, node, lease, s.opts.LeaseTTL)
-		rcancel()
-		if err != nil || !ok {
-			log.Warn("lease renewal failed; cancelling the action", "err", err, "held", ok)
-			cancel()
 			return
 		}
 	}

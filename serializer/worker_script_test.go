@@ -18,10 +18,11 @@ func TestFinishOfASupersededTask(t *testing.T) {
 			st := NewStore(target.New(t))
 			ctx := context.Background()
 			now := time.UnixMilli(1_700_000_000_000)
-			lease, err := st.acquire(ctx, "wn", "r", time.Hour)
-			if err != nil || lease == "" {
-				t.Fatalf("acquire: %q %v", lease, err)
+			l, err := st.acquire(ctx, "wn", "r", time.Hour)
+			if err != nil {
+				t.Fatalf("acquire: %v", err)
 			}
+			lease := l.Value()
 			admit := func(r schemas.ResetType, task string) Admission {
 				a, err := st.Admit(ctx, "wn", DefaultRules(), r, task, now, "test")
 				if err != nil {

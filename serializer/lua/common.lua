@@ -70,7 +70,3 @@ end
 local function log(fields)
   redis.call('XADD', LOG, 'MAXLEN', '~', 1000, '*', unpack(fields))
 end
-
-local function lease_ok(val)
-  return val ~= '' and redis.call('GET', LEASE) == val
-end

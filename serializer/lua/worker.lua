@@ -24,7 +24,7 @@
 -- Replies of begin, step, unissue and progress end with the boot flag:
 -- '1' when a boot override waits to be applied (boot.lua).
 local op, lease, node, task, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-if not lease_ok(lease) then return { 'fenced' } end
+if not lease_held(LEASE, lease) then return { 'fenced' } end
 local s = load_slots()
 
 if op == 'power' then
