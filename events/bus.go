@@ -19,7 +19,8 @@
 //	fg:{events}:subs         hash subscription id -> JSON
 //	fg:{events}:cursors      hash subscription id -> last stream id delivered
 //	fg:{events}:seq          subscription id counter
-//	fg:{events}:push:lease   the deliverer's lease (SET NX PX, renewed)
+//	fg:{events}:push:lease   the deliverer's lease (internal/lease, renewed)
+//	fg:{events}:push:fence   its fence counter
 package events
 
 import (
@@ -45,7 +46,6 @@ const (
 	keySubs    = "fg:{events}:subs"
 	keyCursors = "fg:{events}:cursors"
 	keySeq     = "fg:{events}:seq"
-	keyLease   = "fg:{events}:push:lease"
 )
 
 // Options configures a Bus. Zero values take the defaults noted.

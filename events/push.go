@@ -3,8 +3,6 @@ package events
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,10 +11,13 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fishgate/fishgate/internal/lease"
 )
 
 // Push delivery (DSP0266 §10.3). Exactly one replica delivers: the holder
-// of fg:{events}:push:lease (SET NX PX, renewed every third of its TTL).
+// of the deliverer lease (internal/lease, keys leaseKeys: a new fence token
+// at every election, renewed every third of its TTL).
 // For each enabled subscription it runs one worker that reads the stream
 // after the subscription's cursor, POSTs each matching event in stream
 // order, and moves the cursor after each delivery, in a script that checks
@@ -25,29 +26,26 @@ import (
 // POST was under way when a deliverer died may be delivered twice;
 // otherwise every subscriber gets every matching event once, in order.
 
+// leaseKeys are the deliverer lease's keys: fg:{events}:push:lease and its
+// fence counter fg:{events}:push:fence.
+var leaseKeys = lease.At("fg:{events}:push:")
+
 var (
-	renewScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1`)
-	releaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 1`)
 	// KEYS: lease, subs, cursors. ARGV: lease, id, cursor.
-	cursorScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+	cursorScript = redis.NewScript(lease.Lua + `
+if not lease_held(KEYS[1], ARGV[1]) then return -1 end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then return 0 end
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 return 1`)
 	// KEYS: lease, subs. ARGV: lease, id, json.
-	updateScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+	updateScript = redis.NewScript(lease.Lua + `
+if not lease_held(KEYS[1], ARGV[1]) then return -1 end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 return 1`)
 	// KEYS: lease, subs, cursors. ARGV: lease, id.
-	terminateScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+	terminateScript = redis.NewScript(lease.Lua + `
+if not lease_held(KEYS[1], ARGV[1]) then return -1 end
 redis.call('HDEL', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[3], ARGV[2])
 return 1`)
@@ -56,48 +54,23 @@ return 1`)
 // errFenced means the deliverer lost its lease.
 var errFenced = errors.New("deliverer lease lost")
 
-// deliverLoop competes for the deliverer lease and delivers while it holds it.
+// deliverLoop competes for the deliverer lease and delivers while it holds
+// it: a deliverer that cannot renew stops (lease.Run).
 func (b *Bus) deliverLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		tok := make([]byte, 4)
-		rand.Read(tok)
-		lease := b.opts.ReplicaID + "|" + hex.EncodeToString(tok)
-		ok, err := b.rdb.SetNX(ctx, keyLease, lease, b.opts.LeaseTTL).Result()
-		if err == nil && ok {
-			b.log.Info("event deliverer elected", "replica", b.opts.ReplicaID)
-			b.lead(ctx, lease)
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			releaseScript.Run(rctx, b.rdb, []string{keyLease}, lease)
-			cancel()
+		if l, err := lease.Acquire(ctx, b.rdb, leaseKeys, b.opts.ReplicaID, b.opts.LeaseTTL); err == nil {
+			log := b.log.With("replica", b.opts.ReplicaID, "lease", l.Value())
+			log.Info("event deliverer elected")
+			l.Run(ctx, func(ctx context.Context) { b.lead(ctx, l.Value()) },
+				func(err error) { log.Warn("event deliverer lease lost; stopping delivery", "err", err) })
 		}
 		sleep(ctx, b.opts.LeaseTTL/3)
 	}
 }
 
-// lead runs one worker per enabled subscription until the lease is lost or
-// ctx ends.
+// lead runs one worker per enabled subscription until ctx ends (the lease
+// is lost, or the bus stops).
 func (b *Bus) lead(ctx context.Context, lease string) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		t := time.NewTicker(b.opts.LeaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			rctx, rcancel := context.WithTimeout(ctx, b.opts.LeaseTTL/3)
-			n, err := renewScript.Run(rctx, b.rdb, []string{keyLease}, lease, b.opts.LeaseTTL.Milliseconds()).Int()
-			rcancel()
-			if err != nil || n != 1 {
-				b.log.Warn("event deliverer lease lost; stopping delivery", "replica", b.opts.ReplicaID, "err", err)
-				cancel()
-				return
-			}
-		}
-	}()
 	type running struct {
 		cancel context.CancelFunc
 		done   chan struct{}
@@ -214,7 +187,7 @@ func (b *Bus) push(ctx context.Context, lease string, s Subscription) {
 }
 
 func (b *Bus) setCursor(ctx context.Context, lease, id, cursor string) error {
-	n, err := cursorScript.Run(ctx, b.rdb, []string{keyLease, keySubs, keyCursors}, lease, id, cursor).Int()
+	n, err := cursorScript.Run(ctx, b.rdb, []string{leaseKeys.Holder, keySubs, keyCursors}, lease, id, cursor).Int()
 	switch {
 	case err != nil:
 		return fmt.Errorf("store cursor: %w", err)
@@ -283,13 +256,13 @@ func (b *Bus) giveUp(ctx context.Context, lease string, s *Subscription, r Recor
 	var n int
 	var err error
 	if s.RetryPolicy == TerminateAfterRetries {
-		n, err = terminateScript.Run(ctx, b.rdb, []string{keyLease, keySubs, keyCursors}, lease, s.ID).Int()
+		n, err = terminateScript.Run(ctx, b.rdb, []string{leaseKeys.Holder, keySubs, keyCursors}, lease, s.ID).Int()
 		log.Warn("event subscription terminated after failed retries", "event", r.ID, "attempts", b.opts.RetryAttempts+1, "err", cause)
 	} else {
 		s.State = "Disabled"
 		s.LastError = fmt.Sprintf("event %s not delivered after %d attempts: %v", r.ID, b.opts.RetryAttempts+1, cause)
 		raw, _ := json.Marshal(s)
-		n, err = updateScript.Run(ctx, b.rdb, []string{keyLease, keySubs}, lease, s.ID, string(raw)).Int()
+		n, err = updateScript.Run(ctx, b.rdb, []string{leaseKeys.Holder, keySubs}, lease, s.ID, string(raw)).Int()
 		log.Warn("event subscription suspended after failed retries", "event", r.ID, "attempts", b.opts.RetryAttempts+1, "err", cause)
 	}
 	if err != nil || n == -1 {

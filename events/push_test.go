@@ -127,7 +127,7 @@ func TestPushOnceInOrderAcrossReplicas(t *testing.T) {
 		waitFor(t, "20 events", func() bool { e, _ := all.snapshot(); return len(e) == 20 })
 		waitFor(t, "10 task events", func() bool { e, _ := tasks.snapshot(); return len(e) == 10 })
 		// Stop whichever replica delivers; the other takes over.
-		holder, err := rdb.Get(ctx, keyLease).Result()
+		holder, err := rdb.Get(ctx, leaseKeys.Holder).Result()
 		if err != nil {
 			t.Fatalf("no deliverer lease: %v", err)
 		}
