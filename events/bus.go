@@ -37,7 +37,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fishgate/fishgate/internal/replicaid"
+	"github.com/fishgate/fishgate/internal/lease"
 	"github.com/fishgate/fishgate/serializer"
 )
 
@@ -48,32 +48,40 @@ const (
 	keySeq     = "fg:{events}:seq"
 )
 
-// Options configures a Bus. Zero values take the defaults noted.
+// Options configures a Bus. The settings that the configuration file
+// states (app/config, named below) are required or take their zero value
+// as noted: no second set of defaults. The others take the defaults noted.
 type Options struct {
 	Redis redis.UniversalClient
-	// ReplicaID names this replica in the deliverer lease and logs.
+	// ReplicaID names this replica in the deliverer lease and logs
+	// (required; one per process, shared with the serializer).
 	ReplicaID string
-	// MaxLen bounds the stream, approximately (default 100000 events).
+	// MaxLen bounds the stream, approximately (0: unbounded; config
+	// events.stream_max_len).
 	MaxLen int64
 	// AllowDestinations lists CIDRs, addresses and host names that push
 	// destinations may use besides public addresses (see AllowList).
 	AllowDestinations []string
 	// RetryAttempts is how many times a failed POST is retried before
-	// the subscription's DeliveryRetryPolicy applies (default 3; negative: none).
+	// the subscription's DeliveryRetryPolicy applies (0: none; config
+	// events.delivery_retry_attempts).
 	RetryAttempts int
 	// RetryInterval is the pause before the first retry, doubling for each
-	// further one up to 5 minutes (default 10s).
+	// further one up to 5 minutes (required; config
+	// events.delivery_retry_interval).
 	RetryInterval time.Duration
 	// RetryPolicy is the DeliveryRetryPolicy of a subscription that names
-	// none (default SuspendRetries).
+	// none (required; config events.delivery_retry_policy).
 	RetryPolicy string
-	// MaxSubscriptions bounds the push subscriptions (default 100).
+	// MaxSubscriptions bounds the push subscriptions (required; config
+	// events.max_subscriptions).
 	MaxSubscriptions int
 	// MaxSubscriptionsPerOwner bounds the push subscriptions of one
-	// account (Subscription.Owner), counted across replicas (default 10).
+	// account (Subscription.Owner), counted across replicas (required;
+	// config events.max_subscriptions_per_user).
 	MaxSubscriptionsPerOwner int
 	// LeaseTTL is the deliverer lease's time-to-live: another replica takes
-	// delivery over within it (default 6s).
+	// delivery over within it (required; config lease_ttl).
 	LeaseTTL time.Duration
 	// DeliveryTimeout bounds one POST (default 30s).
 	DeliveryTimeout time.Duration
@@ -86,34 +94,45 @@ type Options struct {
 	Logger   *slog.Logger
 }
 
-func (o *Options) defaults() {
+// check reports every required option left out, and every value out of
+// range.
+func (o *Options) check() error {
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("events: Options."+format, a...))
+	}
+	if o.Redis == nil {
+		bad("Redis is required")
+	}
 	if o.ReplicaID == "" {
-		o.ReplicaID = replicaid.New()
+		bad("ReplicaID is required")
 	}
-	if o.MaxLen == 0 {
-		o.MaxLen = 100000
-	}
-	if o.RetryAttempts == 0 {
-		o.RetryAttempts = 3
+	if o.MaxLen < 0 {
+		bad("MaxLen must not be negative (config events.stream_max_len)")
 	}
 	if o.RetryAttempts < 0 {
-		o.RetryAttempts = 0
+		bad("RetryAttempts must not be negative (config events.delivery_retry_attempts)")
 	}
-	if o.RetryInterval == 0 {
-		o.RetryInterval = 10 * time.Second
+	if o.RetryInterval <= 0 {
+		bad("RetryInterval must be positive (config events.delivery_retry_interval)")
 	}
-	if o.RetryPolicy == "" {
-		o.RetryPolicy = SuspendRetries
+	if !slices.Contains(RetryPolicies, o.RetryPolicy) {
+		bad("RetryPolicy %q is not one of %v (config events.delivery_retry_policy)", o.RetryPolicy, RetryPolicies)
 	}
-	if o.MaxSubscriptions == 0 {
-		o.MaxSubscriptions = 100
+	if o.MaxSubscriptions < 1 {
+		bad("MaxSubscriptions must be at least 1 (config events.max_subscriptions)")
 	}
-	if o.MaxSubscriptionsPerOwner == 0 {
-		o.MaxSubscriptionsPerOwner = 10
+	if o.MaxSubscriptionsPerOwner < 1 {
+		bad("MaxSubscriptionsPerOwner must be at least 1 (config events.max_subscriptions_per_user)")
 	}
-	if o.LeaseTTL == 0 {
-		o.LeaseTTL = 6 * time.Second
+	if o.LeaseTTL < lease.MinTTL {
+		bad("LeaseTTL %s: at least %s required (config lease_ttl)", o.LeaseTTL, lease.MinTTL)
 	}
+	return errors.Join(errs...)
+}
+
+// defaults fills in the options that the configuration file does not state.
+func (o *Options) defaults() {
 	if o.DeliveryTimeout == 0 {
 		o.DeliveryTimeout = 30 * time.Second
 	}
@@ -157,16 +176,13 @@ var _ serializer.Emitter = (*Bus)(nil)
 
 // New builds a bus; Start runs its background work.
 func New(o Options) (*Bus, error) {
-	o.defaults()
-	if o.Redis == nil {
-		return nil, errors.New("events: Options.Redis is required")
+	if err := o.check(); err != nil {
+		return nil, err
 	}
+	o.defaults()
 	allow, err := ParseAllowList(o.AllowDestinations)
 	if err != nil {
 		return nil, fmt.Errorf("events: allow-list: %w", err)
-	}
-	if !slices.Contains(RetryPolicies, o.RetryPolicy) {
-		return nil, fmt.Errorf("events: retry policy %q is not one of %v", o.RetryPolicy, RetryPolicies)
 	}
 	b := &Bus{
 		opts: o, rdb: o.Redis, allow: allow, log: o.Logger.With("component", "events"),

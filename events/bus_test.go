@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fishgate/fishgate/internal/replicaid"
 	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
@@ -19,18 +21,35 @@ import (
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// newBus starts a bus on rdb with test timings, stopped when the test ends.
+// newBus starts a bus on rdb, stopped when the test ends. Options left
+// zero get test values: a replica id of its own, short timings, room for
+// 100 subscriptions (10 per owner).
 func newBus(t testing.TB, rdb redis.UniversalClient, o Options) *Bus {
 	t.Helper()
 	o.Redis = rdb
 	if o.Logger == nil {
 		o.Logger = quiet()
 	}
+	if o.ReplicaID == "" {
+		o.ReplicaID = replicaid.New()
+	}
 	if o.PollInterval == 0 {
 		o.PollInterval = 100 * time.Millisecond
 	}
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = 600 * time.Millisecond
+	}
+	if o.RetryInterval == 0 {
+		o.RetryInterval = 20 * time.Millisecond
+	}
+	if o.RetryPolicy == "" {
+		o.RetryPolicy = SuspendRetries
+	}
+	if o.MaxSubscriptions == 0 {
+		o.MaxSubscriptions = 100
+	}
+	if o.MaxSubscriptionsPerOwner == 0 {
+		o.MaxSubscriptionsPerOwner = 10
 	}
 	b, err := New(o)
 	if err != nil {
@@ -224,5 +243,22 @@ func TestStreamIsBounded(t *testing.T) {
 	n, err := rdb.XLen(context.Background(), keyStream).Result()
 	if err != nil || n >= 1000 || n < 100 {
 		t.Errorf("stream length %d (%v); want about 100", n, err)
+	}
+}
+
+// TestNewRefusesMissingOptions: the options the configuration file states
+// have no second default here: New names each one left out.
+func TestNewRefusesMissingOptions(t *testing.T) {
+	_, err := New(Options{Redis: testkit.MiniRedis(t), RetryAttempts: -1})
+	if err == nil {
+		t.Fatal("New without the configured options: no error")
+	}
+	for _, want := range []string{"ReplicaID", "RetryAttempts", "RetryInterval", "RetryPolicy", "MaxSubscriptions ", "MaxSubscriptionsPerOwner", "LeaseTTL"} {
+		if !strings.Contains(err.Error(), "Options."+want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	if _, err := New(Options{}); err == nil || !strings.Contains(err.Error(), "Options.Redis") {
+		t.Errorf("New without Redis: %v", err)
 	}
 }

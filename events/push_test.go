@@ -74,7 +74,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func loopbackOK() Options {
-	return Options{AllowDestinations: []string{"127.0.0.1/32"}, RetryInterval: 20 * time.Millisecond}
+	return Options{AllowDestinations: []string{"127.0.0.1/32"}, RetryInterval: 20 * time.Millisecond, RetryAttempts: 3}
 }
 
 // checkOrderedOnce checks that events carry strictly increasing EventIds

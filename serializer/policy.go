@@ -64,7 +64,9 @@ type Rules struct {
 }
 
 // DefaultRules: now-next, default precedence, queue of 8, and at most 10
-// conflicting changes per node per minute.
+// conflicting changes per node per minute: the default configuration's
+// admission section (app/config's tests check they agree), for tests and
+// tools that use the Store without a configuration.
 func DefaultRules() Rules {
 	return Rules{Policy: PolicyNowNext, Precedence: DefaultPrecedence(), QueueMax: 8, FlipLimit: 10, FlipWindow: time.Minute}
 }

@@ -60,8 +60,10 @@ func TestPowerSyncDriftAndReassert(t *testing.T) {
 		nodes = append(nodes, serializer.Node{ID: c.id, Backend: b, Reassert: c.reassert})
 	}
 	ev := &recordingEmitter{}
-	svc, err := serializer.New(nodes, serializer.Options{Redis: testkit.MiniRedis(t), Logger: log, Events: ev,
-		SyncInterval: 100 * time.Millisecond, VerifyInterval: 5 * time.Millisecond, LeaseTTL: time.Second})
+	o := configuredOptions()
+	o.Redis, o.ReplicaID, o.Logger, o.Events = testkit.MiniRedis(t), "r1", log, ev
+	o.SyncInterval, o.VerifyInterval, o.LeaseTTL = 100*time.Millisecond, 5*time.Millisecond, time.Second
+	svc, err := serializer.New(nodes, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,8 +138,10 @@ func TestDriftReportedOnceAcrossReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc, err := serializer.New([]serializer.Node{{ID: "d1", Backend: b}}, serializer.Options{Redis: rdb, ReplicaID: replica,
-			Logger: log, Events: ev, SyncInterval: 50 * time.Millisecond, LeaseTTL: time.Second})
+		o := configuredOptions()
+		o.Redis, o.ReplicaID, o.Logger, o.Events = rdb, replica, log, ev
+		o.SyncInterval, o.LeaseTTL = 50*time.Millisecond, time.Second
+		svc, err := serializer.New([]serializer.Node{{ID: "d1", Backend: b}}, o)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,7 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fishgate/fishgate/backends"
-	"github.com/fishgate/fishgate/internal/replicaid"
+	"github.com/fishgate/fishgate/internal/lease"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -85,35 +85,44 @@ type View struct {
 	State NodeState
 }
 
-// Options tunes the service. Zero values take the documented defaults.
+// Options tunes the service. The settings that the configuration file
+// states (app/config, named below) are required: New refuses an option
+// left zero, so that the configured value is the one in effect, never a
+// second default. The others take the defaults noted.
 type Options struct {
 	Redis redis.UniversalClient
-	// ReplicaID names this replica in leases and logs (default host-pid-random).
+	// ReplicaID names this replica in leases and logs (required; one per
+	// process, shared with the event bus).
 	ReplicaID string
-	// Rules are the default admission rules (DefaultRules()).
+	// Rules are the default admission rules (required; config admission).
 	Rules *Rules
-	// LeaseTTL is the node lease time-to-live; renewed every third (default 6s).
+	// LeaseTTL is the node lease time-to-live; renewed every third
+	// (required; config lease_ttl).
 	LeaseTTL time.Duration
-	// SyncInterval is how often every node's power state is re-read (default 30s).
+	// SyncInterval is how often every node's power state is re-read
+	// (required; config sync_interval).
 	SyncInterval time.Duration
-	// SyncConcurrency bounds the BMC reads of one sync sweep (default 16),
-	// and SyncPerKind those of one backend kind (default 8).
+	// SyncConcurrency bounds the BMC reads of one sync sweep, and
+	// SyncPerKind those of one backend kind (required; config
+	// sync_concurrency and sync_per_backend).
 	SyncConcurrency int
 	SyncPerKind     int
 	// CallTimeout bounds one BMC call (default 20s).
 	CallTimeout time.Duration
 	// VerifyTimeout bounds the wait for a forced Reset's target state per
-	// attempt (default 60s).
+	// attempt (required; config verify_timeout).
 	VerifyTimeout time.Duration
 	// SoftOffTimeout bounds a soft off (GracefulShutdown, and the soft-off
-	// phase of an emulated GracefulRestart): default 300s.
+	// phase of an emulated GracefulRestart) (required; config
+	// soft_off_timeout).
 	SoftOffTimeout time.Duration
-	// SoftOffFallback is "fail" (default: the task ends Exception) or
-	// "force" (ForceOff follows) when a soft off did not finish in time.
+	// SoftOffFallback is "fail" or "" (the task ends Exception) or "force"
+	// (ForceOff follows) when a soft off did not finish in time (config
+	// soft_off_fallback).
 	SoftOffFallback string
 	// RestartEvidence is how long a forced restart is watched for its Off
-	// phase once the node reads On (default 10s); without it the task ends
-	// Completed with a Warning.
+	// phase once the node reads On; without it the task ends Completed
+	// with a Warning (required; config restart_evidence).
 	RestartEvidence time.Duration
 	// VerifyInterval is the first pause between power reads while verifying
 	// (default 250ms, doubling up to 2s).
@@ -122,12 +131,13 @@ type Options struct {
 	// that was sent may still take to reach Off before the next action runs
 	// (default 10s): BMCs without transitional states read On meanwhile.
 	SoftCancelGrace time.Duration
-	// Retries is how many times a failed or ignored command is re-sent (default 2).
+	// Retries is how many times a failed or ignored command is re-sent
+	// (0: never; config retries).
 	Retries int
 	// RetryBackoff is the first pause before a retry, doubling (default 1s).
 	RetryBackoff time.Duration
 	// KeepTasks and KeepTaskAge bound the finished tasks kept per node
-	// (default 100 and 24h).
+	// (required; config tasks.keep and tasks.keep_for).
 	KeepTasks   int
 	KeepTaskAge time.Duration
 	// Events receives power and task events (default: none).
@@ -136,61 +146,71 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-func (o *Options) defaults() {
+// check reports every required option left out, and every value out of
+// range.
+func (o *Options) check() error {
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("serializer: Options."+format, a...))
+	}
+	if o.Redis == nil {
+		bad("Redis is required")
+	}
 	if o.ReplicaID == "" {
-		o.ReplicaID = replicaid.New()
+		bad("ReplicaID is required")
 	}
 	if o.Rules == nil {
-		r := DefaultRules()
-		o.Rules = &r
+		bad("Rules is required (config admission)")
 	}
-	if o.LeaseTTL == 0 {
-		o.LeaseTTL = 6 * time.Second
+	if o.LeaseTTL < lease.MinTTL {
+		bad("LeaseTTL %s: at least %s required (config lease_ttl)", o.LeaseTTL, lease.MinTTL)
 	}
-	if o.SyncInterval == 0 {
-		o.SyncInterval = 30 * time.Second
+	if o.SyncInterval <= 0 {
+		bad("SyncInterval must be positive (config sync_interval)")
 	}
-	if o.SyncConcurrency == 0 {
-		o.SyncConcurrency = 16
+	if o.SyncConcurrency < 1 {
+		bad("SyncConcurrency must be at least 1 (config sync_concurrency)")
 	}
-	if o.SyncPerKind == 0 {
-		o.SyncPerKind = 8
+	if o.SyncPerKind < 1 {
+		bad("SyncPerKind must be at least 1 (config sync_per_backend)")
 	}
+	if o.VerifyTimeout <= 0 {
+		bad("VerifyTimeout must be positive (config verify_timeout)")
+	}
+	if o.SoftOffTimeout <= 0 {
+		bad("SoftOffTimeout must be positive (config soft_off_timeout)")
+	}
+	if o.SoftOffFallback != "" && o.SoftOffFallback != "fail" && o.SoftOffFallback != "force" {
+		bad("SoftOffFallback %q is not fail or force (config soft_off_fallback)", o.SoftOffFallback)
+	}
+	if o.RestartEvidence <= 0 {
+		bad("RestartEvidence must be positive (config restart_evidence)")
+	}
+	if o.Retries < 0 {
+		bad("Retries must not be negative (config retries)")
+	}
+	if o.KeepTasks < 1 {
+		bad("KeepTasks must be at least 1 (config tasks.keep)")
+	}
+	if o.KeepTaskAge <= 0 {
+		bad("KeepTaskAge must be positive (config tasks.keep_for)")
+	}
+	return errors.Join(errs...)
+}
+
+// defaults fills in the options that the configuration file does not state.
+func (o *Options) defaults() {
 	if o.CallTimeout == 0 {
 		o.CallTimeout = 20 * time.Second
 	}
-	if o.VerifyTimeout == 0 {
-		o.VerifyTimeout = 60 * time.Second
-	}
-	if o.SoftOffTimeout == 0 {
-		o.SoftOffTimeout = 300 * time.Second
-	}
-	if o.SoftOffFallback == "" {
-		o.SoftOffFallback = "fail"
-	}
-	if o.RestartEvidence == 0 {
-		o.RestartEvidence = 10 * time.Second
-	}
 	if o.VerifyInterval == 0 {
 		o.VerifyInterval = 250 * time.Millisecond
-	}
-	if o.Retries == 0 {
-		o.Retries = 2
-	}
-	if o.Retries < 0 {
-		o.Retries = 0
 	}
 	if o.SoftCancelGrace == 0 {
 		o.SoftCancelGrace = 10 * time.Second
 	}
 	if o.RetryBackoff == 0 {
 		o.RetryBackoff = time.Second
-	}
-	if o.KeepTasks == 0 {
-		o.KeepTasks = 100
-	}
-	if o.KeepTaskAge == 0 {
-		o.KeepTaskAge = 24 * time.Hour
 	}
 	if o.Events == nil {
 		o.Events = noEmitter{}
@@ -241,10 +261,10 @@ type Service struct {
 
 // New builds a service over nodes. Node ids must be unique and non-empty.
 func New(nodes []Node, opts Options) (*Service, error) {
-	opts.defaults()
-	if opts.Redis == nil {
-		return nil, errors.New("serializer: Options.Redis is required")
+	if err := opts.check(); err != nil {
+		return nil, err
 	}
+	opts.defaults()
 	s := &Service{opts: opts, store: NewStore(opts.Redis), nodes: make(map[string]*node, len(nodes))}
 	s.store.KeepTasks, s.store.KeepTaskAge = opts.KeepTasks, opts.KeepTaskAge
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fishgate/fishgate/app/config"
 	"github.com/fishgate/fishgate/backends"
 	rfbackend "github.com/fishgate/fishgate/backends/redfish"
 	"github.com/fishgate/fishgate/schemas"
@@ -198,22 +199,26 @@ func (e *env) addReplica(replica string, opts serializer.Options, wrap func(id s
 	return svc
 }
 
+// configuredOptions are the serializer options of the default
+// configuration (app/config), for tests to change what they test.
+func configuredOptions() serializer.Options { return config.Default().SerializerOptions() }
+
 // fastOptions are short timings for tests: a 1s lease, quick polls and
 // retries.
 func fastOptions() serializer.Options {
-	return serializer.Options{
-		LeaseTTL:       time.Second,
-		VerifyInterval: 5 * time.Millisecond,
-		VerifyTimeout:  2 * time.Second,
-		// The simulated machines restart in well under this: a restart
-		// that shows no Off phase (ignored) is reported within it.
-		RestartEvidence: 300 * time.Millisecond,
-		SoftOffTimeout:  5 * time.Second,
-		Retries:         2,
-		RetryBackoff:    10 * time.Millisecond,
-		CallTimeout:     5 * time.Second,
-		SyncInterval:    time.Minute,
-	}
+	o := configuredOptions()
+	o.LeaseTTL = time.Second
+	o.VerifyInterval = 5 * time.Millisecond
+	o.VerifyTimeout = 2 * time.Second
+	// The simulated machines restart in well under this: a restart that
+	// shows no Off phase (ignored) is reported within it.
+	o.RestartEvidence = 300 * time.Millisecond
+	o.SoftOffTimeout = 5 * time.Second
+	o.Retries = 2
+	o.RetryBackoff = 10 * time.Millisecond
+	o.CallTimeout = 5 * time.Second
+	o.SyncInterval = time.Minute
+	return o
 }
 
 func (e *env) machine(id string) *simulator.Machine { return e.sims[id].Machine() }

@@ -142,7 +142,9 @@ type Store struct {
 	KeepTaskAge time.Duration
 }
 
-// NewStore wraps a Redis client.
+// NewStore wraps a Redis client. Its task retention is the default
+// configuration's (app/config's tests check they agree); a Service sets
+// the configured one.
 func NewStore(rdb redis.UniversalClient) *Store {
 	return &Store{rdb: rdb, KeepTasks: 100, KeepTaskAge: 24 * time.Hour}
 }

@@ -60,8 +60,10 @@ func TestSweepConcurrencyBounds(t *testing.T) {
 		nodes = append(nodes, serializer.Node{ID: kind + string(rune('a'+i)), Kind: kind,
 			Backend: slowReader{kind: kind, inFlight: inFlight, peak: peak, mu: mu}})
 	}
-	svc, err := serializer.New(nodes, serializer.Options{Redis: testkit.MiniRedis(t), SyncConcurrency: 5, SyncPerKind: 3,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	o := configuredOptions()
+	o.Redis, o.ReplicaID, o.Logger = testkit.MiniRedis(t), "r1", slog.New(slog.NewTextHandler(io.Discard, nil))
+	o.SyncConcurrency, o.SyncPerKind = 5, 3
+	svc, err := serializer.New(nodes, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,8 +48,9 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// Admission is how each node treats overlapping power requests.
 	Admission Admission `yaml:"admission"`
-	// LeaseTTL is a node lease's time-to-live: a dead replica's nodes are
-	// taken over within it (default 6s).
+	// LeaseTTL is the time-to-live of a node's lease and of the event
+	// deliverer's: a dead replica's nodes and event delivery are taken over
+	// within it (default 6s).
 	LeaseTTL Duration `yaml:"lease_ttl"`
 	// Retries is how often a failed or ignored BMC command is re-sent (default 2).
 	Retries int `yaml:"retries"`

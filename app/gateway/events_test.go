@@ -44,26 +44,7 @@ func startReplicas(t *testing.T, redisAddr string, n int) ([]string, *simulator.
 	cfg.Events.DeliveryRetryInterval = config.Duration(time.Second)
 	var urls []string
 	for range n {
-		ctx, cancel := context.WithCancel(context.Background())
-		g, err := gateway.New(ctx, cfg, log)
-		if err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- g.Serve(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Serve: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Error("a gateway did not stop within 15s")
-			}
-		})
-		urls = append(urls, g.URL())
+		urls = append(urls, serve(t, cfg, log).URL())
 	}
 	for _, u := range urls {
 		deadline := time.Now().Add(15 * time.Second)
@@ -82,6 +63,31 @@ func startReplicas(t *testing.T, redisAddr string, n int) ([]string, *simulator.
 		}
 	}
 	return urls, fleet
+}
+
+// serve runs a gateway configured by cfg until the test ends.
+func serve(t *testing.T, cfg config.Config, log *slog.Logger) *gateway.Gateway {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	g, err := gateway.New(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("a gateway did not stop within 15s")
+		}
+	})
+	return g
 }
 
 func request(t *testing.T, method, url, body string, hdr ...string) *http.Response {

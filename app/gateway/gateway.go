@@ -23,7 +23,7 @@ import (
 	ipmifront "github.com/fishgate/fishgate/fronts/ipmi"
 	"github.com/fishgate/fishgate/fronts/redfish"
 	"github.com/fishgate/fishgate/internal/redisx"
-	"github.com/fishgate/fishgate/schemas"
+	"github.com/fishgate/fishgate/internal/replicaid"
 	"github.com/fishgate/fishgate/serializer"
 )
 
@@ -31,6 +31,7 @@ import (
 type Gateway struct {
 	cfg      config.Config
 	log      *slog.Logger
+	replica  string // the one replica id of this process: leases and logs
 	redis    *redisx.Conn
 	nodes    *serializer.Service
 	events   *events.Bus
@@ -81,7 +82,7 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, log: log}
+	g := &Gateway{cfg: cfg, log: log, replica: replicaid.New()}
 	var err error
 	if g.redis, err = redisx.Open(ctx, cfg.RedisURL); err != nil {
 		return nil, err
@@ -97,26 +98,19 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 		backendsByID[n.ID] = b
 		sn := serializer.Node{ID: n.ID, Name: n.Name, Backend: b, Kind: n.Backend, Reassert: n.ReassertDesired, SoftOffFallback: n.SoftOffFallback}
 		if n.Policy != "" {
-			r := rules(cfg.Admission)
+			r := cfg.Admission.Rules()
 			r.Policy = serializer.Policy(n.Policy)
 			sn.Rules = &r
 		}
 		nodes = append(nodes, sn)
 	}
-	if g.events, err = newEvents(cfg.Events, g.redis.Client, log); err != nil {
+	if g.events, err = newEvents(cfg, g.redis.Client, g.replica, log); err != nil {
 		g.redis.Close()
 		return nil, err
 	}
-	def := rules(cfg.Admission)
-	g.nodes, err = serializer.New(nodes, serializer.Options{
-		Redis: g.redis.Client, Rules: &def, LeaseTTL: time.Duration(cfg.LeaseTTL),
-		SyncInterval: time.Duration(cfg.SyncInterval), Retries: cfg.Retries, VerifyTimeout: time.Duration(cfg.VerifyTimeout),
-		SoftOffTimeout: time.Duration(cfg.SoftOffTimeout), SoftOffFallback: cfg.SoftOffFallback,
-		RestartEvidence: time.Duration(cfg.RestartEvidence), Logger: log,
-		KeepTasks: cfg.Tasks.Keep, KeepTaskAge: time.Duration(cfg.Tasks.KeepFor),
-		SyncConcurrency: cfg.SyncConcurrency, SyncPerKind: cfg.SyncPerBackend,
-		Events: g.events,
-	})
+	so := cfg.SerializerOptions()
+	so.Redis, so.ReplicaID, so.Events, so.Logger = g.redis.Client, g.replica, g.events, log
+	g.nodes, err = serializer.New(nodes, so)
 	if err != nil {
 		g.redis.Close()
 		return nil, err
@@ -226,6 +220,10 @@ func (g *Gateway) ReloadTLS(ctx context.Context) error {
 	return g.certs.reload(ctx)
 }
 
+// ReplicaID names this process in leases and logs: its serializer and its
+// event bus share it.
+func (g *Gateway) ReplicaID() string { return g.replica }
+
 // URL is the base URL clients use.
 func (g *Gateway) URL() string {
 	scheme := "http"
@@ -291,22 +289,6 @@ func (g *Gateway) IPMIAddr(node string) string {
 		}
 	}
 	return ""
-}
-
-// rules converts the admission config to serializer rules.
-func rules(a config.Admission) serializer.Rules {
-	r := serializer.DefaultRules()
-	r.Policy = serializer.Policy(a.Policy)
-	r.QueueMax = a.QueueMax
-	r.FlipLimit = a.FlipLimit
-	r.FlipWindow = time.Duration(a.FlipWindow)
-	if len(a.Precedence) > 0 {
-		r.Precedence = serializer.Precedence{}
-		for k, v := range a.Precedence {
-			r.Precedence[schemas.ResetType(k)] = v
-		}
-	}
-	return r
 }
 
 // withHealth serves the liveness (/healthz: the process answers) and

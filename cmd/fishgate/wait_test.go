@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fishgate/fishgate/app/config"
 	"github.com/fishgate/fishgate/app/demo"
 	rfbackend "github.com/fishgate/fishgate/backends/redfish"
 	"github.com/fishgate/fishgate/events"
@@ -248,7 +249,10 @@ func TestWaitReportsFailure(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rdb := testkit.MiniRedis(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	bus, err := events.New(events.Options{Redis: rdb, Logger: log, PollInterval: 100 * time.Millisecond})
+	cfg := config.Default()
+	bo := cfg.EventsOptions()
+	bo.Redis, bo.ReplicaID, bo.Logger, bo.PollInterval = rdb, "test", log, 100*time.Millisecond
+	bus, err := events.New(bo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,8 +267,10 @@ func TestWaitReportsFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := serializer.New([]serializer.Node{{ID: "n1", Backend: b}}, serializer.Options{Redis: rdb, Logger: log, Events: bus,
-		VerifyTimeout: 300 * time.Millisecond, VerifyInterval: 20 * time.Millisecond, Retries: 1, RetryBackoff: 20 * time.Millisecond})
+	so := cfg.SerializerOptions()
+	so.Redis, so.ReplicaID, so.Logger, so.Events = rdb, "test", log, bus
+	so.VerifyTimeout, so.VerifyInterval, so.Retries, so.RetryBackoff = 300*time.Millisecond, 20*time.Millisecond, 1, 20*time.Millisecond
+	svc, err := serializer.New([]serializer.Node{{ID: "n1", Backend: b}}, so)
 	if err != nil {
 		t.Fatal(err)
 	}

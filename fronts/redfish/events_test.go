@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fishgate/fishgate/app/config"
 	rfbackend "github.com/fishgate/fishgate/backends/redfish"
 	"github.com/fishgate/fishgate/events"
 	"github.com/fishgate/fishgate/fronts/redfish"
@@ -34,8 +35,9 @@ const (
 func newEventEnv(t testing.TB, rdb redis.UniversalClient, n int, tune ...func(*redfish.Options, *events.Options)) *env {
 	t.Helper()
 	log := quietLogger()
-	bo := events.Options{Redis: rdb, Logger: log, AllowDestinations: []string{"127.0.0.1/32"},
-		PollInterval: 100 * time.Millisecond, LeaseTTL: time.Second}
+	bo := config.Default().EventsOptions()
+	bo.Redis, bo.ReplicaID, bo.Logger = rdb, testReplica, log
+	bo.AllowDestinations, bo.PollInterval, bo.LeaseTTL = []string{"127.0.0.1/32"}, 100*time.Millisecond, time.Second
 	ro := redfish.Options{
 		Redis: rdb, Logger: log, SSEKeepAlive: 200 * time.Millisecond,
 		Accounts: []redfish.Account{
@@ -67,7 +69,9 @@ func newEventEnv(t testing.TB, rdb redis.UniversalClient, n int, tune ...func(*r
 		}
 		nodes = append(nodes, serializer.Node{ID: id, Backend: b})
 	}
-	svc, err := serializer.New(nodes, serializer.Options{Redis: rdb, Logger: log, VerifyInterval: 10 * time.Millisecond, Events: bus})
+	so := serializerOptions(rdb, log)
+	so.Events = bus
+	svc, err := serializer.New(nodes, so)
 	if err != nil {
 		t.Fatal(err)
 	}

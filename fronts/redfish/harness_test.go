@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fishgate/fishgate/app/config"
 	rfbackend "github.com/fishgate/fishgate/backends/redfish"
 	"github.com/fishgate/fishgate/fronts/redfish"
 	"github.com/fishgate/fishgate/serializer"
@@ -62,6 +63,17 @@ type envConfig struct {
 	tune func(*redfish.Options)
 }
 
+// testReplica is the replica id of a test's serializer and event bus.
+const testReplica = "test"
+
+// serializerOptions are the default configuration's serializer options
+// (app/config) on rdb, with quick verification polls.
+func serializerOptions(rdb redis.UniversalClient, log *slog.Logger) serializer.Options {
+	o := config.Default().SerializerOptions()
+	o.Redis, o.ReplicaID, o.Logger, o.VerifyInterval = rdb, testReplica, log, 10*time.Millisecond
+	return o
+}
+
 // newEnvWith is newEnv as cfg says.
 func newEnvWith(t testing.TB, rdb redis.UniversalClient, idle time.Duration, cfg envConfig) *env {
 	t.Helper()
@@ -85,7 +97,7 @@ func newEnvWith(t testing.TB, rdb redis.UniversalClient, idle time.Duration, cfg
 		nodes = append(nodes, serializer.Node{ID: id, Backend: b})
 	}
 	nodes = append(nodes, cfg.extra...)
-	svc, err := serializer.New(nodes, serializer.Options{Redis: rdb, Logger: log, VerifyInterval: 10 * time.Millisecond})
+	svc, err := serializer.New(nodes, serializerOptions(rdb, log))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,130 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fishgate/fishgate/app/config"
+	"github.com/fishgate/fishgate/internal/testkit"
+	"github.com/fishgate/fishgate/serializer"
+	"github.com/fishgate/fishgate/simulator"
+)
+
+// waitUntil polls cond until it holds, failing the test after 15 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 15s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestConfigReachesSerializerAndEventBus: the file's lease_ttl is the event
+// deliverer's lease TTL (it was left on 6 s), and the serializer and the
+// event bus of one process go by one replica id (each made its own), in
+// their leases and in the logs.
+func TestConfigReachesSerializerAndEventBus(t *testing.T) {
+	rdb := testkit.MiniRedis(t)
+	logs := &testkit.SyncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	fleet := simulator.NewFleet(slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { fleet.Close() })
+	sn, err := fleet.Add(simulator.NodeSpec{ID: "node01", User: "bmc", Password: "bmc-pw",
+		Machine: simulator.MachineConfig{InitialPower: "Off"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(`
+listen: 127.0.0.1:0
+redis_url: redis://` + rdb.Options().Addr + `
+lease_ttl: 30s
+tls: {disabled: true}
+accounts: [{user: admin, password: pw}]
+nodes: [{id: node01, backend: redfish, address: "` + sn.URL() + `", user: bmc, password: bmc-pw}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := serve(t, cfg, log)
+	ctx := context.Background()
+	replica := g.ReplicaID()
+	if replica == "" {
+		t.Fatal("no replica id")
+	}
+
+	// The event deliverer's lease: taken with the configured TTL.
+	const deliverer = "fg:{events}:push:lease"
+	var holder string
+	waitUntil(t, "the event deliverer's lease", func() bool {
+		v, err := rdb.Get(ctx, deliverer).Result()
+		holder = v
+		return err == nil
+	})
+	if !strings.HasPrefix(holder, replica+"|") {
+		t.Errorf("deliverer lease %q, want held by the replica %s", holder, replica)
+	}
+	if pttl := rdb.PTTL(ctx, deliverer).Val(); pttl <= 20*time.Second || pttl > 30*time.Second {
+		t.Errorf("deliverer lease PTTL %s, want lease_ttl 30s (less what has passed)", pttl)
+	}
+
+	// The serializer's node lease: the action's log entries carry its
+	// value, which names the same replica.
+	req, _ := http.NewRequest(http.MethodPost, g.URL()+"/redfish/v1/Systems/node01/Actions/ComputerSystem.Reset", strings.NewReader(`{"ResetType":"On"}`))
+	req.SetBasicAuth("admin", "pw")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("Reset: %s", resp.Status)
+	}
+	var fence string
+	waitUntil(t, "the action's begin in the node log", func() bool {
+		xs, err := rdb.XRange(ctx, serializer.LogKey("node01"), "-", "+").Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatal(err)
+		}
+		for _, x := range xs {
+			if x.Values["event"] == "begin" {
+				fence, _ = x.Values["fence"].(string)
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.HasPrefix(fence, replica+"|") {
+		t.Errorf("node lease %q, want held by the replica %s", fence, replica)
+	}
+
+	// Every log record that names a replica names this one.
+	waitUntil(t, "the action's log records", func() bool { return strings.Contains(logs.String(), `"node":"node01"`) })
+	named := 0
+	for line := range strings.Lines(logs.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if r, ok := rec["replica"]; ok {
+			named++
+			if r != replica {
+				t.Errorf("log record names replica %v, want %s: %s", r, replica, line)
+			}
+		}
+	}
+	if named == 0 {
+		t.Errorf("no log record names the replica:\n%s", logs.String())
+	}
+}
