@@ -3,32 +3,18 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/fishgate/fishgate/app/config"
 	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/serializer"
 	"github.com/fishgate/fishgate/simulator"
 )
-
-// waitUntil polls cond until it holds, failing the test after 15 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 15s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // TestConfigReachesSerializerAndEventBus: the file's lease_ttl is the event
 // deliverer's lease TTL (it was left on 6 s), and the serializer and the
@@ -66,10 +52,10 @@ nodes: [{id: node01, backend: redfish, address: "` + sn.URL() + `", user: bmc, p
 	// The event deliverer's lease: taken with the configured TTL.
 	const deliverer = "fg:{events}:push:lease"
 	var holder string
-	waitUntil(t, "the event deliverer's lease", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "the event deliverer's lease", func() (bool, string) {
 		v, err := rdb.Get(ctx, deliverer).Result()
 		holder = v
-		return err == nil
+		return err == nil, fmt.Sprint(err)
 	})
 	if !strings.HasPrefix(holder, replica+"|") {
 		t.Errorf("deliverer lease %q, want held by the replica %s", holder, replica)
@@ -92,25 +78,24 @@ nodes: [{id: node01, backend: redfish, address: "` + sn.URL() + `", user: bmc, p
 		t.Fatalf("Reset: %s", resp.Status)
 	}
 	var fence string
-	waitUntil(t, "the action's begin in the node log", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "the action's begin in the node log", func() (bool, string) {
 		xs, err := rdb.XRange(ctx, serializer.LogKey("node01"), "-", "+").Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			t.Fatal(err)
-		}
 		for _, x := range xs {
 			if x.Values["event"] == "begin" {
 				fence, _ = x.Values["fence"].(string)
-				return true
+				return true, ""
 			}
 		}
-		return false
+		return false, fmt.Sprint(len(xs), " entries, ", err)
 	})
 	if !strings.HasPrefix(fence, replica+"|") {
 		t.Errorf("node lease %q, want held by the replica %s", fence, replica)
 	}
 
 	// Every log record that names a replica names this one.
-	waitUntil(t, "the action's log records", func() bool { return strings.Contains(logs.String(), `"node":"node01"`) })
+	testkit.WaitFor(t, 15*time.Second, "the action's log records", func() (bool, string) {
+		return strings.Contains(logs.String(), `"node":"node01"`), ""
+	})
 	named := 0
 	for line := range strings.Lines(logs.String()) {
 		var rec map[string]any
