@@ -63,12 +63,12 @@ func newBus(t testing.TB, rdb redis.UniversalClient, o Options) *Bus {
 
 // emitPower emits ResourcePoweredOn/Off for node; seq goes into the
 // message args' node name so tests can tell events apart.
-func emitPower(b *Bus, node, key string) {
+func emitPower(b *Bus, node string, key schemas.ResourceEventMessage) {
 	b.Emit(context.Background(), serializer.Event{Time: time.Now(), Node: node, Origin: "/Systems/" + node,
 		Message: schemas.ResourceEvent(key, node)})
 }
 
-func emitTask(b *Bus, node, task, key string) {
+func emitTask(b *Bus, node, task string, key schemas.TaskEventMessage) {
 	b.Emit(context.Background(), serializer.Event{Time: time.Now(), Node: node, Task: task, Origin: "/TaskService/Tasks/" + task,
 		Message: schemas.TaskEvent(key, task)})
 }
@@ -89,9 +89,9 @@ func TestEmitAndRead(t *testing.T) {
 		if id, err := b.LastID(ctx); err != nil || id != "0-0" {
 			t.Fatalf("LastID of an empty stream: %q %v", id, err)
 		}
-		emitPower(b, "n1", "ResourcePoweringOn")
-		emitTask(b, "n1", "n1.a", "TaskStarted")
-		emitPower(b, "n1", "ResourcePoweredOn")
+		emitPower(b, "n1", schemas.MsgResourcePoweringOn)
+		emitTask(b, "n1", "n1.a", schemas.MsgTaskStarted)
+		emitPower(b, "n1", schemas.MsgResourcePoweredOn)
 		recs, err := b.Read(ctx, "0-0", 0)
 		if err != nil || len(recs) != 3 {
 			t.Fatalf("Read: %d records, %v", len(recs), err)
@@ -115,7 +115,7 @@ func TestEmitAndRead(t *testing.T) {
 			done <- r
 		}()
 		time.Sleep(50 * time.Millisecond)
-		emitPower(b, "n2", "ResourcePoweredOff")
+		emitPower(b, "n2", schemas.MsgResourcePoweredOff)
 		select {
 		case r := <-done:
 			if len(r) != 1 || r[0].Node != "n2" {
@@ -138,7 +138,7 @@ func TestFollowWithoutLoss(t *testing.T) {
 		b := newBus(t, rdb, Options{})
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		emitPower(a, "first", "ResourcePoweredOn")
+		emitPower(a, "first", schemas.MsgResourcePoweredOn)
 		recs, _ := a.Read(ctx, "0-0", 0)
 		f, err := b.Follow(ctx, recs[0].ID)
 		if err != nil {
@@ -156,7 +156,7 @@ func TestFollowWithoutLoss(t *testing.T) {
 					if bus == b {
 						name = "s" + strconv.Itoa(i)
 					}
-					emitPower(bus, name, "ResourcePoweredOff")
+					emitPower(bus, name, schemas.MsgResourcePoweredOff)
 				}
 			}()
 		}
@@ -203,13 +203,13 @@ func TestFollowFromNowAndClose(t *testing.T) {
 	rdb := testkit.MiniRedis(t)
 	b := newBus(t, rdb, Options{})
 	ctx := context.Background()
-	emitPower(b, "old", "ResourcePoweredOn")
+	emitPower(b, "old", schemas.MsgResourcePoweredOn)
 	f, err := b.Follow(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	emitPower(b, "new", "ResourcePoweredOn")
+	emitPower(b, "new", schemas.MsgResourcePoweredOn)
 	r, err := f.Next(ctx, 5*time.Second)
 	if err != nil || len(r) != 1 || r[0].Node != "new" {
 		t.Fatalf("Next: %+v %v; want only the event after Follow", r, err)
@@ -238,7 +238,7 @@ func TestStreamIsBounded(t *testing.T) {
 	rdb := testkit.RealRedis(t)
 	b := newBus(t, rdb, Options{MaxLen: 100})
 	for range 1000 {
-		emitPower(b, "n", "ResourcePoweredOn")
+		emitPower(b, "n", schemas.MsgResourcePoweredOn)
 	}
 	n, err := rdb.XLen(context.Background(), keyStream).Result()
 	if err != nil || n >= 1000 || n < 100 {

@@ -11,9 +11,9 @@ func rec(origin string, msg schemas.Message) Record {
 }
 
 func TestFilter(t *testing.T) {
-	on := rec("/Systems/n1", schemas.ResourceEvent("ResourcePoweredOn", "n1"))
-	off2 := rec("/Systems/n2", schemas.ResourceEvent("ResourcePoweredOff", "n2"))
-	task := rec("/TaskService/Tasks/n1.x", schemas.TaskEvent("TaskCompletedOK", "n1.x"))
+	on := rec("/Systems/n1", schemas.ResourceEvent(schemas.MsgResourcePoweredOn, "n1"))
+	off2 := rec("/Systems/n2", schemas.ResourceEvent(schemas.MsgResourcePoweredOff, "n2"))
+	task := rec("/TaskService/Tasks/n1.x", schemas.TaskEvent(schemas.MsgTaskCompletedOK, "n1.x"))
 	all := []Record{on, off2, task}
 	cases := []struct {
 		filter string
@@ -85,9 +85,9 @@ func TestQuotedQuote(t *testing.T) {
 }
 
 func TestSubscriptionMatch(t *testing.T) {
-	on := Record{Node: "n1", Origin: "/Systems/n1", Message: schemas.ResourceEvent("ResourcePoweredOn", "n1")}
-	task := Record{Node: "n1", Task: "n1.x", Origin: "/TaskService/Tasks/n1.x", Message: schemas.TaskEvent("TaskStarted", "n1.x")}
-	other := Record{Node: "n2", Origin: "/Systems/n2", Message: schemas.ResourceEvent("ResourcePoweredOn", "n2")}
+	on := Record{Node: "n1", Origin: "/Systems/n1", Message: schemas.ResourceEvent(schemas.MsgResourcePoweredOn, "n1")}
+	task := Record{Node: "n1", Task: "n1.x", Origin: "/TaskService/Tasks/n1.x", Message: schemas.TaskEvent(schemas.MsgTaskStarted, "n1.x")}
+	other := Record{Node: "n2", Origin: "/Systems/n2", Message: schemas.ResourceEvent(schemas.MsgResourcePoweredOn, "n2")}
 	cases := []struct {
 		name string
 		sub  Subscription

@@ -119,8 +119,8 @@ func TestPushOnceInOrderAcrossReplicas(t *testing.T) {
 				if i%2 == 1 {
 					bus = b
 				}
-				emitTask(bus, "n1", "n1.t", "TaskStarted")
-				emitPower(bus, "n1", "ResourcePoweredOn")
+				emitTask(bus, "n1", "n1.t", schemas.MsgTaskStarted)
+				emitPower(bus, "n1", schemas.MsgResourcePoweredOn)
 			}
 		}
 		round(10)
@@ -139,8 +139,8 @@ func TestPushOnceInOrderAcrossReplicas(t *testing.T) {
 			a.Close()
 		}
 		for range 5 {
-			emitTask(survivor, "n1", "n1.u", "TaskCompletedOK")
-			emitPower(survivor, "n1", "ResourcePoweredOff")
+			emitTask(survivor, "n1", "n1.u", schemas.MsgTaskCompletedOK)
+			emitPower(survivor, "n1", schemas.MsgResourcePoweredOff)
 		}
 		waitFor(t, "30 events", func() bool { e, _ := all.snapshot(); return len(e) >= 30 })
 		waitFor(t, "15 task events", func() bool { e, _ := tasks.snapshot(); return len(e) >= 15 })
@@ -198,7 +198,7 @@ func TestPushRetriesThenAppliesPolicy(t *testing.T) {
 		if suspended.RetryPolicy != SuspendRetries || suspended.State != "Enabled" {
 			t.Errorf("new subscription: %+v", suspended)
 		}
-		emitPower(bus, "n1", "ResourcePoweredOn")
+		emitPower(bus, "n1", schemas.MsgResourcePoweredOn)
 		waitFor(t, "suspension", func() bool {
 			s, err := bus.Subscription(ctx, suspended.ID)
 			return err == nil && s.State == "Disabled"
@@ -207,7 +207,7 @@ func TestPushRetriesThenAppliesPolicy(t *testing.T) {
 			_, err := bus.Subscription(ctx, terminated.ID)
 			return errors.Is(err, ErrNoSubscription)
 		})
-		emitPower(bus, "n1", "ResourcePoweredOff")
+		emitPower(bus, "n1", schemas.MsgResourcePoweredOff)
 		time.Sleep(300 * time.Millisecond)
 		for name, r := range map[string]*receiver{"suspended": down, "terminated": gone} {
 			if _, posts := r.snapshot(); posts != 3 {
@@ -232,8 +232,8 @@ func TestPushRecoversFromTransientFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	emitPower(bus, "n1", "ResourcePoweringOn")
-	emitPower(bus, "n1", "ResourcePoweredOn")
+	emitPower(bus, "n1", schemas.MsgResourcePoweringOn)
+	emitPower(bus, "n1", schemas.MsgResourcePoweredOn)
 	waitFor(t, "2 events", func() bool { e, _ := flaky.snapshot(); return len(e) == 2 })
 	time.Sleep(200 * time.Millisecond)
 	evs, posts := flaky.snapshot()
@@ -261,8 +261,8 @@ func TestPushNodeScope(t *testing.T) {
 	if _, err := bus.Subscribe(context.Background(), Subscription{Destination: r.srv.URL, Node: "n1"}); err != nil {
 		t.Fatal(err)
 	}
-	emitPower(bus, "n2", "ResourcePoweredOn")
-	emitPower(bus, "n1", "ResourcePoweredOn")
+	emitPower(bus, "n2", schemas.MsgResourcePoweredOn)
+	emitPower(bus, "n1", schemas.MsgResourcePoweredOn)
 	waitFor(t, "1 event", func() bool { e, _ := r.snapshot(); return len(e) == 1 })
 	time.Sleep(200 * time.Millisecond)
 	evs, _ := r.snapshot()
@@ -288,7 +288,7 @@ func TestPushRefusedAtConnectTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	emitPower(bus, "n1", "ResourcePoweredOn")
+	emitPower(bus, "n1", schemas.MsgResourcePoweredOn)
 	waitFor(t, "suspension", func() bool {
 		s, err := bus.Subscription(ctx, sub.ID)
 		return err == nil && s.State == "Disabled"

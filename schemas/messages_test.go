@@ -15,11 +15,11 @@ import (
 func TestRegistryTexts(t *testing.T) {
 	cases := []struct {
 		file    string
-		entries map[string]registryEntry
+		entries []registryEntry
 	}{
-		{"Base.1.22.1.json", baseEntries},
-		{"TaskEvent.1.0.5.json", taskEventEntries},
-		{"ResourceEvent.1.4.3.json", resourceEventEntries},
+		{"Base.1.22.1.json", baseEntries[:]},
+		{"TaskEvent.1.0.5.json", taskEventEntries[:]},
+		{"ResourceEvent.1.4.3.json", resourceEventEntries[:]},
 	}
 	for _, c := range cases {
 		b := dmtfFile(t, "registries", "FISHGATE_REDFISH_REGISTRIES", c.file)
@@ -34,7 +34,8 @@ func TestRegistryTexts(t *testing.T) {
 		if err := json.Unmarshal(b, &reg); err != nil {
 			t.Fatalf("%s: %v", c.file, err)
 		}
-		for key, e := range c.entries {
+		for _, e := range c.entries {
+			key := e.key
 			m, ok := reg.Messages[key]
 			switch {
 			case !ok:

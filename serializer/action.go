@@ -110,14 +110,14 @@ const (
 // effect that yields an observation, and it is the last one.
 type Effect struct {
 	Kind  EffectKind
-	Cmd   schemas.ResetType // Issue, Send
-	Note  string            // Issue, Check: the task's progress note
-	Phase bool              // Check: Note is a phase message the task keeps
-	Force bool              // Issue: record it although the action is being cancelled (powering back On)
-	Pct   int               // Check
-	Sleep time.Duration     // Sleep
-	Event string            // Emit: ResourceEvent message id
-	Final Final             // Finish
+	Cmd   schemas.ResetType            // Issue, Send
+	Note  string                       // Issue, Check: the task's progress note
+	Phase bool                         // Check: Note is a phase message the task keeps
+	Force bool                         // Issue: record it although the action is being cancelled (powering back On)
+	Pct   int                          // Check
+	Sleep time.Duration                // Sleep
+	Event schemas.ResourceEventMessage // Emit: the ResourceEvent message
+	Final Final                        // Finish
 }
 
 // Final is how a task ends.
@@ -410,11 +410,11 @@ func (a *Action) startPhase(i int) []Effect {
 	var effs []Effect
 	switch {
 	case a.fromOff:
-		effs = append(effs, Effect{Kind: EffEmit, Event: "ResourcePoweringOn"})
+		effs = append(effs, Effect{Kind: EffEmit, Event: schemas.MsgResourcePoweringOn})
 	case p.Restart || p.Want == schemas.PowerOff:
-		effs = append(effs, Effect{Kind: EffEmit, Event: "ResourcePoweringOff"})
+		effs = append(effs, Effect{Kind: EffEmit, Event: schemas.MsgResourcePoweringOff})
 	case p.Want == schemas.PowerOn:
-		effs = append(effs, Effect{Kind: EffEmit, Event: "ResourcePoweringOn"})
+		effs = append(effs, Effect{Kind: EffEmit, Event: schemas.MsgResourcePoweringOn})
 	}
 	return append(effs, a.issue()...)
 }
@@ -507,7 +507,7 @@ func (a *Action) verifyRead(o Observation) []Effect {
 		a.last = o.Power
 		if p.Restart && o.Power == schemas.PowerOff && !a.sawOff {
 			// A restart seen going through Off: tell waiters (Off, then On).
-			effs = append(effs, Effect{Kind: EffEmit, Event: "ResourcePoweredOff"}, Effect{Kind: EffEmit, Event: "ResourcePoweringOn"})
+			effs = append(effs, Effect{Kind: EffEmit, Event: schemas.MsgResourcePoweredOff}, Effect{Kind: EffEmit, Event: schemas.MsgResourcePoweringOn})
 		}
 		if p.Restart && o.Power != schemas.PowerOn {
 			a.sawOff = true
@@ -577,7 +577,7 @@ func (a *Action) confirm() []Effect {
 	}
 	var effs []Effect
 	if p.Want == schemas.PowerOff && a.idx+1 < len(a.phases) {
-		effs = append(effs, Effect{Kind: EffEmit, Event: "ResourcePoweredOff"})
+		effs = append(effs, Effect{Kind: EffEmit, Event: schemas.MsgResourcePoweredOff})
 	}
 	note := ""
 	if len(a.phases) > 1 {
@@ -662,7 +662,7 @@ func (a *Action) cancelled2() []Effect {
 		a.sentAt = time.Time{}
 		a.idx, a.attempt = len(a.phases)-1, 0
 		a.sawOff, a.confirmed, a.noAnswer = false, false, false
-		return append([]Effect{{Kind: EffEmit, Event: "ResourcePoweringOn"}}, a.issue()...)
+		return append([]Effect{{Kind: EffEmit, Event: schemas.MsgResourcePoweringOn}}, a.issue()...)
 	}
 	reason := "cancelled"
 	if a.lastErr == "cancelled before it started" {

@@ -30,7 +30,7 @@ type noEmitter struct{}
 
 func (noEmitter) Emit(context.Context, Event) {}
 
-func (s *Service) emitPower(ctx context.Context, node string, key string) {
+func (s *Service) emitPower(ctx context.Context, node string, key schemas.ResourceEventMessage) {
 	s.opts.Events.Emit(ctx, Event{Time: s.opts.Clock(), Node: node, Origin: "/Systems/" + node,
 		Message: schemas.ResourceEvent(key, node)})
 }
@@ -42,16 +42,16 @@ func (s *Service) emitTask(ctx context.Context, node, task string, msg schemas.M
 // emitFinish reports how a task ended and, for a failure, a node event so
 // that waiters stop waiting (docs/architecture.md#events).
 func (s *Service) emitFinish(ctx context.Context, node, task string, r result) {
-	var key string
+	var key schemas.TaskEventMessage
 	switch {
 	case r.State == schemas.TaskStateCompleted && r.Status == "Warning":
-		key = "TaskCompletedWarning"
+		key = schemas.MsgTaskCompletedWarning
 	case r.State == schemas.TaskStateCompleted:
-		key = "TaskCompletedOK"
+		key = schemas.MsgTaskCompletedOK
 	case r.State == schemas.TaskStateCancelled:
-		key = "TaskCancelled"
+		key = schemas.MsgTaskCancelled
 	default:
-		key = "TaskAborted"
+		key = schemas.MsgTaskAborted
 	}
 	m := schemas.TaskEvent(key, task)
 	if r.Reason != "" {
@@ -60,13 +60,13 @@ func (s *Service) emitFinish(ctx context.Context, node, task string, r result) {
 	if r.State == schemas.TaskStateCompleted {
 		switch r.Observed {
 		case schemas.PowerOn:
-			s.emitPower(ctx, node, "ResourcePoweredOn")
+			s.emitPower(ctx, node, schemas.MsgResourcePoweredOn)
 		case schemas.PowerOff:
-			s.emitPower(ctx, node, "ResourcePoweredOff")
+			s.emitPower(ctx, node, schemas.MsgResourcePoweredOff)
 		}
 	}
 	if r.State == schemas.TaskStateException {
-		fail := schemas.ResourceEvent("ResourceErrorsDetected", "PowerState", "PowerActionFailed")
+		fail := schemas.ResourceEvent(schemas.MsgResourceErrorsDetected, "PowerState", "PowerActionFailed")
 		fail.Message += " " + r.Reason
 		s.opts.Events.Emit(ctx, Event{Time: s.opts.Clock(), Node: node, Task: task, Origin: "/Systems/" + node, Message: fail})
 	}

@@ -571,9 +571,9 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 		// changed the record reports it.
 		s.opts.Logger.Info("power drift", "node", n.ID, "was", prev, "now", ps)
 		if ps == schemas.PowerOn {
-			s.emitPower(ctx, n.ID, "ResourcePoweredOn")
+			s.emitPower(ctx, n.ID, schemas.MsgResourcePoweredOn)
 		} else {
-			s.emitPower(ctx, n.ID, "ResourcePoweredOff")
+			s.emitPower(ctx, n.ID, schemas.MsgResourcePoweredOff)
 		}
 	}
 }

@@ -121,7 +121,7 @@ func (s *Service) run(ctx context.Context, n *node, lease string, st NodeState) 
 	wasRunning := wasBegun(res[2])
 	log := s.opts.Logger.With("node", n.ID, "task", task, "reset", rt, "replica", s.opts.ReplicaID)
 	if !wasRunning {
-		s.emitTask(ctx, n.ID, task, schemas.TaskEvent("TaskStarted", task))
+		s.emitTask(ctx, n.ID, task, schemas.TaskEvent(schemas.MsgTaskStarted, task))
 	}
 	begin := Observation{Kind: ObsBegin, Now: now(), Interrupted: wasRunning && st.Issued == task,
 		IssuedCmd: st.IssuedCmd, IssuedAt: st.IssuedAt, Cancelling: res[3] == "1", Next: nextTarget(res, 4)}

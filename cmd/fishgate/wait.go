@@ -50,8 +50,8 @@ var waitStates = map[string]string{ // --state value (lower case) -> PowerState
 
 // eventState is the power state a ResourceEvent announces.
 var eventState = map[string]string{
-	"ResourcePoweredOn": "On", "ResourcePoweredOff": "Off",
-	"ResourcePoweringOn": "PoweringOn", "ResourcePoweringOff": "PoweringOff",
+	schemas.MsgResourcePoweredOn.Key(): "On", schemas.MsgResourcePoweredOff.Key(): "Off",
+	schemas.MsgResourcePoweringOn.Key(): "PoweringOn", schemas.MsgResourcePoweringOff.Key(): "PoweringOff",
 }
 
 func parseStates(s string) ([]string, error) {
@@ -71,7 +71,7 @@ func (w *watch) filter() string {
 	if w.task != "" {
 		return "OriginResource eq " + q("/redfish/v1/TaskService/Tasks/"+w.task)
 	}
-	return "OriginResource eq " + q("/redfish/v1/Systems/"+w.node) + " or MessageId eq 'TaskEvent.TaskAborted'"
+	return "OriginResource eq " + q("/redfish/v1/Systems/"+w.node) + " or MessageId eq 'TaskEvent." + schemas.MsgTaskAborted.Key() + "'"
 }
 
 func (w *watch) progress() string { return strings.Join(w.states[:w.next], ",") }
@@ -127,17 +127,17 @@ func (w *watch) event(r schemas.EventRecord) verdict {
 			return verdict{}
 		}
 		switch key {
-		case "TaskCompletedOK", "TaskCompletedWarning":
+		case schemas.MsgTaskCompletedOK.Key(), schemas.MsgTaskCompletedWarning.Key():
 			return taskEnd(w.task, schemas.TaskStateCompleted, r.Message)
-		case "TaskAborted":
+		case schemas.MsgTaskAborted.Key():
 			return taskEnd(w.task, schemas.TaskStateException, r.Message)
-		case "TaskCancelled":
+		case schemas.MsgTaskCancelled.Key():
 			return taskEnd(w.task, schemas.TaskStateCancelled, r.Message)
 		}
 		return verdict{}
 	}
 	if id, ok := strings.CutPrefix(origin, "/redfish/v1/TaskService/Tasks/"); ok {
-		if n, _ := serializer.TaskNode(id); n == w.node && key == "TaskAborted" {
+		if n, _ := serializer.TaskNode(id); n == w.node && key == schemas.MsgTaskAborted.Key() {
 			return verdict{done: true, code: exitFailed, why: fmt.Sprintf("node %s: task %s failed: %s", w.node, id, r.Message)}
 		}
 		return verdict{}
@@ -145,7 +145,7 @@ func (w *watch) event(r schemas.EventRecord) verdict {
 	if origin != "/redfish/v1/Systems/"+w.node {
 		return verdict{}
 	}
-	if key == "ResourceErrorsDetected" {
+	if key == schemas.MsgResourceErrorsDetected.Key() {
 		return verdict{done: true, code: exitFailed, why: fmt.Sprintf("node %s reported a failure: %s", w.node, r.Message)}
 	}
 	if st, ok := eventState[key]; ok && w.next < len(w.states) && st == w.states[w.next] {

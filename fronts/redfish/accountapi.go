@@ -154,12 +154,12 @@ func (s *Server) readAccountBody(c echo.Context, patch bool) (accountBody, error
 		return b, err
 	}
 	if b.RoleID != nil && !slices.Contains(roleIDs, *b.RoleID) {
-		return b, newError(http.StatusBadRequest, schemas.Base("PropertyValueNotInList", *b.RoleID, "RoleId"))
+		return b, newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyValueNotInList, *b.RoleID, "RoleId"))
 	}
 	if nodes, ok := b.nodes(); ok {
 		for _, p := range nodes {
 			if _, err := path.Match(p, ""); err != nil || p == "" {
-				return b, newError(http.StatusBadRequest, schemas.Base("PropertyValueFormatError", p, "Oem/Fishgate/Nodes")).
+				return b, newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyValueFormatError, p, "Oem/Fishgate/Nodes")).
 					withDetail("a node pattern is a node id or a shell pattern such as rack1-*")
 			}
 		}
@@ -171,14 +171,14 @@ func (s *Server) readAccountBody(c echo.Context, patch bool) (accountBody, error
 func accountError(err error, user string) error {
 	switch {
 	case errors.Is(err, ErrConfigAccount):
-		return newError(http.StatusForbidden, schemas.Base("InsufficientPrivilege")).
+		return newError(http.StatusForbidden, schemas.Base(schemas.MsgInsufficientPrivilege)).
 			withDetail("account " + user + " is defined in the configuration file; change it there")
 	case errors.Is(err, ErrAccountExists):
-		return newError(http.StatusConflict, schemas.Base("ResourceAlreadyExists", "ManagerAccount", "UserName", user))
+		return newError(http.StatusConflict, schemas.Base(schemas.MsgResourceAlreadyExists, "ManagerAccount", "UserName", user))
 	case errors.Is(err, ErrNoAccount):
 		return notFound("ManagerAccount", user)
 	case errors.Is(err, ErrPasswordTooWeak):
-		return newError(http.StatusBadRequest, schemas.Base("PropertyValueIncorrect", "Password", "(hidden)")).
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyValueIncorrect, "Password", "(hidden)")).
 			withDetail("the password is shorter than MinPasswordLength")
 	}
 	return unavailable(5, "account store unavailable")
@@ -188,7 +188,7 @@ func accountError(err error, user string) error {
 func (s *Server) postAccount(c echo.Context) error {
 	p := principalOf(c)
 	if !mayConfigureUsers(p) {
-		return newError(http.StatusForbidden, schemas.Base("InsufficientPrivilege"))
+		return newError(http.StatusForbidden, schemas.Base(schemas.MsgInsufficientPrivilege))
 	}
 	b, err := s.readAccountBody(c, false)
 	if err != nil {
@@ -196,13 +196,13 @@ func (s *Server) postAccount(c echo.Context) error {
 	}
 	switch {
 	case b.UserName == nil:
-		return newError(http.StatusBadRequest, schemas.Base("PropertyMissing", "UserName"))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyMissing, "UserName"))
 	case b.Password == nil:
-		return newError(http.StatusBadRequest, schemas.Base("PropertyMissing", "Password"))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyMissing, "Password"))
 	case b.RoleID == nil:
-		return newError(http.StatusBadRequest, schemas.Base("PropertyMissing", "RoleId"))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyMissing, "RoleId"))
 	case !validUserName(*b.UserName):
-		return newError(http.StatusBadRequest, schemas.Base("PropertyValueIncorrect", "UserName", *b.UserName)).
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyValueIncorrect, "UserName", *b.UserName)).
 			withDetail("a user name is 1 to 64 letters, digits, '.', '_' or '-'")
 	}
 	enabled := true
@@ -249,11 +249,11 @@ func (s *Server) patchAccount(c echo.Context) error {
 		return err
 	}
 	if b.UserName != nil && *b.UserName != a.User {
-		return newError(http.StatusBadRequest, schemas.Base("PropertyNotWritable", "UserName"))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyNotWritable, "UserName"))
 	}
 	newNodes, nodesSet := b.nodes()
 	if !mayConfigureUsers(p) && (b.RoleID != nil || b.Enabled != nil || nodesSet) {
-		return newError(http.StatusForbidden, schemas.Base("InsufficientPrivilege")).withDetail("only the Password of one's own account may be changed without ConfigureUsers")
+		return newError(http.StatusForbidden, schemas.Base(schemas.MsgInsufficientPrivilege)).withDetail("only the Password of one's own account may be changed without ConfigureUsers")
 	}
 	role, enabled, password := a.Role, a.Enabled, ""
 	if b.RoleID != nil {
@@ -265,7 +265,7 @@ func (s *Server) patchAccount(c echo.Context) error {
 	if b.Password != nil {
 		password = *b.Password
 		if password == "" {
-			return newError(http.StatusBadRequest, schemas.Base("PropertyValueIncorrect", "Password", "(hidden)"))
+			return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyValueIncorrect, "Password", "(hidden)"))
 		}
 	}
 	nodes := a.Nodes
@@ -284,7 +284,7 @@ func (s *Server) patchAccount(c echo.Context) error {
 func (s *Server) deleteAccount(c echo.Context) error {
 	p := principalOf(c)
 	if !mayConfigureUsers(p) {
-		return newError(http.StatusForbidden, schemas.Base("InsufficientPrivilege"))
+		return newError(http.StatusForbidden, schemas.Base(schemas.MsgInsufficientPrivilege))
 	}
 	a, err := s.account(c)
 	if err != nil {

@@ -158,7 +158,7 @@ func requireRole(c echo.Context, roles ...string) error {
 			return nil
 		}
 	}
-	return newError(http.StatusForbidden, schemas.Base("InsufficientPrivilege"))
+	return newError(http.StatusForbidden, schemas.Base(schemas.MsgInsufficientPrivilege))
 }
 
 // canOperate is the ConfigureComponents privilege (Reset, Boot).

@@ -24,19 +24,19 @@ import (
 func readBody(c echo.Context, limit int64) ([]byte, error) {
 	r := c.Request()
 	if r.ContentLength > limit {
-		return nil, newError(http.StatusRequestEntityTooLarge, schemas.Base("PayloadTooLarge"))
+		return nil, newError(http.StatusRequestEntityTooLarge, schemas.Base(schemas.MsgPayloadTooLarge))
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	var tooBig *http.MaxBytesError // a tighter limit of requestChecks (unauthenticated)
 	if errors.As(err, &tooBig) {
-		return nil, newError(http.StatusRequestEntityTooLarge, schemas.Base("PayloadTooLarge")).
+		return nil, newError(http.StatusRequestEntityTooLarge, schemas.Base(schemas.MsgPayloadTooLarge)).
 			withDetail("the request body exceeds " + strconv.FormatInt(tooBig.Limit, 10) + " bytes")
 	}
 	if err != nil {
-		return nil, newError(http.StatusBadRequest, schemas.Base("MalformedJSON")).withDetail("reading request body: " + err.Error())
+		return nil, newError(http.StatusBadRequest, schemas.Base(schemas.MsgMalformedJSON)).withDetail("reading request body: " + err.Error())
 	}
 	if int64(len(b)) > limit {
-		return nil, newError(http.StatusRequestEntityTooLarge, schemas.Base("PayloadTooLarge"))
+		return nil, newError(http.StatusRequestEntityTooLarge, schemas.Base(schemas.MsgPayloadTooLarge))
 	}
 	return b, nil
 }
@@ -59,35 +59,35 @@ type decodeKind struct {
 // stand for (or, coming last, override) "ResetType".
 func decodeStrict(body []byte, dst any, k decodeKind) error {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return newError(http.StatusBadRequest, schemas.Base("MalformedJSON")).withDetail("the request body is empty")
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgMalformedJSON)).withDetail("the request body is empty")
 	}
 	var generic any
 	if err := json.Unmarshal(body, &generic); err != nil {
-		return newError(http.StatusBadRequest, schemas.Base("MalformedJSON")).withDetail("malformed JSON: " + err.Error())
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgMalformedJSON)).withDetail("malformed JSON: " + err.Error())
 	}
 	if _, ok := generic.(map[string]any); !ok {
-		return newError(http.StatusBadRequest, schemas.Base("MalformedJSON")).withDetail("the request body must be a JSON object")
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgMalformedJSON)).withDetail("the request body must be a JSON object")
 	}
 	if dup := duplicateName(body); dup != "" {
 		if k.action != "" {
-			return newError(http.StatusBadRequest, schemas.Base("ActionParameterDuplicate", k.action, dup))
+			return newError(http.StatusBadRequest, schemas.Base(schemas.MsgActionParameterDuplicate, k.action, dup))
 		}
-		return newError(http.StatusBadRequest, schemas.Base("PropertyDuplicate", dup))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyDuplicate, dup))
 	}
 	if m := generic.(map[string]any); k.action == "" && hasODataAnnotation(m) {
 		// OData annotations a client sends back from a GET (@odata.id,
 		// @odata.etag, ...) are ignored (DSP0266).
 		if !stripODataAnnotations(m) && k.patch {
-			return newError(http.StatusBadRequest, schemas.Base("NoOperation"))
+			return newError(http.StatusBadRequest, schemas.Base(schemas.MsgNoOperation))
 		}
 		body, _ = json.Marshal(m)
 		generic = m
 	}
 	if name := unknownName(generic, reflect.TypeOf(dst)); name != "" {
 		if k.action != "" {
-			return newError(http.StatusBadRequest, schemas.Base("ActionParameterUnknown", k.action, name))
+			return newError(http.StatusBadRequest, schemas.Base(schemas.MsgActionParameterUnknown, k.action, name))
 		}
-		return newError(http.StatusBadRequest, schemas.Base("PropertyUnknown", name))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyUnknown, name))
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -99,18 +99,18 @@ func decodeStrict(body []byte, dst any, k decodeKind) error {
 	if errors.As(err, &te) {
 		val := renderValue(lookup(generic, te.Field))
 		if k.action != "" {
-			return newError(http.StatusBadRequest, schemas.Base("ActionParameterValueTypeError", val, te.Field, k.action))
+			return newError(http.StatusBadRequest, schemas.Base(schemas.MsgActionParameterValueTypeError, val, te.Field, k.action))
 		}
-		return newError(http.StatusBadRequest, schemas.Base("PropertyValueTypeError", val, te.Field))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyValueTypeError, val, te.Field))
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
 		if k.action != "" {
-			return newError(http.StatusBadRequest, schemas.Base("ActionParameterUnknown", k.action, name))
+			return newError(http.StatusBadRequest, schemas.Base(schemas.MsgActionParameterUnknown, k.action, name))
 		}
-		return newError(http.StatusBadRequest, schemas.Base("PropertyUnknown", name))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyUnknown, name))
 	}
-	return newError(http.StatusBadRequest, schemas.Base("MalformedJSON")).withDetail("malformed request: " + err.Error())
+	return newError(http.StatusBadRequest, schemas.Base(schemas.MsgMalformedJSON)).withDetail("malformed request: " + err.Error())
 }
 
 // duplicateName is the dotted path of the first property that appears

@@ -37,11 +37,11 @@ func newError(status int, msgs ...schemas.Message) *apiError {
 func (e *apiError) withDetail(d string) *apiError { e.detail = d; return e }
 
 func notFound(kind, name string) *apiError {
-	return newError(http.StatusNotFound, schemas.Base("ResourceNotFound", kind, name))
+	return newError(http.StatusNotFound, schemas.Base(schemas.MsgResourceNotFound, kind, name))
 }
 
 func unavailable(seconds int, detail string) *apiError {
-	e := newError(http.StatusServiceUnavailable, schemas.Base("ServiceTemporarilyUnavailable", strconv.Itoa(seconds)))
+	e := newError(http.StatusServiceUnavailable, schemas.Base(schemas.MsgServiceTemporarilyUnavailable, strconv.Itoa(seconds)))
 	e.retryAfter = seconds
 	return e.withDetail(detail)
 }
@@ -56,7 +56,7 @@ func unavailableBecause(seconds int, detail string) *apiError {
 }
 
 func unauthorized() *apiError {
-	e := newError(http.StatusUnauthorized, schemas.Base("NoValidSession"))
+	e := newError(http.StatusUnauthorized, schemas.Base(schemas.MsgNoValidSession))
 	e.header = http.Header{"WWW-Authenticate": {`Basic realm="fishgate"`}}
 	return e
 }
@@ -133,20 +133,20 @@ func newRef() string {
 func fromEchoError(he *echo.HTTPError, path string) *apiError {
 	switch he.Code {
 	case http.StatusNotFound:
-		return newError(http.StatusNotFound, schemas.Base("ResourceMissingAtURI", path))
+		return newError(http.StatusNotFound, schemas.Base(schemas.MsgResourceMissingAtURI, path))
 	case http.StatusMethodNotAllowed:
-		return newError(http.StatusMethodNotAllowed, schemas.Base("OperationNotAllowed"))
+		return newError(http.StatusMethodNotAllowed, schemas.Base(schemas.MsgOperationNotAllowed))
 	case http.StatusRequestEntityTooLarge:
-		return newError(http.StatusRequestEntityTooLarge, schemas.Base("PayloadTooLarge"))
+		return newError(http.StatusRequestEntityTooLarge, schemas.Base(schemas.MsgPayloadTooLarge))
 	case http.StatusUnauthorized:
 		return unauthorized()
 	case http.StatusForbidden:
-		return newError(http.StatusForbidden, schemas.Base("InsufficientPrivilege"))
+		return newError(http.StatusForbidden, schemas.Base(schemas.MsgInsufficientPrivilege))
 	case http.StatusUnsupportedMediaType, http.StatusBadRequest:
-		return newError(he.Code, schemas.Base("MalformedJSON"))
+		return newError(he.Code, schemas.Base(schemas.MsgMalformedJSON))
 	}
 	if he.Code >= 500 {
 		return unavailable(5, "internal failure")
 	}
-	return newError(he.Code, schemas.Base("GeneralError"))
+	return newError(he.Code, schemas.Base(schemas.MsgGeneralError))
 }

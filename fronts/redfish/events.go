@@ -84,7 +84,7 @@ func (l *sseLimiter) acquire(user string) (release func(), refused string) {
 
 func (s *Server) eventsEnabled(c echo.Context) error {
 	if s.events == nil {
-		return newError(http.StatusNotFound, schemas.Base("ResourceMissingAtURI", c.Request().URL.Path))
+		return newError(http.StatusNotFound, schemas.Base(schemas.MsgResourceMissingAtURI, c.Request().URL.Path))
 	}
 	return nil
 }
@@ -202,13 +202,13 @@ func (s *Server) postSubscription(c echo.Context) error {
 		return err
 	}
 	notInList := func(v, prop string) error {
-		return newError(http.StatusBadRequest, schemas.Base("PropertyValueNotInList", v, prop))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyValueNotInList, v, prop))
 	}
 	switch {
 	case req.Destination == nil:
-		return newError(http.StatusBadRequest, schemas.Base("PropertyMissing", "Destination"))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyMissing, "Destination"))
 	case req.Protocol == nil:
-		return newError(http.StatusBadRequest, schemas.Base("PropertyMissing", "Protocol"))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyMissing, "Protocol"))
 	case *req.Protocol != "Redfish":
 		return notInList(*req.Protocol, "Protocol")
 	case req.SubscriptionType != nil && *req.SubscriptionType != "RedfishEvent":
@@ -224,7 +224,7 @@ func (s *Server) postSubscription(c echo.Context) error {
 	sc := scopeOf(c)
 	if len(principalOf(c).Nodes) > 0 && sc.node == "" {
 		// the aggregate stream carries every node's events
-		return newError(http.StatusForbidden, schemas.Base("InsufficientPrivilege")).
+		return newError(http.StatusForbidden, schemas.Base(schemas.MsgInsufficientPrivilege)).
 			withDetail("this account is limited to some nodes: subscribe through a node's own service (/bmc/<node>/redfish/v1/EventService/Subscriptions)")
 	}
 	sub := events.Subscription{
@@ -243,7 +243,7 @@ func (s *Server) postSubscription(c echo.Context) error {
 	for _, o := range req.OriginResources {
 		p, err := events.OriginPath(o.ODataID)
 		if err != nil {
-			return newError(http.StatusBadRequest, schemas.Base("PropertyValueFormatError", o.ODataID, "OriginResources")).withDetail(err.Error())
+			return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyValueFormatError, o.ODataID, "OriginResources")).withDetail(err.Error())
 		}
 		sub.OriginResources = append(sub.OriginResources, p)
 	}
@@ -271,23 +271,23 @@ func subscribeError(err error) error {
 		var e *apiError
 		switch ie.Kind {
 		case events.Missing:
-			e = newError(http.StatusBadRequest, schemas.Base("PropertyMissing", ie.Property))
+			e = newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyMissing, ie.Property))
 		case events.NotInList:
-			e = newError(http.StatusBadRequest, schemas.Base("PropertyValueNotInList", ie.Value, ie.Property))
+			e = newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyValueNotInList, ie.Value, ie.Property))
 		case events.Format:
-			e = newError(http.StatusBadRequest, schemas.Base("PropertyValueFormatError", ie.Value, ie.Property))
+			e = newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyValueFormatError, ie.Value, ie.Property))
 		default:
-			e = newError(http.StatusBadRequest, schemas.Base("PropertyValueIncorrect", ie.Property, ie.Value))
+			e = newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyValueIncorrect, ie.Property, ie.Value))
 		}
 		if ie.Reason != "" {
 			e = e.withDetail(ie.Reason)
 		}
 		return e
 	case errors.Is(err, events.ErrTooManyOwnerSubscriptions):
-		return newError(http.StatusBadRequest, schemas.Base("EventSubscriptionLimitExceeded")).
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgEventSubscriptionLimitExceeded)).
 			withDetail("this account has as many event subscriptions as one account may (events.max_subscriptions_per_user); delete one first")
 	case errors.Is(err, events.ErrTooManySubscriptions):
-		return newError(http.StatusBadRequest, schemas.Base("EventSubscriptionLimitExceeded"))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgEventSubscriptionLimitExceeded))
 	}
 	return unavailable(2, err.Error())
 }
@@ -331,7 +331,7 @@ func (s *Server) deleteSubscription(c echo.Context) error {
 	}
 	p := principalOf(c)
 	if p.Role != RoleAdministrator && sub.Owner != p.User {
-		return newError(http.StatusForbidden, schemas.Base("InsufficientPrivilege"))
+		return newError(http.StatusForbidden, schemas.Base(schemas.MsgInsufficientPrivilege))
 	}
 	err = s.events.Unsubscribe(c.Request().Context(), sub.ID)
 	if errors.Is(err, events.ErrNoSubscription) {
@@ -357,13 +357,13 @@ func (s *Server) getSSE(c echo.Context) error {
 	raw := c.QueryParam("$filter")
 	filter, err := events.ParseFilter(raw)
 	if err != nil {
-		return newError(http.StatusBadRequest, schemas.Base("QueryParameterValueFormatError", raw, "$filter")).
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgQueryParameterValueFormatError, raw, "$filter")).
 			withDetail("$filter: " + err.Error())
 	}
 	req := c.Request()
 	after := strings.TrimSpace(req.Header.Get("Last-Event-ID"))
 	if after != "" && !events.ValidID(after) {
-		return newError(http.StatusBadRequest, schemas.Base("HeaderInvalid", "Last-Event-ID")).
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgHeaderInvalid, "Last-Event-ID")).
 			withDetail("Last-Event-ID " + after + " is not an event id of this service")
 	}
 	p := principalOf(c)
@@ -373,7 +373,7 @@ func (s *Server) getSSE(c echo.Context) error {
 		// out of for now; the message is the Base registry's for a
 		// subscription (an SSE stream is one) over the implementation's
 		// limit (writeError logs it)
-		e := newError(http.StatusServiceUnavailable, schemas.Base("EventSubscriptionLimitExceeded")).withDetail(refused)
+		e := newError(http.StatusServiceUnavailable, schemas.Base(schemas.MsgEventSubscriptionLimitExceeded)).withDetail(refused)
 		e.retryAfter = sseRetryAfter
 		return e
 	}

@@ -16,7 +16,7 @@ import (
 // service's 4.0 is refused with 412 (DSP0266 §8.2, request headers).
 func odataVersionOK(c echo.Context) error {
 	if v := c.Request().Header.Get("OData-Version"); v != "" && v != "4.0" {
-		return newError(http.StatusPreconditionFailed, schemas.Base("PreconditionFailed")).
+		return newError(http.StatusPreconditionFailed, schemas.Base(schemas.MsgPreconditionFailed)).
 			withDetail("this service supports OData-Version 4.0, not " + v)
 	}
 	return nil

@@ -71,9 +71,9 @@ func checkQuery(c echo.Context) error {
 		return nil
 	}
 	slices.Sort(unsupported)
-	msgs := []schemas.Message{schemas.Base("QueryNotSupported")}
+	msgs := []schemas.Message{schemas.Base(schemas.MsgQueryNotSupported)}
 	for _, k := range unsupported {
-		msgs = append(msgs, schemas.Base("QueryParameterUnsupported", k))
+		msgs = append(msgs, schemas.Base(schemas.MsgQueryParameterUnsupported, k))
 	}
 	return newError(http.StatusNotImplemented, msgs...).
 		withDetail("query parameter " + strings.Join(unsupported, ", ") + " is not supported here")
@@ -107,7 +107,7 @@ func checkMediaType(c echo.Context) error {
 	if ct == "" {
 		ct = "none"
 	}
-	return newError(http.StatusUnsupportedMediaType, schemas.Base("HeaderInvalid", "Content-Type")).
+	return newError(http.StatusUnsupportedMediaType, schemas.Base(schemas.MsgHeaderInvalid, "Content-Type")).
 		withDetail("a request body must be application/json; Content-Type is " + strconv.Quote(ct))
 }
 
@@ -137,7 +137,7 @@ func (s *Server) capUnauthenticatedBody(c echo.Context) error {
 	}
 	limit := s.unauthBody
 	if r.ContentLength > limit {
-		return newError(http.StatusRequestEntityTooLarge, schemas.Base("PayloadTooLarge")).
+		return newError(http.StatusRequestEntityTooLarge, schemas.Base(schemas.MsgPayloadTooLarge)).
 			withDetail("a request without credentials may carry at most " + strconv.FormatInt(limit, 10) + " bytes")
 	}
 	r.Body = http.MaxBytesReader(c.Response(), r.Body, limit) // readBody answers 413 past it

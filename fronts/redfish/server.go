@@ -410,7 +410,7 @@ func ifMatch(c echo.Context, current string) error {
 			return nil
 		}
 	}
-	return newError(http.StatusPreconditionFailed, schemas.Base("PreconditionFailed"))
+	return newError(http.StatusPreconditionFailed, schemas.Base(schemas.MsgPreconditionFailed))
 }
 
 // passThrough hands a request for a node's other resources to its BMC,
@@ -420,17 +420,17 @@ func ifMatch(c echo.Context, current string) error {
 func (s *Server) passThrough(c echo.Context) error {
 	id := c.Param("id")
 	if !scopeOf(c).visible(id) {
-		return newError(http.StatusNotFound, schemas.Base("ResourceMissingAtURI", c.Request().URL.Path))
+		return newError(http.StatusNotFound, schemas.Base(schemas.MsgResourceMissingAtURI, c.Request().URL.Path))
 	}
 	if _, err := s.nodes.View(id); err != nil || s.passthrough == nil {
-		return newError(http.StatusNotFound, schemas.Base("ResourceMissingAtURI", c.Request().URL.Path))
+		return newError(http.StatusNotFound, schemas.Base(schemas.MsgResourceMissingAtURI, c.Request().URL.Path))
 	}
 	h, err := s.passthrough(c.Request().Context(), id)
 	if err != nil {
 		return passThroughError(id, err)
 	}
 	if h == nil {
-		return newError(http.StatusNotFound, schemas.Base("ResourceMissingAtURI", c.Request().URL.Path))
+		return newError(http.StatusNotFound, schemas.Base(schemas.MsgResourceMissingAtURI, c.Request().URL.Path))
 	}
 	p, req := principalOf(c), c.Request()
 	caller := proxy.Caller{User: p.User, Privileges: proxy.RolePrivileges(p.Role), MaxBodyBytes: s.maxBody, Remote: c.RealIP()}
@@ -450,5 +450,5 @@ func passThroughError(id string, err error) *apiError {
 	if proxy.Unreachable(err) {
 		return unavailableBecause(proxy.UnreachableRetryAfter, "node "+id+": its BMC cannot be reached: "+err.Error())
 	}
-	return newError(http.StatusBadGateway, schemas.Base("GeneralError")).withDetail("node " + id + ": " + err.Error())
+	return newError(http.StatusBadGateway, schemas.Base(schemas.MsgGeneralError)).withDetail("node " + id + ": " + err.Error())
 }

@@ -70,10 +70,10 @@ func (s *Server) postSession(c echo.Context) error {
 		return err
 	}
 	if p.UserName == nil {
-		return newError(http.StatusBadRequest, schemas.Base("PropertyMissing", "UserName"))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyMissing, "UserName"))
 	}
 	if p.Password == nil {
-		return newError(http.StatusBadRequest, schemas.Base("PropertyMissing", "Password"))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyMissing, "Password"))
 	}
 	a, err := s.authenticate(c, *p.UserName, *p.Password)
 	if err != nil {
@@ -83,7 +83,7 @@ func (s *Server) postSession(c echo.Context) error {
 	defer cancel()
 	sess, token, err := s.sessions.Create(ctx, a.User, a.Role, a.fingerprint())
 	if errors.Is(err, ErrTooManySessions) {
-		e := newError(http.StatusServiceUnavailable, schemas.Base("SessionLimitExceeded")).
+		e := newError(http.StatusServiceUnavailable, schemas.Base(schemas.MsgSessionLimitExceeded)).
 			withDetail("user " + a.User + " has " + strconv.Itoa(s.accounts.Policy().MaxSessionsPerUser) + " sessions open; log out of one (DELETE its session) or wait for one to expire")
 		e.retryAfter = 60
 		return e

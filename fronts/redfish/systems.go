@@ -132,7 +132,7 @@ func (s *Server) patchSystem(c echo.Context) error {
 		return err
 	}
 	if p.Boot == nil {
-		return newError(http.StatusBadRequest, schemas.Base("PropertyMissing", "Boot"))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyMissing, "Boot"))
 	}
 	// Until the BMC has been read, what it accepts is not known: a value
 	// outside the Redfish enums is still the client's mistake (400), any
@@ -147,7 +147,7 @@ func (s *Server) patchSystem(c echo.Context) error {
 			return nil
 		}
 		if !slices.Contains(allowed, *val) {
-			return newError(http.StatusBadRequest, schemas.Base("PropertyValueNotInList", *val, name))
+			return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyValueNotInList, *val, name))
 		}
 		*dst = *val
 		return nil
@@ -162,7 +162,7 @@ func (s *Server) patchSystem(c echo.Context) error {
 		return ae
 	}
 	if b == (schemas.BootOverride{}) {
-		return newError(http.StatusBadRequest, schemas.Base("PropertyMissing", "Boot/BootSourceOverrideTarget"))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgPropertyMissing, "Boot/BootSourceOverrideTarget"))
 	}
 	if !v.CapsKnown {
 		return capsUnknown(v, "a boot override")
@@ -200,17 +200,17 @@ func (s *Server) postReset(c echo.Context) error {
 		return err
 	}
 	if p.ResetType == nil {
-		return newError(http.StatusBadRequest, schemas.Base("ActionParameterMissing", resetAction, "ResetType"))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgActionParameterMissing, resetAction, "ResetType"))
 	}
 	rt, err := schemas.ParseResetType(*p.ResetType)
 	if err != nil {
-		return newError(http.StatusBadRequest, schemas.Base("ActionParameterValueNotInList", *p.ResetType, "ResetType", resetAction))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgActionParameterValueNotInList, *p.ResetType, "ResetType", resetAction))
 	}
 	if !v.CapsKnown {
 		return capsUnknown(v, "a power action")
 	}
 	if !slices.Contains(resetTypes(v), rt) {
-		return newError(http.StatusBadRequest, schemas.Base("ActionParameterValueNotInList", *p.ResetType, "ResetType", resetAction))
+		return newError(http.StatusBadRequest, schemas.Base(schemas.MsgActionParameterValueNotInList, *p.ResetType, "ResetType", resetAction))
 	}
 	ctx, cancel := withTimeout(c)
 	defer cancel()
@@ -218,7 +218,7 @@ func (s *Server) postReset(c echo.Context) error {
 	a, err := s.nodes.Reset(ctx, v.ID, rt, "user="+p0.User+" remote="+c.RealIP()+" agent="+c.Request().UserAgent())
 	if err != nil {
 		if errors.Is(err, serializer.ErrUnsupportedReset) {
-			return newError(http.StatusBadRequest, schemas.Base("ActionParameterValueNotInList", *p.ResetType, "ResetType", resetAction))
+			return newError(http.StatusBadRequest, schemas.Base(schemas.MsgActionParameterValueNotInList, *p.ResetType, "ResetType", resetAction))
 		}
 		return s.nodeError(err, v.ID)
 	}
@@ -230,16 +230,16 @@ func (s *Server) postReset(c echo.Context) error {
 	s.audit(ctx, auditOf(c, "reset", v.ID, outcome).with("ResetType="+string(rt)))
 	switch a.Refusal {
 	case serializer.RefusedBusy:
-		return newError(http.StatusConflict, schemas.Base("ResourceInUse"), schemas.Base("ActionParameterValueConflict", "ResetType", string(rt))).
+		return newError(http.StatusConflict, schemas.Base(schemas.MsgResourceInUse), schemas.Base(schemas.MsgActionParameterValueConflict, "ResetType", string(rt))).
 			withDetail("node " + v.ID + " is busy with another power action and its policy refuses a different one; retry when it is done")
 	case serializer.RefusedFlipFlop:
 		secs := max(1, int((a.RetryAfter+time.Second-1)/time.Second))
-		e := newError(http.StatusTooManyRequests, schemas.Base("ResourceInUse")).
+		e := newError(http.StatusTooManyRequests, schemas.Base(schemas.MsgResourceInUse)).
 			withDetail("node " + v.ID + " has had too many conflicting power changes in a short time (flip-flop guard); retry in " + strconv.Itoa(secs) + " s")
 		e.retryAfter = secs
 		return e
 	case serializer.RefusedQueueFull:
-		e := newError(http.StatusTooManyRequests, schemas.Base("ResourceInUse")).withDetail("node " + v.ID + " has a full queue of power actions")
+		e := newError(http.StatusTooManyRequests, schemas.Base(schemas.MsgResourceInUse)).withDetail("node " + v.ID + " has a full queue of power actions")
 		e.retryAfter = 5
 		return e
 	}
@@ -281,7 +281,7 @@ func (s *Server) nodeError(err error, id string) error {
 		return unavailable(2, err.Error())
 	case errors.Is(err, serializer.ErrBMC):
 		s.log.Warn("BMC call failed", "node", id, "err", err)
-		return newError(http.StatusBadGateway, schemas.Base("GeneralError")).withDetail(err.Error())
+		return newError(http.StatusBadGateway, schemas.Base(schemas.MsgGeneralError)).withDetail(err.Error())
 	}
 	return unavailable(5, err.Error())
 }

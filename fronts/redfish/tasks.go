@@ -80,25 +80,25 @@ func taskStatus(st string) string {
 func renderTask(sc scope, t serializer.TaskRecord) schemas.Task {
 	var msgs []schemas.Message
 	if t.Start != 0 {
-		msgs = append(msgs, schemas.TaskEvent("TaskStarted", t.ID))
+		msgs = append(msgs, schemas.TaskEvent(schemas.MsgTaskStarted, t.ID))
 	}
 	// every command sent and every phase done, as it happened
 	for _, step := range t.Steps {
 		pct, what := serializer.TaskStep(step)
-		m := schemas.TaskEvent("TaskProgressChanged", t.ID, strconv.Itoa(pct))
+		m := schemas.TaskEvent(schemas.MsgTaskProgressChanged, t.ID, strconv.Itoa(pct))
 		m.Message += " " + what
 		msgs = append(msgs, m)
 	}
 	var final schemas.Message
 	switch {
 	case t.State == schemas.TaskStateCompleted && t.Status == "Warning":
-		final = schemas.TaskEvent("TaskCompletedWarning", t.ID)
+		final = schemas.TaskEvent(schemas.MsgTaskCompletedWarning, t.ID)
 	case t.State == schemas.TaskStateCompleted:
-		final = schemas.TaskEvent("TaskCompletedOK", t.ID)
+		final = schemas.TaskEvent(schemas.MsgTaskCompletedOK, t.ID)
 	case t.State == schemas.TaskStateException:
-		final = schemas.TaskEvent("TaskAborted", t.ID)
+		final = schemas.TaskEvent(schemas.MsgTaskAborted, t.ID)
 	case t.State == schemas.TaskStateCancelled:
-		final = schemas.TaskEvent("TaskCancelled", t.ID)
+		final = schemas.TaskEvent(schemas.MsgTaskCancelled, t.ID)
 	}
 	if final.MessageID != "" {
 		if t.Reason != "" {
@@ -107,7 +107,7 @@ func renderTask(sc scope, t serializer.TaskRecord) schemas.Task {
 		}
 		msgs = append(msgs, final)
 	} else if t.Reason != "" || t.Note != "" {
-		m := schemas.TaskEvent("TaskProgressChanged", t.ID, strconv.Itoa(t.Percent))
+		m := schemas.TaskEvent(schemas.MsgTaskProgressChanged, t.ID, strconv.Itoa(t.Percent))
 		if note := strings.TrimSpace(t.Reason + " " + t.Note); note != "" {
 			m.Message += " " + note
 		}
@@ -203,7 +203,7 @@ func (s *Server) deleteTask(c echo.Context) error {
 		return unavailable(2, err.Error())
 	}
 	if res == serializer.CancelNotActive {
-		return newError(http.StatusConflict, schemas.Base("ResourceCannotBeDeleted")).
+		return newError(http.StatusConflict, schemas.Base(schemas.MsgResourceCannotBeDeleted)).
 			withDetail("task " + t.ID + " has already finished (" + string(t.State) + "); only a waiting or running task can be cancelled")
 	}
 	t, err = s.task(c)

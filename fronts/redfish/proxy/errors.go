@@ -38,7 +38,7 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, detail strin
 // is added to the message of the MessageId as well, since clients such as
 // sushy report that one rather than the top-level message.
 func writeUnavailable(w http.ResponseWriter, r *http.Request, retryAfter int, detail string) {
-	msg := schemas.Base("ServiceTemporarilyUnavailable", strconv.Itoa(retryAfter))
+	msg := schemas.Base(schemas.MsgServiceTemporarilyUnavailable, strconv.Itoa(retryAfter))
 	msg.Message += " " + detail
 	w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 	writeError(w, r, http.StatusServiceUnavailable, detail, msg)

@@ -76,7 +76,7 @@ func decide(rt *route, method string, have []string) verdict {
 		}
 	}
 	if alts := required(ep, method); !allowed(have, alts) {
-		return verdict{status: http.StatusForbidden, msg: schemas.Base("InsufficientPrivilege"),
+		return verdict{status: http.StatusForbidden, msg: schemas.Base(schemas.MsgInsufficientPrivilege),
 			detail: fmt.Sprintf("%s of %s needs the privilege %s (Redfish privilege registry); this account has %s.",
 				method, describeEntity(ep), describeAlternatives(alts), describeHeld(have))}
 	}
@@ -101,7 +101,7 @@ func describeHeld(have []string) string {
 // refuseWrite applies the power and boot rules of decide to a write.
 func refuseWrite(rt *route, ep entityPath) verdict {
 	if a := powerAction(rt.segs); a != "" {
-		return verdict{status: http.StatusBadRequest, msg: schemas.Base("ActionNotSupported", a),
+		return verdict{status: http.StatusBadRequest, msg: schemas.Base(schemas.MsgActionNotSupported, a),
 			detail: fmt.Sprintf("The action %s is not passed through to the BMC: power goes through the ComputerSystem.Reset action of the gateway's System.", a)}
 	}
 	if rt.collection == "Managers" {
@@ -116,11 +116,11 @@ func refuseWrite(rt *route, ep entityPath) verdict {
 		if a == "" {
 			a = "Actions"
 		}
-		return verdict{status: http.StatusBadRequest, msg: schemas.Base("ActionNotSupported", a),
+		return verdict{status: http.StatusBadRequest, msg: schemas.Base(schemas.MsgActionNotSupported, a),
 			detail: fmt.Sprintf("The action %s of the %s is not passed through to the BMC: it could change the node's power or boot outside the gateway's serialization; use the ComputerSystem.Reset action and PATCH of the gateway's System.", a, what)}
 	}
 	if ep.entity == "" && ep.depth == 0 {
-		return verdict{status: http.StatusMethodNotAllowed, msg: schemas.Base("OperationNotAllowed"), allow: "GET, HEAD",
+		return verdict{status: http.StatusMethodNotAllowed, msg: schemas.Base(schemas.MsgOperationNotAllowed), allow: "GET, HEAD",
 			detail: fmt.Sprintf("%s is not a known resource of the %s and is not changed through the gateway: it could change the node's power or boot outside the gateway's serialization (the System's Boot is changed by PATCH of the gateway's System).", rt.segs[0], what)}
 	}
 	return verdict{}

@@ -329,7 +329,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !slices.Contains(allowedMethods, r.Method) {
 		w.Header().Set("Allow", strings.Join(allowedMethods, ", "))
-		writeError(w, r, http.StatusMethodNotAllowed, "", schemas.Base("OperationNotAllowed"))
+		writeError(w, r, http.StatusMethodNotAllowed, "", schemas.Base(schemas.MsgOperationNotAllowed))
 		return
 	}
 	rt, err := p.resolve(r.URL.EscapedPath())
@@ -339,11 +339,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.log.Debug("ambiguous path refused", "method", r.Method, "path", r.URL.EscapedPath(), "why", ambiguous.Error())
 		writeError(w, r, http.StatusBadRequest,
 			fmt.Sprintf("The URI %s is refused: its %s; it is not passed through to the BMC.", r.URL.EscapedPath(), ambiguous),
-			schemas.Base("InvalidURI", r.URL.EscapedPath()))
+			schemas.Base(schemas.MsgInvalidURI, r.URL.EscapedPath()))
 		return
 	case err != nil:
 		p.log.Debug("path not proxied", "method", r.Method, "path", r.URL.EscapedPath())
-		writeError(w, r, http.StatusNotFound, "", schemas.Base("ResourceMissingAtURI", r.URL.EscapedPath()))
+		writeError(w, r, http.StatusNotFound, "", schemas.Base(schemas.MsgResourceMissingAtURI, r.URL.EscapedPath()))
 		return
 	}
 	if v := decide(rt, r.Method, caller.Privileges); !v.forward() {
@@ -354,7 +354,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Header.Get("Upgrade") != "" {
-		writeError(w, r, http.StatusBadRequest, "Protocol upgrades are not passed through to the BMC.", schemas.Base("GeneralError"))
+		writeError(w, r, http.StatusBadRequest, "Protocol upgrades are not passed through to the BMC.", schemas.Base(schemas.MsgGeneralError))
 		return
 	}
 
@@ -370,11 +370,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &tooLarge) {
 			writeError(w, r, http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("The request body is larger than %s, the most the gateway accepts; it is not passed through to the BMC.", byteCount(limit)),
-				schemas.Base("PayloadTooLarge"))
+				schemas.Base(schemas.MsgPayloadTooLarge))
 			return
 		}
 		p.log.Debug("reading request body", "path", rt.gwPath, "err", err)
-		writeError(w, r, http.StatusBadRequest, "The request body could not be read.", schemas.Base("GeneralError"))
+		writeError(w, r, http.StatusBadRequest, "The request body could not be read.", schemas.Base(schemas.MsgGeneralError))
 		return
 	}
 	// The whole exchange, the client's reading of the answer included, ends
@@ -660,7 +660,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		p.log.Warn("BMC answer too large to pass on", "path", rt.gwPath, "err", err)
 		writeError(w, r, http.StatusBadGateway,
 			fmt.Sprintf("The BMC of node %s answered, but %s; ask for less ($top and $skip, $select).", p.node, tooLarge),
-			schemas.Base("GeneralError"))
+			schemas.Base(schemas.MsgGeneralError))
 	case errors.Is(err, errRewriteBusy):
 		p.log.Warn("no rewrite slot", "path", rt.gwPath, "waited", p.rewriteWait)
 		writeUnavailable(w, r, busyRetryAfter, fmt.Sprintf("The gateway is passing on too many large answers at once (node %s).", p.node))
@@ -668,7 +668,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		p.log.Warn("BMC refused the gateway's credentials", "path", rt.gwPath, "status", authErr.status)
 		writeError(w, r, http.StatusBadGateway,
 			fmt.Sprintf("The BMC of node %s refused the gateway's credentials.", p.node),
-			schemas.Base("ResourceAtUriUnauthorized", rt.gwPath, authErr.status))
+			schemas.Base(schemas.MsgResourceAtUriUnauthorized, rt.gwPath, authErr.status))
 	case Unreachable(err):
 		p.log.Warn("BMC unreachable", "path", rt.gwPath, "err", err)
 		writeUnavailable(w, r, UnreachableRetryAfter, fmt.Sprintf("The BMC of node %s cannot be reached: %v.", p.node, err))
@@ -676,7 +676,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		p.log.Warn("BMC did not answer in time", "path", rt.gwPath, "timeout", p.timeout, "err", err)
 		writeError(w, r, http.StatusGatewayTimeout,
 			fmt.Sprintf("The BMC of node %s did not answer within %s.", p.node, p.timeout),
-			schemas.Base("GeneralError"))
+			schemas.Base(schemas.MsgGeneralError))
 	default:
 		if errors.Is(err, context.Canceled) {
 			p.log.Debug("client went away", "path", rt.gwPath)
@@ -685,7 +685,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		writeError(w, r, http.StatusBadGateway,
 			fmt.Sprintf("The BMC of node %s did not give a usable answer: %v.", p.node, err),
-			schemas.Base("GeneralError"))
+			schemas.Base(schemas.MsgGeneralError))
 	}
 }
 
