@@ -68,7 +68,8 @@ type Options struct {
 	RetryAttempts int
 	// RetryInterval is the pause before the first retry, doubling for each
 	// further one up to 5 minutes (required; config
-	// events.delivery_retry_interval).
+	// events.delivery_retry_interval); each pause is jittered between half
+	// of it and all of it (internal/retry).
 	RetryInterval time.Duration
 	// RetryPolicy is the DeliveryRetryPolicy of a subscription that names
 	// none (required; config events.delivery_retry_policy).

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fishgate/fishgate/internal/lease"
+	"github.com/fishgate/fishgate/internal/retry"
 )
 
 // Push delivery (DSP0266 §10.3). Exactly one replica delivers: the holder
@@ -211,42 +212,36 @@ func (b *Bus) deliver(ctx context.Context, lease string, s *Subscription, r Reco
 		log.Warn("event not rendered; skipped", "event", r.ID, "err", err)
 		return true
 	}
-	for attempt := 1; ; attempt++ {
-		err := b.post(ctx, s, body)
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		log.Warn("event delivery failed", "event", r.ID, "attempt", attempt, "err", err)
-		var wait time.Duration
-		switch s.RetryPolicy {
-		case RetryForever:
-			wait = b.opts.RetryInterval
-		case RetryForeverWithBackoff:
-			wait = backoff(b.opts.RetryInterval, attempt)
-		default:
-			if attempt > b.opts.RetryAttempts {
-				b.giveUp(ctx, lease, s, r, err, log)
-				return false
-			}
-			wait = backoff(b.opts.RetryInterval, attempt)
-		}
-		if !sleep(ctx, wait) {
-			return false
-		}
+	// The retries (internal/retry): RetryForever waits RetryInterval
+	// between tries; the others double it up to 5 minutes. Every pause is
+	// jittered (between half of it and all of it), so the subscriptions of
+	// one destination that went away do not all come back at once.
+	p := retry.Policy{
+		Base: b.opts.RetryInterval, Cap: 5 * time.Minute,
+		OnRetry: func(attempt int, err error, pause time.Duration) {
+			log.Warn("event delivery failed", "event", r.ID, "attempt", attempt, "retry_in", pause, "err", err)
+		},
 	}
-}
-
-// backoff is the pause before retry n (1-based): base, doubling, at most
-// 5 minutes (or base, if that is longer).
-func backoff(base time.Duration, n int) time.Duration {
-	d := base
-	for i := 1; i < n && d < 5*time.Minute; i++ {
-		d *= 2
+	switch s.RetryPolicy {
+	case RetryForever:
+		p.Cap = b.opts.RetryInterval
+	case RetryForeverWithBackoff:
+	default:
+		p.Attempts = b.opts.RetryAttempts + 1
 	}
-	return min(d, max(base, 5*time.Minute))
+	var last error // the last POST's (giveUp counts the attempts itself)
+	err = p.Do(ctx, func(int) error {
+		last = b.post(ctx, s, body)
+		return last
+	})
+	switch {
+	case err == nil:
+		return true
+	case ctx.Err() != nil:
+		return false
+	}
+	b.giveUp(ctx, lease, s, r, last, log)
+	return false
 }
 
 // giveUp applies the subscription's DeliveryRetryPolicy after the last

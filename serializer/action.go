@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -19,7 +20,11 @@ import (
 //
 // The rules it encodes (docs/architecture.md#actions, README "Power actions"):
 //   - A phase's command is sent once per attempt. A command refused by the
-//     BMC is retried after a backoff (Retries times). A command whose answer
+//     BMC is retried after a backoff with jitter. Retries is the action's
+//     budget of re-sends, shared by its phases: an action sends at most
+//     one command per phase plus Retries, in all. It is the only layer
+//     that re-sends a power command (the driver grants the backend one
+//     attempt per Send; see internal/retry). A command whose answer
 //     did not come may have been carried out: it is settled by reading the
 //     BMC, never re-sent blindly; only when the reads show the target was
 //     not reached is it sent again.
@@ -37,8 +42,8 @@ import (
 
 // ActionConfig is the timing and retry rules of execution.
 type ActionConfig struct {
-	Retries         int
-	RetryBackoff    time.Duration
+	Retries         int           // re-sends of a command, in all, per action
+	RetryBackoff    time.Duration // ceiling of the first retry's pause (internal/retry)
 	VerifyTimeout   time.Duration // forced actions: time to reach the target per attempt
 	VerifyInterval  time.Duration // first pause between reads, doubling up to 2 s
 	SoftOffTimeout  time.Duration // a soft off's time to reach Off
@@ -110,14 +115,18 @@ const (
 // effect that yields an observation, and it is the last one.
 type Effect struct {
 	Kind  EffectKind
-	Cmd   schemas.ResetType            // Issue, Send
-	Note  string                       // Issue, Check: the task's progress note
-	Phase bool                         // Check: Note is a phase message the task keeps
-	Force bool                         // Issue: record it although the action is being cancelled (powering back On)
-	Pct   int                          // Check
-	Sleep time.Duration                // Sleep
-	Event schemas.ResourceEventMessage // Emit: the ResourceEvent message
-	Final Final                        // Finish
+	Cmd   schemas.ResetType // Issue, Send
+	Note  string            // Issue, Check: the task's progress note
+	Phase bool              // Check: Note is a phase message the task keeps
+	Force bool              // Issue: record it although the action is being cancelled (powering back On)
+	Pct   int               // Check
+	Sleep time.Duration     // Sleep: the pause, or the ceiling of a jittered one
+	// SleepMin, when not zero, makes a Sleep jittered: the driver draws the
+	// pause from [SleepMin, Sleep] (a retry's backoff, retry.Draw). The
+	// machine stays pure; the randomness is the driver's.
+	SleepMin time.Duration
+	Event    schemas.ResourceEventMessage // Emit: the ResourceEvent message
+	Final    Final                        // Finish
 }
 
 // Final is how a task ends.
@@ -167,7 +176,8 @@ type Action struct {
 	now     time.Time
 	phases  []Phase
 	idx     int
-	attempt int
+	attempt int // sends of the current phase's command
+	retried int // re-sends by the action, all phases (budget: cfg.Retries)
 	// sentAt: the current phase's command may be under way since then
 	// (zero: nothing unsettled).
 	sentAt     time.Time
@@ -623,22 +633,29 @@ func (a *Action) timedOut() []Effect {
 	return a.retry()
 }
 
-// retry sends the phase's command again after a backoff, or fails.
+// retry sends the phase's command again after a backoff, or fails when the
+// action's retries are used up.
 func (a *Action) retry() []Effect {
-	if a.attempt >= a.cfg.Retries+1 {
+	if a.retried >= a.cfg.Retries {
 		what := string(a.typ)
 		if len(a.phases) > 1 {
 			what = fmt.Sprintf("%s (phase %d/%d: %s)", a.typ, a.idx+1, len(a.phases), a.phase().Cmd)
 		}
-		a.lastErr = fmt.Sprintf("%s failed after %d attempts: %s", what, a.attempt, a.lastErr)
+		used := ""
+		if a.attempt-1 < a.retried {
+			used = fmt.Sprintf(" (the action's %d retries are used up)", a.cfg.Retries)
+		}
+		a.lastErr = fmt.Sprintf("%s failed after %d attempts%s: %s", what, a.attempt, used, a.lastErr)
 		if a.restoring {
 			a.lastErr = "cancelled after its off phase; powering back On failed: " + a.lastErr
 		}
 		a.mode = modeFinalRead
 		return []Effect{{Kind: EffRead}}
 	}
+	a.retried++
 	a.mode = modeBackoff
-	return []Effect{{Kind: EffSleep, Sleep: backoff(a.cfg.RetryBackoff, a.attempt)}}
+	lo, hi := a.retryPolicy().Bounds(a.retried)
+	return []Effect{{Kind: EffSleep, Sleep: hi, SleepMin: lo}}
 }
 
 // cancel handles a cancellation seen at a step boundary: a command under
@@ -703,15 +720,14 @@ func (a *Action) finish(state schemas.TaskState, status, reason string, observed
 	return []Effect{{Kind: EffFinish, Final: Final{State: state, Status: status, Reason: reason, Observed: observed, DesiredIsObserved: desiredIsObserved}}}
 }
 
-// backoff is the pause before retry n (1-based): base, doubling, at most
-// about 30 s.
-func backoff(base time.Duration, n int) time.Duration {
-	d := base
-	for i := 1; i < n && d < 30*time.Second; i++ {
-		d *= 2
-	}
-	return d
+// retryPolicy is the pause rule of the action's retries: from RetryBackoff,
+// doubling, at most 30 s, jittered by the driver.
+func (a *Action) retryPolicy() retry.Policy {
+	return retry.Policy{Base: a.cfg.RetryBackoff, Cap: maxRetryBackoff}
 }
+
+// maxRetryBackoff caps the pause between two attempts of an action.
+const maxRetryBackoff = 30 * time.Second
 
 func orUnknown(p schemas.PowerState) string {
 	if p == "" {

@@ -27,7 +27,8 @@ import (
 //	begin <ResetType> native=<T,T,...>|unknown [interrupted=<ResetType> ago=<D>] [cancelled]
 //	power On|Off|error [+D]      the answer to a read (after D)
 //	sent ok|refused|noanswer|confirmed [+D]   the BMC's answer to a send
-//	woke                          the sleep ended (the clock moves by it)
+//	woke                          the sleep ended (the clock moves by it; by
+//	                              the ceiling of a jittered "sleep lo..hi")
 //	delete                        a client's DELETE of the running task
 //	submit <ResetType>            a new request for the node (it may supersede)
 //	task                          the running task and node as stored
@@ -297,7 +298,11 @@ func (r *actionRun) feed(o Observation) {
 				r.printf("send %s", e.Cmd)
 				r.awaits = EffSend
 			case EffSleep:
-				r.printf("sleep %s", e.Sleep)
+				if e.SleepMin > 0 {
+					r.printf("sleep %s..%s", e.SleepMin, e.Sleep)
+				} else {
+					r.printf("sleep %s", e.Sleep)
+				}
 				r.slept, r.awaits = e.Sleep, EffSleep
 			case EffIssue, EffUnissue, EffCheck:
 				var res []string

@@ -32,10 +32,12 @@ import (
 // the state it leaves until it settles), which is what the serializer's
 // verification and its settling after a cancellation must cope with.
 //
-// The AMT backend's own retries are turned off here: invariant (d) counts
-// one BMC command per command the lease holder logged, and the serializer
-// does the retrying. The gateway's AMT retries against FailFirst are
-// exercised end to end in e2e/backends_test.go.
+// The AMT backend keeps its own retries (Retries at its default, as the
+// gateway builds it): invariant (d) counts one BMC command per command the
+// lease holder logged, which holds because the serializer grants each send
+// one attempt (internal/retry) and does the retrying itself. The gateway's
+// retries against FailFirst are exercised end to end in
+// e2e/backends_test.go; retry_budget_test.go counts them.
 //
 // GracefulShutdown is drawn too: over a BMC without transitional states a
 // soft off under way reads On, so a cancelled or superseded one is given
@@ -55,24 +57,37 @@ type propertyProtocol struct {
 	types []schemas.ResetType
 }
 
-var ipmiProtocol = protocol{
-	name:  "ipmi",
-	front: func(s *simulator.NodeSpec) { s.IPMIListen = "127.0.0.1:0" },
-	open: func(sn *simulator.Node, log *slog.Logger) (backends.Backend, error) {
-		host, port, err := ipmibackend.SplitAddress(sn.IPMIAddr())
-		if err != nil {
-			return nil, err
-		}
-		return ipmibackend.New(ipmibackend.Config{Host: host, Port: port, User: "admin", Password: "password", Logger: log})
-	},
+var (
+	ipmiProtocol = ipmiProtocolWith(0)
+	amtProtocol  = amtProtocolWith(0)
+)
+
+// ipmiProtocolWith drives the nodes over IPMI with the backend's defaults,
+// as the gateway builds it, but for its RetryBackoff when given.
+func ipmiProtocolWith(backoff time.Duration) protocol {
+	return protocol{
+		name:  "ipmi",
+		front: func(s *simulator.NodeSpec) { s.IPMIListen = "127.0.0.1:0" },
+		open: func(sn *simulator.Node, log *slog.Logger) (backends.Backend, error) {
+			host, port, err := ipmibackend.SplitAddress(sn.IPMIAddr())
+			if err != nil {
+				return nil, err
+			}
+			return ipmibackend.New(ipmibackend.Config{Host: host, Port: port, User: "admin", Password: "password", RetryBackoff: backoff, Logger: log})
+		},
+	}
 }
 
-var amtProtocol = protocol{
-	name:  "amt",
-	front: func(s *simulator.NodeSpec) { s.AMTListen = "127.0.0.1:0" },
-	open: func(sn *simulator.Node, log *slog.Logger) (backends.Backend, error) {
-		return amtbackend.New(amtbackend.Config{Endpoint: sn.AMTURL(), User: "admin", Password: "password", Retries: -1, Logger: log})
-	},
+// amtProtocolWith drives the nodes over AMT with the backend's defaults,
+// as the gateway builds it, but for its RetryBackoff when given.
+func amtProtocolWith(backoff time.Duration) protocol {
+	return protocol{
+		name:  "amt",
+		front: func(s *simulator.NodeSpec) { s.AMTListen = "127.0.0.1:0" },
+		open: func(sn *simulator.Node, log *slog.Logger) (backends.Backend, error) {
+			return amtbackend.New(amtbackend.Config{Endpoint: sn.AMTURL(), User: "admin", Password: "password", RetryBackoff: backoff, Logger: log})
+		},
+	}
 }
 
 // propertyProtocols: Nmi has no target state. IPMI has no GracefulRestart

@@ -131,10 +131,11 @@ type Options struct {
 	// that was sent may still take to reach Off before the next action runs
 	// (default 10s): BMCs without transitional states read On meanwhile.
 	SoftCancelGrace time.Duration
-	// Retries is how many times a failed or ignored command is re-sent
-	// (0: never; config retries).
+	// Retries is how many times a failed or ignored command is re-sent, in
+	// all per action: its phases share them (0: never; config retries).
 	Retries int
-	// RetryBackoff is the first pause before a retry, doubling (default 1s).
+	// RetryBackoff is the ceiling of the first pause before a retry,
+	// doubling up to 30s, each pause jittered (internal/retry) (default 1s).
 	RetryBackoff time.Duration
 	// KeepTasks and KeepTaskAge bound the finished tasks kept per node
 	// (required; config tasks.keep and tasks.keep_for).

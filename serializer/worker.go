@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -231,12 +231,13 @@ func (s *Service) drive(ctx context.Context, n *node, lease, task string, a *Act
 			case EffSend:
 				next = s.send(ctx, n, e.Cmd, log)
 			case EffSleep:
-				t := time.NewTimer(e.Sleep)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-				case <-t.C:
+				// A retry's backoff comes as a range: the jitter is drawn
+				// here, so the machine stays pure.
+				d := e.Sleep
+				if e.SleepMin > 0 {
+					d = retry.Draw(e.SleepMin, e.Sleep, nil)
 				}
+				_ = retry.Sleep(ctx, d)
 				next = &Observation{Kind: ObsWoke}
 			}
 		}
@@ -251,9 +252,11 @@ func (s *Service) drive(ctx context.Context, n *node, lease, task string, a *Act
 	}
 }
 
-// send sends one command to the BMC and classifies its answer.
+// send sends one command to the BMC and classifies its answer. The action
+// owns the retries of its commands: the backend gets a budget of one
+// attempt (internal/retry), so it does not re-send the command itself.
 func (s *Service) send(ctx context.Context, n *node, cmd schemas.ResetType, log *slog.Logger) *Observation {
-	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	cctx, cancel := context.WithTimeout(retry.WithBudget(ctx, 1), s.opts.CallTimeout)
 	n.call.Lock()
 	var (
 		confirmed bool

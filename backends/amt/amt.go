@@ -17,7 +17,12 @@
 // value.
 //
 // AMT often fails the first time: every operation is retried (Retries,
-// with a doubling pause from RetryBackoff), within the caller's ctx. A
+// with a jittered, doubling pause from RetryBackoff: internal/retry),
+// within the caller's ctx. A power command's attempts take from the
+// attempt budget its ctx carries, if any: the serializer grants one per
+// attempt of the action, which owns the retries of power commands, so a
+// flaky AMT gets retries+1 ForceOffs in all, not that many times 1+Retries.
+// Reads are bounded by 1+Retries per call and the call's deadline. A
 // request that surely did not reach AMT (nothing was written: the
 // connection could not be made), a fault AMT blames on itself (s:Receiver),
 // HTTP 5xx and transient ReturnValues (2 failed, 4097 invalid state
@@ -64,6 +69,7 @@ import (
 	"github.com/icholy/digest"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/wire/wsman"
 )
@@ -96,9 +102,10 @@ type Config struct {
 	// Retries is how many times a failed operation is tried again. Default
 	// DefaultRetries (3); negative means none.
 	Retries int
-	// RetryBackoff is the pause before the first retry; it doubles at each
-	// retry, up to 10s. A retry whose pause would outlast the ctx is not
-	// made. Default DefaultRetryBackoff (500ms).
+	// RetryBackoff is the ceiling of the pause before the first retry; it
+	// doubles at each retry, up to 10s, and each pause is drawn between
+	// half of its ceiling and all of it. A retry whose pause would outlast
+	// the ctx is not made. Default DefaultRetryBackoff (500ms).
 	RetryBackoff time.Duration
 	// Timeout bounds every HTTP request, besides the caller's ctx. Default
 	// DefaultTimeout (20s).
@@ -486,7 +493,7 @@ func (b *Backend) waitJob(ctx context.Context, job wsman.EPR) error {
 			}
 			return fmt.Errorf("%w: job %s ended in JobState %d: %s", ErrJobFailed, job, state, inst.Child("", "ErrorDescription").Text())
 		}
-		if err := sleep(ctx, pause); err != nil {
+		if err := retry.Sleep(ctx, pause); err != nil {
 			return fmt.Errorf("job %s still running (JobState %d): %w", job, state, err)
 		}
 		pause = min(2*pause, maxPoll)
@@ -509,7 +516,7 @@ func (b *Backend) confirm(ctx context.Context, target schemas.PowerState) error 
 		if time.Now().Add(pause).After(deadline) {
 			return fmt.Errorf("%w %s within %v (last read: %s)", ErrNotConfirmed, target, b.cfg.ConfirmTimeout, last)
 		}
-		if err := sleep(ctx, pause); err != nil {
+		if err := retry.Sleep(ctx, pause); err != nil {
 			return err
 		}
 		pause = min(2*pause, maxPoll)
@@ -613,42 +620,35 @@ type beforeCommand struct{ err error }
 func (e beforeCommand) Error() string { return e.err.Error() }
 func (e beforeCommand) Unwrap() error { return e.err }
 
-// retry runs f until it succeeds, fails for good, Retries are used up, or
-// ctx ends. idempotent says whether a request whose answer was lost may be
-// sent again: true for reads and settings, false for power commands.
+// retry runs f under the backend's retry policy (internal/retry: a
+// jittered backoff from RetryBackoff, at most 1+Retries attempts) until it
+// succeeds, fails for good, or ctx ends. idempotent says whether a request
+// whose answer was lost may be sent again: true for reads and settings,
+// false for power commands. A power command's attempts also take from the
+// budget in ctx (retry.WithBudget): under the serializer, which grants one
+// per attempt of its own, the backend sends the command once.
 func (b *Backend) retry(ctx context.Context, op string, idempotent bool, f func(context.Context) error) error {
-	pause := b.cfg.RetryBackoff
-	for attempt := 1; ; attempt++ {
+	p := retry.Policy{
+		Base: b.cfg.RetryBackoff, Cap: maxBackoff, Attempts: b.cfg.Retries + 1, Command: !idempotent,
+		OnRetry: func(attempt int, err error, pause time.Duration) {
+			b.log.Warn("AMT call failed, retrying", "op", op, "attempt", attempt, "pause", pause, "err", err)
+		},
+	}
+	return p.Do(ctx, func(attempt int) error {
 		if b.isClosed() {
-			return errClosed
+			return retry.Stop(errClosed)
 		}
 		err := f(ctx)
-		if err == nil {
+		switch {
+		case err == nil:
 			if attempt > 1 {
 				b.log.Info("AMT call succeeded after retries", "op", op, "attempts", attempt)
 			}
-			return nil
-		}
-		switch {
-		case ctx.Err() != nil:
-			return fmt.Errorf("attempt %d: %w", attempt, err)
 		case !retryable(err, idempotent):
-			if attempt > 1 {
-				return fmt.Errorf("attempt %d: %w", attempt, err)
-			}
-			return err
-		case attempt > b.cfg.Retries:
-			return fmt.Errorf("failed after %d attempts: %w", attempt, err)
+			return retry.Stop(err)
 		}
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < pause {
-			return fmt.Errorf("attempt %d: %w (no time left before the deadline for another)", attempt, err)
-		}
-		b.log.Warn("AMT call failed, retrying", "op", op, "attempt", attempt, "pause", pause, "err", err)
-		if serr := sleep(ctx, pause); serr != nil {
-			return fmt.Errorf("attempt %d: %w (then: %w)", attempt, err, serr)
-		}
-		pause = min(2*pause, maxBackoff)
-	}
+		return err
+	})
 }
 
 // retryable reports whether an operation that failed with err may be tried
@@ -679,16 +679,4 @@ func retryable(err error, idempotent bool) bool {
 		return true
 	}
 	return idempotent
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

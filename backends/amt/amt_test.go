@@ -17,6 +17,7 @@ import (
 	amtbackend "github.com/fishgate/fishgate/backends/amt"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/internal/testkit/backendtest"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/simulator"
@@ -233,6 +234,40 @@ func TestFailFirstRetried(t *testing.T) {
 	var fault *amtbackend.FaultError
 	if !errors.As(err, &rv) && !errors.As(err, &fault) {
 		t.Errorf("error %v is neither a ReturnValue nor a SOAP fault", err)
+	}
+}
+
+// A power command's attempts take from the budget its ctx carries
+// (internal/retry): under the serializer's budget of one, the backend sends
+// it once and the first failure is the answer; the reads it needs are not
+// budgeted.
+func TestCommandRetriesWithinCtxBudget(t *testing.T) {
+	n := startNode(t, simulator.NodeSpec{Machine: simulator.MachineConfig{InitialPower: simulator.PowerOn,
+		Faults: simulator.Faults{FailFirst: 100}}})
+	b := newBackend(t, n.AMTURL(), nil) // Retries 3
+	for _, budget := range []int{1, 2} {
+		seq := n.Machine().Status().CommandCount
+		err := b.Reset(retry.WithBudget(testCtx(t, 10*time.Second), budget), schemas.ResetForceOff)
+		var rv *amtbackend.ReturnValueError
+		var fault *amtbackend.FaultError
+		if err == nil || errors.Is(err, backends.ErrNoAnswer) || (!errors.As(err, &rv) && !errors.As(err, &fault)) {
+			t.Errorf("budget %d: ForceOff to a failing AMT: %v, want what AMT said", budget, err)
+		}
+		if got := commandsSince(n.Machine(), seq); len(got) != budget {
+			t.Errorf("budget %d: machine logged %q, want %d ForceOffs", budget, got, budget)
+		}
+	}
+	// A spent budget sends nothing.
+	ctx := retry.WithBudget(testCtx(t, 10*time.Second), 0)
+	seq := n.Machine().Status().CommandCount
+	if err := b.Reset(ctx, schemas.ResetForceOff); !errors.Is(err, retry.ErrBudgetSpent) {
+		t.Errorf("budget 0: %v, want retry.ErrBudgetSpent", err)
+	}
+	if got := commandsSince(n.Machine(), seq); len(got) != 0 {
+		t.Errorf("budget 0: machine logged %q", got)
+	}
+	if _, err := b.PowerState(ctx); err != nil {
+		t.Errorf("a read under a spent command budget: %v", err)
 	}
 }
 

@@ -39,19 +39,23 @@
 // released by the exchange's goroutine, not by the caller).
 //
 // A read or boot setting whose exchange gets no answer within Timeout is
-// retried up to Retries times, with RetryBackoff doubling between tries, on
-// a new session; so is any call whose session setup failed (nothing else
-// was sent) or that the BMC answered "node busy" (C0h: it did not take the
-// request).
+// retried up to Retries times, with a jittered pause from RetryBackoff
+// doubling between tries (internal/retry), on a new session; so is any
+// call whose session setup failed (nothing else was sent) or that the BMC
+// answered "node busy" (C0h: it did not take the request).
 //
 // A Reset's Chassis Control, once sent, is never sent again unless the BMC
-// answered "node busy": if no answer comes within Timeout, if the answer is
-// unusable or C3h ("response unavailable"), or if ctx ends while the
-// exchange is under way, the BMC may have carried the command out (a slow
-// BMC answers late; a repeated power cycle is a second cycle), so the error
-// wraps backends.ErrNoAnswer and the caller settles it by reading the power
-// state. go-ipmi's client does not retransmit on its own: it is built with
-// WithRetry(0), one datagram per exchange.
+// answered "node busy", and then only within the attempt budget its ctx
+// carries (retry.WithBudget): the serializer grants one attempt per
+// attempt of the action, which owns the retries of power commands, so
+// under it a command is sent once per call. If no answer comes within
+// Timeout, if the answer is unusable or C3h ("response unavailable"), or
+// if ctx ends while the exchange is under way, the BMC may have carried
+// the command out (a slow BMC answers late; a repeated power cycle is a
+// second cycle), so the error wraps backends.ErrNoAnswer and the caller
+// settles it by reading the power state. go-ipmi's client does not
+// retransmit on its own: it is built with WithRetry(0), one datagram per
+// exchange.
 package ipmi
 
 import (
@@ -73,6 +77,7 @@ import (
 	"github.com/bougou/go-ipmi/pkg/types"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -115,7 +120,9 @@ type Config struct {
 	// Retries is how often an unanswered exchange is tried again (default
 	// 2; negative for none). See the package comment for what is retried.
 	Retries int
-	// RetryBackoff is the first pause before a retry, doubling (default 250ms).
+	// RetryBackoff is the ceiling of the first pause before a retry,
+	// doubling; each pause is drawn between half its ceiling and all of it
+	// (default 250ms).
 	RetryBackoff time.Duration
 	// SessionMaxAge is how long one session is reused (default 20s, at
 	// most 25s).
@@ -459,31 +466,28 @@ func withCtxErr(ctx context.Context, err error) error {
 }
 
 // run is call's work, with the semaphore held. For a command, sent is set
-// while a command exchange may have reached the BMC.
+// while a command exchange may have reached the BMC. The retries are
+// internal/retry's (a jittered, doubling pause from RetryBackoff, at most
+// 1+Retries attempts); a command's attempts also take from the budget its
+// ctx carries (under the serializer: one per attempt of the action).
 func (b *Backend) run(ctx context.Context, command bool, sent *atomic.Bool, op func(context.Context, *client.Client) error) error {
-	pause := b.cfg.RetryBackoff
-	var err error
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-time.After(pause):
-			case <-ctx.Done():
-				return errors.Join(err, ctx.Err())
-			case <-b.done:
-				return errors.Join(err, errClosed)
-			}
-			pause *= 2
-		}
-		var c *client.Client
-		c, err = b.session(ctx)
+	p := retry.Policy{
+		Base: b.cfg.RetryBackoff, Attempts: b.cfg.Retries + 1, Command: command,
+		Sleep: retry.SleepOr(b.done, errClosed),
+		OnRetry: func(attempt int, err error, pause time.Duration) {
+			b.log.Debug("IPMI call failed, retrying", "attempt", attempt, "pause", pause, "err", err)
+		},
+	}
+	return p.Do(ctx, func(int) error {
+		c, err := b.session(ctx)
 		if err != nil {
 			// Nothing but session setup was sent: always safe to retry,
 			// unless the BMC refused us or the caller gave up.
-			if errors.Is(err, ErrAuthentication) || ctx.Err() != nil || attempt >= b.cfg.Retries {
-				return withCtxErr(ctx, err)
+			err = withCtxErr(ctx, err)
+			if errors.Is(err, ErrAuthentication) || ctx.Err() != nil {
+				return retry.Stop(err)
 			}
-			b.log.Debug("session setup failed, retrying", "attempt", attempt+1, "err", err)
-			continue
+			return err
 		}
 		sent.Store(command)
 		err = op(ctx, c)
@@ -497,39 +501,30 @@ func (b *Backend) run(ctx context.Context, command bool, sent *atomic.Bool, op f
 			case types.CodeNodeBusy:
 				// It did not take the request: safe to send again.
 				sent.Store(false)
-				if attempt < b.cfg.Retries {
-					b.log.Debug("BMC busy, retrying", "attempt", attempt+1)
-					continue
-				}
+				return err
 			case types.CodeProcessTimeout:
 				// "Response unavailable": a command may have been
 				// carried out.
 				if command {
-					return lostAnswer(err)
+					return retry.Stop(lostAnswer(err))
 				}
-				if attempt < b.cfg.Retries {
-					continue
-				}
+				return err
 			}
-			return err
+			return retry.Stop(err)
 		}
 		// No (usable) answer, or the caller gave up mid-exchange: the
 		// exchange may still be running inside go-ipmi, or the session
 		// may be gone with a BMC reboot; it is not used again.
 		b.retire()
 		err = withCtxErr(ctx, err)
-		if command {
-			return lostAnswer(err)
+		switch {
+		case command:
+			return retry.Stop(lostAnswer(err))
+		case ctx.Err() != nil:
+			return retry.Stop(err)
 		}
-		if ctx.Err() != nil {
-			return err
-		}
-		err = fmt.Errorf("%w: %w", ErrNoAnswer, err)
-		if attempt >= b.cfg.Retries {
-			return err
-		}
-		b.log.Debug("no answer, retrying on a new session", "attempt", attempt+1, "err", err)
-	}
+		return fmt.Errorf("%w: %w", ErrNoAnswer, err)
+	})
 }
 
 // session returns the open session, opening one if there is none or it is

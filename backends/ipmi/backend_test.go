@@ -18,6 +18,7 @@ import (
 	"github.com/bougou/go-ipmi/pkg/types"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/internal/testkit/backendtest"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/simulator"
@@ -365,6 +366,32 @@ func TestBusyCommandRetried(t *testing.T) {
 	log := commandLog(m.Status())
 	if len(log) < 3 || !strings.HasPrefix(log[1], "On: refused: power-on refused") || log[len(log)-1] != "On: accepted" {
 		t.Errorf("command log %q, want ForceOff, refused Ons, then an accepted On", log)
+	}
+}
+
+// TestBusyCommandWithinCtxBudget: the re-sends after "node busy" take from
+// the attempt budget the ctx carries (internal/retry): under the
+// serializer's budget of one, the command is sent once and "busy" is the
+// answer (the serializer retries it after its own backoff).
+func TestBusyCommandWithinCtxBudget(t *testing.T) {
+	n := simNode(t, simulator.MachineConfig{InitialPower: simulator.PowerOn,
+		Faults: simulator.Faults{RefuseOnWithin: time.Hour}})
+	b := newBackend(t, n.IPMIAddr(), func(c *Config) { c.Retries, c.RetryBackoff = 4, 5*time.Millisecond })
+	m := n.Machine()
+	if err := b.Reset(ctxT(t), schemas.ResetForceOff); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, b, schemas.PowerOff)
+	for _, budget := range []int{1, 3} {
+		before := len(commandLog(m.Status()))
+		err := b.Reset(retry.WithBudget(ctxT(t), budget), schemas.ResetOn)
+		var re *types.ResponseError
+		if !errors.As(err, &re) || re.CompletionCode() != types.CodeNodeBusy || errors.Is(err, backends.ErrNoAnswer) {
+			t.Errorf("budget %d: On to a busy BMC: %v, want its C0h answer", budget, err)
+		}
+		if log := commandLog(m.Status())[before:]; len(log) != budget {
+			t.Errorf("budget %d: command log %q, want %d refused Ons", budget, log, budget)
+		}
 	}
 }
 
