@@ -334,6 +334,10 @@ func (st *AccountStore) Authenticate(ctx context.Context, user, pw string) (stor
 
 var errBadCredentials = errors.New("bad user name or password")
 
+// failureCountTimeout bounds the count of one failed login, apart from
+// the request's own deadline.
+const failureCountTimeout = 5 * time.Second
+
 // lockoutScript counts a failed login and locks the account at the
 // threshold. KEYS: counter, lock. ARGV: reset-after ms, threshold, duration ms.
 var lockoutScript = redis.NewScript(`
@@ -351,8 +355,16 @@ func (st *AccountStore) failed(ctx context.Context, user string) {
 	if st.policy.LockoutThreshold <= 0 {
 		return
 	}
+	// A failure is counted even when the request has run out of time or
+	// its client has gone: otherwise a guesser that hangs up right after
+	// sending (or a slow moment) would escape the lockout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureCountTimeout)
+	defer cancel()
 	locked, err := lockoutScript.Run(ctx, st.rdb, []string{lockoutPrefix + user, lockedPrefix + user},
 		st.policy.LockoutResetAfter.Milliseconds(), st.policy.LockoutThreshold, st.policy.LockoutDuration.Milliseconds()).Int()
+	if err != nil {
+		st.log.Warn("failed login not counted: Redis did not answer", "user", user, "err", err)
+	}
 	if err == nil && locked == 1 {
 		st.log.Warn("account locked out after failed logins", "user", user, "failures", st.policy.LockoutThreshold, "for", st.policy.LockoutDuration)
 	}

@@ -2,11 +2,13 @@ package redfish_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -328,4 +330,66 @@ func TestLoginWithFrozenRedis(t *testing.T) {
 	}
 	<-thawed
 	t.Logf("thawed after %v", time.Since(t0))
+}
+
+// TestLockoutCountsAbandonedGuesses: a wrong password is counted even when
+// the request's context ends while the password is checked (a guesser that
+// hangs up at once, or a request that ran out of time), so nobody escapes
+// the lockout that way.
+func TestLockoutCountsAbandonedGuesses(t *testing.T) {
+	rdb := testkit.MiniRedis(t)
+	hangUp := &hangUpHook{}
+	rdb.AddHook(hangUp)
+	pol := redfish.AccountPolicy{LockoutThreshold: 2, LockoutDuration: time.Hour, LockoutResetAfter: time.Hour}
+	st, err := redfish.NewAccountStore(context.Background(), rdb, []redfish.Account{{User: "cfgop", Password: "cfg-operator", Role: redfish.RoleOperator}}, pol, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		hangUp.set(cancel) // the client goes once the lock was looked at
+		if _, err := st.Authenticate(ctx, "cfgop", "guess"+strconv.Itoa(i)); err == nil {
+			t.Fatalf("guess %d accepted", i)
+		}
+		if ctx.Err() == nil {
+			t.Fatalf("guess %d: the request's context was never cancelled", i)
+		}
+	}
+	hangUp.set(nil)
+	if !st.Locked(context.Background(), "cfgop") {
+		t.Fatal("two abandoned wrong guesses did not lock the account (threshold 2)")
+	}
+	if _, err := st.Authenticate(context.Background(), "cfgop", "cfg-operator"); !errors.Is(err, redfish.ErrLocked) {
+		t.Errorf("right password while locked: %v, want ErrLocked", err)
+	}
+}
+
+// hangUpHook cancels the current request's context right after the lock
+// check (EXISTS) has been answered: the password check then runs for a
+// client that has gone.
+type hangUpHook struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc
+}
+
+func (h *hangUpHook) set(c context.CancelFunc) { h.mu.Lock(); h.cancel = c; h.mu.Unlock() }
+
+func (h *hangUpHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *hangUpHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if cmd.Name() == "exists" {
+			h.mu.Lock()
+			if h.cancel != nil {
+				h.cancel()
+			}
+			h.mu.Unlock()
+		}
+		return err
+	}
+}
+
+func (h *hangUpHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
