@@ -38,6 +38,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fishgate/fishgate/internal/lease"
+	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/serializer"
 )
 
@@ -391,15 +392,12 @@ func (b *Bus) tail(ctx context.Context) {
 	}
 }
 
+// sleep is the pause of the bus's loops (a poll, a retry after a Redis
+// error, the next try for the deliverer lease): drawn from [d/2, d] with
+// internal/retry, so that replicas coming back from one Redis outage do not
+// retry in step. False when ctx ended first.
 func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return retry.Sleep(ctx, retry.Draw(d/2, d, nil)) == nil
 }
 
 // ErrClosed is returned by a follower once the bus is closed.

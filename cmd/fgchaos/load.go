@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -189,18 +190,9 @@ func (l *loader) take() bool {
 	return l.budget.Add(-1) >= 0
 }
 
+// sleepCtx waits d; false when ctx ended first.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return retry.Sleep(ctx, d) == nil
 }
 
 // client drives the nodes of one shard: bursts of 1-4 requests at one node,
@@ -283,22 +275,21 @@ func (l *loader) send(ctx context.Context, rng *rand.Rand, h *history, op string
 		resp   []byte
 		err    error
 	)
-	for a := 0; a < maxAttempts; a++ {
-		ev.Replica = (start + a) % len(l.replicas)
-		ev.Attempts = a + 1
+	// Re-sent to the next replica after a pause (internal/retry: doubling,
+	// jittered), while the answer is missing.
+	_ = retry.Policy{Base: l.retryPause, Cap: 8 * l.retryPause, Attempts: maxAttempts}.Do(ctx, func(attempt int) error {
+		ev.Replica = (start + attempt - 1) % len(l.replicas)
+		ev.Attempts = attempt
 		l.c.attempts.Add(1)
 		status, resp, err = l.do(ctx, method, l.replicas[ev.Replica]+path, body)
-		if err == nil {
-			break
+		if err != nil {
+			if !isDialError(err) {
+				ambiguous = true // the request may have reached the replica
+			}
+			ev.Detail = shortErr(err)
 		}
-		if !isDialError(err) {
-			ambiguous = true // the request may have reached the replica
-		}
-		ev.Detail = shortErr(err)
-		if !sleepCtx(ctx, time.Duration(a+1)*l.retryPause) {
-			break
-		}
-	}
+		return err
+	})
 	ev.Status = status
 	if err != nil {
 		ev.Result = "unanswered"

@@ -52,6 +52,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fishgate/fishgate/app/config"
+	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 )
@@ -612,21 +613,23 @@ func (e *env) chaos(ctx context.Context, ld *loader) error {
 // replica that cannot start (e.g. Redis away) is retried a few times.
 func (e *env) startReplica(ctx context.Context, i int) error {
 	p := e.replicas[i]
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	err := retry.Policy{Base: 500 * time.Millisecond, Cap: 2 * time.Second, Attempts: 5}.Do(ctx, func(int) error {
 		if !p.running() {
-			if err = p.start(); err != nil {
-				return err
+			if err := p.start(); err != nil {
+				return retry.Stop(err)
 			}
 		}
-		if err = waitReady(ctx, p, e.urls[i], 60*time.Second); err == nil {
-			return nil
+		err := waitReady(ctx, p, e.urls[i], 60*time.Second)
+		if err != nil {
+			e.progress("%s not ready: %v", p.name, err)
+			p.stop(syscall.SIGKILL, 5*time.Second)
 		}
-		e.progress("%s not ready: %v", p.name, err)
-		p.stop(syscall.SIGKILL, 5*time.Second)
-		time.Sleep(500 * time.Millisecond)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s would not start: %w", p.name, err)
 	}
-	return fmt.Errorf("%s would not start: %w", p.name, err)
+	return nil
 }
 
 // restartRedis stops Redis with -redis-signal, leaves it down for a moment

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	sse "github.com/tmaxmax/go-sse"
 
+	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 )
@@ -160,7 +161,9 @@ func (w *watch) event(r schemas.EventRecord) verdict {
 // with Last-Event-ID.
 func (c *apiClient) follow(ctx context.Context, w *watch, stderr io.Writer) verdict {
 	lastID, first := "", true
-	pause := 200 * time.Millisecond
+	// Reconnects pause as every retry loop does (internal/retry: doubling
+	// from 200 ms up to 5 s, jittered); an event received starts over.
+	reconnect, retries := retry.Policy{Base: 200 * time.Millisecond, Cap: 5 * time.Second}, 0
 	for {
 		resp, err := c.openEvents(ctx, w.filter(), lastID)
 		if err != nil {
@@ -171,8 +174,8 @@ func (c *apiClient) follow(ctx context.Context, w *watch, stderr io.Writer) verd
 				return verdict{done: true, code: exitError, why: "event stream: " + err.Error()}
 			}
 			fmt.Fprintf(stderr, "fishgate: event stream: %v; reconnecting\n", err)
-			sleepCtx(ctx, pause)
-			pause = min(2*pause, 5*time.Second)
+			retries++
+			_ = retry.Sleep(ctx, reconnect.Delay(retries))
 			continue
 		}
 		if first {
@@ -219,13 +222,14 @@ func (c *apiClient) follow(ctx context.Context, w *watch, stderr io.Writer) verd
 					return v
 				}
 			}
-			pause = 200 * time.Millisecond
+			retries = 0
 		}
 		resp.Body.Close()
 		if v, ok := ended(ctx); ok {
 			return v
 		}
-		sleepCtx(ctx, pause)
+		retries++
+		_ = retry.Sleep(ctx, reconnect.Delay(retries))
 	}
 }
 
@@ -238,15 +242,6 @@ func ended(ctx context.Context) (verdict, bool) {
 		return verdict{done: true, code: exitError, why: "interrupted"}, true
 	}
 	return verdict{}, false
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // finish prints a verdict and turns it into the command's result.
