@@ -1,6 +1,7 @@
 package redfish
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -272,9 +273,13 @@ func (s *Server) patchAccount(c echo.Context) error {
 	if nodesSet {
 		nodes = newNodes
 	}
+	oldFP := a.fingerprint()
 	a, err = s.accounts.Put(c.Request().Context(), a.User, password, role, enabled, nodes, false)
 	if err != nil {
 		return accountError(err, c.Param("id"))
+	}
+	if a.fingerprint() != oldFP {
+		s.revokeSessions(c.Request().Context(), a.User)
 	}
 	s.log.Info("account changed", "user", a.User, "role", a.Role, "enabled", a.Enabled, "password_changed", password != "", "by", p.User, "remote", c.RealIP())
 	s.audit(c.Request().Context(), auditOf(c, "account-change", a.User, "200").with(fmt.Sprintf("role=%s enabled=%t password_changed=%t nodes=%v", a.Role, a.Enabled, password != "", a.Nodes)))
@@ -293,7 +298,19 @@ func (s *Server) deleteAccount(c echo.Context) error {
 	if err := s.accounts.Delete(c.Request().Context(), a.User); err != nil {
 		return accountError(err, a.User)
 	}
+	s.revokeSessions(c.Request().Context(), a.User)
 	s.log.Info("account deleted", "user", a.User, "by", p.User, "remote", c.RealIP())
 	s.audit(c.Request().Context(), auditOf(c, "account-delete", a.User, "204"))
 	return c.NoContent(http.StatusNoContent)
+}
+
+// revokeSessions ends user's sessions in Redis at once, so that no replica
+// accepts their tokens any more, even one whose copy of the accounts has
+// not heard of the change yet (each replica also refuses a session whose
+// account fingerprint changed, once it has). A failure is logged: the
+// fingerprint check still ends the sessions when the change arrives.
+func (s *Server) revokeSessions(ctx context.Context, user string) {
+	if err := s.sessions.RevokeUser(context.WithoutCancel(ctx), user); err != nil {
+		s.log.Warn("sessions of a changed account not ended at once", "user", user, "err", err)
+	}
 }

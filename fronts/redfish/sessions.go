@@ -190,6 +190,28 @@ func (s *SessionStore) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+// RevokeUser ends every session of user.
+func (s *SessionStore) RevokeUser(ctx context.Context, user string) error {
+	ids, err := s.rdb.SMembers(ctx, userSessionsKey(user)).Result()
+	if err != nil {
+		return fmt.Errorf("revoke sessions of %s: %w", user, err)
+	}
+	for _, id := range ids {
+		if err := s.Delete(ctx, id); err != nil && !errors.Is(err, ErrNoSession) {
+			return fmt.Errorf("revoke sessions of %s: %w", user, err)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		members[i] = id
+	}
+	// only the ids ended here: a session opened meanwhile keeps its entry
+	return s.rdb.SRem(ctx, userSessionsKey(user), members...).Err()
+}
+
 // List returns the live sessions, dropping expired ones from the index.
 func (s *SessionStore) List(ctx context.Context) ([]Session, error) {
 	ids, err := s.rdb.SMembers(ctx, sessionIndex).Result()
