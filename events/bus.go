@@ -38,6 +38,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fishgate/fishgate/internal/lease"
+	"github.com/fishgate/fishgate/internal/redisx"
 	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/serializer"
 )
@@ -54,6 +55,10 @@ const (
 // as noted: no second set of defaults. The others take the defaults noted.
 type Options struct {
 	Redis redis.UniversalClient
+	// Writes writes the deliverer lease and new subscriptions (default
+	// redisx.Plain(Redis); redisx.Acked waits for replicas, so that a
+	// Redis failover keeps them and the one-deliverer rule).
+	Writes redisx.Runner
 	// ReplicaID names this replica in the deliverer lease and logs
 	// (required; one per process, shared with the serializer).
 	ReplicaID string
@@ -150,6 +155,9 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Writes == nil {
+		o.Writes = redisx.Plain(o.Redis)
+	}
 }
 
 // Bus is one replica's access to the shared event stream. It implements
@@ -157,6 +165,7 @@ func (o *Options) defaults() {
 type Bus struct {
 	opts   Options
 	rdb    redis.UniversalClient
+	run    redisx.Runner
 	allow  AllowList
 	client *http.Client
 	log    *slog.Logger
@@ -187,7 +196,7 @@ func New(o Options) (*Bus, error) {
 		return nil, fmt.Errorf("events: allow-list: %w", err)
 	}
 	b := &Bus{
-		opts: o, rdb: o.Redis, allow: allow, log: o.Logger.With("component", "events"),
+		opts: o, rdb: o.Redis, run: o.Writes, allow: allow, log: o.Logger.With("component", "events"),
 		hub: hub{waiters: map[*waiter]struct{}{}}, pokes: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	b.client = &http.Client{

@@ -59,7 +59,7 @@ var errFenced = errors.New("deliverer lease lost")
 // it: a deliverer that cannot renew stops (lease.Run).
 func (b *Bus) deliverLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		if l, err := lease.Acquire(ctx, b.rdb, leaseKeys, b.opts.ReplicaID, b.opts.LeaseTTL); err == nil {
+		if l, err := lease.Acquire(ctx, b.run, leaseKeys, b.opts.ReplicaID, b.opts.LeaseTTL); err == nil {
 			log := b.log.With("replica", b.opts.ReplicaID, "lease", l.Value())
 			log.Info("event deliverer elected")
 			l.Run(ctx, func(ctx context.Context) { b.lead(ctx, l.Value()) },

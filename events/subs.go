@@ -202,7 +202,7 @@ func (b *Bus) Subscribe(ctx context.Context, s Subscription) (Subscription, erro
 	if err != nil {
 		return Subscription{}, err
 	}
-	id, err := createScript.Run(ctx, b.rdb, []string{keySubs, keyCursors, keyStream, keySeq}, string(raw), b.opts.MaxSubscriptions, s.Owner, b.opts.MaxSubscriptionsPerOwner).Text()
+	id, err := b.run.Run(ctx, createScript, []string{keySubs, keyCursors, keyStream, keySeq}, string(raw), b.opts.MaxSubscriptions, s.Owner, b.opts.MaxSubscriptionsPerOwner).Text()
 	if err != nil {
 		return Subscription{}, fmt.Errorf("store subscription: %w", err)
 	}

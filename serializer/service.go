@@ -27,6 +27,7 @@ import (
 
 	"github.com/fishgate/fishgate/backends"
 	"github.com/fishgate/fishgate/internal/lease"
+	"github.com/fishgate/fishgate/internal/redisx"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -91,6 +92,11 @@ type View struct {
 // second default. The others take the defaults noted.
 type Options struct {
 	Redis redis.UniversalClient
+	// Writes writes the state changes: admissions, cancellations, worker
+	// steps, boot requests and node leases (default redisx.Plain(Redis);
+	// the gateway passes redisx.Acked when config redis.min_replicas_ack is
+	// set: docs/decisions/0017-acknowledged-writes.md).
+	Writes redisx.Runner
 	// ReplicaID names this replica in leases and logs (required; one per
 	// process, shared with the event bus).
 	ReplicaID string
@@ -268,6 +274,9 @@ func New(nodes []Node, opts Options) (*Service, error) {
 	opts.defaults()
 	s := &Service{opts: opts, store: NewStore(opts.Redis), nodes: make(map[string]*node, len(nodes))}
 	s.store.KeepTasks, s.store.KeepTaskAge = opts.KeepTasks, opts.KeepTaskAge
+	if opts.Writes != nil {
+		s.store.AckWrites(opts.Writes)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, n := range nodes {
 		if n.ID == "" {
@@ -620,6 +629,9 @@ func (s *Service) Reset(ctx context.Context, id string, r schemas.ResetType, req
 		return Admission{}, fmt.Errorf("node %s: %s: %w", id, r, ErrUnsupportedReset)
 	}
 	a, err := s.store.Admit(ctx, id, n.rules, r, s.newTaskID(id), s.opts.Clock(), req)
+	if errors.Is(err, redisx.ErrNotReplicated) {
+		return Admission{}, s.withdraw(ctx, n, a, err)
+	}
 	if err != nil {
 		return Admission{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -632,6 +644,33 @@ func (s *Service) Reset(ctx context.Context, id string, r schemas.ResetType, req
 	}
 	return a, nil
 }
+
+// withdraw answers an admission that the master made but too few replicas
+// acknowledged (config redis.min_replicas_ack): the client is told it was
+// not accepted (ErrUnavailable: 503, retry), so the task it created is
+// cancelled on the master, as far as that master still answers. A task
+// the request only joined (Coalesced) is someone else's and stays.
+func (s *Service) withdraw(ctx context.Context, n *node, a Admission, cause error) error {
+	err := fmt.Errorf("%w: %w", ErrUnavailable, cause)
+	if a.Task == "" || (a.Outcome != Started && a.Outcome != Queued) {
+		return err
+	}
+	// The context may be spent by the wait: the withdrawal gets its own
+	// short budget.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
+	defer cancel()
+	if _, cerr := s.store.cancel(wctx, n.ID, a.Task, s.opts.Clock()); cerr != nil {
+		s.opts.Logger.Warn("unacknowledged admission could not be withdrawn: its task may still run",
+			"node", n.ID, "task", a.Task, "err", cerr)
+		return fmt.Errorf("%w (task %s could not be withdrawn and may still run)", err, a.Task)
+	}
+	s.opts.Logger.Info("unacknowledged admission withdrawn", "node", n.ID, "task", a.Task, "err", cause)
+	s.refreshState(n)
+	return fmt.Errorf("%w (task %s withdrawn)", err, a.Task)
+}
+
+// withdrawTimeout bounds the cancellation of an unacknowledged admission.
+const withdrawTimeout = 2 * time.Second
 
 // CancelTask aborts a task (DELETE, docs/architecture.md#cancellation).
 func (s *Service) CancelTask(ctx context.Context, taskID string) (CancelResult, error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fishgate/fishgate/internal/lease"
+	"github.com/fishgate/fishgate/internal/redisx"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -137,6 +138,10 @@ var (
 // every node. It holds no state of its own.
 type Store struct {
 	rdb redis.UniversalClient
+	// run writes the state changes (admissions, cancellations, worker
+	// steps, boot requests, leases); with redisx.Acked they wait for
+	// replicas (docs/decisions/0017-acknowledged-writes.md).
+	run redisx.Runner
 	// Retention of finished tasks per node.
 	KeepTasks   int
 	KeepTaskAge time.Duration
@@ -146,8 +151,12 @@ type Store struct {
 // configuration's (app/config's tests check they agree); a Service sets
 // the configured one.
 func NewStore(rdb redis.UniversalClient) *Store {
-	return &Store{rdb: rdb, KeepTasks: 100, KeepTaskAge: 24 * time.Hour}
+	return &Store{rdb: rdb, run: redisx.Plain(rdb), KeepTasks: 100, KeepTaskAge: 24 * time.Hour}
 }
+
+// AckWrites makes the store write its state changes through run (for
+// redisx.Acked: only once replicas have them).
+func (st *Store) AckWrites(run redisx.Runner) { st.run = run }
 
 // Redis is the underlying client.
 func (st *Store) Redis() redis.UniversalClient { return st.rdb }
@@ -175,16 +184,21 @@ func precedenceArg(p Precedence) string {
 	return strings.Join(parts, ",")
 }
 
-// Admit runs the admission script: one round trip.
+// Admit runs the admission script: one round trip (two when writes are
+// acknowledged). When replicas did not acknowledge it in time, the error
+// wraps redisx.ErrNotReplicated and the Admission is what the master
+// decided.
 func (st *Store) Admit(ctx context.Context, node string, rules Rules, r schemas.ResetType, task string, now time.Time, req string) (Admission, error) {
-	res, err := admitScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), node, task, string(r), now.UnixMilli(),
+	cmd := st.run.Run(ctx, admitScript, nodeKeys(node).forScripts(), node, task, string(r), now.UnixMilli(),
 		string(rules.Policy), rules.QueueMax, rules.FlipLimit, rules.FlipWindow.Milliseconds(), precedenceArg(rules.Precedence),
-		st.KeepTasks, st.KeepTaskAge.Milliseconds(), req).Slice()
-	if err != nil {
+		st.KeepTasks, st.KeepTaskAge.Milliseconds(), req)
+	err := cmd.Err()
+	if err != nil && !errors.Is(err, redisx.ErrNotReplicated) {
 		return Admission{}, fmt.Errorf("node %s: admission: %w", node, err)
 	}
+	res, _ := cmd.Val().([]any)
 	if len(res) < 5 {
-		return Admission{}, fmt.Errorf("node %s: admission: short reply %v", node, res)
+		return Admission{}, fmt.Errorf("node %s: admission: short reply %v", node, cmd.Val())
 	}
 	a := Admission{
 		Outcome:    Outcome(str(res[0])),
@@ -196,12 +210,25 @@ func (st *Store) Admit(ctx context.Context, node string, rules Rules, r schemas.
 	for _, x := range res[5:] {
 		a.Dropped = append(a.Dropped, str(x))
 	}
+	if err != nil {
+		return a, fmt.Errorf("node %s: admission: %w", node, err)
+	}
 	return a, nil
 }
 
 // Cancel runs the DELETE script.
 func (st *Store) Cancel(ctx context.Context, node, task string, now time.Time) (CancelResult, error) {
-	res, err := cancelScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), node, task, now.UnixMilli()).StringSlice()
+	return st.cancelWith(ctx, st.run, node, task, now)
+}
+
+// cancel runs the DELETE script with no wait for replicas: the withdrawal
+// of an admission they did not acknowledge (Service.withdraw).
+func (st *Store) cancel(ctx context.Context, node, task string, now time.Time) (CancelResult, error) {
+	return st.cancelWith(ctx, redisx.Plain(st.rdb), node, task, now)
+}
+
+func (st *Store) cancelWith(ctx context.Context, run redisx.Runner, node, task string, now time.Time) (CancelResult, error) {
+	res, err := run.Run(ctx, cancelScript, nodeKeys(node).forScripts(), node, task, now.UnixMilli()).StringSlice()
 	if err != nil {
 		return "", fmt.Errorf("node %s: cancel %s: %w", node, task, err)
 	}
@@ -358,7 +385,7 @@ func (st *Store) TaskIDs(ctx context.Context, nodes []string, limit int) ([]stri
 // acquire takes the node's lease for replica (lease.ErrHeld when another
 // holds it).
 func (st *Store) acquire(ctx context.Context, node, replica string, ttl time.Duration) (*lease.Lease, error) {
-	return lease.Acquire(ctx, st.rdb, nodeKeys(node).leaseKeys(), replica, ttl)
+	return lease.Acquire(ctx, st.run, nodeKeys(node).leaseKeys(), replica, ttl)
 }
 
 // ErrFenced means the lease this worker held is gone: it must not send
@@ -371,7 +398,7 @@ var errNotNow = errors.New("task is no longer running on this node")
 // workerOp runs one worker.lua op.
 func (st *Store) workerOp(ctx context.Context, node, lease, task string, now time.Time, op string, args ...any) ([]string, error) {
 	argv := append([]any{op, lease, node, task, now.UnixMilli()}, args...)
-	res, err := workerScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), argv...).StringSlice()
+	res, err := st.run.Run(ctx, workerScript, nodeKeys(node).forScripts(), argv...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %s: %w", node, op, err)
 	}
@@ -450,7 +477,7 @@ func (st *Store) claimSweep(ctx context.Context, node string, ttl time.Duration)
 // RequestBoot admits a boot override for the node's lease holder to apply
 // (boot.lua) and returns its sequence number.
 func (st *Store) RequestBoot(ctx context.Context, node string, b schemas.BootOverride, now time.Time) (int64, error) {
-	seq, err := bootScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), node, b.Target, b.Enabled, b.Mode, now.UnixMilli()).Int64()
+	seq, err := st.run.Run(ctx, bootScript, nodeKeys(node).forScripts(), node, b.Target, b.Enabled, b.Mode, now.UnixMilli()).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("node %s: boot override: %w", node, err)
 	}

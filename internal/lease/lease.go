@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fishgate/fishgate/internal/redisx"
 )
 
 // Keys are the Redis keys of one lease. Scripts touch both at once: on
@@ -81,7 +83,7 @@ const releaseTimeout = 2 * time.Second
 
 // Lease is one acquisition of a lease.
 type Lease struct {
-	rdb   redis.Scripter
+	run   redisx.Runner
 	keys  Keys
 	ttl   time.Duration
 	value string
@@ -92,9 +94,15 @@ type Lease struct {
 
 // Acquire takes the lease in keys for holder, with ttl, if nobody holds
 // it; ErrHeld if somebody does. The holder's name may not contain "|".
-func Acquire(ctx context.Context, rdb redis.Scripter, keys Keys, holder string, ttl time.Duration) (*Lease, error) {
+//
+// With an acknowledging runner (redisx.Acked), the acquisition and every
+// renewal count only once replicas have them: a holder cut off from a
+// master that then dies stops acting before the lease it last renewed can
+// expire on the promoted replica, and the fence counter the replica has is
+// never behind one that was handed out.
+func Acquire(ctx context.Context, run redisx.Runner, keys Keys, holder string, ttl time.Duration) (*Lease, error) {
 	switch {
-	case rdb == nil:
+	case run == nil:
 		return nil, errors.New("lease: no Redis client")
 	case keys.Holder == "" || keys.Fence == "" || keys.Holder == keys.Fence:
 		return nil, fmt.Errorf("lease: keys %+v: need two different keys", keys)
@@ -104,14 +112,16 @@ func Acquire(ctx context.Context, rdb redis.Scripter, keys Keys, holder string, 
 		return nil, fmt.Errorf("lease %s: TTL %s is shorter than %s", keys.Holder, ttl, MinTTL)
 	}
 	sent := time.Now()
-	v, err := acquireScript.Run(ctx, rdb, []string{keys.Holder, keys.Fence}, holder, ttl.Milliseconds()).Text()
+	v, err := run.Run(ctx, acquireScript, []string{keys.Holder, keys.Fence}, holder, ttl.Milliseconds()).Text()
 	if err != nil {
+		// Not acknowledged: the lease may be ours on this master, but it
+		// does not count; it expires unused.
 		return nil, fmt.Errorf("lease %s: acquire: %w", keys.Holder, err)
 	}
 	if v == "" {
 		return nil, fmt.Errorf("lease %s: %w", keys.Holder, ErrHeld)
 	}
-	return &Lease{rdb: rdb, keys: keys, ttl: ttl, value: v, sent: sent}, nil
+	return &Lease{run: run, keys: keys, ttl: ttl, value: v, sent: sent}, nil
 }
 
 // Value is the lease's value, "<holder>|<fence>": what scripts compare
@@ -148,7 +158,7 @@ func (l *Lease) Release(ctx context.Context) error {
 
 // holderOp runs a script that answers 1 when the lease holds this value.
 func (l *Lease) holderOp(ctx context.Context, op string, s *redis.Script, args ...any) error {
-	n, err := s.Run(ctx, l.rdb, []string{l.keys.Holder}, args...).Int()
+	n, err := l.run.Run(ctx, s, []string{l.keys.Holder}, args...).Int()
 	switch {
 	case err != nil:
 		return fmt.Errorf("lease %s: %s %s: %w", l.keys.Holder, op, l.value, err)

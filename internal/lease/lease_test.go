@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fishgate/fishgate/internal/lease"
+	"github.com/fishgate/fishgate/internal/redisx"
 	"github.com/fishgate/fishgate/internal/testkit"
 )
 
@@ -29,7 +31,7 @@ func forEachRedis(t *testing.T, f func(t *testing.T, rdb *redis.Client)) {
 
 func acquire(t *testing.T, rdb redis.Scripter, holder string, ttl time.Duration) *lease.Lease {
 	t.Helper()
-	l, err := lease.Acquire(context.Background(), rdb, keys, holder, ttl)
+	l, err := lease.Acquire(context.Background(), redisx.Plain(rdb), keys, holder, ttl)
 	if err != nil {
 		t.Fatalf("acquire for %s: %v", holder, err)
 	}
@@ -67,10 +69,10 @@ func TestFenceTokens(t *testing.T) {
 		if pttl := rdb.PTTL(ctx, keys.Holder).Val(); pttl <= 59*time.Minute || pttl > time.Hour {
 			t.Errorf("PTTL %s, want about an hour", pttl)
 		}
-		if _, err := lease.Acquire(ctx, rdb, keys, "B", time.Hour); !errors.Is(err, lease.ErrHeld) {
+		if _, err := lease.Acquire(ctx, redisx.Plain(rdb), keys, "B", time.Hour); !errors.Is(err, lease.ErrHeld) {
 			t.Fatalf("B acquired while A holds: %v", err)
 		}
-		if _, err := lease.Acquire(ctx, rdb, keys, "A", time.Hour); !errors.Is(err, lease.ErrHeld) {
+		if _, err := lease.Acquire(ctx, redisx.Plain(rdb), keys, "A", time.Hour); !errors.Is(err, lease.ErrHeld) {
 			t.Fatalf("A acquired twice: %v", err)
 		}
 		if err := a.Release(ctx); err != nil {
@@ -159,7 +161,7 @@ func TestOneHolderAtATime(t *testing.T) {
 		errs := make(chan error, 20)
 		for i := range 20 {
 			wg.Go(func() {
-				_, err := lease.Acquire(context.Background(), rdb, keys, fmt.Sprintf("r%d", i), time.Hour)
+				_, err := lease.Acquire(context.Background(), redisx.Plain(rdb), keys, fmt.Sprintf("r%d", i), time.Hour)
 				switch {
 				case err == nil:
 					won.Add(1)
@@ -195,7 +197,7 @@ func TestBadInput(t *testing.T) {
 		{lease.Keys{}, "A", time.Second},
 		{lease.Keys{Holder: "k", Fence: "k"}, "A", time.Second},
 	} {
-		if l, err := lease.Acquire(ctx, rdb, c.keys, c.holder, c.ttl); err == nil {
+		if l, err := lease.Acquire(ctx, redisx.Plain(rdb), c.keys, c.holder, c.ttl); err == nil {
 			t.Errorf("Acquire(%+v, %q, %s) = %s, want an error", c.keys, c.holder, c.ttl, l.Value())
 		}
 	}
@@ -349,4 +351,45 @@ func TestRunEndsWithContext(t *testing.T) {
 			t.Fatalf("lease %q not released", v)
 		}
 	})
+}
+
+// TestAcknowledgedLease: through redisx.Acked a lease counts only once a
+// replica has it, so a promoted replica never hands it out again while
+// its holder acts; without a replica it cannot be taken, and a renewal
+// that is not acknowledged ends the holder's turn.
+func TestAcknowledgedLease(t *testing.T) {
+	ctx := context.Background()
+	master := testkit.RealRedis(t)
+	lone := redisx.Acked{Client: master, Replicas: 1, Timeout: 50 * time.Millisecond}
+	if l, err := lease.Acquire(ctx, lone, keys, "A", time.Second); err == nil || errors.Is(err, lease.ErrHeld) {
+		t.Fatalf("Acquire with no replica to acknowledge it: %v, %v; want a replication error", l, err)
+	}
+	master.Del(ctx, keys.Holder) // the unacknowledged write made on the master
+
+	replica := testkit.RedisReplica(t, master)
+	acked := redisx.Acked{Client: master, Replicas: 1, Timeout: 5 * time.Second}
+	l, err := lease.Acquire(ctx, acked, keys, "A", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := replica.Get(ctx, keys.Holder).Result(); err != nil || v != l.Value() {
+		t.Fatalf("replica holds %q (%v) right after the acquisition of %q", v, err, l.Value())
+	}
+	if f, err := replica.Get(ctx, keys.Fence).Int64(); err != nil || f != l.Fence() {
+		t.Fatalf("replica's fence %d (%v), lease's %d", f, err, l.Fence())
+	}
+	// The replica goes away: the next renewal is not acknowledged, and
+	// the holder is told, though the master still has its lease.
+	if err := replica.ReplicaOf(ctx, "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "master loses its replica", func() (bool, string) {
+		info, _ := master.Info(ctx, "replication").Result()
+		return strings.Contains(info, "connected_slaves:0"), info
+	})
+	rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond) // bounds the WAIT
+	defer cancel()
+	if err := l.Renew(rctx); !errors.Is(err, redisx.ErrNotReplicated) {
+		t.Fatalf("renewal with no replica: %v, want ErrNotReplicated", err)
+	}
 }
