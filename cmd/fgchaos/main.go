@@ -48,7 +48,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fishgate/fishgate/app/config"
@@ -71,7 +70,7 @@ type options struct {
 	leaseTTL, syncInterval, verifyTimeout time.Duration
 	retries, flipLimit                    int
 	failFrac, asyncFrac                   float64
-	redisSignal                           string
+	redisSignal, redisMode                string
 	seed                                  uint64
 	fishgate                              string
 	keep, verbose                         bool
@@ -92,6 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.killDown, "kill-down", 700*time.Millisecond, "how long a killed replica stays down")
 	fs.DurationVar(&o.redisDown, "redis-down", time.Second, "how long Redis stays down when restarted")
 	fs.StringVar(&o.redisSignal, "redis-signal", "KILL", "signal that stops Redis mid-run: KILL or TERM")
+	fs.StringVar(&o.redisMode, "redis", "standalone", "Redis topology: standalone (restarted mid-run), sentinel (master, replica, 3 sentinels) or cluster (3 masters with a replica each); with sentinel and cluster the master is stopped mid-run and a replica promoted, and the gateway runs with min_replicas_ack: 1")
 	fs.DurationVar(&o.delayMin, "delay-min", 50*time.Millisecond, "shortest simulated power transition")
 	fs.DurationVar(&o.delayMax, "delay-max", 300*time.Millisecond, "longest simulated power transition")
 	fs.DurationVar(&o.settleWait, "settle", 90*time.Second, "upper bound of the wait for quiescence after the load")
@@ -130,6 +130,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("-fail-fraction: 0..0.8, -async-fraction: 0..1")
 	case o.redisSignal != "KILL" && o.redisSignal != "TERM":
 		return nil, errors.New("-redis-signal: KILL or TERM")
+	case o.redisMode != "standalone" && o.redisMode != "sentinel" && o.redisMode != "cluster":
+		return nil, errors.New("-redis: standalone, sentinel or cluster")
 	}
 	if o.seed == 0 {
 		o.seed = uint64(time.Now().UnixNano())
@@ -190,12 +192,11 @@ type env struct {
 	log      *log.Logger
 	progress func(string, ...any)
 
-	redis     *proc
-	redisAddr string
-	replicas  []*proc
-	urls      []string
-	sim       []*simNode
-	closeSim  func()
+	redis    *redisTopo
+	replicas []*proc
+	urls     []string
+	sim      []*simNode
+	closeSim func()
 
 	kills, redisRestarts atomic.Int64
 	faultRefreshes       atomic.Int64
@@ -208,7 +209,7 @@ func (e *env) shutdown() {
 	}
 	wg.Wait()
 	if e.redis != nil {
-		e.redis.stop(syscall.SIGTERM, 10*time.Second)
+		e.redis.stop()
 	}
 	if e.closeSim != nil {
 		e.closeSim()
@@ -223,7 +224,7 @@ func (e *env) run(ctx context.Context, started time.Time, stdout, stderr io.Writ
 		e.log.Printf("set-up failed: %v", err)
 		return 3, false
 	}
-	e.progress("set-up done in %v: redis %s, replicas %s", time.Since(started).Round(time.Millisecond), e.redisAddr, strings.Join(e.urls, " "))
+	e.progress("set-up done in %v: redis %s, replicas %s", time.Since(started).Round(time.Millisecond), e.redis.describe(), strings.Join(e.urls, " "))
 
 	// The load, the chaos (kills, one Redis restart) and the fault refresher
 	// run together; the chaos and the refresher stop when the load does.
@@ -281,9 +282,9 @@ func (e *env) run(ctx context.Context, started time.Time, stdout, stderr io.Writ
 			fmt.Fprintf(stderr, "fgchaos: %s exited unexpectedly: %s\n", p.name, c)
 		}
 	}
-	if rc := e.redis.crashList(); len(rc) > 0 {
+	if rc := e.redis.crashes(); len(rc) > 0 {
 		crashes += len(rc)
-		fmt.Fprintf(stderr, "fgchaos: redis-server exited unexpectedly: %v\n", rc)
+		fmt.Fprintf(stderr, "fgchaos: Redis exited unexpectedly: %v\n", rc)
 	}
 
 	// The invariants (overlaps, unconverged, lost), plus what can only be a
@@ -301,9 +302,9 @@ func (e *env) run(ctx context.Context, started time.Time, stdout, stderr io.Writ
 		}
 		fmt.Fprintf(stderr, "fgchaos: the gateway did not settle within %v; goroutine dumps (SIGQUIT) are at the end of the replica logs\n", o.settleWait)
 	}
-	fmt.Fprintf(stdout, "chaos: nodes=%d requests=%d accepted=%d coalesced=%d refused=%d deletes=%d (cancel=%d finished=%d) unanswered=%d errors=%d "+
+	fmt.Fprintf(stdout, "chaos: redis=%s nodes=%d requests=%d accepted=%d coalesced=%d refused=%d deletes=%d (cancel=%d finished=%d) unanswered=%d errors=%d "+
 		"tasks=%d completed=%d exception=%d cancelled=%d lost=%d overlaps=%d unconverged=%d stalled=%d kills=%d redis_restarts=%d crashes=%d load=%.1fs settle=%.1fs duration=%.1fs seed=%d\n",
-		o.nodes, c.sent.Load(), c.accepted.Load(), c.coalesced.Load(), c.refused.Load(), c.deletes.Load(), c.deleteOK.Load(), c.deleteDone.Load(),
+		o.redisMode, o.nodes, c.sent.Load(), c.accepted.Load(), c.coalesced.Load(), c.refused.Load(), c.deletes.Load(), c.deleteOK.Load(), c.deleteDone.Load(),
 		c.unanswered.Load(), c.errors.Load(),
 		len(tasks), rep.tasksByState[schemas.TaskStateCompleted], rep.tasksByState[schemas.TaskStateException], rep.tasksByState[schemas.TaskStateCancelled],
 		len(rep.lost), len(rep.overlaps), len(rep.unconverged), len(rep.stalled), e.kills.Load(), e.redisRestarts.Load(), crashes,
@@ -390,7 +391,7 @@ func (e *env) explain(w io.Writer, ck *checker, rep report, vs []*sysView, tasks
 			}
 		}
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: e.redisAddr})
+	rdb := e.redis.client()
 	defer rdb.Close()
 	store := serializer.NewStore(rdb)
 	redisLog := func(node string) []string {
@@ -428,12 +429,12 @@ func (e *env) setup(ctx context.Context) error {
 	o := e.o
 	rng := rand.New(rand.NewPCG(o.seed, 0x5eed))
 
-	rport, err := freePort()
-	if err != nil {
-		return err
+	sig := syscall.SIGKILL
+	if o.redisSignal == "TERM" {
+		sig = syscall.SIGTERM
 	}
-	e.redisAddr = fmt.Sprintf("127.0.0.1:%d", rport)
-	if e.redis, err = redisProc(e.dir, rport); err != nil {
+	var err error
+	if e.redis, err = newRedisTopo(o.redisMode, e.dir, o.redisDown, sig, e.progress); err != nil {
 		return err
 	}
 	bin := o.fishgate
@@ -443,10 +444,7 @@ func (e *env) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := e.redis.start(); err != nil {
-		return err
-	}
-	if err := waitRedis(ctx, e.redisAddr, 10*time.Second); err != nil {
+	if err := e.redis.start(ctx); err != nil {
 		return err
 	}
 
@@ -463,7 +461,8 @@ func (e *env) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	b, err := gatewayConfig(o, "127.0.0.1:"+fmt.Sprint(ports[0]), "redis://"+e.redisAddr+"/0", nodes)
+	redisURL, redisCfg := e.redis.gatewayRedis()
+	b, err := gatewayConfig(o, "127.0.0.1:"+fmt.Sprint(ports[0]), redisURL, redisCfg, nodes)
 	if err != nil {
 		return err
 	}
@@ -501,7 +500,7 @@ func (e *env) setup(ctx context.Context) error {
 // own --listen). Only the keys the check sets are written: the rest keeps
 // fishgate's documented defaults, and a binary given with -fishgate that is
 // older or newer than this tree's config struct still reads it.
-func gatewayConfig(o *options, listen, redisURL string, nodes []*simNode) ([]byte, error) {
+func gatewayConfig(o *options, listen, redisURL string, redisCfg *redisBlock, nodes []*simNode) ([]byte, error) {
 	type node struct {
 		ID       string `yaml:"id"`
 		Backend  string `yaml:"backend"`
@@ -520,10 +519,11 @@ func gatewayConfig(o *options, listen, redisURL string, nodes []*simNode) ([]byt
 		TLS struct {
 			Disabled bool `yaml:"disabled"`
 		} `yaml:"tls"`
-		RedisURL      string `yaml:"redis_url"`
-		LeaseTTL      string `yaml:"lease_ttl"`
-		Retries       int    `yaml:"retries"`
-		VerifyTimeout string `yaml:"verify_timeout"`
+		RedisURL      string      `yaml:"redis_url,omitempty"`
+		Redis         *redisBlock `yaml:"redis,omitempty"`
+		LeaseTTL      string      `yaml:"lease_ttl"`
+		Retries       int         `yaml:"retries"`
+		VerifyTimeout string      `yaml:"verify_timeout"`
 		// the simulated machines soft off within a second, and their
 		// restarts are often too quick to be seen going through Off: short
 		// evidence windows (a native GracefulRestart's is soft_off_timeout)
@@ -537,7 +537,7 @@ func gatewayConfig(o *options, listen, redisURL string, nodes []*simNode) ([]byt
 		Accounts []account `yaml:"accounts"`
 		Nodes    []node    `yaml:"nodes"`
 	}{
-		Listen: listen, RedisURL: redisURL, LeaseTTL: o.leaseTTL.String(), Retries: o.retries,
+		Listen: listen, RedisURL: redisURL, Redis: redisCfg, LeaseTTL: o.leaseTTL.String(), Retries: o.retries,
 		VerifyTimeout:   o.verifyTimeout.String(),
 		SoftOffTimeout:  "5s",
 		RestartEvidence: "1s",
@@ -632,36 +632,21 @@ func (e *env) startReplica(ctx context.Context, i int) error {
 	return nil
 }
 
-// restartRedis stops Redis with -redis-signal, leaves it down for a moment
-// and starts it again on the same port with the same AOF directory.
+// restartRedis stops the Redis master with -redis-signal: a restart of a
+// standalone server, a failover with Sentinel or Cluster (the master of
+// the first node's slot).
 func (e *env) restartRedis(ctx context.Context) error {
-	sig := syscall.SIGKILL
-	if e.o.redisSignal == "TERM" {
-		sig = syscall.SIGTERM
-	}
-	e.progress("stopping redis-server (SIG%s)", e.o.redisSignal)
-	e.redis.stop(sig, 10*time.Second)
 	e.redisRestarts.Add(1)
-	time.Sleep(e.o.redisDown)
-	if err := e.redis.start(); err != nil {
-		return err
-	}
-	if err := waitRedis(context.WithoutCancel(ctx), e.redisAddr, 20*time.Second); err != nil {
-		return err
-	}
-	e.progress("redis-server back")
-	return nil
+	return e.redis.stopMaster(ctx, serializerKeyOf(e.sim[0].id))
 }
+
+// serializerKeyOf is a Redis key of node id (its slot is the node's).
+func serializerKeyOf(id string) string { return "fg:node:{" + id + "}:slots" }
 
 // ensureUp restarts whatever is down after the chaos stopped.
 func (e *env) ensureUp(ctx context.Context) error {
-	if !e.redis.running() {
-		if err := e.redis.start(); err != nil {
-			return err
-		}
-		if err := waitRedis(ctx, e.redisAddr, 20*time.Second); err != nil {
-			return err
-		}
+	if err := e.redis.ensureUp(ctx); err != nil {
+		return err
 	}
 	for i, p := range e.replicas {
 		if !p.running() {

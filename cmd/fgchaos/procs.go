@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -143,28 +141,6 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// redisProc is a real redis-server with AOF on, in dir, on a loopback port.
-func redisProc(dir string, port int) (*proc, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, errors.New("redis-server not found in PATH: the chaos check needs a real Redis (Debian: apt-get install redis-server)")
-	}
-	data := filepath.Join(dir, "redis")
-	if err := os.MkdirAll(data, 0o755); err != nil {
-		return nil, err
-	}
-	return &proc{
-		name: "redis-server",
-		bin:  bin,
-		args: []string{
-			"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-			"--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-			"--dir", data, "--daemonize", "no", "--logfile", "",
-		},
-		logPath: filepath.Join(dir, "redis.log"),
-	}, nil
 }
 
 // waitRedis pings until Redis answers or the wait is over.
