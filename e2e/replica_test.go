@@ -68,16 +68,25 @@ type replicaSet struct {
 	t      *testing.T
 	fleet  *simulator.Fleet
 	config string
-	redis  string
+	redis  string // the redis-server's address (newReplicaSet)
 	logs   *lockedBuffer
 }
 
 func newReplicaSet(t *testing.T, nodes int, delay time.Duration) *replicaSet {
 	redisAddr := testkit.StartRedisServer(t)
+	rs := newReplicaSetOn(t, nodes, delay, fmt.Sprintf("redis_url: redis://%s/0\n", redisAddr))
+	rs.redis = redisAddr
+	return rs
+}
+
+// newReplicaSetOn is a replica set whose config starts with redisYAML (the
+// Redis settings) and whose Redis the caller runs.
+func newReplicaSetOn(t *testing.T, nodes int, delay time.Duration, redisYAML string) *replicaSet {
 	fleet := simulator.NewFleet(discardLogger())
 	t.Cleanup(func() { fleet.Close() })
 	var b strings.Builder
-	fmt.Fprintf(&b, "redis_url: redis://%s/0\nlease_ttl: 2s\nretries: 2\nsync_interval: 2s\n", redisAddr)
+	b.WriteString(redisYAML)
+	b.WriteString("lease_ttl: 2s\nretries: 2\nsync_interval: 2s\n")
 	b.WriteString("accounts: [{user: admin, password: pw}]\nnodes:\n")
 	for i := 1; i <= nodes; i++ {
 		id := fmt.Sprintf("n%d", i)
@@ -91,7 +100,7 @@ func newReplicaSet(t *testing.T, nodes int, delay time.Duration) *replicaSet {
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &replicaSet{t: t, fleet: fleet, config: cfg, redis: redisAddr, logs: &lockedBuffer{}}
+	return &replicaSet{t: t, fleet: fleet, config: cfg, logs: &lockedBuffer{}}
 }
 
 // replica is one running `fishgate serve`.
