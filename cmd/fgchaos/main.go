@@ -51,6 +51,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fishgate/fishgate/app/config"
+	"github.com/fishgate/fishgate/internal/redisproc"
 	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
@@ -192,8 +193,8 @@ type env struct {
 	log      *log.Logger
 	progress func(string, ...any)
 
-	redis    *redisTopo
-	replicas []*proc
+	redis    *redisproc.Topology
+	replicas []*redisproc.Proc
 	urls     []string
 	sim      []*simNode
 	closeSim func()
@@ -205,11 +206,11 @@ type env struct {
 func (e *env) shutdown() {
 	var wg sync.WaitGroup
 	for _, p := range e.replicas {
-		wg.Go(func() { p.stop(syscall.SIGTERM, 10*time.Second) })
+		wg.Go(func() { p.Stop(syscall.SIGTERM, 10*time.Second) })
 	}
 	wg.Wait()
 	if e.redis != nil {
-		e.redis.stop()
+		e.redis.Stop()
 	}
 	if e.closeSim != nil {
 		e.closeSim()
@@ -224,7 +225,7 @@ func (e *env) run(ctx context.Context, started time.Time, stdout, stderr io.Writ
 		e.log.Printf("set-up failed: %v", err)
 		return 3, false
 	}
-	e.progress("set-up done in %v: redis %s, replicas %s", time.Since(started).Round(time.Millisecond), e.redis.describe(), strings.Join(e.urls, " "))
+	e.progress("set-up done in %v: redis %s, replicas %s", time.Since(started).Round(time.Millisecond), e.redis.Describe(), strings.Join(e.urls, " "))
 
 	// The load, the chaos (kills, one Redis restart) and the fault refresher
 	// run together; the chaos and the refresher stop when the load does.
@@ -277,12 +278,12 @@ func (e *env) run(ctx context.Context, started time.Time, stdout, stderr io.Writ
 
 	crashes := 0
 	for _, p := range e.replicas {
-		for _, c := range p.crashList() {
+		for _, c := range p.Crashes() {
 			crashes++
-			fmt.Fprintf(stderr, "fgchaos: %s exited unexpectedly: %s\n", p.name, c)
+			fmt.Fprintf(stderr, "fgchaos: %s exited unexpectedly: %s\n", p.Name, c)
 		}
 	}
-	if rc := e.redis.crashes(); len(rc) > 0 {
+	if rc := e.redis.Crashes(); len(rc) > 0 {
 		crashes += len(rc)
 		fmt.Fprintf(stderr, "fgchaos: Redis exited unexpectedly: %v\n", rc)
 	}
@@ -298,7 +299,7 @@ func (e *env) run(ctx context.Context, started time.Time, stdout, stderr io.Writ
 		// Something is stuck: a goroutine dump of every replica (SIGQUIT
 		// makes a Go program print all stacks and exit) shows where.
 		for _, p := range e.replicas {
-			p.stop(syscall.SIGQUIT, 10*time.Second)
+			p.Stop(syscall.SIGQUIT, 10*time.Second)
 		}
 		fmt.Fprintf(stderr, "fgchaos: the gateway did not settle within %v; goroutine dumps (SIGQUIT) are at the end of the replica logs\n", o.settleWait)
 	}
@@ -391,7 +392,7 @@ func (e *env) explain(w io.Writer, ck *checker, rep report, vs []*sysView, tasks
 			}
 		}
 	}
-	rdb := e.redis.client()
+	rdb := e.redis.Client()
 	defer rdb.Close()
 	store := serializer.NewStore(rdb)
 	redisLog := func(node string) []string {
@@ -434,7 +435,7 @@ func (e *env) setup(ctx context.Context) error {
 		sig = syscall.SIGTERM
 	}
 	var err error
-	if e.redis, err = newRedisTopo(o.redisMode, e.dir, o.redisDown, sig, e.progress); err != nil {
+	if e.redis, err = redisproc.New(redisproc.Options{Mode: o.redisMode, Dir: e.dir, Down: o.redisDown, Signal: sig, Logf: e.progress}); err != nil {
 		return err
 	}
 	bin := o.fishgate
@@ -444,7 +445,7 @@ func (e *env) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := e.redis.start(ctx); err != nil {
+	if err := e.redis.Start(ctx); err != nil {
 		return err
 	}
 
@@ -457,11 +458,11 @@ func (e *env) setup(ctx context.Context) error {
 
 	ports := make([]int, o.replicas)
 	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
+		if ports[i], err = redisproc.FreePort(); err != nil {
 			return err
 		}
 	}
-	redisURL, redisCfg := e.redis.gatewayRedis()
+	redisURL, redisCfg := gatewayRedis(e.redis)
 	b, err := gatewayConfig(o, "127.0.0.1:"+fmt.Sprint(ports[0]), redisURL, redisCfg, nodes)
 	if err != nil {
 		return err
@@ -475,16 +476,16 @@ func (e *env) setup(ctx context.Context) error {
 	}
 	for i, port := range ports {
 		listen := fmt.Sprintf("127.0.0.1:%d", port)
-		e.replicas = append(e.replicas, &proc{
-			name:    fmt.Sprintf("replica-%d", i),
-			bin:     bin,
-			args:    []string{"serve", "--config", cfgPath, "--listen", listen, "--log-level", "info"},
-			logPath: filepath.Join(e.dir, fmt.Sprintf("replica-%d.log", i)),
+		e.replicas = append(e.replicas, &redisproc.Proc{
+			Name:    fmt.Sprintf("replica-%d", i),
+			Bin:     bin,
+			Args:    []string{"serve", "--config", cfgPath, "--listen", listen, "--log-level", "info"},
+			LogPath: filepath.Join(e.dir, fmt.Sprintf("replica-%d.log", i)),
 		})
 		e.urls = append(e.urls, "http://"+listen)
 	}
 	for _, p := range e.replicas {
-		if err := p.start(); err != nil {
+		if err := p.Start(); err != nil {
 			return err
 		}
 	}
@@ -599,8 +600,8 @@ func (e *env) chaos(ctx context.Context, ld *loader) error {
 		}
 		i := rng.IntN(len(e.replicas))
 		p := e.replicas[i]
-		e.progress("SIGKILL %s", p.name)
-		p.stop(syscall.SIGKILL, 5*time.Second)
+		e.progress("SIGKILL %s", p.Name)
+		p.Stop(syscall.SIGKILL, 5*time.Second)
 		e.kills.Add(1)
 		sleepCtx(ctx, o.killDown)
 		if err := e.startReplica(context.WithoutCancel(ctx), i); err != nil {
@@ -614,20 +615,20 @@ func (e *env) chaos(ctx context.Context, ld *loader) error {
 func (e *env) startReplica(ctx context.Context, i int) error {
 	p := e.replicas[i]
 	err := retry.Policy{Base: 500 * time.Millisecond, Cap: 2 * time.Second, Attempts: 5}.Do(ctx, func(int) error {
-		if !p.running() {
-			if err := p.start(); err != nil {
+		if !p.Running() {
+			if err := p.Start(); err != nil {
 				return retry.Stop(err)
 			}
 		}
 		err := waitReady(ctx, p, e.urls[i], 60*time.Second)
 		if err != nil {
-			e.progress("%s not ready: %v", p.name, err)
-			p.stop(syscall.SIGKILL, 5*time.Second)
+			e.progress("%s not ready: %v", p.Name, err)
+			p.Stop(syscall.SIGKILL, 5*time.Second)
 		}
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("%s would not start: %w", p.name, err)
+		return fmt.Errorf("%s would not start: %w", p.Name, err)
 	}
 	return nil
 }
@@ -637,7 +638,7 @@ func (e *env) startReplica(ctx context.Context, i int) error {
 // the first node's slot).
 func (e *env) restartRedis(ctx context.Context) error {
 	e.redisRestarts.Add(1)
-	return e.redis.stopMaster(ctx, serializerKeyOf(e.sim[0].id))
+	return e.redis.StopMaster(ctx, serializerKeyOf(e.sim[0].id))
 }
 
 // serializerKeyOf is a Redis key of node id (its slot is the node's).
@@ -645,11 +646,11 @@ func serializerKeyOf(id string) string { return "fg:node:{" + id + "}:slots" }
 
 // ensureUp restarts whatever is down after the chaos stopped.
 func (e *env) ensureUp(ctx context.Context) error {
-	if err := e.redis.ensureUp(ctx); err != nil {
+	if err := e.redis.EnsureUp(ctx); err != nil {
 		return err
 	}
 	for i, p := range e.replicas {
-		if !p.running() {
+		if !p.Running() {
 			if err := e.startReplica(ctx, i); err != nil {
 				return err
 			}

@@ -12,13 +12,11 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fishgate/fishgate/app/config"
 	"github.com/fishgate/fishgate/simulator"
-	"github.com/redis/go-redis/v9"
 )
 
 func TestJudge(t *testing.T) {
@@ -239,84 +237,5 @@ func TestGatewayConfig(t *testing.T) {
 	if time.Duration(cfg.LeaseTTL) != 2*time.Second || cfg.Retries != 3 || cfg.Admission.FlipLimit != 0 ||
 		len(cfg.Nodes) != 1 || cfg.Nodes[0].Address != n.URL() || cfg.RedisURL != "redis://127.0.0.1:6379/0" {
 		t.Errorf("config = %+v", cfg)
-	}
-}
-
-// TestRedisTopologies: each -redis topology starts, serves a client as
-// the gateway would open it, and after the master is stopped serves again
-// with the data written before (the failover of Sentinel and Cluster
-// promoted the replica; the old master came back).
-func TestRedisTopologies(t *testing.T) {
-	for _, mode := range []string{"standalone", "sentinel", "cluster"} {
-		t.Run(mode, func(t *testing.T) {
-			for _, tool := range []string{"redis-server", "redis-cli"} {
-				if _, err := exec.LookPath(tool); err != nil {
-					if os.Getenv("CI") != "" {
-						t.Fatalf("%s not installed (CI is set)", tool)
-					}
-					t.Skipf("%s not installed", tool)
-				}
-			}
-			ctx := context.Background()
-			topo, err := newRedisTopo(mode, t.TempDir(), 100*time.Millisecond, syscall.SIGKILL, t.Logf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer topo.stop()
-			if err := topo.start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			rdb := topo.client()
-			defer rdb.Close()
-			key := serializerKeyOf("n000")
-			if err := rdb.Set(ctx, key, "before", 0).Err(); err != nil {
-				t.Fatal(err)
-			}
-			if mode != "standalone" {
-				// acknowledged by the replica, as the gateway's writes are
-				// with min_replicas_ack: 1
-				m, err := topo.master(ctx, key)
-				if err != nil {
-					t.Fatal(err)
-				}
-				c := redis.NewClient(&redis.Options{Addr: topo.addrs[m]})
-				if err := c.Set(ctx, key, "before", 0).Err(); err != nil {
-					t.Fatal(err)
-				}
-				if n, err := c.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n < 1 {
-					t.Fatalf("WAIT: %d, %v", n, err)
-				}
-				c.Close()
-			}
-			old, err := topo.master(ctx, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := topo.stopMaster(ctx, key); err != nil {
-				t.Fatal(err)
-			}
-			now, err := topo.master(ctx, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if mode != "standalone" && now == old {
-				t.Errorf("master of %s is still %s after the failover", key, topo.addrs[old])
-			}
-			var got string
-			err = pollUntil(ctx, 30*time.Second, "the key to be readable", func(ctx context.Context) (bool, string) {
-				v, err := rdb.Get(ctx, key).Result()
-				got = v
-				return err == nil, fmt.Sprint(err)
-			})
-			if err != nil || got != "before" {
-				t.Fatalf("after the master stopped: %q, %v; want %q", got, err, "before")
-			}
-			if err := topo.ensureUp(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if c := topo.crashes(); len(c) > 0 {
-				t.Errorf("unexpected exits: %v", c)
-			}
-		})
 	}
 }

@@ -6,7 +6,6 @@ package testkit
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fishgate/fishgate/internal/redisproc"
 	"github.com/fishgate/fishgate/internal/redisx"
 )
 
@@ -65,7 +65,7 @@ func StartRedisServer(t testing.TB) string {
 		}
 		t.Skip("redis-server not installed; apt-get install redis-server to run this against a real Redis")
 	}
-	port, err := freePort()
+	port, err := redisproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,28 +80,8 @@ func StartRedisServer(t testing.TB) string {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true}) // as the gateway's (redisx)
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not answer: %v (log dir %s)", addr, err, filepath.Clean(dir))
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := redisproc.WaitRedis(context.Background(), addr, 10*time.Second); err != nil {
+		t.Fatalf("%v (log dir %s)", err, filepath.Clean(dir))
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return addr
 }

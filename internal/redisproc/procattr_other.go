@@ -1,9 +1,9 @@
 //go:build !linux
 
-package main
+package redisproc
 
 import "syscall"
 
-// childAttr: outside Linux children are only stopped by fgchaos's own
+// childAttr: outside Linux children are only stopped by their parent's
 // clean-up.
 func childAttr() *syscall.SysProcAttr { return nil }
