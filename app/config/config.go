@@ -37,9 +37,14 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// Limits bound timeouts, header and body sizes and connections.
 	Limits Limits `yaml:"limits"`
-	// RedisURL is a redis:// or rediss:// URL shared by every replica;
-	// empty runs an embedded Redis (single replica, state lost on exit).
+	// RedisURL is a redis://, rediss:// or unix:// URL of one standalone
+	// Redis shared by every replica: the short form of the redis block.
+	// With neither, an embedded Redis runs (single replica, state lost on
+	// exit).
 	RedisURL string `yaml:"redis_url"`
+	// Redis is the Redis in full: Sentinel, Cluster, TLS, replicas'
+	// acknowledgements (redis.go).
+	Redis Redis `yaml:"redis"`
 	// SessionTimeout is the Redfish session idle timeout (default 30m).
 	SessionTimeout Duration `yaml:"session_timeout"`
 	// SyncInterval is how often every node's power state is re-read (default 30s).
@@ -259,6 +264,7 @@ func Default() Config {
 		Events: defaultEvents(),
 		Limits: defaultLimits(),
 		TLS:    TLS{MinVersion: "1.2"},
+		Redis:  defaultRedis(),
 	}
 }
 
@@ -316,12 +322,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if c.RedisURL != "" {
-		u, err := url.Parse(c.RedisURL)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-			bad("redis_url", "%q is not a redis://, rediss:// or unix:// URL", c.RedisURL)
-		}
-	}
+	c.validateRedis(bad)
 	if c.SessionTimeout < Duration(time.Minute) {
 		bad("session_timeout", "%s is too short (at least 1m)", time.Duration(c.SessionTimeout))
 	}

@@ -3,16 +3,15 @@ package gateway
 import (
 	"log/slog"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/fishgate/fishgate/app/config"
 	"github.com/fishgate/fishgate/events"
+	"github.com/fishgate/fishgate/internal/redisx"
 )
 
 // newEvents builds the replica's event bus from the configuration, named
-// by the process's replica id.
-func newEvents(cfg config.Config, rdb redis.UniversalClient, replica string, log *slog.Logger) (*events.Bus, error) {
+// by the process's replica id, its writes acknowledged as rdb says.
+func newEvents(cfg config.Config, rdb *redisx.Conn, replica string, log *slog.Logger) (*events.Bus, error) {
 	o := cfg.EventsOptions()
-	o.Redis, o.ReplicaID, o.Logger = rdb, replica, log
+	o.Redis, o.Writes, o.ReplicaID, o.Logger = rdb.Client, rdb.Writes(), replica, log
 	return events.New(o)
 }

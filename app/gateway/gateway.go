@@ -84,7 +84,7 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 	}
 	g := &Gateway{cfg: cfg, log: log, replica: replicaid.New()}
 	var err error
-	if g.redis, err = redisx.Open(ctx, cfg.RedisURL); err != nil {
+	if g.redis, err = redisx.Open(ctx, cfg.RedisOptions()); err != nil {
 		return nil, err
 	}
 	var nodes []serializer.Node
@@ -104,12 +104,12 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 		}
 		nodes = append(nodes, sn)
 	}
-	if g.events, err = newEvents(cfg, g.redis.Client, g.replica, log); err != nil {
+	if g.events, err = newEvents(cfg, g.redis, g.replica, log); err != nil {
 		g.redis.Close()
 		return nil, err
 	}
 	so := cfg.SerializerOptions()
-	so.Redis, so.ReplicaID, so.Events, so.Logger = g.redis.Client, g.replica, g.events, log
+	so.Redis, so.Writes, so.ReplicaID, so.Events, so.Logger = g.redis.Client, g.redis.Writes(), g.replica, g.events, log
 	g.nodes, err = serializer.New(nodes, so)
 	if err != nil {
 		g.redis.Close()
@@ -126,7 +126,7 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 		Passthrough: g.proxies.handler,
 		Events:      g.events, SSEKeepAlive: time.Duration(cfg.Events.SSEKeepAlive),
 		MaxSSEStreams: cfg.Events.MaxSSEStreams, MaxSSEStreamsPerUser: cfg.Events.MaxSSEStreamsPerUser,
-		ServiceID: cfg.RedisURL + "|" + cfg.Listen, Logger: log,
+		ServiceID: cfg.RedisID() + "|" + cfg.Listen, Logger: log,
 		UnauthenticatedBodyBytes: cfg.Limits.UnauthenticatedBodyBytes, TrustedProxies: cfg.TrustedProxyPrefixes(),
 		AccountPolicy: redfish.AccountPolicy{
 			MinPasswordLength:  cfg.AccountService.MinPasswordLength,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -24,13 +25,7 @@ func TestConfigReachesSerializerAndEventBus(t *testing.T) {
 	rdb := testkit.MiniRedis(t)
 	logs := &testkit.SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	fleet := simulator.NewFleet(slog.New(slog.DiscardHandler))
-	t.Cleanup(func() { fleet.Close() })
-	sn, err := fleet.Add(simulator.NodeSpec{ID: "node01", User: "bmc", Password: "bmc-pw",
-		Machine: simulator.MachineConfig{InitialPower: "Off"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sn := simulatedNode01(t)
 	cfg, err := config.Parse([]byte(`
 listen: 127.0.0.1:0
 redis_url: redis://` + rdb.Options().Addr + `
@@ -111,5 +106,77 @@ nodes: [{id: node01, backend: redfish, address: "` + sn.URL() + `", user: bmc, p
 	}
 	if named == 0 {
 		t.Errorf("no log record names the replica:\n%s", logs.String())
+	}
+}
+
+// simulatedNode01 is a simulated Redfish BMC, node01 (user bmc, password
+// bmc-pw), Off, for the test.
+func simulatedNode01(t *testing.T) *simulator.Node {
+	t.Helper()
+	fleet := simulator.NewFleet(slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { fleet.Close() })
+	sn, err := fleet.Add(simulator.NodeSpec{ID: "node01", User: "bmc", Password: "bmc-pw",
+		Machine: simulator.MachineConfig{InitialPower: "Off"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sn
+}
+
+// TestMinReplicasAckReachesAdmissions: redis.min_replicas_ack reaches the
+// serializer's writes. On a real master with one replica, a Reset with
+// min_replicas_ack: 1 is accepted (the replica has the admission when
+// the 202 comes); with 2, which no write can get, it is answered 503
+// with Retry-After saying the replicas did not acknowledge it.
+func TestMinReplicasAckReachesAdmissions(t *testing.T) {
+	master := testkit.RealRedis(t)
+	replica := testkit.RedisReplica(t, master)
+	sn := simulatedNode01(t)
+	for _, acks := range []int{1, 2} {
+		cfg, err := config.Parse([]byte(fmt.Sprintf(`
+listen: 127.0.0.1:0
+redis: {addrs: ["%s"], min_replicas_ack: %d, ack_timeout: 200ms}
+tls: {disabled: true}
+accounts: [{user: admin, password: pw}]
+nodes: [{id: node01, backend: redfish, address: "%s", user: bmc, password: bmc-pw}]
+`, master.Options().Addr, acks, sn.URL())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := serve(t, cfg, slog.New(slog.DiscardHandler))
+		reset := func() (int, string, string) {
+			req, _ := http.NewRequest(http.MethodPost, g.URL()+"/redfish/v1/Systems/node01/Actions/ComputerSystem.Reset", strings.NewReader(`{"ResetType":"On"}`))
+			req.SetBasicAuth("admin", "pw")
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, resp.Header.Get("Retry-After"), string(b)
+		}
+		var st int
+		var retryAfter, body string
+		// the first answers may be 503 because the node's BMC has not been
+		// read yet: wait for an answer about the admission itself
+		testkit.WaitFor(t, 20*time.Second, "an answer about the admission", func() (bool, string) {
+			st, retryAfter, body = reset()
+			return !strings.Contains(body, "read its BMC"), body
+		})
+		switch acks {
+		case 1:
+			if st != http.StatusAccepted {
+				t.Fatalf("min_replicas_ack 1: Reset %d %s", st, body)
+			}
+			keys, err := replica.Keys(context.Background(), "*node01*").Result()
+			if err != nil || len(keys) == 0 {
+				t.Errorf("the replica has no key of node01 right after the 202: %v %v", keys, err)
+			}
+		case 2:
+			if st != http.StatusServiceUnavailable || retryAfter == "" || !strings.Contains(body, "replicas") {
+				t.Errorf("min_replicas_ack 2 with one replica: Reset %d, Retry-After %q, %s", st, retryAfter, body)
+			}
+		}
 	}
 }

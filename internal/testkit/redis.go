@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,9 +54,19 @@ func RealRedis(t testing.TB) *redis.Client {
 	return c
 }
 
-// StartServer starts redis-server (no persistence) on a free loopback port
-// and returns its address. It is stopped when the test ends.
+// StartRedisServer starts redis-server (no persistence) on a free loopback
+// port and returns its address. It is stopped when the test ends.
 func StartRedisServer(t testing.TB) string {
+	t.Helper()
+	return startRedisServer(t, func(port int) []string { return []string{"--port", fmt.Sprint(port)} },
+		func(ctx context.Context, addr string) error { return redisproc.WaitRedis(ctx, addr, 10*time.Second) })
+}
+
+// startRedisServer starts redis-server on a free loopback port, listening
+// as listen says, until ready says it serves. The port is free when picked
+// but another process may bind it before redis-server does: then
+// redis-server exits saying so, and another port is tried.
+func startRedisServer(t testing.TB, listen func(port int) []string, ready func(ctx context.Context, addr string) error) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -65,23 +75,45 @@ func StartRedisServer(t testing.TB) string {
 		}
 		t.Skip("redis-server not installed; apt-get install redis-server to run this against a real Redis")
 	}
-	port, err := redisproc.FreePort()
-	if err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		port, err := redisproc.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		args := append([]string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes",
+			// DEBUG SLEEP freezes a server in tests of a frozen Redis
+			"--enable-debug-command", "local"}, listen(port)...)
+		cmd := exec.Command(bin, args...)
+		log := &SyncBuffer{}
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-exited: // no use waiting for a server that is gone
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		err = ready(ctx, addr)
+		cancel()
+		if err == nil {
+			return addr
+		}
+		select {
+		case <-exited:
+			if strings.Contains(log.String(), "already in use") && attempt < 5 {
+				continue
+			}
+		default:
+		}
+		t.Fatalf("redis-server on %s: %v\n%s", addr, err, log.String())
 	}
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port),
-		"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes",
-		// DEBUG SLEEP freezes a server in tests of a frozen Redis
-		"--enable-debug-command", "local")
-	cmd.Stdout, cmd.Stderr = nil, nil
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	if err := redisproc.WaitRedis(context.Background(), addr, 10*time.Second); err != nil {
-		t.Fatalf("%v (log dir %s)", err, filepath.Clean(dir))
-	}
-	return addr
 }
