@@ -50,18 +50,34 @@ func TestBadConfigExitsTwoNamingTheField(t *testing.T) {
 
 func TestConfigPrintsEffectiveConfigWithoutSecrets(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "f.yaml")
-	os.WriteFile(p, []byte("accounts: [{user: a, password: topsecret}]\nnodes: [{id: n1, backend: redfish, address: https://bmc, user: u, password: bmcsecret}]"), 0o600)
+	os.WriteFile(p, []byte(`accounts: [{user: a, password: topsecret}]
+redis: {mode: sentinel, addrs: ["10.0.0.1:26379"], master_name: fg, password: redissecret, sentinel_password: sentinelsecret, min_replicas_ack: 1}
+nodes: [{id: n1, backend: redfish, address: "https://u:addrsecret@bmc", user: u, password: bmcsecret,
+         ipmi_listen: "127.0.0.1:0", ipmi_user: ironic, ipmi_password: ipmisecret}]`), 0o600)
 	code, out, stderr := runCLI(t, "config", "--config", p, "--listen", "127.0.0.1:9999")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"listen: 127.0.0.1:9999", "session_timeout: 30m0s", "id: n1"} {
+	for _, want := range []string{"listen: 127.0.0.1:9999", "session_timeout: 30m0s", "id: n1", "master_name: fg", "10.0.0.1:26379",
+		"min_replicas_ack: 1", "ipmi_user: ironic", "https://u:xxxxx@bmc"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("config output lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "topsecret") || strings.Contains(out, "bmcsecret") {
-		t.Errorf("config output shows a password:\n%s", out)
+	for _, secret := range []string{"topsecret", "bmcsecret", "redissecret", "sentinelsecret", "ipmisecret", "addrsecret"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("config output shows the secret %q:\n%s", secret, out)
+		}
+	}
+
+	// --redis-url replaces the file's Redis; its password is hidden too
+	code, out, stderr = runCLI(t, "config", "--config", p, "--redis-url", "redis://fg:urlsecret@redis.lab:6380/1")
+	if code != 0 {
+		t.Fatalf("--redis-url: exit %d: %s", code, stderr)
+	}
+	if strings.Contains(out, "urlsecret") || strings.Contains(out, "redissecret") || !strings.Contains(out, "redis://fg:xxxxx@redis.lab:6380/1") ||
+		strings.Contains(out, "10.0.0.1:26379") || !strings.Contains(out, "min_replicas_ack: 1") {
+		t.Errorf("with --redis-url:\n%s", out)
 	}
 }
 

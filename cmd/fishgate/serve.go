@@ -28,7 +28,7 @@ type serveFlags struct {
 func (f *serveFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.config, "config", "c", "fishgate.yaml", "configuration file (YAML)")
 	cmd.Flags().StringVar(&f.listen, "listen", "", "override listen address (host:port)")
-	cmd.Flags().StringVar(&f.redisURL, "redis-url", "", "override Redis URL (redis://host:port/db)")
+	cmd.Flags().StringVar(&f.redisURL, "redis-url", "", "use this Redis (redis://host:port/db) instead of the file's redis_url and redis servers")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().BoolVar(&f.insecureHTTP, "insecure-http", false, "serve plain HTTP, not HTTPS (overrides tls: in the config)")
 }
@@ -44,7 +44,7 @@ func (f *serveFlags) load(cmd *cobra.Command) (config.Config, error) {
 		cfg.Listen = f.listen
 	}
 	if cmd.Flags().Changed("redis-url") {
-		cfg.RedisURL = f.redisURL
+		cfg.SetRedisURL(f.redisURL)
 	}
 	if f.insecureHTTP {
 		cfg.TLS = config.TLS{Disabled: true}
@@ -118,22 +118,16 @@ func configCmd() *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
 		Use:   "config",
-		Short: "Print the configuration in effect (file + flags + defaults), passwords hidden",
+		Short: "Print the configuration in effect (file + flags + defaults), secrets hidden",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.load(cmd)
 			if err != nil {
 				return err
 			}
-			for i := range cfg.Accounts {
-				cfg.Accounts[i].Password = "<hidden>"
-			}
-			for i := range cfg.Nodes {
-				cfg.Nodes[i].Password = "<hidden>"
-			}
 			enc := yaml.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent(2)
-			return enc.Encode(cfg)
+			return enc.Encode(cfg.Redacted())
 		},
 	}
 	f.register(cmd)
