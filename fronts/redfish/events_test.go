@@ -2,8 +2,10 @@ package redfish_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -122,6 +124,15 @@ func (e *env) openSSEAs(path string, a auth) (<-chan sseEvent, *http.Response, f
 		e.t.Fatal(err)
 	}
 	ch := make(chan sseEvent, 100)
+	if resp.StatusCode != http.StatusOK {
+		// A refusal's body is the caller's to read: no stream reader
+		// may race it for the bytes.
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(raw))
+		close(ch)
+		return ch, resp, cancel
+	}
 	go func() {
 		defer close(ch)
 		sc := bufio.NewScanner(resp.Body)
