@@ -117,6 +117,16 @@ func (p *Proc) Stop(sig syscall.Signal, wait time.Duration) bool {
 	return false
 }
 
+// Pid is the process id of the current run; 0 when it is not running.
+func (p *Proc) Pid() int {
+	if !p.Running() {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd.Process.Pid
+}
+
 // Crashes returns the unexpected exits so far.
 func (p *Proc) Crashes() []string {
 	p.mu.Lock()

@@ -15,8 +15,8 @@ import (
 )
 
 // Topology is a running Redis set-up: one standalone server, a Sentinel
-// set-up (master, replica, three sentinels) or a Cluster (three masters
-// with a replica each). Every server writes an AOF in its own directory.
+// set-up (master, replica, three sentinels) or a Cluster (by default three
+// masters with a replica each). Every server writes an AOF in its own directory.
 // StopMaster is its chaos: a restart for a standalone server, a failover
 // for Sentinel and Cluster (the old master comes back as a replica).
 type Topology struct {
@@ -38,6 +38,13 @@ type Options struct {
 	Signal syscall.Signal
 	// Logf, when set, is told of each stop and start.
 	Logf func(string, ...any)
+	// Masters and ReplicasPerMaster shape a Cluster. Masters 0 is the
+	// default shape, three masters with a replica each (then
+	// ReplicasPerMaster is not read); a Cluster needs at least three.
+	Masters, ReplicasPerMaster int
+	// NodeTimeout is a Cluster's cluster-node-timeout: how long a master
+	// may be unreachable before its replica is promoted (default 1s).
+	NodeTimeout time.Duration
 }
 
 // MasterName is the Sentinel name of the monitored master.
@@ -54,10 +61,19 @@ func New(o Options) (*Topology, error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
+	if o.Masters == 0 {
+		o.Masters, o.ReplicasPerMaster = 3, 1
+	}
+	if o.NodeTimeout == 0 {
+		o.NodeTimeout = time.Second
+	}
 	t := &Topology{o: o}
 	mode, dir := o.Mode, o.Dir
-	n := map[string]int{"standalone": 1, "sentinel": 2, "cluster": 6}[mode]
-	if n == 0 {
+	n := map[string]int{"standalone": 1, "sentinel": 2, "cluster": o.Masters * (1 + o.ReplicasPerMaster)}[mode]
+	switch {
+	case mode == "cluster" && (o.Masters < 3 || o.ReplicasPerMaster < 0):
+		return nil, fmt.Errorf("redis cluster of %d masters with %d replicas each: need at least 3 masters (redis-cli --cluster create) and no negative replica count", o.Masters, o.ReplicasPerMaster)
+	case n == 0:
 		return nil, fmt.Errorf("redis topology %q: standalone, sentinel or cluster", mode)
 	}
 	for i := range n {
@@ -71,7 +87,7 @@ func New(o Options) (*Topology, error) {
 			extra = []string{"--replicaof", "127.0.0.1", fmt.Sprint(mustPort(t.addrs[0]))}
 		case mode == "cluster":
 			extra = []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-				"--cluster-node-timeout", "1000"}
+				"--cluster-node-timeout", fmt.Sprint(o.NodeTimeout.Milliseconds())}
 		}
 		name := "redis-server"
 		if n > 1 {
@@ -141,14 +157,14 @@ func (t *Topology) Start(ctx context.Context) error {
 	return nil
 }
 
-// createCluster joins the six servers: three masters, a replica each.
+// createCluster joins the servers into the Cluster's masters and replicas.
 func (t *Topology) createCluster(ctx context.Context) error {
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
 		return errors.New("redis-cli not found in PATH: a Cluster is created with it (Debian: apt-get install redis-tools)")
 	}
 	args := append([]string{"--cluster", "create"}, t.addrs...)
-	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+	args = append(args, "--cluster-replicas", fmt.Sprint(t.o.ReplicasPerMaster), "--cluster-yes")
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(cctx, cli, args...).CombinedOutput(); err != nil {
@@ -158,7 +174,7 @@ func (t *Topology) createCluster(ctx context.Context) error {
 }
 
 // waitClusterOK waits until every running server says cluster_state:ok
-// and three masters serve the slots, each with a replica linked.
+// and the masters serve the slots, each with its replicas linked.
 func (t *Topology) waitClusterOK(ctx context.Context, wait time.Duration) error {
 	return pollUntil(ctx, wait, "the cluster to be ok", func(ctx context.Context) (bool, string) {
 		for i, p := range t.servers {
@@ -175,7 +191,7 @@ func (t *Topology) waitClusterOK(ctx context.Context, wait time.Duration) error 
 			if !strings.Contains(info, "cluster_state:ok") {
 				return false, t.addrs[i] + ": " + firstLine(info)
 			}
-			if masters, linked := countRoles(nodes); masters != 3 || linked < 3 {
+			if masters, linked := countRoles(nodes); masters != t.o.Masters || linked < t.o.Masters*t.o.ReplicasPerMaster {
 				return false, fmt.Sprintf("%s: %d masters, %d replicas linked", t.addrs[i], masters, linked)
 			}
 		}
@@ -280,42 +296,90 @@ func (t *Topology) index(addr string) (int, error) {
 	return 0, fmt.Errorf("master %s is none of ours", addr)
 }
 
-// stopMaster is the Redis chaos: the master (of key's slot) is stopped
-// with the -redis-signal, stays down a moment and starts again. With
+// StopMaster is the Redis chaos: the master (of key's slot) is stopped
+// with Options.Signal, stays down a moment and starts again. With
 // Sentinel and Cluster a replica is promoted meanwhile, and the old master
-// comes back as its replica; stopMaster returns once the topology serves
+// comes back as its replica; StopMaster returns once the topology serves
 // again.
 func (t *Topology) StopMaster(ctx context.Context, key string) error {
-	i, err := t.masterIndex(ctx, key)
+	addr, err := t.KillMaster(ctx, key)
 	if err != nil {
 		return err
 	}
-	p := t.servers[i]
-	t.o.Logf("stopping %s (%s, master) with %s", p.Name, t.addrs[i], t.o.Signal)
-	p.Stop(t.o.Signal, 10*time.Second)
-	switch t.o.Mode {
-	case "sentinel":
-		if err := pollUntil(ctx, 60*time.Second, "a replica to be promoted", func(ctx context.Context) (bool, string) {
-			j, err := t.masterIndex(ctx, key)
-			return err == nil && j != i, fmt.Sprint("master index ", j, " ", err)
-		}); err != nil {
-			return err
-		}
-	case "cluster":
-		if err := t.waitClusterFailover(ctx, i); err != nil {
-			return err
-		}
-	default:
+	if t.o.Mode == "standalone" {
 		sleep(ctx, t.o.Down)
+	} else if err := t.WaitPromoted(ctx, addr); err != nil {
+		return err
 	}
+	i, _ := t.index(addr)
+	p := t.servers[i]
 	if err := p.Start(); err != nil {
 		return err
 	}
-	if err := WaitRedis(context.WithoutCancel(ctx), t.addrs[i], 20*time.Second); err != nil {
+	if err := WaitRedis(context.WithoutCancel(ctx), addr, 20*time.Second); err != nil {
 		return err
 	}
 	t.o.Logf("%s back", p.Name)
 	return nil
+}
+
+// KillMaster stops the master (of key's slot) with Options.Signal and
+// returns its address; it stays down (EnsureUp starts it again).
+func (t *Topology) KillMaster(ctx context.Context, key string) (string, error) {
+	i, err := t.masterIndex(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	p := t.servers[i]
+	t.o.Logf("stopping %s (%s, master) with %s", p.Name, t.addrs[i], t.o.Signal)
+	p.Stop(t.o.Signal, 10*time.Second)
+	return t.addrs[i], nil
+}
+
+// WaitPromoted waits until a replica has taken over from the stopped
+// master at addr: the sentinels name another master, or the Cluster's
+// other servers are ok again with as many serving masters as before.
+func (t *Topology) WaitPromoted(ctx context.Context, addr string) error {
+	i, err := t.index(addr)
+	if err != nil {
+		return err
+	}
+	switch t.o.Mode {
+	case "sentinel":
+		return pollUntil(ctx, 60*time.Second, "a replica to be promoted", func(ctx context.Context) (bool, string) {
+			j, err := t.masterIndex(ctx, "")
+			return err == nil && j != i, fmt.Sprint("master index ", j, " ", err)
+		})
+	case "cluster":
+		return t.waitClusterFailover(ctx, i)
+	}
+	return fmt.Errorf("redis %s: no replica to promote", t.o.Mode)
+}
+
+// Server is one Redis server of a topology as it is now.
+type Server struct {
+	Addr    string
+	Role    string // "master" or "slave" (ROLE's words); "" when not running or not answering
+	PID     int    // 0 when not running
+	Running bool
+}
+
+// Servers describes every Redis server (not the sentinels), in the order
+// of Addrs.
+func (t *Topology) Servers(ctx context.Context) []Server {
+	out := make([]Server, len(t.servers))
+	for i, p := range t.servers {
+		s := Server{Addr: t.addrs[i], PID: p.Pid(), Running: p.Running()}
+		if s.Running {
+			c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+			if r, err := c.Do(ctx, "ROLE").Slice(); err == nil && len(r) > 0 {
+				s.Role, _ = r[0].(string)
+			}
+			c.Close()
+		}
+		out[i] = s
+	}
+	return out
 }
 
 // waitClusterFailover waits until the other servers say cluster_state:ok
@@ -333,7 +397,7 @@ func (t *Topology) waitClusterFailover(ctx context.Context, i int) error {
 			if err != nil || nerr != nil || !strings.Contains(info, "cluster_state:ok") {
 				return false, fmt.Sprint(t.addrs[j], ": ", err, nerr, firstLine(info))
 			}
-			if masters, _ := countRoles(nodes); masters != 3 {
+			if masters, _ := countRoles(nodes); masters != t.o.Masters {
 				return false, fmt.Sprintf("%s counts %d serving masters", t.addrs[j], masters)
 			}
 		}

@@ -31,7 +31,8 @@ func RedisTargets() []RedisTarget {
 	return []RedisTarget{{"miniredis", MiniRedis}, {"redis-server", RealRedis}}
 }
 
-// Mini starts a miniredis with real-time TTLs for the test.
+// Mini starts a miniredis with real-time TTLs for the test. Its client
+// fails the test on a call Redis Cluster would refuse (slots.go).
 func MiniRedis(t testing.TB) *redis.Client {
 	t.Helper()
 	m := miniredis.NewMiniRedis()
@@ -42,15 +43,18 @@ func MiniRedis(t testing.TB) *redis.Client {
 	t.Cleanup(func() { stop(); m.Close() })
 	c := redis.NewClient(&redis.Options{Addr: m.Addr(), ContextTimeoutEnabled: true}) // as the gateway's (redisx)
 	t.Cleanup(func() { c.Close() })
+	checkSlots(t, c)
 	return c
 }
 
-// Real starts a redis-server on a free loopback port for the test.
+// Real starts a redis-server on a free loopback port for the test. Its
+// client fails the test on a call Redis Cluster would refuse (slots.go).
 func RealRedis(t testing.TB) *redis.Client {
 	t.Helper()
 	addr := StartRedisServer(t)
 	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true}) // as the gateway's (redisx)
 	t.Cleanup(func() { c.Close() })
+	checkSlots(t, c)
 	return c
 }
 
