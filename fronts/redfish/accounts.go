@@ -87,11 +87,19 @@ const (
 	accountsKey     = "fg:accounts"    // hash user -> JSON storedAccount (Redfish-created)
 	accountsChannel = "fg:accounts"    // published on every change
 	configHashesKey = "fg:cfgaccounts" // hash user -> bcrypt of a plain-text configuration password
-	lockoutPrefix   = "fg:lockout:"    // failed-login counter per user
-	lockedPrefix    = "fg:locked:"     // present while the user is locked out
 	basicCacheMax   = 10000            // verified Basic credentials kept
 	basicCacheTTL   = 5 * time.Minute  // and for at most this long
 )
+
+// userKey names a Redis key about one user, fg:{user:<user>}:<what>:
+// "failures" (the failed-login counter), "locked" (present while the user
+// is locked out), "sessions" (the user's session ids). A user's keys share
+// the hash tag {user:<user>}, so that on Redis Cluster a script may touch
+// them together (lockoutScript takes the counter and the lock), while
+// different users spread over the slots. "user:" inside the braces keeps
+// the tag from being empty for an empty name or one that starts with '}'
+// (an empty tag would hash each whole key to its own slot).
+func userKey(user, what string) string { return "fg:{user:" + user + "}:" + what }
 
 // dummyHash is a bcrypt hash (DefaultCost) compared only for users that do not exist: an
 // unknown user's password is compared against it, so that a login costs
@@ -300,7 +308,7 @@ func (st *AccountStore) Authenticate(ctx context.Context, user, pw string) (stor
 		}
 	}
 	if st.policy.LockoutThreshold > 0 {
-		locked, err := st.rdb.Exists(ctx, lockedPrefix+user).Result()
+		locked, err := st.rdb.Exists(ctx, userKey(user, "locked")).Result()
 		if err != nil {
 			return storedAccount{}, fmt.Errorf("lockout state: %w", err)
 		}
@@ -327,7 +335,7 @@ func (st *AccountStore) Authenticate(ctx context.Context, user, pw string) (stor
 	st.basic[key] = basicEntry{fp: a.fingerprint(), expires: time.Now().Add(basicCacheTTL)}
 	st.mu.Unlock()
 	if st.policy.LockoutThreshold > 0 {
-		st.rdb.Del(ctx, lockoutPrefix+user)
+		st.rdb.Del(ctx, userKey(user, "failures"))
 	}
 	return a, nil
 }
@@ -339,7 +347,7 @@ var errBadCredentials = errors.New("bad user name or password")
 const failureCountTimeout = 5 * time.Second
 
 // lockoutScript counts a failed login and locks the account at the
-// threshold. KEYS: counter, lock. ARGV: reset-after ms, threshold, duration ms.
+// threshold. KEYS: counter, lock (one user's: they share a hash tag). ARGV: reset-after ms, threshold, duration ms.
 var lockoutScript = redis.NewScript(`
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
@@ -360,7 +368,7 @@ func (st *AccountStore) failed(ctx context.Context, user string) {
 	// sending (or a slow moment) would escape the lockout.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureCountTimeout)
 	defer cancel()
-	locked, err := lockoutScript.Run(ctx, st.rdb, []string{lockoutPrefix + user, lockedPrefix + user},
+	locked, err := lockoutScript.Run(ctx, st.rdb, []string{userKey(user, "failures"), userKey(user, "locked")},
 		st.policy.LockoutResetAfter.Milliseconds(), st.policy.LockoutThreshold, st.policy.LockoutDuration.Milliseconds()).Int()
 	if err != nil {
 		st.log.Warn("failed login not counted: Redis did not answer", "user", user, "err", err)
@@ -372,7 +380,7 @@ func (st *AccountStore) failed(ctx context.Context, user string) {
 
 // Locked reports whether user is locked out now.
 func (st *AccountStore) Locked(ctx context.Context, user string) bool {
-	n, err := st.rdb.Exists(ctx, lockedPrefix+user).Result()
+	n, err := st.rdb.Exists(ctx, userKey(user, "locked")).Result()
 	return err == nil && n == 1
 }
 

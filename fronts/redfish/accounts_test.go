@@ -25,7 +25,13 @@ import (
 
 func accountsEnv(t *testing.T, policy redfish.AccountPolicy) *env {
 	t.Helper()
-	return newEnvWith(t, testkit.MiniRedis(t), time.Minute, envConfig{nodes: 1, policy: policy,
+	return accountsEnvOn(t, testkit.MiniRedis(t), policy)
+}
+
+// accountsEnvOn is accountsEnv on rdb.
+func accountsEnvOn(t *testing.T, rdb redis.UniversalClient, policy redfish.AccountPolicy) *env {
+	t.Helper()
+	return newEnvWith(t, rdb, time.Minute, envConfig{nodes: 1, policy: policy,
 		accounts: []redfish.Account{{User: "cfgop", Password: "cfg-operator", Role: redfish.RoleOperator}}})
 }
 
@@ -51,7 +57,13 @@ func wantStatus(t *testing.T, what string, r response, status int) {
 }
 
 func TestAccountsCRUDAndSessionRevocation(t *testing.T) {
-	e := accountsEnv(t, redfish.AccountPolicy{})
+	accountsCRUDAndSessionRevocation(t, testkit.MiniRedis(t))
+}
+
+// accountsCRUDAndSessionRevocation is TestAccountsCRUDAndSessionRevocation
+// on rdb (TestOnRedisCluster runs it on a Cluster too).
+func accountsCRUDAndSessionRevocation(t *testing.T, rdb redis.UniversalClient) {
+	e := accountsEnvOn(t, rdb, redfish.AccountPolicy{})
 	const accounts = "/redfish/v1/AccountService/Accounts"
 
 	// An Administrator creates an Operator; ReadOnly and Operators may not.
@@ -120,9 +132,13 @@ func TestSessionsRevokedAcrossRestart(t *testing.T) {
 
 // TestLockout: failed logins lock the account on every replica, the right
 // password included, and the account shows Locked.
-func TestLockout(t *testing.T) {
+func TestLockout(t *testing.T) { lockout(t, testkit.MiniRedis(t)) }
+
+// lockout is TestLockout on rdb (TestOnRedisCluster runs it on a Cluster
+// too: the failure count and the lock are touched by one script).
+func lockout(t *testing.T, rdb redis.UniversalClient) {
 	pol := redfish.AccountPolicy{LockoutThreshold: 3, LockoutDuration: time.Hour, LockoutResetAfter: time.Hour}
-	e := accountsEnv(t, pol)
+	e := accountsEnvOn(t, rdb, pol)
 	other := e.secondReplica([]redfish.Account{{User: adminUser, Password: adminPass}, {User: "cfgop", Password: "cfg-operator", Role: redfish.RoleOperator}}, pol)
 	for i := range 3 {
 		wantStatus(t, "wrong password "+strconv.Itoa(i), e.do("GET", "/redfish/v1/Systems", "", basic("cfgop", "guess"+strconv.Itoa(i))), http.StatusUnauthorized)

@@ -32,15 +32,18 @@ var ErrTooManySessions = errors.New("too many sessions for this user")
 // ErrNoSession is returned for an unknown or expired session or token.
 var ErrNoSession = errors.New("no such session")
 
-// SessionStore keeps sessions in Redis, every command on a single key so
-// that it works on Redis Cluster too:
+// SessionStore keeps sessions in Redis:
 //
 //	fg:token:<sha256(token)>  hash {id, user, role, created}, idle TTL, refreshed on use
 //	fg:session:<id>           the token key's name (to find a session by id)
 //	fg:sessions               set of session ids
-//	fg:usersessions:<user>    set of that user's session ids (the per-user cap)
+//	fg:{user:<user>}:sessions set of that user's session ids (the per-user cap)
 //
 // A session is alive while its token key is. Only the token's hash is stored.
+// Every command touches one key (pipelines group commands, never
+// transactions), so on Redis Cluster the keys need no common hash tag: the
+// token keys, read by every authenticated request, spread over every
+// master (docs/architecture.md#redis-key-layout).
 type SessionStore struct {
 	rdb  redis.UniversalClient
 	idle time.Duration
@@ -72,7 +75,7 @@ func randomString(n int) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-func userSessionsKey(user string) string { return "fg:usersessions:" + user }
+func userSessionsKey(user string) string { return userKey(user, "sessions") }
 
 // Create opens a session for user and returns it with its token. fp is the
 // account's fingerprint.
