@@ -73,7 +73,9 @@ func emitTask(b *Bus, node, task string, key schemas.TaskEventMessage) {
 		Message: schemas.TaskEvent(key, task)})
 }
 
-func forEachRedis(t *testing.T, f func(t *testing.T, rdb *redis.Client)) {
+// forEachRedis runs f on miniredis and on a real redis-server
+// (TestOnRedisCluster runs the same tests on a Redis Cluster).
+func forEachRedis(t *testing.T, f func(t *testing.T, rdb redis.UniversalClient)) {
 	for _, target := range testkit.RedisTargets() {
 		t.Run(target.Name, func(t *testing.T) {
 			t.Parallel()
@@ -82,121 +84,137 @@ func forEachRedis(t *testing.T, f func(t *testing.T, rdb *redis.Client)) {
 	}
 }
 
-func TestEmitAndRead(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, rdb *redis.Client) {
-		b := newBus(t, rdb, Options{})
-		ctx := context.Background()
-		if id, err := b.LastID(ctx); err != nil || id != "0-0" {
-			t.Fatalf("LastID of an empty stream: %q %v", id, err)
+// TestOnRedisCluster runs the tests of forEachRedis on a real Redis
+// Cluster of three masters, one after the other on one cluster (emptied
+// between them): events are published and read, followed, and pushed by
+// one elected replica, through a cluster client. The events' keys share
+// the hash tag {events}, so their scripts and transactions run on one
+// master.
+func TestOnRedisCluster(t *testing.T) {
+	testkit.StartRedisCluster(t, 3, 0).RunEach(t,
+		testkit.ClusterCase{Name: "emit and read", Run: emitAndRead},
+		testkit.ClusterCase{Name: "follow without loss", Run: followWithoutLoss},
+		testkit.ClusterCase{Name: "push once in order across replicas", Run: pushOnceInOrderAcrossReplicas},
+		testkit.ClusterCase{Name: "push retries then applies the policy", Run: pushRetriesThenAppliesPolicy},
+		testkit.ClusterCase{Name: "subscriptions per owner", Run: subscriptionsPerOwner},
+	)
+}
+
+func TestEmitAndRead(t *testing.T) { forEachRedis(t, emitAndRead) }
+
+func emitAndRead(t *testing.T, rdb redis.UniversalClient) {
+	b := newBus(t, rdb, Options{})
+	ctx := context.Background()
+	if id, err := b.LastID(ctx); err != nil || id != "0-0" {
+		t.Fatalf("LastID of an empty stream: %q %v", id, err)
+	}
+	emitPower(b, "n1", schemas.MsgResourcePoweringOn)
+	emitTask(b, "n1", "n1.a", schemas.MsgTaskStarted)
+	emitPower(b, "n1", schemas.MsgResourcePoweredOn)
+	recs, err := b.Read(ctx, "0-0", 0)
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("Read: %d records, %v", len(recs), err)
+	}
+	want := []string{"ResourceEvent.1.4.ResourcePoweringOn", "TaskEvent.1.0.TaskStarted", "ResourceEvent.1.4.ResourcePoweredOn"}
+	for i, r := range recs {
+		if r.Message.MessageID != want[i] || r.Node != "n1" || r.Time.IsZero() {
+			t.Errorf("record %d: %+v", i, r)
 		}
-		emitPower(b, "n1", schemas.MsgResourcePoweringOn)
-		emitTask(b, "n1", "n1.a", schemas.MsgTaskStarted)
-		emitPower(b, "n1", schemas.MsgResourcePoweredOn)
-		recs, err := b.Read(ctx, "0-0", 0)
-		if err != nil || len(recs) != 3 {
-			t.Fatalf("Read: %d records, %v", len(recs), err)
+	}
+	if recs[1].Task != "n1.a" || recs[1].Origin != "/TaskService/Tasks/n1.a" || recs[1].ResourceType() != "Task" {
+		t.Errorf("task record: %+v", recs[1])
+	}
+	if last, _ := b.LastID(ctx); last != recs[2].ID {
+		t.Errorf("LastID %s, want %s", last, recs[2].ID)
+	}
+	// A blocking read returns when an event arrives.
+	done := make(chan []Record)
+	go func() {
+		r, _ := b.Read(ctx, recs[2].ID, 5*time.Second)
+		done <- r
+	}()
+	time.Sleep(50 * time.Millisecond)
+	emitPower(b, "n2", schemas.MsgResourcePoweredOff)
+	select {
+	case r := <-done:
+		if len(r) != 1 || r[0].Node != "n2" {
+			t.Errorf("blocking read: %+v", r)
 		}
-		want := []string{"ResourceEvent.1.4.ResourcePoweringOn", "TaskEvent.1.0.TaskStarted", "ResourceEvent.1.4.ResourcePoweredOn"}
-		for i, r := range recs {
-			if r.Message.MessageID != want[i] || r.Node != "n1" || r.Time.IsZero() {
-				t.Errorf("record %d: %+v", i, r)
-			}
-		}
-		if recs[1].Task != "n1.a" || recs[1].Origin != "/TaskService/Tasks/n1.a" || recs[1].ResourceType() != "Task" {
-			t.Errorf("task record: %+v", recs[1])
-		}
-		if last, _ := b.LastID(ctx); last != recs[2].ID {
-			t.Errorf("LastID %s, want %s", last, recs[2].ID)
-		}
-		// A blocking read returns when an event arrives.
-		done := make(chan []Record)
-		go func() {
-			r, _ := b.Read(ctx, recs[2].ID, 5*time.Second)
-			done <- r
-		}()
-		time.Sleep(50 * time.Millisecond)
-		emitPower(b, "n2", schemas.MsgResourcePoweredOff)
-		select {
-		case r := <-done:
-			if len(r) != 1 || r[0].Node != "n2" {
-				t.Errorf("blocking read: %+v", r)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("blocking read did not return")
-		}
-		if r, err := b.Read(ctx, recs[2].ID, 0); err != nil || len(r) != 1 {
-			t.Errorf("Read after: %d %v", len(r), err)
-		}
-	})
+	case <-time.After(5 * time.Second):
+		t.Fatal("blocking read did not return")
+	}
+	if r, err := b.Read(ctx, recs[2].ID, 0); err != nil || len(r) != 1 {
+		t.Errorf("Read after: %d %v", len(r), err)
+	}
 }
 
 // TestFollowWithoutLoss: a follower that resumes after an id gets every
 // later event once, in stream order, while two replicas emit concurrently.
-func TestFollowWithoutLoss(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, rdb *redis.Client) {
-		a := newBus(t, rdb, Options{})
-		b := newBus(t, rdb, Options{})
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		emitPower(a, "first", schemas.MsgResourcePoweredOn)
-		recs, _ := a.Read(ctx, "0-0", 0)
-		f, err := b.Follow(ctx, recs[0].ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		const perReplica = 60
-		var wg sync.WaitGroup
-		for _, bus := range []*Bus{a, b} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range perReplica {
-					name := "r" + strconv.Itoa(i)
-					if bus == b {
-						name = "s" + strconv.Itoa(i)
-					}
-					emitPower(bus, name, schemas.MsgResourcePoweredOff)
+func TestFollowWithoutLoss(t *testing.T) { forEachRedis(t, followWithoutLoss) }
+
+func followWithoutLoss(t *testing.T, rdb redis.UniversalClient) {
+	a := newBus(t, rdb, Options{})
+	b := newBus(t, rdb, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	emitPower(a, "first", schemas.MsgResourcePoweredOn)
+	recs, _ := a.Read(ctx, "0-0", 0)
+	f, err := b.Follow(ctx, recs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const perReplica = 60
+	var wg sync.WaitGroup
+	for _, bus := range []*Bus{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perReplica {
+				name := "r" + strconv.Itoa(i)
+				if bus == b {
+					name = "s" + strconv.Itoa(i)
 				}
-			}()
-		}
-		var got []Record
-		for len(got) < 2*perReplica {
-			r, err := f.Next(ctx, 5*time.Second)
-			if err != nil {
-				t.Fatalf("after %d events: %v", len(got), err)
+				emitPower(bus, name, schemas.MsgResourcePoweredOff)
 			}
-			if r == nil {
-				t.Fatalf("no event within 5s after %d", len(got))
-			}
-			got = append(got, r...)
+		}()
+	}
+	var got []Record
+	for len(got) < 2*perReplica {
+		r, err := f.Next(ctx, 5*time.Second)
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(got), err)
 		}
-		wg.Wait()
-		if len(got) != 2*perReplica {
-			t.Fatalf("%d events, want %d", len(got), 2*perReplica)
+		if r == nil {
+			t.Fatalf("no event within 5s after %d", len(got))
 		}
-		next := map[byte]int{}
-		prev := streamID{}
-		for _, r := range got {
-			id, _ := parseID(r.ID)
-			if !prev.less(id) {
-				t.Fatalf("event %s after %s: not in stream order", r.ID, prev)
-			}
-			prev = id
-			want := string(r.Node[0]) + strconv.Itoa(next[r.Node[0]])
-			if r.Node != want {
-				t.Fatalf("event for %s, want %s: one replica's events out of order", r.Node, want)
-			}
-			next[r.Node[0]]++
+		got = append(got, r...)
+	}
+	wg.Wait()
+	if len(got) != 2*perReplica {
+		t.Fatalf("%d events, want %d", len(got), 2*perReplica)
+	}
+	next := map[byte]int{}
+	prev := streamID{}
+	for _, r := range got {
+		id, _ := parseID(r.ID)
+		if !prev.less(id) {
+			t.Fatalf("event %s after %s: not in stream order", r.ID, prev)
 		}
-		if f.Cursor() != got[len(got)-1].ID {
-			t.Errorf("cursor %s, want %s", f.Cursor(), got[len(got)-1].ID)
+		prev = id
+		want := string(r.Node[0]) + strconv.Itoa(next[r.Node[0]])
+		if r.Node != want {
+			t.Fatalf("event for %s, want %s: one replica's events out of order", r.Node, want)
 		}
-		// Nothing more, and an idle wait returns nil, nil.
-		if r, err := f.Next(ctx, 150*time.Millisecond); r != nil || err != nil {
-			t.Errorf("idle Next: %v %v", r, err)
-		}
-	})
+		next[r.Node[0]]++
+	}
+	if f.Cursor() != got[len(got)-1].ID {
+		t.Errorf("cursor %s, want %s", f.Cursor(), got[len(got)-1].ID)
+	}
+	// Nothing more, and an idle wait returns nil, nil.
+	if r, err := f.Next(ctx, 150*time.Millisecond); r != nil || err != nil {
+		t.Errorf("idle Next: %v %v", r, err)
+	}
 }
 
 func TestFollowFromNowAndClose(t *testing.T) {

@@ -100,135 +100,135 @@ func checkOrderedOnce(t testing.TB, evs []schemas.Event) []string {
 // TestPushOnceInOrderAcrossReplicas: two replicas emit; one deliverer at a
 // time POSTs; after the deliverer stops, the other replica takes over from
 // the cursors. Every subscriber gets each matching event once, in order.
-func TestPushOnceInOrderAcrossReplicas(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, rdb *redis.Client) {
-		v := testkit.Schemas(t)
-		a := newBus(t, rdb, loopbackOK())
-		b := newBus(t, rdb, loopbackOK())
-		all, tasks := newReceiver(t, nil), newReceiver(t, nil)
-		ctx := context.Background()
-		if _, err := a.Subscribe(ctx, Subscription{Destination: all.srv.URL + "/hook", Context: "all-events"}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.Subscribe(ctx, Subscription{Destination: tasks.srv.URL, RegistryPrefixes: []string{"TaskEvent"}}); err != nil {
-			t.Fatal(err)
-		}
-		round := func(n int) {
-			for i := range n {
-				bus := a
-				if i%2 == 1 {
-					bus = b
-				}
-				emitTask(bus, "n1", "n1.t", schemas.MsgTaskStarted)
-				emitPower(bus, "n1", schemas.MsgResourcePoweredOn)
+func TestPushOnceInOrderAcrossReplicas(t *testing.T) { forEachRedis(t, pushOnceInOrderAcrossReplicas) }
+
+func pushOnceInOrderAcrossReplicas(t *testing.T, rdb redis.UniversalClient) {
+	v := testkit.Schemas(t)
+	a := newBus(t, rdb, loopbackOK())
+	b := newBus(t, rdb, loopbackOK())
+	all, tasks := newReceiver(t, nil), newReceiver(t, nil)
+	ctx := context.Background()
+	if _, err := a.Subscribe(ctx, Subscription{Destination: all.srv.URL + "/hook", Context: "all-events"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Subscribe(ctx, Subscription{Destination: tasks.srv.URL, RegistryPrefixes: []string{"TaskEvent"}}); err != nil {
+		t.Fatal(err)
+	}
+	round := func(n int) {
+		for i := range n {
+			bus := a
+			if i%2 == 1 {
+				bus = b
 			}
+			emitTask(bus, "n1", "n1.t", schemas.MsgTaskStarted)
+			emitPower(bus, "n1", schemas.MsgResourcePoweredOn)
 		}
-		round(10)
-		waitFor(t, "20 events", func() bool { e, _ := all.snapshot(); return len(e) == 20 })
-		waitFor(t, "10 task events", func() bool { e, _ := tasks.snapshot(); return len(e) == 10 })
-		// Stop whichever replica delivers; the other takes over.
-		holder, err := rdb.Get(ctx, leaseKeys.Holder).Result()
-		if err != nil {
-			t.Fatalf("no deliverer lease: %v", err)
+	}
+	round(10)
+	waitFor(t, "20 events", func() bool { e, _ := all.snapshot(); return len(e) == 20 })
+	waitFor(t, "10 task events", func() bool { e, _ := tasks.snapshot(); return len(e) == 10 })
+	// Stop whichever replica delivers; the other takes over.
+	holder, err := rdb.Get(ctx, leaseKeys.Holder).Result()
+	if err != nil {
+		t.Fatalf("no deliverer lease: %v", err)
+	}
+	survivor := b
+	if strings.HasPrefix(holder, b.opts.ReplicaID+"|") {
+		b.Close()
+		survivor = a
+	} else {
+		a.Close()
+	}
+	for range 5 {
+		emitTask(survivor, "n1", "n1.u", schemas.MsgTaskCompletedOK)
+		emitPower(survivor, "n1", schemas.MsgResourcePoweredOff)
+	}
+	waitFor(t, "30 events", func() bool { e, _ := all.snapshot(); return len(e) >= 30 })
+	waitFor(t, "15 task events", func() bool { e, _ := tasks.snapshot(); return len(e) >= 15 })
+	time.Sleep(300 * time.Millisecond) // nothing more may come
+	evs, _ := all.snapshot()
+	if len(evs) != 30 {
+		t.Fatalf("%d events delivered, want 30", len(evs))
+	}
+	ids := checkOrderedOnce(t, evs)
+	if ids[0] != "TaskEvent.1.0.TaskStarted" || ids[1] != "ResourceEvent.1.4.ResourcePoweredOn" || ids[29] != "ResourceEvent.1.4.ResourcePoweredOff" {
+		t.Errorf("MessageIds %v", ids)
+	}
+	tevs, _ := tasks.snapshot()
+	if len(tevs) != 15 {
+		t.Fatalf("%d task events, want 15", len(tevs))
+	}
+	for _, id := range checkOrderedOnce(t, tevs) {
+		if !strings.HasPrefix(id, "TaskEvent.") {
+			t.Errorf("task subscriber got %s", id)
 		}
-		survivor := b
-		if strings.HasPrefix(holder, b.opts.ReplicaID+"|") {
-			b.Close()
-			survivor = a
-		} else {
-			a.Close()
-		}
-		for range 5 {
-			emitTask(survivor, "n1", "n1.u", schemas.MsgTaskCompletedOK)
-			emitPower(survivor, "n1", schemas.MsgResourcePoweredOff)
-		}
-		waitFor(t, "30 events", func() bool { e, _ := all.snapshot(); return len(e) >= 30 })
-		waitFor(t, "15 task events", func() bool { e, _ := tasks.snapshot(); return len(e) >= 15 })
-		time.Sleep(300 * time.Millisecond) // nothing more may come
-		evs, _ := all.snapshot()
-		if len(evs) != 30 {
-			t.Fatalf("%d events delivered, want 30", len(evs))
-		}
-		ids := checkOrderedOnce(t, evs)
-		if ids[0] != "TaskEvent.1.0.TaskStarted" || ids[1] != "ResourceEvent.1.4.ResourcePoweredOn" || ids[29] != "ResourceEvent.1.4.ResourcePoweredOff" {
-			t.Errorf("MessageIds %v", ids)
-		}
-		tevs, _ := tasks.snapshot()
-		if len(tevs) != 15 {
-			t.Fatalf("%d task events, want 15", len(tevs))
-		}
-		for _, id := range checkOrderedOnce(t, tevs) {
-			if !strings.HasPrefix(id, "TaskEvent.") {
-				t.Errorf("task subscriber got %s", id)
-			}
-		}
-		ev := evs[0]
-		if ev.Context != "all-events" || ev.ODataType != schemas.TypeEvent || ev.Events[0].OriginOfCondition.ODataID != "/redfish/v1/TaskService/Tasks/n1.t" {
-			t.Errorf("event body: %+v", ev)
-		}
-		all.mu.Lock()
-		body := all.bodies[1]
-		ct := all.hdrs[1].Get("Content-Type")
-		all.mu.Unlock()
-		if ct != "application/json" {
-			t.Errorf("Content-Type %q", ct)
-		}
-		if err := v.Validate(body); err != nil {
-			t.Errorf("event body does not validate: %v\n%s", err, body)
-		}
-	})
+	}
+	ev := evs[0]
+	if ev.Context != "all-events" || ev.ODataType != schemas.TypeEvent || ev.Events[0].OriginOfCondition.ODataID != "/redfish/v1/TaskService/Tasks/n1.t" {
+		t.Errorf("event body: %+v", ev)
+	}
+	all.mu.Lock()
+	body := all.bodies[1]
+	ct := all.hdrs[1].Get("Content-Type")
+	all.mu.Unlock()
+	if ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if err := v.Validate(body); err != nil {
+		t.Errorf("event body does not validate: %v\n%s", err, body)
+	}
 }
 
-func TestPushRetriesThenAppliesPolicy(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, rdb *redis.Client) {
-		o := loopbackOK()
-		o.RetryAttempts = 2
-		bus := newBus(t, rdb, o)
-		ctx := context.Background()
-		down := newReceiver(t, func(int) bool { return true })
-		gone := newReceiver(t, func(int) bool { return true })
-		suspended, err := bus.Subscribe(ctx, Subscription{Destination: down.srv.URL})
-		if err != nil {
-			t.Fatal(err)
-		}
-		terminated, err := bus.Subscribe(ctx, Subscription{Destination: gone.srv.URL, RetryPolicy: TerminateAfterRetries})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if suspended.RetryPolicy != SuspendRetries || suspended.State != "Enabled" {
-			t.Errorf("new subscription: %+v", suspended)
-		}
-		emitPower(bus, "n1", schemas.MsgResourcePoweredOn)
-		waitFor(t, "suspension", func() bool {
-			s, err := bus.Subscription(ctx, suspended.ID)
-			return err == nil && s.State == "Disabled"
-		})
-		waitFor(t, "termination", func() bool {
-			_, err := bus.Subscription(ctx, terminated.ID)
-			return errors.Is(err, ErrNoSubscription)
-		})
-		emitPower(bus, "n1", schemas.MsgResourcePoweredOff)
-		time.Sleep(300 * time.Millisecond)
-		for name, r := range map[string]*receiver{"suspended": down, "terminated": gone} {
-			if _, posts := r.snapshot(); posts != 3 {
-				t.Errorf("%s: %d POSTs, want 3 (1 + 2 retries)", name, posts)
-			}
-		}
-		// A read may fail on a loaded machine (a Redis timeout): the test
-		// reads until one succeeds, and then the reason must be there.
-		var s Subscription
-		var rerr error
-		waitFor(t, "a read of the suspended subscription", func() bool {
-			s, rerr = bus.Subscription(ctx, suspended.ID)
-			if rerr != nil {
-				t.Logf("read subscription: %v", rerr)
-			}
-			return rerr == nil
-		})
-		if s.State != "Disabled" || !strings.Contains(s.LastError, "503") {
-			t.Errorf("suspended subscription: State %q, LastError %q; want Disabled and the destination's 503", s.State, s.LastError)
-		}
+func TestPushRetriesThenAppliesPolicy(t *testing.T) { forEachRedis(t, pushRetriesThenAppliesPolicy) }
+
+func pushRetriesThenAppliesPolicy(t *testing.T, rdb redis.UniversalClient) {
+	o := loopbackOK()
+	o.RetryAttempts = 2
+	bus := newBus(t, rdb, o)
+	ctx := context.Background()
+	down := newReceiver(t, func(int) bool { return true })
+	gone := newReceiver(t, func(int) bool { return true })
+	suspended, err := bus.Subscribe(ctx, Subscription{Destination: down.srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	terminated, err := bus.Subscribe(ctx, Subscription{Destination: gone.srv.URL, RetryPolicy: TerminateAfterRetries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if suspended.RetryPolicy != SuspendRetries || suspended.State != "Enabled" {
+		t.Errorf("new subscription: %+v", suspended)
+	}
+	emitPower(bus, "n1", schemas.MsgResourcePoweredOn)
+	waitFor(t, "suspension", func() bool {
+		s, err := bus.Subscription(ctx, suspended.ID)
+		return err == nil && s.State == "Disabled"
 	})
+	waitFor(t, "termination", func() bool {
+		_, err := bus.Subscription(ctx, terminated.ID)
+		return errors.Is(err, ErrNoSubscription)
+	})
+	emitPower(bus, "n1", schemas.MsgResourcePoweredOff)
+	time.Sleep(300 * time.Millisecond)
+	for name, r := range map[string]*receiver{"suspended": down, "terminated": gone} {
+		if _, posts := r.snapshot(); posts != 3 {
+			t.Errorf("%s: %d POSTs, want 3 (1 + 2 retries)", name, posts)
+		}
+	}
+	// A read may fail on a loaded machine (a Redis timeout): the test
+	// reads until one succeeds, and then the reason must be there.
+	var s Subscription
+	var rerr error
+	waitFor(t, "a read of the suspended subscription", func() bool {
+		s, rerr = bus.Subscription(ctx, suspended.ID)
+		if rerr != nil {
+			t.Logf("read subscription: %v", rerr)
+		}
+		return rerr == nil
+	})
+	if s.State != "Disabled" || !strings.Contains(s.LastError, "503") {
+		t.Errorf("suspended subscription: State %q, LastError %q; want Disabled and the destination's 503", s.State, s.LastError)
+	}
 }
 
 // TestPushRecoversFromTransientFailures: a destination that fails twice
@@ -370,8 +370,11 @@ func TestSubscribeValidation(t *testing.T) {
 // TestSubscriptionsPerOwner: one account cannot take every subscription
 // (issue 10, item 6: one Operator filled all 100); the owner's count is
 // kept in Redis, so two replicas together cannot exceed it either.
-func TestSubscriptionsPerOwner(t *testing.T) {
-	rdb := testkit.MiniRedis(t)
+func TestSubscriptionsPerOwner(t *testing.T) { subscriptionsPerOwner(t, testkit.MiniRedis(t)) }
+
+// subscriptionsPerOwner is TestSubscriptionsPerOwner on rdb
+// (TestOnRedisCluster runs it on a Cluster: Unsubscribe is a MULTI).
+func subscriptionsPerOwner(t *testing.T, rdb redis.UniversalClient) {
 	o := loopbackOK()
 	o.MaxSubscriptions, o.MaxSubscriptionsPerOwner = 10, 3
 	a, b := newBus(t, rdb, o), newBus(t, rdb, o)

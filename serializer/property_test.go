@@ -50,17 +50,22 @@ func TestPropertyResetsStaySerialized(t *testing.T) {
 	limitRapid(t, propertyChecks)
 	for _, target := range testkit.RedisTargets() {
 		t.Run(target.Name, func(t *testing.T) {
-			rdb := target.New(t)
-			var (
-				seq   scenarioSeq
-				stats scenarioStats
-			)
-			rapid.Check(t, func(rt *rapid.T) {
-				runScenario(rt, rdb, seq.next("p"), &stats)
-			})
-			t.Logf("%d scenarios: %s", seq.n.Load(), &stats)
+			checkScenarios(t, target.New(t), "p")
 		})
 	}
+}
+
+// checkScenarios runs rapid's random scenarios on rdb, their node ids
+// starting with prefix, and logs what they did.
+func checkScenarios(t *testing.T, rdb redis.UniversalClient, prefix string) {
+	var (
+		seq   scenarioSeq
+		stats scenarioStats
+	)
+	rapid.Check(t, func(rt *rapid.T) {
+		runScenario(rt, rdb, seq.next(prefix), &stats)
+	})
+	t.Logf("%d scenarios: %s", seq.n.Load(), &stats)
 }
 
 // limitRapid sets rapid's number of checks (and turns off its fail files,
