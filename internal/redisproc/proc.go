@@ -7,9 +7,11 @@ package redisproc
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -147,8 +149,51 @@ func (p *Proc) Tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago, for a
+// server that binds it itself (and binds it again after a restart).
+//
+// It is drawn below the kernel's ephemeral range, never from it: a port
+// the kernel hands out for "127.0.0.1:0" or for the local end of an
+// outgoing connection can be handed out again to anyone (a test's HTTP
+// server, a client's connection) between our check and the server's bind,
+// or while a killed server is down; under load that happened, and a Redis
+// client found an HTTP server at its Redis's address. Below the range only
+// other callers of FreePort pick ports, at random among thousands.
 func FreePort() (int, error) {
+	low := ephemeralLow()
+	const first = 10000
+	if low-first < 1000 {
+		return kernelPort()
+	}
+	for range 100 {
+		port := first + rand.IntN(low-first)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken: draw again
+		}
+		ln.Close()
+		return port, nil
+	}
+	return kernelPort()
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				return n
+			}
+		}
+	}
+	return 32768
+}
+
+// kernelPort is a port the kernel picks: the fallback when no range below
+// the ephemeral one is left.
+func kernelPort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

@@ -86,7 +86,14 @@ func New(o Options) (*Topology, error) {
 		case mode == "sentinel" && i == 1:
 			extra = []string{"--replicaof", "127.0.0.1", fmt.Sprint(mustPort(t.addrs[0]))}
 		case mode == "cluster":
+			// The bus port is drawn like the port: its default, port+10000,
+			// would fall in the kernel's ephemeral range.
+			bus, err := FreePort()
+			if err != nil {
+				return nil, err
+			}
 			extra = []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+				"--cluster-port", fmt.Sprint(bus),
 				"--cluster-node-timeout", fmt.Sprint(o.NodeTimeout.Milliseconds())}
 		}
 		name := "redis-server"
