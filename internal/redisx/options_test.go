@@ -60,6 +60,9 @@ func TestClientOptions(t *testing.T) {
 			t.Errorf("options %+v", opt)
 		}
 		checkCommon(t, opt.ContextTimeoutEnabled, opt.ReadTimeout, opt.WriteTimeout)
+		if opt.ClusterStateReloadInterval != clusterReload {
+			t.Errorf("slot map re-read every %s, want %s", opt.ClusterStateReloadInterval, clusterReload)
+		}
 		if !strings.HasPrefix(where, "cluster ") {
 			t.Errorf("named %q", where)
 		}

@@ -213,7 +213,9 @@ func (o Options) client() (redis.UniversalClient, string, error) {
 	case Sentinel:
 		return redis.NewFailoverClient(u.Failover()), fmt.Sprintf("master %q of sentinels %s", o.MasterName, addrs), nil
 	case Cluster:
-		return redis.NewClusterClient(u.Cluster()), "cluster " + addrs, nil
+		co := u.Cluster()
+		co.ClusterStateReloadInterval = clusterReload
+		return redis.NewClusterClient(co), "cluster " + addrs, nil
 	}
 	return redis.NewClient(u.Simple()), addrs, nil
 }
@@ -248,6 +250,13 @@ func (o Options) urlOptions() (*redis.Options, error) {
 	o.apply(&opt.ContextTimeoutEnabled, &opt.ReadTimeout, &opt.WriteTimeout)
 	return opt, nil
 }
+
+// clusterReload is how often a Cluster client re-reads the slot map.
+// go-redis re-reads it at once on a MOVED reply, but a master that dies
+// answers nothing: until the next periodic read (60 s by default) the
+// client would keep dialling it after its replica took the slots over,
+// and every Reset of those nodes would wait out its deadline.
+const clusterReload = 2 * time.Second
 
 // universal are the client options of the Addrs form, for any mode.
 func (o Options) universal() (*redis.UniversalOptions, error) {
