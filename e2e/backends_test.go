@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -538,38 +537,7 @@ type sseStream struct {
 // for the rest of the test.
 func (g *gw) openSSE(t *testing.T) *sseStream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.url+"/redfish/v1/EventService/SSE", nil)
-	for k, v := range g.auth {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("SSE: %v", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		t.Fatalf("SSE: status %d", resp.StatusCode)
-	}
-	s := &sseStream{}
-	go func() {
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			data, ok := strings.CutPrefix(sc.Text(), "data:")
-			if !ok {
-				continue
-			}
-			var ev schemas.Event
-			if json.Unmarshal([]byte(strings.TrimSpace(data)), &ev) == nil {
-				s.mu.Lock()
-				s.events = append(s.events, ev.Events...)
-				s.mu.Unlock()
-			}
-		}
-	}()
-	return s
+	return openSSEAt(t, g.url, g.auth)
 }
 
 // find returns the events whose MessageId ends in "."+key and whose origin
