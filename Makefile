@@ -54,10 +54,12 @@ chaos-smoke:
 	$(GO) run ./cmd/fgchaos -nodes 30 -requests 400 -replicas 3 -kill-every 1s -timeout 3m -settle 60s
 
 # Three replicas, real Redis with AOF, faulty simulated BMCs, SIGKILLs and a
-# Redis restart; checks the invariants of docs/architecture.md#invariants and
-# prints one summary line.
+# Redis failure; checks the invariants of docs/architecture.md#invariants and
+# prints one summary line. REDIS=standalone (a restart of the one server),
+# sentinel or cluster (the master SIGKILLed, a replica promoted).
+REDIS ?= standalone
 chaos:
-	$(GO) run ./cmd/fgchaos -nodes 200 -requests 5000 -replicas 3
+	$(GO) run ./cmd/fgchaos -nodes 200 -requests 5000 -replicas 3 -redis $(REDIS)
 
 build:
 	$(GO) build -o bin/ ./cmd/...
