@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -113,6 +114,9 @@ type Options struct {
 	// sync_concurrency and sync_per_backend).
 	SyncConcurrency int
 	SyncPerKind     int
+	// StartWait bounds how long Start waits for the first read of every
+	// node before it returns (default 2s); the rest is read meanwhile.
+	StartWait time.Duration
 	// CallTimeout bounds one BMC call (default 20s).
 	CallTimeout time.Duration
 	// VerifyTimeout bounds the wait for a forced Reset's target state per
@@ -210,6 +214,9 @@ func (o *Options) defaults() {
 	if o.CallTimeout == 0 {
 		o.CallTimeout = 20 * time.Second
 	}
+	if o.StartWait == 0 {
+		o.StartWait = 2 * time.Second
+	}
 	if o.VerifyInterval == 0 {
 		o.VerifyInterval = 250 * time.Millisecond
 	}
@@ -264,6 +271,7 @@ type Service struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	synced chan struct{} // closed when Start's first read of every node ended
 }
 
 // New builds a service over nodes. Node ids must be unique and non-empty.
@@ -272,7 +280,7 @@ func New(nodes []Node, opts Options) (*Service, error) {
 		return nil, err
 	}
 	opts.defaults()
-	s := &Service{opts: opts, store: NewStore(opts.Redis), nodes: make(map[string]*node, len(nodes))}
+	s := &Service{opts: opts, store: NewStore(opts.Redis), nodes: make(map[string]*node, len(nodes)), synced: make(chan struct{})}
 	s.store.KeepTasks, s.store.KeepTaskAge = opts.KeepTasks, opts.KeepTaskAge
 	if opts.Writes != nil {
 		s.store.AckWrites(opts.Writes)
@@ -305,9 +313,13 @@ func (s *Service) Store() *Store { return s.store }
 // ReplicaID names this replica.
 func (s *Service) ReplicaID() string { return s.opts.ReplicaID }
 
-// Start reads every node once (bounded concurrency), subscribes to node
-// changes, picks up any work left in Redis (recovery), and starts the
-// periodic sweep. It returns after the first read.
+// Start subscribes to node changes, reads every node once (bounded
+// concurrency) in the background, picks up any work left in Redis
+// (recovery), and starts the periodic sweep, spread over the sync
+// interval. It returns once every node has been read, or after
+// Options.StartWait, whichever comes first: a fleet of thousands, or a BMC
+// that is slow or down, does not hold up the API (nodes not read yet show
+// Health Critical, "not read yet"). Synced tells when the first read ended.
 func (s *Service) Start(ctx context.Context) {
 	go func() {
 		select {
@@ -338,45 +350,79 @@ func (s *Service) Start(ctx context.Context) {
 			}
 		}
 	}()
-	s.sweep(s.ctx, true)
-	s.scanWork()
+	s.scanWork(true)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		sync := time.NewTicker(s.opts.SyncInterval)
-		defer sync.Stop()
+		s.sweep(s.ctx, s.ids, true)
+		close(s.synced)
+		s.syncLoop()
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
 		// Work whose holder died is found within one lease TTL: the lease
-		// expires at most a TTL after the last renewal, and is looked for
-		// every quarter TTL.
+		// expires at most a TTL after the last renewal, and the nodes with
+		// work are looked at every quarter TTL. Every node is looked at
+		// once per sync interval, for a notification that was missed.
 		scan := time.NewTicker(s.opts.LeaseTTL / 4)
 		defer scan.Stop()
+		lastAll := time.Now()
 		for {
 			select {
 			case <-s.ctx.Done():
 				return
-			case <-sync.C:
-				s.sweep(s.ctx, false)
 			case <-scan.C:
-				s.scanWork()
+				all := time.Since(lastAll) >= s.opts.SyncInterval
+				if all {
+					lastAll = time.Now()
+				}
+				s.scanWork(all)
 			}
 		}
 	}()
+	t := time.NewTimer(s.opts.StartWait)
+	defer t.Stop()
+	select {
+	case <-s.synced:
+	case <-t.C:
+		s.opts.Logger.Info("serving before every node was read", "nodes", len(s.ids), "waited", s.opts.StartWait)
+	case <-s.ctx.Done():
+	}
 }
 
-// scanWork reads every node's state (one pipelined round trip) and kicks
-// the nodes that have work: recovery after a restart, and take-over of
-// nodes whose lease holder died.
-func (s *Service) scanWork() {
+// Synced is closed once every node has been read after Start (or the
+// service was closed first).
+func (s *Service) Synced() <-chan struct{} { return s.synced }
+
+// scanWork reads the state of the nodes that have work (every node when
+// all) in one pipelined round trip, and kicks those that have: recovery
+// after a restart, and take-over of nodes whose lease holder died. A node
+// has work in the view as soon as its admission is published, so the
+// frequent scan need not read the idle thousands.
+func (s *Service) scanWork(all bool) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.LeaseTTL)
 	defer cancel()
-	cmds := make([]*redis.MapStringStringCmd, len(s.ids))
-	ttls := make([]*redis.DurationCmd, len(s.ids))
-	tickets := make([]uint64, len(s.ids))
-	for i, id := range s.ids {
+	ids := s.ids
+	if !all {
+		ids = nil
+		for _, id := range s.ids {
+			if n := s.nodes[id]; n.hasWork() {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) == 0 {
+			return
+		}
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	ttls := make([]*redis.DurationCmd, len(ids))
+	tickets := make([]uint64, len(ids))
+	for i, id := range ids {
 		tickets[i] = s.nodes[id].reads.Add(1)
 	}
 	_, err := s.opts.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range s.ids {
+		for i, id := range ids {
 			k := nodeKeys(id)
 			cmds[i] = p.HGetAll(ctx, k.Slots)
 			ttls[i] = p.PTTL(ctx, k.Lease)
@@ -387,7 +433,7 @@ func (s *Service) scanWork() {
 		s.opts.Logger.Warn("scan for work failed", "err", err)
 		return
 	}
-	for i, id := range s.ids {
+	for i, id := range ids {
 		n := s.nodes[id]
 		ns := parseNodeState(cmds[i].Val())
 		n.mu.Lock()
@@ -404,6 +450,14 @@ func (s *Service) scanWork() {
 		}
 		s.kick(n)
 	}
+}
+
+// hasWork reports whether the view shows work for the node: a running
+// action or a boot override waiting.
+func (n *node) hasWork() bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.view.State.Slots.Now.Task != "" || n.view.State.BootPending
 }
 
 // kickAt kicks n after d, once: repeated scans do not pile up timers.
@@ -485,20 +539,81 @@ func (s *Service) View(id string) (View, error) {
 	return n.view, nil
 }
 
-// sweep reads every node, at most SyncConcurrency at once in all and
+// sweepParts is how many parts the power sync divides the nodes into, by
+// a hash of their id. Each part is read at its own moment of the interval,
+// so 10,000 BMCs are not read in one burst, and each part is claimed in
+// Redis by one replica per interval (one claim per part, not per node).
+const sweepParts = 64
+
+// sweepPart is the part of the power sync that node id belongs to: the
+// same on every replica.
+func sweepPart(id string) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % sweepParts)
+}
+
+// syncLoop re-reads every node's power state once per sync interval, one
+// part after the other, evenly spaced. A part whose reads take longer than
+// its share of the interval delays the next; the loop does not catch up
+// in a burst.
+func (s *Service) syncLoop() {
+	next := time.Now()
+	for {
+		parts := make(map[int][]string)
+		for _, id := range s.ids {
+			p := sweepPart(id)
+			parts[p] = append(parts[p], id)
+		}
+		if len(parts) == 0 {
+			parts[0] = nil
+		}
+		step := s.opts.SyncInterval / time.Duration(len(parts))
+		for p := range sweepParts {
+			ids, ok := parts[p]
+			if !ok {
+				continue
+			}
+			next = next.Add(step)
+			if now := time.Now(); next.Before(now.Add(-step)) {
+				next = now
+			}
+			t := time.NewTimer(time.Until(next))
+			select {
+			case <-s.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			// With several replicas, one of them reads a given part per
+			// interval; the others learn a change through the observe
+			// script's notification. When Redis does not answer, read
+			// anyway: the view stays fresh.
+			ctx, cancel := context.WithTimeout(s.ctx, s.opts.CallTimeout)
+			mine, err := s.store.claimSweep(ctx, p, s.opts.SyncInterval*9/10)
+			cancel()
+			if err == nil && !mine {
+				continue
+			}
+			s.sweep(s.ctx, ids, false)
+		}
+	}
+}
+
+// sweep reads nodes ids, at most SyncConcurrency at once in all and
 // SyncPerKind at once per backend kind (one slow protocol, AMT say, cannot
 // take every slot).
-func (s *Service) sweep(ctx context.Context, full bool) {
+func (s *Service) sweep(ctx context.Context, ids []string, full bool) {
 	sem := make(chan struct{}, s.opts.SyncConcurrency)
 	kinds := map[string]chan struct{}{}
-	for _, id := range s.ids {
+	for _, id := range ids {
 		if k := s.nodes[id].Kind; kinds[k] == nil {
 			kinds[k] = make(chan struct{}, s.opts.SyncPerKind)
 		}
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for _, id := range s.ids {
+	for _, id := range ids {
 		n := s.nodes[id]
 		kind := kinds[n.Kind]
 		select {
@@ -529,13 +644,6 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 	n.mu.RUnlock()
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	defer cancel()
-	// With several replicas, one of them reads a given node per interval;
-	// the others learn a change through the observe script's notification.
-	if !needCaps {
-		if mine, err := s.store.claimSweep(cctx, n.ID, s.opts.SyncInterval*9/10); err == nil && !mine {
-			return
-		}
-	}
 	var (
 		caps    backends.Capabilities
 		boot    schemas.BootOverride
@@ -571,9 +679,16 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 		n.mu.Unlock()
 		return
 	}
+	// The record in Redis already says ps (as far as the view, which
+	// follows every published change, knows): nothing to write. Most
+	// reads of an idle fleet end here, without a script run.
+	recorded := n.view.State.Power == ps
 	n.mu.Unlock()
 	s.setPower(n, ps)
 	s.reassert(ctx, n, ps)
+	if recorded && !full {
+		return
+	}
 	prev, err := s.store.observe(cctx, n.ID, ps, s.opts.Clock())
 	if err == nil && !full && prev != ps && (prev == schemas.PowerOn || prev == schemas.PowerOff) && (ps == schemas.PowerOn || ps == schemas.PowerOff) {
 		// Drift: the node changed outside the gateway since the last record

@@ -29,14 +29,13 @@ type nodeKeySet struct {
 	Log   string // stream: the command log
 	Lease string // string with a TTL: "<replica>|<fence>" of the lease holder
 	Fence string // counter: the lease's fencing token
-	Sweep string // string with a TTL: the power sync claim (no script uses it)
 }
 
 func nodeKeys(node string) nodeKeySet {
 	p := "fg:node:{" + node + "}:"
 	l := lease.At(p)
 	return nodeKeySet{Slots: p + "slots", Tasks: p + "tasks", TaskZ: p + "taskz", Flips: p + "flips",
-		Log: p + "log", Lease: l.Holder, Fence: l.Fence, Sweep: p + "sweep"}
+		Log: p + "log", Lease: l.Holder, Fence: l.Fence}
 }
 
 // leaseKeys are the keys of the node's lease (internal/lease): its holder
@@ -67,8 +66,8 @@ func (k nodeKeySet) forScripts() []string {
 	return out
 }
 
-// all is every key of the node, the script keys and then the rest.
-func (k nodeKeySet) all() []string { return append(k.forScripts(), k.Sweep) }
+// all is every key of the node (the scripts are given them all).
+func (k nodeKeySet) all() []string { return k.forScripts() }
 
 // keysLua renders the binding of KEYS to named locals that opens every
 // script ("local SLOTS, TASKS, ... = KEYS[1], KEYS[2], ...").
@@ -468,10 +467,15 @@ func (st *Store) observe(ctx context.Context, node string, p schemas.PowerState,
 	return schemas.PowerState(old), err
 }
 
-// claimSweep reports whether this replica is the one to read node's power
-// in the sweep period ttl (SET NX PX).
-func (st *Store) claimSweep(ctx context.Context, node string, ttl time.Duration) (bool, error) {
-	return st.rdb.SetNX(ctx, nodeKeys(node).Sweep, "1", ttl).Result()
+// sweepKey is the power sync's claim on one part of the nodes for the
+// current interval (Service.syncLoop). It is used alone, so it has no hash
+// tag: the parts spread over a Cluster's masters.
+func sweepKey(part int) string { return "fg:sweep:" + strconv.Itoa(part) }
+
+// claimSweep reports whether this replica is the one to read the nodes of
+// sweep part part in the sync period ttl (SET NX PX).
+func (st *Store) claimSweep(ctx context.Context, part int, ttl time.Duration) (bool, error) {
+	return st.rdb.SetNX(ctx, sweepKey(part), "1", ttl).Result()
 }
 
 // RequestBoot admits a boot override for the node's lease holder to apply

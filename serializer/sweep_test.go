@@ -67,8 +67,9 @@ func TestSweepConcurrencyBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.Start(t.Context()) // returns after the first sweep
+	svc.Start(t.Context())
 	t.Cleanup(func() { svc.Close() })
+	<-svc.Synced() // the first sweep read every node
 	a, i := peak["amt"].Load(), peak["ipmi"].Load()
 	if a > 3 || i > 3 {
 		t.Errorf("peak reads per kind amt=%d ipmi=%d, bound 3", a, i)

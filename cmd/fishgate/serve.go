@@ -23,6 +23,9 @@ type serveFlags struct {
 	logLevel string
 	// insecureHTTP serves plain HTTP (tls.disabled).
 	insecureHTTP bool
+	// pprof serves net/http/pprof on this loopback address (hidden: for
+	// profiling, e.g. by fgbench fleet).
+	pprof string
 }
 
 func (f *serveFlags) register(cmd *cobra.Command) {
@@ -31,6 +34,8 @@ func (f *serveFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.redisURL, "redis-url", "", "use this Redis (redis://host:port/db) instead of the file's redis_url and redis servers")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().BoolVar(&f.insecureHTTP, "insecure-http", false, "serve plain HTTP, not HTTPS (overrides tls: in the config)")
+	cmd.Flags().StringVar(&f.pprof, "pprof", "", "serve Go's pprof profiles on this loopback host:port (debugging)")
+	_ = cmd.Flags().MarkHidden("pprof")
 }
 
 // load reads the config file and applies the flags; any problem is a usage
@@ -80,6 +85,11 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			go reloadOnHUP(cmd.Context(), hup, g, log)
+			if f.pprof != "" {
+				if err := servePprof(cmd.Context(), f.pprof, log); err != nil {
+					return err
+				}
+			}
 			if fp := g.TLSFingerprint(); fp != "" {
 				log.Info("fishgate serving", "url", g.URL(), "tls_sha256", fp, "nodes", len(cfg.Nodes), "version", version)
 				fmt.Fprintf(cmd.OutOrStdout(), "fishgate serving %s, TLS certificate SHA-256 fingerprint %s\n", g.URL(), fp)
