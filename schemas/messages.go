@@ -72,6 +72,9 @@ const (
 	MsgPropertyDuplicate
 	MsgActionParameterDuplicate
 	MsgActionParameterValueConflict
+	// Bulk power (AggregationService.Reset, Aggregate.Reset).
+	MsgActionParameterValueError
+	MsgActionParameterValueOutOfRange
 
 	// EventService (subscriptions and the SSE stream).
 	MsgPropertyValueFormatError
@@ -118,6 +121,9 @@ var baseEntries = [numBaseMessages]registryEntry{
 	MsgPropertyDuplicate:             {"PropertyDuplicate", "The property %1 was duplicated in the request.", 1, "Warning", "Remove the duplicate property from the request body and resubmit the request if the operation failed."},
 	MsgActionParameterDuplicate:      {"ActionParameterDuplicate", "The action %1 was submitted with more than one value for the parameter %2.", 2, "Warning", "Resubmit the action with only one instance of the action parameter in the request body if the operation failed."},
 	MsgActionParameterValueConflict:  {"ActionParameterValueConflict", "The parameter '%1' with the requested value of '%2' does not meet the constraints of the implementation.", 2, "Warning", "None."},
+	// Bulk power (AggregationService.Reset, Aggregate.Reset).
+	MsgActionParameterValueError:      {"ActionParameterValueError", "The value for the parameter %1 in the action %2 is invalid.", 2, "Warning", "Correct the value for the parameter in the request body and resubmit the request if the operation failed."},
+	MsgActionParameterValueOutOfRange: {"ActionParameterValueOutOfRange", "The value '%1' for the parameter %2 in the action %3 is not in the supported range of acceptable values.", 3, "Warning", "Correct the value for the parameter in the request body and resubmit the request if the operation failed."},
 
 	// EventService (subscriptions and the SSE stream).
 	MsgPropertyValueFormatError:       {"PropertyValueFormatError", "The value '%1' for the property %2 is not a format that the property can accept.", 2, "Warning", "Correct the value for the property in the request body and resubmit the request if the operation failed."},

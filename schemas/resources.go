@@ -65,18 +65,20 @@ const (
 // ServiceRoot is /redfish/v1 (ServiceRoot v1_17_0).
 type ServiceRoot struct {
 	Resource
-	RedfishVersion string          `json:"RedfishVersion"`
-	UUID           string          `json:"UUID,omitempty"`
-	Product        string          `json:"Product,omitempty"`
-	Vendor         string          `json:"Vendor,omitempty"`
-	Systems        *Link           `json:"Systems,omitempty"`
-	Managers       *Link           `json:"Managers,omitempty"`
-	Chassis        *Link           `json:"Chassis,omitempty"`
-	SessionService *Link           `json:"SessionService,omitempty"`
-	AccountService *Link           `json:"AccountService,omitempty"`
-	TaskService    *Link           `json:"Tasks,omitempty"`
-	EventService   *Link           `json:"EventService,omitempty"`
-	Links          ServiceRootLink `json:"Links"`
+	RedfishVersion string `json:"RedfishVersion"`
+	UUID           string `json:"UUID,omitempty"`
+	Product        string `json:"Product,omitempty"`
+	Vendor         string `json:"Vendor,omitempty"`
+	Systems        *Link  `json:"Systems,omitempty"`
+	Managers       *Link  `json:"Managers,omitempty"`
+	Chassis        *Link  `json:"Chassis,omitempty"`
+	SessionService *Link  `json:"SessionService,omitempty"`
+	AccountService *Link  `json:"AccountService,omitempty"`
+	TaskService    *Link  `json:"Tasks,omitempty"`
+	EventService   *Link  `json:"EventService,omitempty"`
+	// AggregationService holds the Aggregates (and their bulk power).
+	AggregationService *Link           `json:"AggregationService,omitempty"`
+	Links              ServiceRootLink `json:"Links"`
 }
 
 // ServiceRootLink is ServiceRoot.Links.
@@ -239,13 +241,16 @@ type TaskPayload struct {
 // Task is one power action (Task v1_7_0).
 type Task struct {
 	Resource
-	TaskState       TaskState      `json:"TaskState"`
-	TaskStatus      string         `json:"TaskStatus"`
-	StartTime       string         `json:"StartTime,omitempty"`
-	EndTime         string         `json:"EndTime,omitempty"`
-	PercentComplete int            `json:"PercentComplete"`
-	TaskMonitor     string         `json:"TaskMonitor"`
-	Messages        []Message      `json:"Messages"`
-	Payload         TaskPayload    `json:"Payload"`
-	Oem             map[string]any `json:"Oem,omitempty"`
+	TaskState       TaskState   `json:"TaskState"`
+	TaskStatus      string      `json:"TaskStatus"`
+	StartTime       string      `json:"StartTime,omitempty"`
+	EndTime         string      `json:"EndTime,omitempty"`
+	PercentComplete int         `json:"PercentComplete"`
+	TaskMonitor     string      `json:"TaskMonitor"`
+	Messages        []Message   `json:"Messages"`
+	Payload         TaskPayload `json:"Payload"`
+	// SubTasks links a bulk request's parent task to its per-node
+	// sub-tasks (absent on a sub-task and on a single node's task).
+	SubTasks *Link          `json:"SubTasks,omitempty"`
+	Oem      map[string]any `json:"Oem,omitempty"`
 }

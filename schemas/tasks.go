@@ -27,3 +27,20 @@ var TaskStates = []TaskState{
 func (s TaskState) Terminal() bool {
 	return s == TaskStateCompleted || s == TaskStateException || s == TaskStateCancelled
 }
+
+// EndMessage is the TaskEvent message that reports a task ending in state
+// s with TaskStatus status: TaskCompletedOK, TaskCompletedWarning,
+// TaskAborted (Exception) or TaskCancelled; false while s is not terminal.
+func (s TaskState) EndMessage(status string) (TaskEventMessage, bool) {
+	switch {
+	case s == TaskStateCompleted && status == "Warning":
+		return MsgTaskCompletedWarning, true
+	case s == TaskStateCompleted:
+		return MsgTaskCompletedOK, true
+	case s == TaskStateException:
+		return MsgTaskAborted, true
+	case s == TaskStateCancelled:
+		return MsgTaskCancelled, true
+	}
+	return 0, false
+}

@@ -42,15 +42,8 @@ func (s *Service) emitTask(ctx context.Context, node, task string, msg schemas.M
 // emitFinish reports how a task ended and, for a failure, a node event so
 // that waiters stop waiting (docs/architecture.md#events).
 func (s *Service) emitFinish(ctx context.Context, node, task string, r result) {
-	var key schemas.TaskEventMessage
-	switch {
-	case r.State == schemas.TaskStateCompleted && r.Status == "Warning":
-		key = schemas.MsgTaskCompletedWarning
-	case r.State == schemas.TaskStateCompleted:
-		key = schemas.MsgTaskCompletedOK
-	case r.State == schemas.TaskStateCancelled:
-		key = schemas.MsgTaskCancelled
-	default:
+	key, ok := r.State.EndMessage(r.Status)
+	if !ok {
 		key = schemas.MsgTaskAborted
 	}
 	m := schemas.TaskEvent(key, task)

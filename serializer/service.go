@@ -151,6 +151,10 @@ type Options struct {
 	// (required; config tasks.keep and tasks.keep_for).
 	KeepTasks   int
 	KeepTaskAge time.Duration
+	// MaxPowerOnPerSecond bounds the commands that can switch a machine
+	// on, over every node, request and replica sharing the Redis (config
+	// max_power_on_per_second; 0: no bound; inrush.go).
+	MaxPowerOnPerSecond float64
 	// Events receives power and task events (default: none).
 	Events Emitter
 	Clock  func() time.Time
@@ -202,6 +206,9 @@ func (o *Options) check() error {
 	}
 	if o.KeepTasks < 1 {
 		bad("KeepTasks must be at least 1 (config tasks.keep)")
+	}
+	if o.MaxPowerOnPerSecond < 0 {
+		bad("MaxPowerOnPerSecond must not be negative (config max_power_on_per_second)")
 	}
 	if o.KeepTaskAge <= 0 {
 		bad("KeepTaskAge must be positive (config tasks.keep_for)")
@@ -265,8 +272,10 @@ type node struct {
 type Service struct {
 	opts  Options
 	store *Store
-	nodes map[string]*node // fixed after New
-	ids   []string
+	// inrush is the fleet-wide power-on limiter (nil: none).
+	inrush *Inrush
+	nodes  map[string]*node // fixed after New
+	ids    []string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -285,6 +294,7 @@ func New(nodes []Node, opts Options) (*Service, error) {
 	if opts.Writes != nil {
 		s.store.AckWrites(opts.Writes)
 	}
+	s.inrush = NewInrush(opts.Redis, s.store.run, opts.MaxPowerOnPerSecond)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, n := range nodes {
 		if n.ID == "" {
@@ -733,6 +743,13 @@ func (s *Service) newTaskID(node string) string {
 // Reset admits a reset of type r for node id (docs/architecture.md#admission):
 // one Redis round trip. req describes the request for the node's command log.
 func (s *Service) Reset(ctx context.Context, id string, r schemas.ResetType, req string) (Admission, error) {
+	return s.resetAs(ctx, id, r, req, "")
+}
+
+// resetAs is Reset whose new task, if one is created, gets the id task
+// (newTaskID's when empty): a bulk request names it beforehand, to find out
+// after a crash whether the admission happened (bulk.go).
+func (s *Service) resetAs(ctx context.Context, id string, r schemas.ResetType, req, task string) (Admission, error) {
 	n, ok := s.nodes[id]
 	if !ok {
 		return Admission{}, fmt.Errorf("node %s: %w", id, ErrNodeNotFound)
@@ -743,7 +760,10 @@ func (s *Service) Reset(ctx context.Context, id string, r schemas.ResetType, req
 	if known && !caps.Supports(r) {
 		return Admission{}, fmt.Errorf("node %s: %s: %w", id, r, ErrUnsupportedReset)
 	}
-	a, err := s.store.Admit(ctx, id, n.rules, r, s.newTaskID(id), s.opts.Clock(), req)
+	if task == "" {
+		task = s.newTaskID(id)
+	}
+	a, err := s.store.Admit(ctx, id, n.rules, r, task, s.opts.Clock(), req)
 	if errors.Is(err, redisx.ErrNotReplicated) {
 		return Admission{}, s.withdraw(ctx, n, a, err)
 	}

@@ -211,6 +211,9 @@ func (s *Service) drive(ctx context.Context, n *node, lease, task string, a *Act
 				var err error
 				switch e.Kind {
 				case EffIssue:
+					if err := s.awaitInrush(ctx, n, e.Cmd, e.Force); err != nil {
+						return result{abandon: err}
+					}
 					res, err = s.store.workerOp(ctx, n.ID, lease, task, s.opts.Clock(), "step", e.Note, string(e.Cmd), boolArg(e.Force))
 				case EffUnissue:
 					res, err = s.store.workerOp(ctx, n.ID, lease, task, s.opts.Clock(), "unissue")

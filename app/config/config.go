@@ -53,6 +53,13 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// Admission is how each node treats overlapping power requests.
 	Admission Admission `yaml:"admission"`
+	// MaxPowerOnPerSecond bounds, fleet-wide, the power commands that can
+	// switch a machine on (On, ForceOn, PowerCycle, a PushPowerButton of a
+	// machine not known On, the On phase of an emulated restart or cycle):
+	// over every node, request and replica sharing the Redis, one such
+	// command is sent at most every 1/rate seconds (inrush control; 0, the
+	// default: no bound).
+	MaxPowerOnPerSecond float64 `yaml:"max_power_on_per_second"`
 	// LeaseTTL is the time-to-live of a node's lease and of the event
 	// deliverer's: a dead replica's nodes and event delivery are taken over
 	// within it (default 6s).
@@ -334,6 +341,9 @@ func (c *Config) Validate() error {
 	}
 	if !contains(Policies, c.Admission.Policy) {
 		bad("admission.policy", "%q is not one of %s", c.Admission.Policy, strings.Join(Policies, ", "))
+	}
+	if c.MaxPowerOnPerSecond < 0 || c.MaxPowerOnPerSecond > 100000 {
+		bad("max_power_on_per_second", "%g is out of range 0..100000 (0: no bound)", c.MaxPowerOnPerSecond)
 	}
 	if c.Admission.QueueMax < 1 || c.Admission.QueueMax > 1000 {
 		bad("admission.queue_max", "%d is out of range 1..1000", c.Admission.QueueMax)

@@ -30,6 +30,8 @@ func (c Config) SerializerOptions() serializer.Options {
 		Retries:         c.Retries,
 		KeepTasks:       c.Tasks.Keep,
 		KeepTaskAge:     time.Duration(c.Tasks.KeepFor),
+
+		MaxPowerOnPerSecond: c.MaxPowerOnPerSecond,
 	}
 }
 

@@ -34,6 +34,7 @@ type Gateway struct {
 	replica  string // the one replica id of this process: leases and logs
 	redis    *redisx.Conn
 	nodes    *serializer.Service
+	bulk     *serializer.Bulk // bulk power requests (Aggregate.Reset)
 	events   *events.Bus
 	api      *redfish.Server
 	listener net.Listener // the bound socket
@@ -115,6 +116,7 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 		g.redis.Close()
 		return nil, err
 	}
+	g.bulk = serializer.NewBulk(g.nodes)
 	g.proxies = newProxies(backendsByID, log)
 	var accounts []redfish.Account
 	for _, a := range cfg.Accounts {
@@ -123,8 +125,8 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 	g.api, err = redfish.New(redfish.Options{
 		Nodes: g.nodes, Redis: g.redis.Client, Accounts: accounts,
 		SessionTimeout: time.Duration(cfg.SessionTimeout), MaxBodyBytes: cfg.MaxBodyBytes,
-		Passthrough: g.proxies.handler,
-		Events:      g.events, SSEKeepAlive: time.Duration(cfg.Events.SSEKeepAlive),
+		Passthrough: g.proxies.handler, Bulk: g.bulk,
+		Events: g.events, SSEKeepAlive: time.Duration(cfg.Events.SSEKeepAlive),
 		MaxSSEStreams: cfg.Events.MaxSSEStreams, MaxSSEStreamsPerUser: cfg.Events.MaxSSEStreamsPerUser,
 		ServiceID: cfg.RedisID() + "|" + cfg.Listen, Logger: log,
 		UnauthenticatedBodyBytes: cfg.Limits.UnauthenticatedBodyBytes, TrustedProxies: cfg.TrustedProxyPrefixes(),
@@ -243,6 +245,7 @@ func (g *Gateway) Handler() http.Handler { return g.api.Handler() }
 func (g *Gateway) Serve(ctx context.Context) error {
 	g.events.Start(ctx) // SSE streams end with ctx, so Shutdown does not wait for them
 	g.nodes.Start(ctx)
+	g.bulk.Start(ctx)
 	errc := make(chan error, 1)
 	go func() {
 		errc <- g.server.Serve(g.serving)
@@ -260,7 +263,9 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}
 	g.proxies.close()
 	g.api.Close()
-	return errors.Join(err, g.closeIPMI(), g.nodes.Close(), g.events.Close(), g.redis.Close())
+	nerr := g.nodes.Close()
+	g.bulk.Wait() // its drivers stop with the service's context
+	return errors.Join(err, g.closeIPMI(), nerr, g.events.Close(), g.redis.Close())
 }
 
 // lockoutThreshold maps the configuration's 0 (never) to the AccountPolicy's.

@@ -41,12 +41,15 @@ func powerPlan(action string) ([]string, error) {
 
 func powerCmd() *cobra.Command {
 	var (
-		f    clientFlags
-		node string
-		wait bool
+		f         clientFlags
+		node      string
+		wait      bool
+		aggregate string
+		batch     int
+		delay     time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "power <on|off|soft|reboot|cycle|reset|nmi|ResetType> --node ID [--wait]",
+		Use:   "power <on|off|soft|reboot|cycle|reset|nmi|ResetType> (--node ID | --aggregate NAME [--batch N] [--delay D]) [--wait]",
 		Short: "Power a node on, off or through a restart, optionally waiting for the result",
 		Long: `power posts a ComputerSystem.Reset to the gateway and prints the task id.
 
@@ -56,6 +59,12 @@ func powerCmd() *cobra.Command {
 
 Any Redfish ResetType (ForceOn, GracefulRestart, PushPowerButton, ...) is
 accepted as well. With --wait it waits for the (last) task to end.
+
+With --aggregate it posts one Aggregate.Reset for every System of the
+aggregate (reboot is not offered: use cycle), --batch nodes at a time with
+--delay (whole seconds) between the end of a batch and the next; --wait
+then shows a progress bar when stderr is a terminal (nothing otherwise)
+and prints how the parent task ended.
 
 Exit codes: 0 accepted (with --wait: Completed); 1 --timeout passed; 2 a task
 ended in Exception or Cancelled; 3 bad arguments, or the gateway refused the
@@ -69,8 +78,14 @@ request or could not be reached.`,
 			if err != nil {
 				return fail("%v", err)
 			}
-			if node == "" {
-				return fail("--node is required")
+			if (node == "") == (aggregate == "") {
+				return fail("give one of --node and --aggregate")
+			}
+			if node != "" && (batch != 0 || delay != 0) {
+				return fail("--batch and --delay go with --aggregate")
+			}
+			if err := checkBulkFlags(batch, delay); err != nil {
+				return err
 			}
 			c, err := f.client()
 			if err != nil {
@@ -79,6 +94,9 @@ request or could not be reached.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 			defer cancel()
 			out := cmd.OutOrStdout()
+			if aggregate != "" {
+				return powerAggregate(ctx, c, aggregate, plan, batch, delay, wait, out, cmd.ErrOrStderr())
+			}
 			for i, rt := range plan {
 				t, err := c.reset(ctx, node, rt)
 				if err != nil {
@@ -103,5 +121,8 @@ request or could not be reached.`,
 	f.register(cmd, 10*time.Minute)
 	cmd.Flags().StringVar(&node, "node", "", "node id")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the task to end")
+	cmd.Flags().StringVar(&aggregate, "aggregate", "", "Aggregate id (its Name when it was created with one): power its Systems in one bulk request")
+	cmd.Flags().IntVar(&batch, "batch", 0, "with --aggregate: nodes per batch (default: all at once)")
+	cmd.Flags().DurationVar(&delay, "delay", 0, "with --aggregate: pause between batches, whole seconds")
 	return cmd
 }

@@ -76,6 +76,9 @@ type Options struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client (c.RealIP: logs, audit); none: the socket's address.
 	TrustedProxies []netip.Prefix
+	// Bulk runs Aggregate.Reset and AggregationService.Reset (nil: they
+	// answer 503).
+	Bulk BulkPower
 }
 
 // Server is the northbound Redfish service.
@@ -100,6 +103,8 @@ type Server struct {
 	// Options.TrustedProxies (requests.go).
 	unauthBody int64
 	trusted    []netip.Prefix
+	// bulk is Options.Bulk (bulk.go).
+	bulk BulkPower
 }
 
 // New builds the server and its routes.
@@ -128,6 +133,7 @@ func New(o Options) (*Server, error) {
 	s.events, s.sseKeepAlive = o.Events, o.SSEKeepAlive
 	s.sse = newSSELimiter(o.MaxSSEStreams, o.MaxSSEStreamsPerUser)
 	s.unauthBody, s.trusted = o.UnauthenticatedBodyBytes, o.TrustedProxies
+	s.bulk = o.Bulk
 	if s.unauthBody <= 0 {
 		s.unauthBody = DefaultUnauthenticatedBodyBytes
 	}
@@ -252,6 +258,7 @@ func (s *Server) routes() {
 		e.Add(r.method, r.path, r.h, s.authMiddleware)
 		e.Add(r.method, "/bmc/:node"+r.path, r.h, s.nodeScopeMiddleware, s.authMiddleware)
 	}
+	s.addAggregationRoutes(e)
 	s.allow = allowOf(e.Routes())
 	s.echo = e
 }

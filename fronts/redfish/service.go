@@ -27,19 +27,20 @@ func (s *Server) getServiceRoot(c echo.Context) error {
 		eventService = link("/EventService")
 	}
 	return send(c, http.StatusOK, schemas.ServiceRoot{
-		Resource:       schemas.Resource{ODataID: sc.url(""), ODataType: schemas.TypeServiceRoot, ID: id, Name: name},
-		RedfishVersion: schemas.RedfishVersion,
-		UUID:           uuid,
-		Product:        "fishgate",
-		Vendor:         "fishgate",
-		Systems:        link("/Systems"),
-		Managers:       link("/Managers"),
-		Chassis:        link("/Chassis"),
-		SessionService: link("/SessionService"),
-		AccountService: link("/AccountService"),
-		TaskService:    link("/TaskService"),
-		EventService:   eventService,
-		Links:          schemas.ServiceRootLink{Sessions: schemas.Link{ODataID: sc.url("/SessionService/Sessions")}},
+		Resource:           schemas.Resource{ODataID: sc.url(""), ODataType: schemas.TypeServiceRoot, ID: id, Name: name},
+		RedfishVersion:     schemas.RedfishVersion,
+		UUID:               uuid,
+		Product:            "fishgate",
+		Vendor:             "fishgate",
+		Systems:            link("/Systems"),
+		Managers:           link("/Managers"),
+		Chassis:            link("/Chassis"),
+		SessionService:     link("/SessionService"),
+		AccountService:     link("/AccountService"),
+		TaskService:        link("/TaskService"),
+		EventService:       eventService,
+		AggregationService: aggregationLink(sc),
+		Links:              schemas.ServiceRootLink{Sessions: schemas.Link{ODataID: sc.url("/SessionService/Sessions")}},
 	})
 }
 

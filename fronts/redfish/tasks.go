@@ -35,7 +35,7 @@ func (s *Server) getTasks(c echo.Context) error {
 	if err != nil {
 		return unavailable(2, err.Error())
 	}
-	var m []schemas.Link
+	m := s.bulkTaskLinks(c)
 	for _, id := range ids {
 		if node, _ := serializer.TaskNode(id); sc.visible(node) {
 			m = append(m, schemas.Link{ODataID: sc.url("/TaskService/Tasks/" + id)})
@@ -90,15 +90,8 @@ func renderTask(sc scope, t serializer.TaskRecord) schemas.Task {
 		msgs = append(msgs, m)
 	}
 	var final schemas.Message
-	switch {
-	case t.State == schemas.TaskStateCompleted && t.Status == "Warning":
-		final = schemas.TaskEvent(schemas.MsgTaskCompletedWarning, t.ID)
-	case t.State == schemas.TaskStateCompleted:
-		final = schemas.TaskEvent(schemas.MsgTaskCompletedOK, t.ID)
-	case t.State == schemas.TaskStateException:
-		final = schemas.TaskEvent(schemas.MsgTaskAborted, t.ID)
-	case t.State == schemas.TaskStateCancelled:
-		final = schemas.TaskEvent(schemas.MsgTaskCancelled, t.ID)
+	if key, ok := t.State.EndMessage(t.Status); ok {
+		final = schemas.TaskEvent(key, t.ID)
 	}
 	if final.MessageID != "" {
 		if t.Reason != "" {
@@ -158,6 +151,9 @@ func taskAllow(t serializer.TaskRecord) string {
 }
 
 func (s *Server) getTask(c echo.Context) error {
+	if serializer.IsBulkID(c.Param("task")) {
+		return s.getBulkTask(c, false)
+	}
 	t, err := s.task(c)
 	if err != nil {
 		return err
@@ -170,6 +166,9 @@ func (s *Server) getTask(c echo.Context) error {
 // finished Task when done (DSP0266 12.2); Allow says whether it can still
 // be cancelled (taskAllow).
 func (s *Server) getTaskMonitor(c echo.Context) error {
+	if serializer.IsBulkID(c.Param("task")) {
+		return s.getBulkTask(c, true)
+	}
 	t, err := s.task(c)
 	if err != nil {
 		return err
@@ -190,6 +189,9 @@ func (s *Server) getTaskMonitor(c echo.Context) error {
 func (s *Server) deleteTask(c echo.Context) error {
 	if err := canOperate(c); err != nil {
 		return err
+	}
+	if serializer.IsBulkID(c.Param("task")) {
+		return s.deleteBulkTask(c)
 	}
 	t, err := s.task(c)
 	if err != nil {

@@ -1,0 +1,178 @@
+package serializer_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fishgate/fishgate/internal/redisx"
+	"github.com/fishgate/fishgate/internal/testkit"
+	"github.com/fishgate/fishgate/schemas"
+	"github.com/fishgate/fishgate/serializer"
+	"github.com/fishgate/fishgate/simulator"
+)
+
+// bulkOf starts the bulk requests of a replica until the test ends.
+func bulkOf(t *testing.T, svc *serializer.Service) *serializer.Bulk {
+	b := serializer.NewBulk(svc)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Start(ctx)
+	t.Cleanup(func() { cancel(); b.Wait() })
+	return b
+}
+
+func waitBulk(t *testing.T, b *serializer.Bulk, id string) serializer.BulkRecord {
+	t.Helper()
+	var rec serializer.BulkRecord
+	testkit.WaitFor(t, 60*time.Second, "bulk task "+id+" to end", func() (bool, string) {
+		var err error
+		rec, err = b.Get(context.Background(), id)
+		return err == nil && rec.Terminal(), fmt.Sprintf("%+v %v", rec, err)
+	})
+	return rec
+}
+
+// TestBulkOverTwoReplicas: a bulk On of twelve nodes and one unknown id,
+// in batches of five, created on one replica of two: every node gets
+// exactly one command, one at a time; the unknown one's part ends
+// Exception naming the problem; the parent ends Exception with the counts,
+// whichever replica drove it.
+func TestBulkOverTwoReplicas(t *testing.T) {
+	for _, target := range testkit.RedisTargets() {
+		t.Run(target.Name, func(t *testing.T) {
+			var nodes []simNode
+			var ids []string
+			for i := 1; i <= 12; i++ {
+				id := fmt.Sprintf("n%02d", i)
+				nodes = append(nodes, simNode{ID: id, Machine: simulator.MachineConfig{InitialPower: "Off"}})
+				ids = append(ids, id)
+			}
+			e := newEnv(t, target.New(t), nodes)
+			a := bulkOf(t, e.addReplica("a", fastOptions(), nil))
+			bulkOf(t, e.addReplica("b", fastOptions(), nil))
+			ctx := context.Background()
+			rec, err := a.Create(ctx, serializer.BulkRequest{Nodes: append(ids, "ghost", "n01"), Reset: schemas.ResetOn, BatchSize: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Total != 13 || rec.State != schemas.TaskStateNew && rec.State != schemas.TaskStateRunning {
+				t.Fatalf("created %+v", rec)
+			}
+			rec = waitBulk(t, a, rec.ID)
+			if rec.State != schemas.TaskStateException || rec.Completed != 12 || rec.Failed != 1 || rec.Done != 13 || rec.Batches != 3 || rec.Percent() != 100 {
+				t.Errorf("ended %+v", rec)
+			}
+			for i, id := range ids {
+				st := e.machine(id).Status()
+				if accepted := len(st.Commands); accepted != 1 || st.MaxInFlight != 1 || e.machine(id).PowerState() != "On" {
+					t.Errorf("%s: %d commands, max in flight %d, %s", id, accepted, st.MaxInFlight, e.machine(id).PowerState())
+				}
+				sub, err := a.Sub(ctx, rec.ID, id)
+				if err != nil || sub.State != schemas.TaskStateCompleted || sub.Batch != i/5 || sub.Record == nil || sub.Record.ID != sub.Task {
+					t.Errorf("sub-task %s: %+v %v", id, sub, err)
+				}
+			}
+			ghost, err := a.Sub(ctx, rec.ID, "ghost")
+			if err != nil || ghost.State != schemas.TaskStateException || !strings.Contains(ghost.Reason, "not managed") {
+				t.Errorf("unknown node's part: %+v %v", ghost, err)
+			}
+			if _, err := a.Sub(ctx, rec.ID, "n99"); err != serializer.ErrBulkNotFound {
+				t.Errorf("a node outside the request: %v", err)
+			}
+			if res, err := a.Cancel(ctx, rec.ID); err != nil || res != serializer.BulkCancelFinished {
+				t.Errorf("cancel of an ended task: %v %v", res, err)
+			}
+		})
+	}
+}
+
+// TestBulkCoalescesAndCancels: a bulk request's node action goes through
+// the node's slots like any Reset: an identical running action is joined
+// (no second command), and a DELETE between batches ends the later
+// batch's parts Cancelled without any command.
+func TestBulkCoalescesAndCancels(t *testing.T) {
+	e := newEnv(t, testkit.MiniRedis(t), []simNode{
+		{ID: "n1", Machine: simulator.MachineConfig{InitialPower: "Off", DelayMin: 300 * time.Millisecond, DelayMax: 300 * time.Millisecond}},
+		{ID: "n2", Machine: simulator.MachineConfig{InitialPower: "Off"}},
+	})
+	svc := e.addReplica("a", fastOptions(), nil)
+	b := bulkOf(t, svc)
+	ctx := context.Background()
+	single, err := svc.Reset(ctx, "n1", schemas.ResetOn, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := b.Create(ctx, serializer.BulkRequest{Nodes: []string{"n1", "n2"}, Reset: schemas.ResetOn, BatchSize: 1, Delay: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 30*time.Second, "the first batch to end", func() (bool, string) {
+		r, _ := b.Get(ctx, rec.ID)
+		return r.Done == 1, fmt.Sprintf("%+v", r)
+	})
+	sub, _ := b.Sub(ctx, rec.ID, "n1")
+	if sub.Outcome != serializer.Coalesced || sub.Task != single.Task || sub.State != schemas.TaskStateCompleted {
+		t.Errorf("n1's part did not join the running On: %+v (single %s)", sub, single.Task)
+	}
+	if res, err := b.Cancel(ctx, rec.ID); err != nil || res != serializer.BulkCancelled {
+		t.Fatalf("cancel: %v %v", res, err)
+	}
+	if res, _ := b.Cancel(ctx, rec.ID); res != serializer.BulkCancelAlready && res != serializer.BulkCancelFinished {
+		t.Errorf("second cancel: %v", res)
+	}
+	rec = waitBulk(t, b, rec.ID)
+	if rec.State != schemas.TaskStateCancelled || rec.Cancelled != 1 || rec.Completed != 1 {
+		t.Errorf("ended %+v", rec)
+	}
+	if sub, _ := b.Sub(ctx, rec.ID, "n2"); sub.State != schemas.TaskStateCancelled || sub.Task != "" {
+		t.Errorf("n2's part: %+v", sub)
+	}
+	if st := e.machine("n1").Status(); st.CommandCount != 1 {
+		t.Errorf("n1 got %d commands, want 1 (the bulk On joined the running one)", st.CommandCount)
+	}
+	if st := e.machine("n2").Status(); st.CommandCount != 0 {
+		t.Errorf("n2 got %d commands after the cancel", st.CommandCount)
+	}
+}
+
+// TestInrushSchedule: reservations of the power-on limiter are spaced by
+// 1/rate on the Redis server's clock, whoever takes them.
+func TestInrushSchedule(t *testing.T) {
+	for _, target := range testkit.RedisTargets() {
+		t.Run(target.Name, func(t *testing.T) {
+			rdb := target.New(t)
+			a := serializer.NewInrush(rdb, nil, 10)
+			b := serializer.NewInrush(rdb, redisx.Plain(rdb), 10)
+			if serializer.NewInrush(rdb, nil, 0) != nil {
+				t.Fatal("rate 0 is no limiter")
+			}
+			ctx := context.Background()
+			start := time.Now()
+			var waits []time.Duration
+			for i := 0; i < 6; i++ {
+				l := a
+				if i%2 == 1 {
+					l = b
+				}
+				w, err := l.Reserve(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				waits = append(waits, w+time.Since(start))
+			}
+			// each turn is 100 ms after the previous one; time spent in the
+			// calls themselves is added back, so the slack is the clock's
+			for i := 1; i < len(waits); i++ {
+				if d := waits[i] - waits[i-1]; d < 95*time.Millisecond || d > 150*time.Millisecond {
+					t.Errorf("turns %d and %d are %s apart, want 100 ms: %v", i, i+1, d, waits)
+				}
+			}
+			backlog, err := a.Backlog(ctx)
+			if err != nil || backlog < 450*time.Millisecond || backlog > 650*time.Millisecond {
+				t.Errorf("backlog %s (%v), want about 600 ms minus the time taken", backlog, err)
+			}
+		})
+	}
+}
