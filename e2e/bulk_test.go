@@ -365,3 +365,43 @@ func TestBulkParentSurvivesItsReplica(t *testing.T) {
 		t.Errorf("the killed replica still holds the parent's lease: %s", now)
 	}
 }
+
+// TestBulkSchemaWalk: after an Aggregate.Reset, a crawl of the aggregate
+// view from the service root reaches the AggregationService, the
+// Aggregates, the parent task, its SubTasks and every sub-task, and each
+// validates against its DMTF schema (walk); the per-node view shows none
+// of them.
+func TestBulkSchemaWalk(t *testing.T) {
+	v := validator(t)
+	d := startDemo(t, 3)
+	auth := basic(d)
+	st, _, body := do(t, http.MethodPost, d.URL()+"/redfish/v1/AggregationService/Aggregates",
+		`{"Name":"rack","Elements":`+systemsJSON("node01", "node02", "node03")+`}`, auth)
+	if st != http.StatusCreated {
+		t.Fatalf("create aggregate: %d %s", st, body)
+	}
+	st, _, body = do(t, http.MethodPost, d.URL()+"/redfish/v1/AggregationService/Aggregates/rack/Actions/Aggregate.Reset",
+		`{"ResetType":"On","BatchSize":2}`, auth)
+	var parent struct {
+		ID string `json:"@odata.id"`
+	}
+	if json.Unmarshal(body, &parent); st != http.StatusAccepted || parent.ID == "" {
+		t.Fatalf("reset: %d %s", st, body)
+	}
+	waitFor(t, 30*time.Second, "the parent task to end", func() (bool, string) {
+		m := getJSON(t, d, d.URL()+parent.ID)
+		return m["TaskState"] == "Completed", fmt.Sprint(m["TaskState"])
+	})
+	c := walk(t, v, d.URL(), "/redfish/v1", "/redfish/v1", auth)
+	requireSeen(t, "aggregate view", c, map[string]int{
+		"AggregationService": 1, "AggregateCollection": 1, "Aggregate": 1,
+		"TaskCollection": 2,         // the Tasks and the parent's SubTasks
+		"Task":           1 + 3 + 3, // the parent, its sub-tasks, the node tasks
+	})
+	pn := walk(t, v, d.URL(), "/bmc/node02/redfish/v1", "/bmc/node02/redfish/v1", auth)
+	for _, kind := range []string{"AggregationService", "AggregateCollection", "Aggregate"} {
+		if got := pn.byType[kind]; len(got) != 0 {
+			t.Errorf("the per-node view shows %s %v", kind, got)
+		}
+	}
+}

@@ -43,8 +43,10 @@ const (
 // BulkKeep is how many finished parents are kept (besides tasks.keep_for).
 const BulkKeep = 100
 
-// bulkResync is how often a driver re-reads every unfinished node task.
-const bulkResync = 5 * time.Second
+// bulkResync is how often a driver re-reads every unfinished node task,
+// in case a notification was lost (a subscriber's reconnection): rarely,
+// since it costs a read per unfinished node.
+const bulkResync = 15 * time.Second
 
 // bulkAdmitters bounds the admissions of one batch sent at once.
 const bulkAdmitters = 32
@@ -587,6 +589,11 @@ func (r *bulkRun) run(ctx context.Context) error {
 	if err := r.resume(ctx); err != nil {
 		return err
 	}
+	// A driver taking over has heard no notification yet: the admitted
+	// nodes' tasks are read once.
+	if err := r.check(ctx, r.admitted(r.nodes)); err != nil {
+		return err
+	}
 	n := batchCount(len(r.nodes), r.rec.BatchSize)
 	for i := 0; i < n; i++ {
 		from, to := batchBounds(len(r.nodes), r.rec.BatchSize, i)
@@ -663,6 +670,17 @@ func (r *bulkRun) resume(ctx context.Context) error {
 		}
 	}
 	return r.settle(ctx, done)
+}
+
+// admitted are the nodes of nodes whose part follows a node task.
+func (r *bulkRun) admitted(nodes []string) []string {
+	var out []string
+	for _, n := range nodes {
+		if r.subs[n].Phase == subAdmitted {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (r *bulkRun) anyPending(nodes []string) bool {
@@ -764,6 +782,11 @@ func (r *bulkRun) admitBatch(ctx context.Context, i int, batch []string) error {
 		}
 		claimed = append(claimed, res[1:]...)
 	}
+	// Listen before admitting: an action may end before its admission's
+	// answer is back.
+	for _, n := range claimed {
+		r.follow(n)
+	}
 	if len(claimed) == 0 {
 		return nil
 	}
@@ -822,15 +845,16 @@ func (r *bulkRun) admitBatch(ctx context.Context, i int, batch []string) error {
 	for j := 0; j < len(results); j += 2 {
 		if results[j] != "" {
 			pairs = append(pairs, results[j], results[j+1])
-			if decodeSub(results[j+1]).Phase == subAdmitted {
-				r.follow(results[j])
-			}
 		}
 	}
 	if err := r.settle(ctx, pairs); err != nil {
 		return err
 	}
-	return firstErr
+	if firstErr != nil {
+		return firstErr
+	}
+	// the nodes whose actions moved (or ended) during the admissions
+	return r.drainDirty(ctx)
 }
 
 func cmp(first, err error) error {
@@ -988,11 +1012,13 @@ func (r *bulkRun) check(ctx context.Context, nodes []string) error {
 }
 
 // drainDirty checks the admitted nodes that changed since the last look.
+// A node still being admitted keeps its mark until its admission is
+// recorded (its task id is not known before).
 func (r *bulkRun) drainDirty(ctx context.Context) error {
 	r.mu.Lock()
 	var nodes []string
 	for n, d := range r.dirty {
-		if d {
+		if d && r.subs[n].Phase == subAdmitted {
 			nodes = append(nodes, n)
 			r.dirty[n] = false
 		}
@@ -1028,13 +1054,7 @@ func (r *bulkRun) waitEnded(ctx context.Context, nodes []string) error {
 				return err
 			}
 		case <-resync.C:
-			var admitted []string
-			for _, n := range open {
-				if r.subs[n].Phase == subAdmitted {
-					admitted = append(admitted, n)
-				}
-			}
-			if err := r.check(ctx, admitted); err != nil {
+			if err := r.check(ctx, r.admitted(open)); err != nil {
 				return err
 			}
 			if _, err := r.cancelled(ctx); err != nil {
