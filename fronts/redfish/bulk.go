@@ -343,12 +343,30 @@ func (s *Server) deleteBulkTask(c echo.Context) error {
 	return send(c, http.StatusOK, renderBulk(scopeOf(c), rec, "", ""))
 }
 
+// subTaskPage is how many sub-tasks a page of a SubTasks collection holds.
+const subTaskPage = 1000
+
+// pagedCollection is a collection page: Members@odata.count counts them
+// all, Members@odata.nextLink names the next page (DSP0266 §7.3.4).
+type pagedCollection struct {
+	schemas.Collection
+	NextLink string `json:"Members@odata.nextLink,omitempty"`
+}
+
+// getSubTasks lists a parent's sub-tasks in batch order, subTaskPage at a
+// time ($skiptoken: the position of the first).
 func (s *Server) getSubTasks(c echo.Context) error {
 	rec, err := s.bulkTask(c)
 	if err != nil {
 		return err
 	}
-	nodes, _, err := s.bulk.Nodes(c.Request().Context(), rec.ID, 0, 0)
+	skip := 0
+	if tok := c.QueryParam("$skiptoken"); tok != "" {
+		if skip, err = strconv.Atoi(tok); err != nil || skip < 0 {
+			return newError(http.StatusBadRequest, schemas.Base(schemas.MsgQueryParameterValueFormatError, tok, "$skiptoken"))
+		}
+	}
+	nodes, total, err := s.bulk.Nodes(c.Request().Context(), rec.ID, skip, subTaskPage)
 	if err != nil {
 		return unavailable(2, err.Error())
 	}
@@ -358,7 +376,12 @@ func (s *Server) getSubTasks(c echo.Context) error {
 	for i, n := range nodes {
 		m[i] = schemas.Link{ODataID: base + "/" + n}
 	}
-	return send(c, http.StatusOK, schemas.NewCollection(base, schemas.TypeTaskColl, "Sub-tasks of "+rec.ID, m))
+	page := pagedCollection{Collection: schemas.NewCollection(base, schemas.TypeTaskColl, "Sub-tasks of "+rec.ID, m)}
+	page.MembersCount = total
+	if skip+len(nodes) < total {
+		page.NextLink = base + "?$skiptoken=" + strconv.Itoa(skip+len(nodes))
+	}
+	return send(c, http.StatusOK, page)
 }
 
 func (s *Server) getSubTask(c echo.Context) error {

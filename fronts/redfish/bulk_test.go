@@ -215,3 +215,60 @@ func TestBulkResetCompletes(t *testing.T) {
 		})
 	}
 }
+
+// TestSubTasksPaged: a parent's SubTasks come 1000 at a time in batch
+// order, Members@odata.count counting them all and
+// Members@odata.nextLink naming the next page; a sub-task of a node the
+// gateway does not manage ends Exception saying so.
+func TestSubTasksPaged(t *testing.T) {
+	var bulk *serializer.Bulk
+	e := newEnvWith(t, testkit.MiniRedis(t), time.Minute, envConfig{nodes: 1, tune: func(o *redfish.Options) {
+		bulk = serializer.NewBulk(o.Nodes.(*serializer.Service))
+		ctx, cancel := context.WithCancel(context.Background())
+		bulk.Start(ctx)
+		t.Cleanup(func() { cancel(); bulk.Wait() })
+		o.Bulk = bulk
+	}})
+	var ids []string
+	for i := 0; i < 2500; i++ {
+		ids = append(ids, fmt.Sprintf("gone%04d", i))
+	}
+	rec, err := bulk.Create(context.Background(), serializer.BulkRequest{Nodes: ids, Reset: "On"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := "/redfish/v1/TaskService/Tasks/" + rec.ID
+	testkit.WaitFor(t, 30*time.Second, "the parent to end", func() (bool, string) {
+		r := e.do("GET", task, "")
+		return r.json(t)["TaskState"] == "Exception", string(r.Body)
+	})
+	valid := schemaCheck(t)
+	next, seen := task+"/SubTasks", 0
+	for pages := 0; next != ""; pages++ {
+		if pages > 3 {
+			t.Fatalf("more than 3 pages")
+		}
+		r := e.do("GET", next, "")
+		valid(r)
+		m := r.json(t)
+		members := m["Members"].([]any)
+		if m["Members@odata.count"] != 2500.0 {
+			t.Fatalf("page %d: count %v", pages, m["Members@odata.count"])
+		}
+		if first := members[0].(map[string]any)["@odata.id"]; first != task+"/SubTasks/"+ids[seen] {
+			t.Fatalf("page %d starts with %v, want %s", pages, first, ids[seen])
+		}
+		seen += len(members)
+		next, _ = m["Members@odata.nextLink"].(string)
+	}
+	if seen != 2500 {
+		t.Errorf("saw %d sub-tasks over the pages, want 2500", seen)
+	}
+	r := e.do("GET", task+"/SubTasks/gone0042", "")
+	valid(r)
+	if st := r.json(t); st["TaskState"] != "Exception" || !strings.Contains(fmt.Sprint(st["Oem"]), "not managed") {
+		t.Errorf("sub-task of an unknown node: %s", r.Body)
+	}
+	wantError(t, "bad skiptoken", e.do("GET", task+"/SubTasks?$skiptoken=x", ""), http.StatusBadRequest, "QueryParameterValueFormatError")
+	wantError(t, "not a sub-task", e.do("GET", task+"/SubTasks/node1", ""), http.StatusNotFound, "ResourceNotFound")
+}

@@ -32,6 +32,8 @@ var supportedQuery = map[string][]string{
 	// The log entry collections are paged by nextLink (audit.go).
 	"/redfish/v1/Managers/" + GatewayManager + "/LogServices/Audit/Entries": {"$skiptoken"},
 	"/redfish/v1/Systems/:id/LogServices/PowerActions/Entries":              {"$skiptoken"},
+	// A bulk task's sub-tasks, by position (bulk.go).
+	"/redfish/v1/TaskService/Tasks/:task/SubTasks": {"$skiptoken"},
 }
 
 // requestChecks refuses what no handler should see.
