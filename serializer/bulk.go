@@ -946,7 +946,10 @@ func (r *bulkRun) settle(ctx context.Context, pairs []string) error {
 			if old := r.subs[part[i]]; old.Phase != subFinished {
 				s := decodeSub(part[i+1])
 				r.subs[part[i]] = s
-				if s.Phase == subFinished {
+				switch s.Phase {
+				case subAdmitted:
+					r.follow(part[i])
+				case subFinished:
 					r.unfollow(part[i])
 				}
 			}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/fishgate/fishgate/internal/redisx"
 	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
@@ -174,5 +176,58 @@ func TestInrushSchedule(t *testing.T) {
 				t.Errorf("backlog %s (%v), want about 600 ms minus the time taken", backlog, err)
 			}
 		})
+	}
+}
+
+// TestBulkResumesAClaimedBatch: a driver died after claiming a batch: one
+// node's admission had happened (its task, named at the claim, exists),
+// another's had not, a third was never claimed. The replica that takes the
+// parent over follows the first node's task without admitting it again,
+// and admits the other two: every node gets exactly one command.
+func TestBulkResumesAClaimedBatch(t *testing.T) {
+	rdb := testkit.MiniRedis(t)
+	e := newEnv(t, rdb, []simNode{
+		{ID: "n1", Machine: simulator.MachineConfig{InitialPower: "Off"}},
+		{ID: "n2", Machine: simulator.MachineConfig{InitialPower: "Off"}},
+		{ID: "n3", Machine: simulator.MachineConfig{InitialPower: "Off"}},
+	})
+	svc := e.addReplica("b", fastOptions(), nil)
+	ctx := context.Background()
+	admitted, err := svc.Reset(ctx, "n1", schemas.ResetOn, "the dead driver's admission")
+	if err != nil || admitted.Outcome != serializer.Started {
+		t.Fatalf("admission: %+v %v", admitted, err)
+	}
+	// the dead driver's parent, as it left it in Redis
+	const id = "bulk-dead1"
+	p := "fg:bulk:{" + id + "}:"
+	if _, err := rdb.TxPipelined(ctx, func(pp redis.Pipeliner) error {
+		pp.HSet(ctx, p+"meta", "type", "On", "batch", 0, "delay", 0, "total", 3, "created", time.Now().UnixMilli(),
+			"start", time.Now().UnixMilli(), "state", "Running", "done", 0, "batches", 1)
+		pp.RPush(ctx, p+"nodes", "n1", "n2", "n3")
+		pp.HSet(ctx, p+"subs", "n1", "A|"+admitted.Task+"||||", "n2", "A|n2.never||||")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rdb.SAdd(ctx, "fg:bulks:active", id)
+	rdb.ZAdd(ctx, "fg:bulks", redis.Z{Score: float64(time.Now().UnixMilli()), Member: id})
+	start := time.Now()
+	b := bulkOf(t, svc)
+	rec := waitBulk(t, b, id)
+	if rec.State != schemas.TaskStateCompleted || rec.Completed != 3 {
+		t.Fatalf("ended %+v", rec)
+	}
+	// The ends are learnt from the nodes' notifications, not from the
+	// full re-read every 15 s that makes up for a lost one.
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the parent ended %s after the take-over: a node's end was not noticed when it happened", took)
+	}
+	if s, _ := b.Sub(ctx, id, "n1"); s.Task != admitted.Task {
+		t.Errorf("n1 follows %s, want the task its admission created, %s", s.Task, admitted.Task)
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if st := e.machine(n).Status(); st.CommandCount != 1 {
+			t.Errorf("%s got %d commands, want exactly 1: %+v", n, st.CommandCount, st.Commands)
+		}
 	}
 }
