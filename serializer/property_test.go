@@ -2,6 +2,7 @@ package serializer_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -35,6 +36,12 @@ import (
 //	    the id of an existing task of the same ResetType (whose Joined
 //	    count matches), and the BMC received no command that a lease
 //	    holder did not log first (no stray command from a fenced replica).
+//
+// Some clients also remove a node (from both replicas at once, as every
+// replica does when its source is deleted) and enrol it again, racing the
+// others' Resets and DELETEs: a Reset to a node being removed is refused
+// with ErrNodeNotFound, and (a)-(d) still hold; above all no task of a
+// removed node is left unfinished (membership.go).
 //
 // The number of scenarios per Redis is rapid's -rapid.checks when given,
 // else propertyChecks.
@@ -98,6 +105,7 @@ func limitRapid(t *testing.T, checks int) {
 
 // clientOp is one request of a simulated client.
 type clientOp struct {
+	Remove  bool // remove Node from both replicas, then enrol it again
 	Delete  bool
 	Node    int
 	Type    schemas.ResetType
@@ -107,6 +115,9 @@ type clientOp struct {
 }
 
 func (o clientOp) String() string {
+	if o.Remove {
+		return fmt.Sprintf("+%v remove and re-enrol n%d", o.Pause, o.Node)
+	}
 	if o.Delete {
 		return fmt.Sprintf("+%v DELETE #%d via r%d", o.Pause, o.Pick, o.Replica)
 	}
@@ -126,6 +137,7 @@ type scenarioStats struct {
 	mu       sync.Mutex
 	outcomes map[serializer.Outcome]int
 	cancels  map[serializer.CancelResult]int
+	removals int
 	ended    map[string]int
 	commands int
 }
@@ -133,7 +145,7 @@ type scenarioStats struct {
 func (s *scenarioStats) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return fmt.Sprintf("admissions %v, DELETEs %v, tasks ended %v, BMC commands %d", s.outcomes, s.cancels, s.ended, s.commands)
+	return fmt.Sprintf("admissions %v, DELETEs %v, tasks ended %v, BMC commands %d, removals %d", s.outcomes, s.cancels, s.ended, s.commands, s.removals)
 }
 
 func (s *scenarioStats) add(f func(*scenarioStats)) {
@@ -164,8 +176,10 @@ func runScenario(rt *rapid.T, rdb redis.UniversalClient, prefix string, stats *s
 	rules := serializer.DefaultRules()
 	rules.FlipLimit = rapid.SampledFrom([]int{0, 3}).Draw(rt, "flipLimit")
 	opGen := rapid.Custom(func(t *rapid.T) clientOp {
+		kind := rapid.IntRange(0, 11).Draw(t, "kind")
 		return clientOp{
-			Delete:  rapid.IntRange(0, 5).Draw(t, "kind") == 0,
+			Remove:  kind == 1,
+			Delete:  kind == 0 || kind == 2,
 			Node:    rapid.IntRange(0, nNodes-1).Draw(t, "node"),
 			Type:    rapid.SampledFrom(propertyTypes).Draw(t, "type"),
 			Replica: rapid.IntRange(0, 1).Draw(t, "replica"),
@@ -186,6 +200,8 @@ func runScenario(rt *rapid.T, rdb redis.UniversalClient, prefix string, stats *s
 		results []admitted
 		errs    []string
 		wg      sync.WaitGroup
+		members sync.Mutex // one removal and re-enrolment at a time, as one source's
+		removed = map[string]bool{} // nodes removed at least once (under mu)
 	)
 	ctx := context.Background()
 	for c, ops := range clients {
@@ -193,6 +209,20 @@ func runScenario(rt *rapid.T, rdb redis.UniversalClient, prefix string, stats *s
 			for _, op := range ops {
 				time.Sleep(op.Pause)
 				svc := replicas[op.Replica]
+				if op.Remove {
+					members.Lock()
+					mu.Lock()
+					removed[e.ids[op.Node]] = true
+					mu.Unlock()
+					if err := e.reenrol(ctx, e.ids[op.Node]); err != nil {
+						mu.Lock()
+						errs = append(errs, fmt.Sprintf("client %d: %s: %v", c, op, err))
+						mu.Unlock()
+					}
+					members.Unlock()
+					stats.add(func(s *scenarioStats) { s.removals++ })
+					continue
+				}
 				if op.Delete {
 					mu.Lock()
 					if len(ids) == 0 {
@@ -204,7 +234,14 @@ func runScenario(rt *rapid.T, rdb redis.UniversalClient, prefix string, stats *s
 					id := ids[len(ids)-1-op.Pick%min(len(ids), 4)]
 					mu.Unlock()
 					res, err := svc.CancelTask(ctx, id)
-					if err != nil {
+					node, _ := serializer.TaskNode(id)
+					mu.Lock()
+					wasRemoved := removed[node]
+					mu.Unlock()
+					if errors.Is(err, serializer.ErrTaskNotFound) && wasRemoved {
+						// its node was being removed: the task is not
+						// served meanwhile (it still ends, checked below)
+					} else if err != nil {
 						mu.Lock()
 						errs = append(errs, fmt.Sprintf("client %d: DELETE %s: %v", c, id, err))
 						mu.Unlock()
@@ -215,7 +252,9 @@ func runScenario(rt *rapid.T, rdb redis.UniversalClient, prefix string, stats *s
 				node := e.ids[op.Node]
 				a, err := svc.Reset(ctx, node, op.Type, fmt.Sprintf("client %d", c))
 				mu.Lock()
-				if err != nil {
+				if errors.Is(err, serializer.ErrNodeNotFound) {
+					// removed at this moment: refused, nothing written
+				} else if err != nil {
 					errs = append(errs, fmt.Sprintf("client %d: Reset %s %s: %v", c, node, op.Type, err))
 				} else {
 					results = append(results, admitted{node, op.Type, a})

@@ -266,6 +266,13 @@ type node struct {
 	working       bool
 	again         bool
 	kickScheduled bool
+
+	// removing is set once Remove began: this replica admits nothing more
+	// for the node, and the sweep leaves it alone (membership.go).
+	removing atomic.Bool
+	// gone is set once Remove forgot the node: its worker stops, and a
+	// node enrolled again under the same id gets a new node value.
+	gone atomic.Bool
 }
 
 // Service manages the nodes. Build it with New, then Start it.
@@ -274,8 +281,14 @@ type Service struct {
 	store *Store
 	// inrush is the fleet-wide power-on limiter (nil: none).
 	inrush *Inrush
-	nodes  map[string]*node // fixed after New
-	ids    []string
+
+	// The node set changes at runtime (Add, Remove: membership.go). A
+	// request looks its node up under mu; ids is replaced, never changed
+	// in place, so a caller may keep the slice IDs gave it.
+	mu      sync.RWMutex
+	nodes   map[string]*node
+	ids     []string
+	started atomic.Bool // Start ran: an added node is read at once
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -297,20 +310,14 @@ func New(nodes []Node, opts Options) (*Service, error) {
 	s.inrush = NewInrush(opts.Redis, s.store.run, opts.MaxPowerOnPerSecond)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, n := range nodes {
-		if n.ID == "" {
-			return nil, errors.New("serializer: node with empty id")
+		nd, err := s.newNode(n)
+		if err != nil {
+			return nil, err
 		}
 		if _, dup := s.nodes[n.ID]; dup {
 			return nil, fmt.Errorf("serializer: duplicate node id %q", n.ID)
 		}
-		if n.Name == "" {
-			n.Name = n.ID
-		}
-		rules := *opts.Rules
-		if n.Rules != nil {
-			rules = *n.Rules
-		}
-		s.nodes[n.ID] = &node{Node: n, rules: rules, changed: make(chan struct{}), view: View{ID: n.ID, Name: n.Name, Health: "Critical", LastError: "not read yet"}}
+		s.nodes[n.ID] = nd
 		s.ids = append(s.ids, n.ID)
 	}
 	sort.Strings(s.ids)
@@ -354,17 +361,18 @@ func (s *Service) Start(ctx context.Context) {
 				}
 				// Every change refreshes the view; only a node with work
 				// is worth a lease attempt.
-				if n, ok := s.nodes[m.Payload]; ok && s.refreshState(n) {
+				if n, ok := s.lookup(m.Payload); ok && s.refreshState(n) {
 					s.kick(n)
 				}
 			}
 		}
 	}()
+	s.started.Store(true) // from now on an added node is read by Add
 	s.scanWork(true)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.sweep(s.ctx, s.ids, true)
+		s.sweep(s.ctx, s.snapshot(), true)
 		close(s.synced)
 		s.syncLoop()
 	}()
@@ -396,7 +404,7 @@ func (s *Service) Start(ctx context.Context) {
 	select {
 	case <-s.synced:
 	case <-t.C:
-		s.opts.Logger.Info("serving before every node was read", "nodes", len(s.ids), "waited", s.opts.StartWait)
+		s.opts.Logger.Info("serving before every node was read", "nodes", len(s.IDs()), "waited", s.opts.StartWait)
 	case <-s.ctx.Done():
 	}
 }
@@ -413,27 +421,28 @@ func (s *Service) Synced() <-chan struct{} { return s.synced }
 func (s *Service) scanWork(all bool) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.LeaseTTL)
 	defer cancel()
-	ids := s.ids
+	nodes := s.snapshot()
 	if !all {
-		ids = nil
-		for _, id := range s.ids {
-			if n := s.nodes[id]; n.hasWork() {
-				ids = append(ids, id)
+		busy := nodes[:0:0]
+		for _, n := range nodes {
+			if n.hasWork() {
+				busy = append(busy, n)
 			}
 		}
-		if len(ids) == 0 {
+		if len(busy) == 0 {
 			return
 		}
+		nodes = busy
 	}
-	cmds := make([]*redis.MapStringStringCmd, len(ids))
-	ttls := make([]*redis.DurationCmd, len(ids))
-	tickets := make([]uint64, len(ids))
-	for i, id := range ids {
-		tickets[i] = s.nodes[id].reads.Add(1)
+	cmds := make([]*redis.MapStringStringCmd, len(nodes))
+	ttls := make([]*redis.DurationCmd, len(nodes))
+	tickets := make([]uint64, len(nodes))
+	for i, n := range nodes {
+		tickets[i] = n.reads.Add(1)
 	}
 	_, err := s.opts.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			k := nodeKeys(id)
+		for i, n := range nodes {
+			k := nodeKeys(n.ID)
 			cmds[i] = p.HGetAll(ctx, k.Slots)
 			ttls[i] = p.PTTL(ctx, k.Lease)
 		}
@@ -443,8 +452,7 @@ func (s *Service) scanWork(all bool) {
 		s.opts.Logger.Warn("scan for work failed", "err", err)
 		return
 	}
-	for i, id := range ids {
-		n := s.nodes[id]
+	for i, n := range nodes {
 		ns := parseNodeState(cmds[i].Val())
 		n.mu.Lock()
 		n.applyState(tickets[i], ns)
@@ -527,20 +535,17 @@ func (s *Service) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	var errs []error
-	for _, id := range s.ids {
-		if err := s.nodes[id].Backend.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("node %s: %w", id, err))
+	for _, n := range s.snapshot() {
+		if err := n.Backend.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("node %s: %w", n.ID, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// IDs lists the managed node ids, sorted.
-func (s *Service) IDs() []string { return s.ids }
-
 // View returns the node's current view.
 func (s *Service) View(id string) (View, error) {
-	n, ok := s.nodes[id]
+	n, ok := s.lookup(id)
 	if !ok {
 		return View{}, fmt.Errorf("node %s: %w", id, ErrNodeNotFound)
 	}
@@ -570,17 +575,17 @@ func sweepPart(id string) int {
 func (s *Service) syncLoop() {
 	next := time.Now()
 	for {
-		parts := make(map[int][]string)
-		for _, id := range s.ids {
-			p := sweepPart(id)
-			parts[p] = append(parts[p], id)
+		parts := make(map[int][]*node)
+		for _, n := range s.snapshot() {
+			p := sweepPart(n.ID)
+			parts[p] = append(parts[p], n)
 		}
 		if len(parts) == 0 {
 			parts[0] = nil
 		}
 		step := s.opts.SyncInterval / time.Duration(len(parts))
 		for p := range sweepParts {
-			ids, ok := parts[p]
+			nodes, ok := parts[p]
 			if !ok {
 				continue
 			}
@@ -605,26 +610,25 @@ func (s *Service) syncLoop() {
 			if err == nil && !mine {
 				continue
 			}
-			s.sweep(s.ctx, ids, false)
+			s.sweep(s.ctx, nodes, false)
 		}
 	}
 }
 
-// sweep reads nodes ids, at most SyncConcurrency at once in all and
+// sweep reads nodes, at most SyncConcurrency at once in all and
 // SyncPerKind at once per backend kind (one slow protocol, AMT say, cannot
 // take every slot).
-func (s *Service) sweep(ctx context.Context, ids []string, full bool) {
+func (s *Service) sweep(ctx context.Context, nodes []*node, full bool) {
 	sem := make(chan struct{}, s.opts.SyncConcurrency)
 	kinds := map[string]chan struct{}{}
-	for _, id := range ids {
-		if k := s.nodes[id].Kind; kinds[k] == nil {
+	for _, n := range nodes {
+		if k := n.Kind; kinds[k] == nil {
 			kinds[k] = make(chan struct{}, s.opts.SyncPerKind)
 		}
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for _, id := range ids {
-		n := s.nodes[id]
+	for _, n := range nodes {
 		kind := kinds[n.Kind]
 		select {
 		case kind <- struct{}{}:
@@ -649,6 +653,9 @@ func (s *Service) sweep(ctx context.Context, ids []string, full bool) {
 // refresh re-reads power state (and, when full or not known yet, the
 // capabilities and boot override) of one node.
 func (s *Service) refresh(ctx context.Context, n *node, full bool) {
+	if n.removing.Load() {
+		return
+	}
 	n.mu.RLock()
 	needCaps := full || !n.view.CapsKnown
 	n.mu.RUnlock()
@@ -750,9 +757,12 @@ func (s *Service) Reset(ctx context.Context, id string, r schemas.ResetType, req
 // (newTaskID's when empty): a bulk request names it beforehand, to find out
 // after a crash whether the admission happened (bulk.go).
 func (s *Service) resetAs(ctx context.Context, id string, r schemas.ResetType, req, task string) (Admission, error) {
-	n, ok := s.nodes[id]
+	n, ok := s.lookup(id)
 	if !ok {
 		return Admission{}, fmt.Errorf("node %s: %w", id, ErrNodeNotFound)
+	}
+	if n.removing.Load() {
+		return Admission{}, fmt.Errorf("node %s: %w", id, ErrNodeRemoved)
 	}
 	n.mu.RLock()
 	caps, known := n.view.Caps, n.view.CapsKnown
@@ -769,6 +779,10 @@ func (s *Service) resetAs(ctx context.Context, id string, r schemas.ResetType, r
 	}
 	if err != nil {
 		return Admission{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if a.Outcome == Refused && a.Refusal == refusedRemoved {
+		// another replica began the node's removal (retire.lua)
+		return Admission{}, fmt.Errorf("node %s: %w", id, ErrNodeRemoved)
 	}
 	// Read your writes: a GET on this replica right after the 202 shows
 	// the admission (desired state, queue), as the Task does. Other
@@ -813,7 +827,8 @@ func (s *Service) CancelTask(ctx context.Context, taskID string) (CancelResult, 
 	if !ok {
 		return "", ErrTaskNotFound
 	}
-	if _, ok := s.nodes[node]; !ok {
+	n, ok := s.lookup(node)
+	if !ok {
 		return "", ErrTaskNotFound
 	}
 	if _, err := s.store.Task(ctx, taskID); err != nil {
@@ -826,14 +841,17 @@ func (s *Service) CancelTask(ctx context.Context, taskID string) (CancelResult, 
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	s.refreshState(s.nodes[node]) // read your writes, as for Reset
+	s.refreshState(n) // read your writes, as for Reset
 	return res, nil
 }
 
 // Task reads one task.
 func (s *Service) Task(ctx context.Context, id string) (TaskRecord, error) {
 	node, ok := TaskNode(id)
-	if !ok || s.nodes[node] == nil {
+	if !ok {
+		return TaskRecord{}, ErrTaskNotFound
+	}
+	if _, known := s.lookup(node); !known {
 		return TaskRecord{}, ErrTaskNotFound
 	}
 	t, err := s.store.Task(ctx, id)
@@ -845,7 +863,7 @@ func (s *Service) Task(ctx context.Context, id string) (TaskRecord, error) {
 
 // TaskIDs lists recent task ids of every node, newest first.
 func (s *Service) TaskIDs(ctx context.Context, limit int) ([]string, error) {
-	ids, err := s.store.TaskIDs(ctx, s.ids, limit)
+	ids, err := s.store.TaskIDs(ctx, s.IDs(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -858,9 +876,12 @@ func (s *Service) TaskIDs(ctx context.Context, limit int) ([]string, error) {
 // the running action's next step boundary, or at once on an idle node.
 // SetBoot returns once it was applied, with the BMC's error if it failed.
 func (s *Service) SetBoot(ctx context.Context, id string, b schemas.BootOverride) error {
-	n, ok := s.nodes[id]
+	n, ok := s.lookup(id)
 	if !ok {
 		return fmt.Errorf("node %s: %w", id, ErrNodeNotFound)
+	}
+	if n.removing.Load() {
+		return fmt.Errorf("node %s: %w", id, ErrNodeRemoved)
 	}
 	n.mu.RLock()
 	changed := n.changed
@@ -868,6 +889,9 @@ func (s *Service) SetBoot(ctx context.Context, id string, b schemas.BootOverride
 	seq, err := s.store.RequestBoot(ctx, id, b, s.opts.Clock())
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if seq < 0 { // boot.lua: the node is being removed
+		return fmt.Errorf("node %s: %w", id, ErrNodeRemoved)
 	}
 	s.kick(n)
 	for {

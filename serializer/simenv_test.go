@@ -2,6 +2,7 @@ package serializer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -197,6 +198,44 @@ func (e *env) addReplica(replica string, opts serializer.Options, wrap func(id s
 	e.t.Cleanup(func() { svc.Close() })
 	e.replicas = append(e.replicas, svc)
 	return svc
+}
+
+// reenrol removes node id from every replica at once (each waits for the
+// node's running action) and then enrols it again on each, with new
+// backends: what the gateway does when a source is deleted and posted
+// again.
+func (e *env) reenrol(ctx context.Context, id string) error {
+	errs := make([]error, len(e.replicas))
+	var wg sync.WaitGroup
+	for i, svc := range e.replicas {
+		wg.Go(func() {
+			rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			errs[i] = svc.Remove(rctx, id)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, svc := range e.replicas {
+		if _, err := svc.View(id); err == nil {
+			return fmt.Errorf("node %s still managed by replica %s after Remove", id, svc.ReplicaID())
+		}
+	}
+	if err := e.replicas[0].Reinstate(ctx, id); err != nil {
+		return err
+	}
+	for _, svc := range e.replicas {
+		b, err := e.proto.open(e.sims[id], slog.New(e.logs.handler(svc.ReplicaID())))
+		if err != nil {
+			return err
+		}
+		if err := svc.Add(serializer.Node{ID: id, Backend: b}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // configuredOptions are the serializer options of the default

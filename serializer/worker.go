@@ -21,6 +21,10 @@ import (
 // again before it stops.
 func (s *Service) kick(n *node) {
 	n.wmu.Lock()
+	if n.gone.Load() {
+		n.wmu.Unlock()
+		return
+	}
 	if n.working {
 		n.again = true
 		n.wmu.Unlock()
@@ -66,7 +70,7 @@ func (s *Service) work(n *node) {
 // runActions runs the node's actions under lease until the node is idle, ctx
 // ends or the lease is lost.
 func (s *Service) runActions(wctx context.Context, n *node, lease string, log *slog.Logger) {
-	for wctx.Err() == nil {
+	for wctx.Err() == nil && !n.gone.Load() {
 		st, err := s.store.State(wctx, n.ID)
 		if err != nil {
 			log.Warn("read state", "err", err)
@@ -80,7 +84,7 @@ func (s *Service) runActions(wctx context.Context, n *node, lease string, log *s
 				return
 			}
 		}
-		if st.Slots.Now.Task == "" {
+		if st.Slots.Now.Task == "" || n.gone.Load() {
 			return
 		}
 		if err := s.run(wctx, n, lease, st); err != nil {

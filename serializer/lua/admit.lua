@@ -26,6 +26,10 @@ local function refuse(why)
   return { 'refused', '', why, ra, 0 }
 end
 
+-- A node being removed (retire.lua) admits nothing: not a policy
+-- decision, the node is leaving the gateway.
+if redis.call('HGET', SLOTS, 'retired') == '1' then return refuse('removed') end
+
 local function coalesce(id)
   local t = get_task(id)
   if t then t.joined = (t.joined or 0) + 1; put_task(t) end

@@ -4,8 +4,10 @@
 -- boundary, or at once on an idle node. Overrides not yet applied merge
 -- (later fields win).
 -- ARGV: 1 node, 2 target, 3 enabled, 4 mode, 5 now (ms).
--- Returns the override's sequence number.
+-- Returns the override's sequence number, -1 for a node being removed
+-- (retire.lua).
 local node = ARGV[1]
+if redis.call('HGET', SLOTS, 'retired') == '1' then return -1 end
 local seq = redis.call('HINCRBY', SLOTS, 'boot_seq', 1)
 local b = { target = '', enabled = '', mode = '' }
 local pending = redis.call('HGET', SLOTS, 'boot_pending')
