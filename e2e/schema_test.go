@@ -168,6 +168,8 @@ func TestSchemaWalk(t *testing.T) {
 			"ManagerCollection": 1, "Manager": 1, "ChassisCollection": 1, "Chassis": 1,
 			"SessionService": 1, "SessionCollection": 1, "Session": 1,
 			"AccountService": 1, "ManagerAccountCollection": 1, "ManagerAccount": 1,
+			"AggregationService": 1, "AggregationSourceCollection": 1, "AggregationSource": nodes,
+			"ConnectionMethodCollection": 1, "ConnectionMethod": 3,
 		})
 		if !slices.Contains(c.byType["Session"], sessURI) {
 			t.Errorf("our session %s is not among the Sessions crawled: %v", sessURI, c.byType["Session"])
@@ -182,8 +184,9 @@ func TestSchemaWalk(t *testing.T) {
 			"ManagerCollection": 1, "Manager": 1, "ChassisCollection": 1, "Chassis": 1,
 			"SessionService": 1, "SessionCollection": 1, "Session": 1,
 			"AccountService": 1, "ManagerAccountCollection": 1, "ManagerAccount": 1,
+			"AggregationService": 1, "AggregationSourceCollection": 1, "AggregationSource": 1,
 		})
-		for _, kind := range []string{"ComputerSystem", "Manager", "Chassis"} {
+		for _, kind := range []string{"ComputerSystem", "Manager", "Chassis", "AggregationSource"} {
 			if got := c.byType[kind]; len(got) != 1 || !strings.HasSuffix(got[0], "/node02") {
 				t.Errorf("per-node view of node02 shows %s %v, want exactly node02's", kind, got)
 			}

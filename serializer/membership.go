@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/fishgate/fishgate/backends"
 )
 
 // The node set changes at runtime: a BMC enrolled over the
@@ -192,4 +194,30 @@ func (n *node) isWorking() bool {
 	n.wmu.Lock()
 	defer n.wmu.Unlock()
 	return n.working
+}
+
+// SetBackend replaces a node's backend (new credentials or address): no
+// BMC call is in flight on this replica while it changes, and its
+// capabilities are read again. It returns the old backend for the caller
+// to close.
+func (s *Service) SetBackend(id string, b backends.Backend) (backends.Backend, error) {
+	n, ok := s.lookup(id)
+	if !ok || n.removing.Load() {
+		return nil, fmt.Errorf("node %s: %w", id, ErrNodeNotFound)
+	}
+	n.call.Lock()
+	old := n.Backend
+	n.Backend = b
+	n.call.Unlock()
+	n.mu.Lock()
+	n.view.CapsKnown = false
+	n.mu.Unlock()
+	if s.started.Load() {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.refresh(s.ctx, n, true)
+		}()
+	}
+	return old, nil
 }

@@ -536,7 +536,10 @@ func (s *Service) Close() error {
 	s.wg.Wait()
 	var errs []error
 	for _, n := range s.snapshot() {
-		if err := n.Backend.Close(); err != nil {
+		n.call.Lock() // SetBackend may be changing it
+		err := n.Backend.Close()
+		n.call.Unlock()
+		if err != nil {
 			errs = append(errs, fmt.Errorf("node %s: %w", n.ID, err))
 		}
 	}

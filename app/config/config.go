@@ -93,8 +93,15 @@ type Config struct {
 	RestartEvidence Duration `yaml:"restart_evidence"`
 	// Accounts may log in to the Redfish API. At least one is required.
 	Accounts []Account `yaml:"accounts"`
-	// Nodes are the machines the gateway manages.
+	// Nodes are the machines the gateway manages from the start; more are
+	// enrolled at runtime over the AggregationService.
 	Nodes []Node `yaml:"nodes"`
+	// SecretsKeyFile holds the key that encrypts the BMC passwords of
+	// runtime-enrolled nodes in Redis (AES-256-GCM): 32 bytes, written as
+	// 64 hex digits or as base64 (a trailing newline is ignored); every
+	// replica must have the same (secrets.go). Without it, enrolment at
+	// runtime is refused rather than storing passwords in clear.
+	SecretsKeyFile string `yaml:"secrets_key_file"`
 	// Events configures the EventService (events.go).
 	Events Events `yaml:"events"`
 }
@@ -437,56 +444,23 @@ func (c *Config) Validate() error {
 	ipmiListens := map[string]bool{}
 	for i, n := range c.Nodes {
 		f := fmt.Sprintf("nodes[%d]", i)
-		switch {
-		case n.ID == "":
-			bad(f+".id", "required")
-		case !idRe.MatchString(n.ID):
-			bad(f+".id", "%q: use letters, digits, '.', '_' or '-' (at most 63)", n.ID)
-		case ids[n.ID]:
+		for _, p := range n.Problems() {
+			bad(f+"."+p.Field, "%s", p.Problem)
+		}
+		if n.ID != "" && ids[n.ID] {
 			bad(f+".id", "duplicate node id %q", n.ID)
 		}
 		ids[n.ID] = true
-		if !contains(Backends, n.Backend) {
-			bad(f+".backend", "%q is not one of %s", n.Backend, strings.Join(Backends, ", "))
-		}
-		switch u, err := url.Parse(n.Address); {
-		case n.Address == "":
-			bad(f+".address", "required")
-		case n.Backend == "ipmi":
-			if _, _, err := ipmibackend.SplitAddress(n.Address); err != nil {
-				bad(f+".address", "%v", err)
-			}
-		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			bad(f+".address", "%q is not an http:// or https:// URL", n.Address)
-		}
-		if n.IPMIInterface != "" && n.IPMIInterface != "lanplus" && n.IPMIInterface != "lan" {
-			bad(f+".ipmi_interface", "%q is not lanplus or lan", n.IPMIInterface)
-		}
-		if n.CipherSuite < 0 || n.CipherSuite > 255 {
-			bad(f+".cipher_suite", "%d is out of range 0..255", n.CipherSuite)
-		}
 		if n.IPMIListen != "" {
-			if _, _, err := net.SplitHostPort(n.IPMIListen); err != nil {
-				bad(f+".ipmi_listen", "%q is not host:port", n.IPMIListen)
-			} else if ipmiListens[n.IPMIListen] && !strings.HasSuffix(n.IPMIListen, ":0") {
+			if ipmiListens[n.IPMIListen] && !strings.HasSuffix(n.IPMIListen, ":0") {
 				bad(f+".ipmi_listen", "%q is used by another node", n.IPMIListen)
 			}
 			ipmiListens[n.IPMIListen] = true
-			if n.IPMIUser == "" || len(n.IPMIUser) > 16 {
-				bad(f+".ipmi_user", "required with ipmi_listen, at most 16 bytes")
-			}
-			if n.IPMIPassword == "" || len(n.IPMIPassword) > 20 {
-				bad(f+".ipmi_password", "required with ipmi_listen, at most 20 bytes")
-			}
 		}
-		if n.Policy != "" && !contains(Policies, n.Policy) {
-			bad(f+".policy", "%q is not one of %s", n.Policy, strings.Join(Policies, ", "))
-		}
-		if n.User == "" {
-			bad(f+".user", "required")
-		}
-		if n.SoftOffFallback != "" && n.SoftOffFallback != "fail" && n.SoftOffFallback != "force" {
-			bad(f+".soft_off_fallback", "%q is not fail or force", n.SoftOffFallback)
+	}
+	if c.SecretsKeyFile != "" {
+		if _, err := c.SecretsKey(); err != nil {
+			bad("secrets_key_file", "%v", err)
 		}
 	}
 	c.Events.validate(bad)
@@ -494,6 +468,65 @@ func (c *Config) Validate() error {
 	c.Limits.validate(c.MaxBodyBytes, bad)
 	validateTrustedProxies(c.TrustedProxies, bad)
 	return errors.Join(errs...)
+}
+
+// NodeProblem is one thing wrong with a node: Field is its YAML name.
+type NodeProblem struct{ Field, Problem string }
+
+// Problems checks one node on its own (a node of the file, or one enrolled
+// at runtime: the AggregationService reuses it); uniqueness among nodes is
+// the caller's.
+func (n Node) Problems() []NodeProblem {
+	var out []NodeProblem
+	bad := func(field, format string, a ...any) {
+		out = append(out, NodeProblem{field, fmt.Sprintf(format, a...)})
+	}
+	switch {
+	case n.ID == "":
+		bad("id", "required")
+	case !idRe.MatchString(n.ID):
+		bad("id", "%q: use letters, digits, '.', '_' or '-' (at most 63)", n.ID)
+	}
+	if !contains(Backends, n.Backend) {
+		bad("backend", "%q is not one of %s", n.Backend, strings.Join(Backends, ", "))
+	}
+	switch u, err := url.Parse(n.Address); {
+	case n.Address == "":
+		bad("address", "required")
+	case n.Backend == "ipmi":
+		if _, _, err := ipmibackend.SplitAddress(n.Address); err != nil {
+			bad("address", "%v", err)
+		}
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		bad("address", "%q is not an http:// or https:// URL", n.Address)
+	}
+	if n.IPMIInterface != "" && n.IPMIInterface != "lanplus" && n.IPMIInterface != "lan" {
+		bad("ipmi_interface", "%q is not lanplus or lan", n.IPMIInterface)
+	}
+	if n.CipherSuite < 0 || n.CipherSuite > 255 {
+		bad("cipher_suite", "%d is out of range 0..255", n.CipherSuite)
+	}
+	if n.IPMIListen != "" {
+		if _, _, err := net.SplitHostPort(n.IPMIListen); err != nil {
+			bad("ipmi_listen", "%q is not host:port", n.IPMIListen)
+		}
+		if n.IPMIUser == "" || len(n.IPMIUser) > 16 {
+			bad("ipmi_user", "required with ipmi_listen, at most 16 bytes")
+		}
+		if n.IPMIPassword == "" || len(n.IPMIPassword) > 20 {
+			bad("ipmi_password", "required with ipmi_listen, at most 20 bytes")
+		}
+	}
+	if n.Policy != "" && !contains(Policies, n.Policy) {
+		bad("policy", "%q is not one of %s", n.Policy, strings.Join(Policies, ", "))
+	}
+	if n.User == "" {
+		bad("user", "required")
+	}
+	if n.SoftOffFallback != "" && n.SoftOffFallback != "fail" && n.SoftOffFallback != "force" {
+		bad("soft_off_fallback", "%q is not fail or force", n.SoftOffFallback)
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {

@@ -1,15 +1,22 @@
 // Package demo runs a complete fishgate in one process: an embedded Redis, a
-// fleet of simulated BMCs and the gateway in front of them. `fishgate demo`
-// and the end-to-end tests use it.
+// fleet of simulated BMCs and the gateway in front of them, its nodes
+// enrolled at runtime through the AggregationService as a client would
+// (POST .../AggregationSources). `fishgate demo` and the end-to-end tests
+// use it.
 package demo
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -47,7 +54,13 @@ type Options struct {
 type Demo struct {
 	Fleet   *simulator.Fleet
 	Gateway *gateway.Gateway
-	Config  config.Config
+	// Config is the gateway's configuration, with Nodes the nodes the demo
+	// enrolled over the AggregationService (the gateway's own file-based
+	// node list is empty).
+	Config config.Config
+	// KeyFile is the secrets_key_file the demo generated (removed by Serve
+	// at its end: the embedded Redis's records go with it).
+	KeyFile string
 	SimURL  string
 	User    string
 	Pass    string
@@ -138,8 +151,15 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		}
 		cfg.Nodes = append(cfg.Nodes, node)
 	}
-	d.Config = cfg
 	var err error
+	if d.KeyFile, err = newKeyFile(); err != nil {
+		d.Fleet.Close()
+		return nil, err
+	}
+	cfg.SecretsKeyFile = d.KeyFile
+	d.Config = cfg
+	gcfg := cfg
+	gcfg.Nodes = nil // enrolled below, through the AggregationService
 	if d.simLn, err = net.Listen("tcp", o.SimListen); err != nil {
 		d.Fleet.Close()
 		return nil, fmt.Errorf("simulator control API %s: %w", o.SimListen, err)
@@ -147,14 +167,61 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 	d.SimURL = "http://" + d.simLn.Addr().String()
 	d.simSrv = &http.Server{Handler: d.Fleet.ControlHandler(), ReadHeaderTimeout: 10 * time.Second}
 	if o.Tune != nil {
-		o.Tune(&cfg)
+		o.Tune(&gcfg)
 	}
-	if d.Gateway, err = gateway.New(ctx, cfg, o.Logger); err != nil {
+	if d.Gateway, err = gateway.New(ctx, gcfg, o.Logger); err != nil {
 		d.simLn.Close()
 		d.Fleet.Close()
+		os.RemoveAll(filepath.Dir(d.KeyFile))
 		return nil, err
 	}
+	for _, n := range cfg.Nodes {
+		if err := d.enrol(n); err != nil {
+			d.simLn.Close()
+			d.Fleet.Close()
+			os.RemoveAll(filepath.Dir(d.KeyFile))
+			return nil, err
+		}
+	}
 	return d, nil
+}
+
+// newKeyFile writes a new secrets key in a private temporary folder.
+func newKeyFile() (string, error) {
+	dir, err := os.MkdirTemp("", "fishgate-demo-")
+	if err != nil {
+		return "", err
+	}
+	f := filepath.Join(dir, "secrets.key")
+	if err := config.WriteSecretsKey(f); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return f, nil
+}
+
+// enrol POSTs node n to the gateway's AggregationSources, as a client
+// would (in process: the gateway does not serve yet).
+func (d *Demo) enrol(n config.Node) error {
+	method := map[string]string{"redfish": "Redfish", "ipmi": "IPMI", "amt": "AMT"}[n.Backend]
+	oem := map[string]any{"NodeId": n.ID}
+	if n.IPMIListen != "" {
+		oem["IpmiListen"], oem["IpmiUser"], oem["IpmiPassword"] = n.IPMIListen, n.IPMIUser, n.IPMIPassword
+	}
+	body, _ := json.Marshal(map[string]any{
+		"HostName": n.Address, "UserName": n.User, "Password": n.Password,
+		"Links": map[string]any{"ConnectionMethod": map[string]string{"@odata.id": "/redfish/v1/AggregationService/ConnectionMethods/" + method}},
+		"Oem":   map[string]any{"Fishgate": oem},
+	})
+	req := httptest.NewRequest(http.MethodPost, "/redfish/v1/AggregationService/AggregationSources", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(d.User, d.Pass)
+	rec := httptest.NewRecorder()
+	d.Gateway.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusCreated {
+		return fmt.Errorf("enrol %s: %d %s", n.ID, rec.Code, rec.Body.String())
+	}
+	return nil
 }
 
 // URL is the gateway's base URL.
@@ -165,6 +232,7 @@ func (d *Demo) Serve(ctx context.Context) error {
 	go d.simSrv.Serve(d.simLn)
 	err := d.Gateway.Serve(ctx)
 	d.simSrv.Close()
+	os.RemoveAll(filepath.Dir(d.KeyFile))
 	return errors.Join(err, d.Fleet.Close())
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,7 +44,8 @@ type Gateway struct {
 	certs    *certSource  // nil when serving plain HTTP
 	proxies  *proxies
 	server   *http.Server
-	ipmi     []*ipmifront.Server // one per node with ipmi_listen
+	ipmi     *ipmiFronts // one per node with ipmi_listen
+	sources  *sources    // the AggregationService's runtime sources (sources.go)
 }
 
 // NewBackend builds the backend a node's config names.
@@ -72,6 +74,17 @@ func NewBackend(n config.Node, log *slog.Logger) (backends.Backend, error) {
 	return nil, fmt.Errorf("node %s: unknown backend %q", n.ID, n.Backend)
 }
 
+// serializerNode is node n, driven by b, as the serializer manages it.
+func serializerNode(n config.Node, b backends.Backend, adm config.Admission) serializer.Node {
+	sn := serializer.Node{ID: n.ID, Name: n.Name, Backend: b, Kind: n.Backend, Reassert: n.ReassertDesired, SoftOffFallback: n.SoftOffFallback}
+	if n.Policy != "" {
+		r := adm.Rules()
+		r.Policy = serializer.Policy(n.Policy)
+		sn.Rules = &r
+	}
+	return sn
+}
+
 // New connects to Redis, builds every node's backend and the API, and binds
 // the listen address. Nothing is served until Serve.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, error) {
@@ -83,7 +96,7 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, log: log, replica: replicaid.New()}
+	g := &Gateway{cfg: cfg, log: log, replica: replicaid.New(), ipmi: newIPMIFronts(log)}
 	var err error
 	if g.redis, err = redisx.Open(ctx, cfg.RedisOptions()); err != nil {
 		return nil, err
@@ -97,13 +110,7 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 			return nil, err
 		}
 		backendsByID[n.ID] = b
-		sn := serializer.Node{ID: n.ID, Name: n.Name, Backend: b, Kind: n.Backend, Reassert: n.ReassertDesired, SoftOffFallback: n.SoftOffFallback}
-		if n.Policy != "" {
-			r := cfg.Admission.Rules()
-			r.Policy = serializer.Policy(n.Policy)
-			sn.Rules = &r
-		}
-		nodes = append(nodes, sn)
+		nodes = append(nodes, serializerNode(n, b, cfg.Admission))
 	}
 	if g.events, err = newEvents(cfg, g.redis, g.replica, log); err != nil {
 		g.redis.Close()
@@ -118,6 +125,11 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 	}
 	g.bulk = serializer.NewBulk(g.nodes)
 	g.proxies = newProxies(backendsByID, log)
+	if g.sources, err = newSources(ctx, g, newBackend); err != nil {
+		g.nodes.Close()
+		g.redis.Close()
+		return nil, err
+	}
 	var accounts []redfish.Account
 	for _, a := range cfg.Accounts {
 		accounts = append(accounts, redfish.Account{User: a.User, Password: a.Password, Role: a.Role, Nodes: a.Nodes})
@@ -125,7 +137,7 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 	g.api, err = redfish.New(redfish.Options{
 		Nodes: g.nodes, Redis: g.redis.Client, Accounts: accounts,
 		SessionTimeout: time.Duration(cfg.SessionTimeout), MaxBodyBytes: cfg.MaxBodyBytes,
-		Passthrough: g.proxies.handler, Bulk: g.bulk,
+		Passthrough: g.proxies.handler, Bulk: g.bulk, Sources: g.sources,
 		Events: g.events, SSEKeepAlive: time.Duration(cfg.Events.SSEKeepAlive),
 		MaxSSEStreams: cfg.Events.MaxSSEStreams, MaxSSEStreamsPerUser: cfg.Events.MaxSSEStreamsPerUser,
 		ServiceID: cfg.RedisID() + "|" + cfg.Listen, Logger: log,
@@ -142,19 +154,12 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 		g.redis.Close()
 		return nil, err
 	}
-	for _, n := range cfg.Nodes {
-		if n.IPMIListen == "" {
-			continue
-		}
-		f, err := ipmifront.Serve(context.Background(), ipmifront.Config{
-			Addr: n.IPMIListen, Node: n.ID, User: n.IPMIUser, Password: n.IPMIPassword, AllowV15: n.IPMIAllowV15, Logger: log,
-		}, g.nodes)
-		if err != nil {
+	for _, n := range cfg.Nodes { // runtime sources start theirs as they are applied
+		if err := g.ipmi.start(n, g.nodes); err != nil {
 			g.closeIPMI()
 			g.redis.Close()
 			return nil, err
 		}
-		g.ipmi = append(g.ipmi, f)
 	}
 	if !cfg.TLS.Disabled {
 		var shared redis.UniversalClient
@@ -246,6 +251,11 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	g.events.Start(ctx) // SSE streams end with ctx, so Shutdown does not wait for them
 	g.nodes.Start(ctx)
 	g.bulk.Start(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		g.sources.watch(ctx)
+	}()
 	errc := make(chan error, 1)
 	go func() {
 		errc <- g.server.Serve(g.serving)
@@ -261,6 +271,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
+	<-watched
 	g.proxies.close()
 	g.api.Close()
 	nerr := g.nodes.Close()
@@ -277,23 +288,71 @@ func lockoutThreshold(n int) int {
 }
 
 // closeIPMI stops the nodes' IPMI fronts.
-func (g *Gateway) closeIPMI() error {
-	var errs []error
-	for _, f := range g.ipmi {
-		errs = append(errs, f.Close())
-	}
-	g.ipmi = nil
-	return errors.Join(errs...)
-}
+func (g *Gateway) closeIPMI() error { return g.ipmi.closeAll() }
 
 // IPMIAddr is the UDP address of a node's IPMI front, "" without one.
-func (g *Gateway) IPMIAddr(node string) string {
-	for _, f := range g.ipmi {
-		if f.Node() == node {
-			return f.Addr()
-		}
+func (g *Gateway) IPMIAddr(node string) string { return g.ipmi.addr(node) }
+
+// ipmiFronts are the nodes' IPMI fronts, by node id: those of the
+// configuration at start, those of runtime sources as they come and go.
+type ipmiFronts struct {
+	log *slog.Logger
+	mu  sync.Mutex
+	m   map[string]*ipmifront.Server
+}
+
+func newIPMIFronts(log *slog.Logger) *ipmiFronts {
+	return &ipmiFronts{log: log, m: map[string]*ipmifront.Server{}}
+}
+
+// start serves node n's IPMI front when it has ipmi_listen (replacing
+// the one it had).
+func (f *ipmiFronts) start(n config.Node, nodes ipmifront.Gateway) error {
+	f.stop(n.ID)
+	if n.IPMIListen == "" {
+		return nil
+	}
+	srv, err := ipmifront.Serve(context.Background(), ipmifront.Config{
+		Addr: n.IPMIListen, Node: n.ID, User: n.IPMIUser, Password: n.IPMIPassword, AllowV15: n.IPMIAllowV15, Logger: f.log,
+	}, nodes)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", n.ID, err)
+	}
+	f.mu.Lock()
+	f.m[n.ID] = srv
+	f.mu.Unlock()
+	return nil
+}
+
+// stop closes node id's front, if any.
+func (f *ipmiFronts) stop(id string) {
+	f.mu.Lock()
+	srv := f.m[id]
+	delete(f.m, id)
+	f.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+}
+
+func (f *ipmiFronts) addr(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if srv := f.m[id]; srv != nil {
+		return srv.Addr()
 	}
 	return ""
+}
+
+func (f *ipmiFronts) closeAll() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var errs []error
+	for id, srv := range f.m {
+		errs = append(errs, srv.Close())
+		delete(f.m, id)
+	}
+	return errors.Join(errs...)
 }
 
 // withHealth serves the liveness (/healthz: the process answers) and

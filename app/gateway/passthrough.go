@@ -15,10 +15,12 @@ import (
 // proxies builds, on first use, one pass-through proxy per node whose
 // backend offers it (backends.PassThrough): where the node's resources are
 // on its BMC is asked of the backend once. Each node has its own lock, so
-// one slow BMC does not hold up the others.
+// one slow BMC does not hold up the others. Nodes enrolled or removed at
+// runtime come and go (set, drop).
 type proxies struct {
 	log   *slog.Logger
-	nodes map[string]*proxyEntry // fixed after newProxies
+	mu    sync.RWMutex
+	nodes map[string]*proxyEntry
 }
 
 type proxyEntry struct {
@@ -43,7 +45,9 @@ func newProxies(backendsByID map[string]backends.Backend, log *slog.Logger) *pro
 // handler returns the node's proxy, or nil for a node whose backend offers
 // no pass-through.
 func (p *proxies) handler(ctx context.Context, id string) (http.Handler, error) {
+	p.mu.RLock()
 	e, ok := p.nodes[id]
+	p.mu.RUnlock()
 	if !ok {
 		return nil, nil
 	}
@@ -69,7 +73,35 @@ func (p *proxies) handler(ctx context.Context, id string) (http.Handler, error) 
 	return h, nil
 }
 
+// set gives node id the backend b (a new node, or new credentials): its
+// proxy is made again on first use.
+func (p *proxies) set(id string, b backends.Backend) {
+	p.drop(id)
+	if pt, ok := b.(backends.PassThrough); ok {
+		p.mu.Lock()
+		p.nodes[id] = &proxyEntry{backend: pt}
+		p.mu.Unlock()
+	}
+}
+
+// drop forgets node id's proxy.
+func (p *proxies) drop(id string) {
+	p.mu.Lock()
+	e := p.nodes[id]
+	delete(p.nodes, id)
+	p.mu.Unlock()
+	if e != nil {
+		e.mu.Lock()
+		if e.h != nil {
+			e.h.Close()
+		}
+		e.mu.Unlock()
+	}
+}
+
 func (p *proxies) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, e := range p.nodes {
 		e.mu.Lock()
 		if e.h != nil {

@@ -22,7 +22,7 @@ func aggregationLink(sc scope) *schemas.Link {
 
 func (s *Server) getAggregationService(c echo.Context) error {
 	sc := scopeOf(c)
-	return send(c, http.StatusOK, map[string]any{
+	body := map[string]any{
 		"@odata.id":      sc.url("/AggregationService"),
 		"@odata.type":    typeAggregationService,
 		"Id":             "AggregationService",
@@ -34,5 +34,10 @@ func (s *Server) getAggregationService(c echo.Context) error {
 			"#AggregationService.Reset": schemas.BulkResetAction{
 				Target: sc.url("/AggregationService/Actions/AggregationService.Reset"), AllowableResets: schemas.AllResetTypes},
 		},
-	})
+	}
+	if s.sources != nil { // BMCs enrolled at runtime (sources.go)
+		body["AggregationSources"] = schemas.Link{ODataID: sc.url("/AggregationService/AggregationSources")}
+		body["ConnectionMethods"] = schemas.Link{ODataID: sc.url("/AggregationService/ConnectionMethods")}
+	}
+	return send(c, http.StatusOK, body)
 }

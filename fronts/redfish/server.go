@@ -61,6 +61,9 @@ type Options struct {
 	Passthrough func(ctx context.Context, node string) (http.Handler, error)
 	// Events serves the EventService (events/); nil: no EventService.
 	Events *events.Bus
+	// Sources are the AggregationService's sources (sources.go); nil: no
+	// AggregationSources or ConnectionMethods.
+	Sources Sources
 	// SSEKeepAlive is the pause between SSE keep-alive comments (default 15s).
 	SSEKeepAlive time.Duration
 	// MaxSSEStreams and MaxSSEStreamsPerUser bound the SSE streams open at
@@ -96,6 +99,7 @@ type Server struct {
 	echo        *echo.Echo
 	// events serves the EventService (events.go); nil when there is none.
 	events       *events.Bus
+	sources      Sources // nil: no AggregationSources
 	sseKeepAlive time.Duration
 	sse          *sseLimiter
 	following    atomic.Int64 // SSE streams past their first block
@@ -130,7 +134,7 @@ func New(o Options) (*Server, error) {
 		uuid:        uuidFrom(o.ServiceID),
 		log:         o.Logger,
 	}
-	s.events, s.sseKeepAlive = o.Events, o.SSEKeepAlive
+	s.events, s.sseKeepAlive, s.sources = o.Events, o.SSEKeepAlive, o.Sources
 	s.sse = newSSELimiter(o.MaxSSEStreams, o.MaxSSEStreamsPerUser)
 	s.unauthBody, s.trusted = o.UnauthenticatedBodyBytes, o.TrustedProxies
 	s.bulk = o.Bulk
@@ -238,6 +242,14 @@ func (s *Server) routes() {
 		{http.MethodGet, "/redfish/v1/Managers/" + GatewayManager + "/LogServices/Audit/Entries/:entry", s.getAuditEntry},
 		{http.MethodGet, "/redfish/v1/AccountService/Roles", s.getRoles},
 		{http.MethodGet, "/redfish/v1/AccountService/Roles/:id", s.getRole},
+
+		{http.MethodGet, "/redfish/v1/AggregationService/ConnectionMethods", s.getConnectionMethods},
+		{http.MethodGet, "/redfish/v1/AggregationService/ConnectionMethods/:id", s.getConnectionMethod},
+		{http.MethodGet, "/redfish/v1/AggregationService/AggregationSources", s.getSources},
+		{http.MethodPost, "/redfish/v1/AggregationService/AggregationSources", s.postSource},
+		{http.MethodGet, "/redfish/v1/AggregationService/AggregationSources/:id", s.getSource},
+		{http.MethodPatch, "/redfish/v1/AggregationService/AggregationSources/:id", s.patchSource},
+		{http.MethodDelete, "/redfish/v1/AggregationService/AggregationSources/:id", s.deleteSource},
 
 		{http.MethodGet, "/redfish/v1/EventService", s.getEventService},
 		{http.MethodGet, "/redfish/v1/EventService/SSE", s.getSSE},

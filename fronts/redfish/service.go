@@ -57,6 +57,9 @@ func (s *Server) getOData(c echo.Context) error {
 	if s.events != nil {
 		services = append(services, "EventService")
 	}
+	if sc.node == "" { // as the service root links it (aggregationLink)
+		services = append(services, "AggregationService")
+	}
 	for _, n := range services {
 		v = append(v, entry{n, "Singleton", sc.url("/" + n)})
 	}
@@ -87,6 +90,11 @@ var metadataRefs = []struct{ file, ns string }{
 	{"EventDestinationCollection_v1.xml", "EventDestinationCollection"},
 	{"EventDestination_v1.xml", "EventDestination.v1_16_0"},
 	{"Event_v1.xml", "Event.v1_13_0"},
+	{"AggregationService_v1.xml", "AggregationService.v1_0_3"},
+	{"AggregationSourceCollection_v1.xml", "AggregationSourceCollection"},
+	{"AggregationSource_v1.xml", "AggregationSource.v1_5_0"},
+	{"ConnectionMethodCollection_v1.xml", "ConnectionMethodCollection"},
+	{"ConnectionMethod_v1.xml", "ConnectionMethod.v1_2_0"},
 	{"Resource_v1.xml", "Resource.v1_0_0"},
 }
 
