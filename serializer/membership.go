@@ -47,8 +47,15 @@ func (s *Service) newNode(n Node) (*node, error) {
 		rules = *n.Rules
 	}
 	return &node{Node: n, rules: rules, changed: make(chan struct{}),
-		view: View{ID: n.ID, Name: n.Name, Health: "Critical", LastError: "not read yet"}}, nil
+		view: View{ID: n.ID, Name: n.Name, Health: "Critical", LastError: notReadYet}}, nil
 }
+
+// notReadYet is the LastError of a node whose BMC has not been read.
+const notReadYet = "not read yet"
+
+// Read reports whether the node's BMC has been read, or tried and failed,
+// since the node was added.
+func (v View) Read() bool { return v.CapsKnown || v.LastError != notReadYet }
 
 // lookup finds a managed node.
 func (s *Service) lookup(id string) (*node, bool) {
@@ -198,7 +205,7 @@ func (n *node) isWorking() bool {
 
 // SetBackend replaces a node's backend (new credentials or address): no
 // BMC call is in flight on this replica while it changes, and its
-// capabilities are read again. It returns the old backend for the caller
+// capabilities are read again (the old ones serve until then). It returns the old backend for the caller
 // to close.
 func (s *Service) SetBackend(id string, b backends.Backend) (backends.Backend, error) {
 	n, ok := s.lookup(id)
@@ -209,9 +216,6 @@ func (s *Service) SetBackend(id string, b backends.Backend) (backends.Backend, e
 	old := n.Backend
 	n.Backend = b
 	n.call.Unlock()
-	n.mu.Lock()
-	n.view.CapsKnown = false
-	n.mu.Unlock()
 	if s.started.Load() {
 		s.wg.Add(1)
 		go func() {

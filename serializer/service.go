@@ -850,11 +850,9 @@ func (s *Service) CancelTask(ctx context.Context, taskID string) (CancelResult, 
 
 // Task reads one task.
 func (s *Service) Task(ctx context.Context, id string) (TaskRecord, error) {
-	node, ok := TaskNode(id)
-	if !ok {
-		return TaskRecord{}, ErrTaskNotFound
-	}
-	if _, known := s.lookup(node); !known {
+	// A task of a removed node stays readable while it is retained: its
+	// client may still be polling it (membership.go).
+	if _, ok := TaskNode(id); !ok {
 		return TaskRecord{}, ErrTaskNotFound
 	}
 	t, err := s.store.Task(ctx, id)

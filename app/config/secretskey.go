@@ -10,7 +10,7 @@ import (
 )
 
 // SecretsKeySize is the length of the key of secrets_key_file: AES-256
-// (docs/decisions/0019-bmc-passwords-encrypted-at-rest.md).
+// (docs/decisions/0020-bmc-passwords-encrypted-at-rest.md).
 const SecretsKeySize = 32
 
 // SecretsKey reads the key of secrets_key_file: 32 bytes written as 64 hex

@@ -14,7 +14,7 @@ import (
 // Redis: AES-256-GCM with the key of secrets_key_file, a random nonce per
 // value, and the source id and field as additional data, so that a sealed
 // value copied into another record or field does not open
-// (docs/decisions/0019-bmc-passwords-encrypted-at-rest.md).
+// (docs/decisions/0020-bmc-passwords-encrypted-at-rest.md).
 type sealer struct{ aead cipher.AEAD }
 
 // sealedPrefix names the format (and its version) of a sealed value.

@@ -510,7 +510,28 @@ func (s *sources) Create(ctx context.Context, spec redfish.SourceSpec) (redfish.
 	s.mu.Lock()
 	s.applyLocked(n.ID, raw)
 	s.mu.Unlock()
+	s.waitRead(ctx, n.ID)
 	return toSource(n, false, false), nil
+}
+
+// waitRead waits a little for this replica's first read of a new node,
+// so that the POST's answer shows its health and a Reset sent to this
+// replica right after it finds the node's capabilities.
+func (s *sources) waitRead(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if v, err := s.nodes.View(id); err != nil || v.Read() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Update changes a runtime source's BMC settings: address, credentials,
