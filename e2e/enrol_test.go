@@ -116,8 +116,12 @@ func TestEnrolmentAtRuntime(t *testing.T) {
 			HostName string
 			Password *string
 			Links    struct {
-				ConnectionMethod  struct{ OdataID string `json:"@odata.id"` }
-				ResourcesAccessed []struct{ OdataID string `json:"@odata.id"` }
+				ConnectionMethod struct {
+					OdataID string `json:"@odata.id"`
+				}
+				ResourcesAccessed []struct {
+					OdataID string `json:"@odata.id"`
+				}
 			}
 		}
 		json.Unmarshal(resp, &src)

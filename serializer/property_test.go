@@ -200,7 +200,7 @@ func runScenario(rt *rapid.T, rdb redis.UniversalClient, prefix string, stats *s
 		results []admitted
 		errs    []string
 		wg      sync.WaitGroup
-		members sync.Mutex // one removal and re-enrolment at a time, as one source's
+		members sync.Mutex          // one removal and re-enrolment at a time, as one source's
 		removed = map[string]bool{} // nodes removed at least once (under mu)
 	)
 	ctx := context.Background()
