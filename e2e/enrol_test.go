@@ -6,11 +6,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,6 +49,58 @@ func (rs *replicaSet) appendConfig(yaml string) {
 	}
 }
 
+// startOnAnyPort runs a replica on a port the kernel picks (--listen
+// 127.0.0.1:0) and learns its URL from its "fishgate serving" line: a
+// port found free and given back may be taken by another process before
+// the replica binds it (other tests run on the machine).
+func (rs *replicaSet) startOnAnyPort() *replica {
+	t := rs.t
+	t.Helper()
+	cmd := exec.Command(fishgateBinary(t), "serve", "--config", rs.config, "--listen", "127.0.0.1:0", "--insecure-http", "--log-level", "debug")
+	urls := make(chan string, 1)
+	cmd.Stdout = io.MultiWriter(rs.logs, lineWatcher(func(line string) {
+		if u, ok := strings.CutPrefix(line, "fishgate serving "); ok {
+			u, _, _ = strings.Cut(u, " ")
+			select {
+			case urls <- strings.TrimSuffix(u, ","):
+			default:
+			}
+		}
+	}))
+	cmd.Stderr = rs.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{cmd: cmd}
+	t.Cleanup(func() {
+		r.cmd.Process.Signal(syscall.SIGTERM)
+		r.cmd.Wait()
+		if t.Failed() {
+			t.Logf("replica %s logs (all replicas):\n%s", r.url, rs.logs.String())
+		}
+	})
+	select {
+	case r.url = <-urls:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("replica did not say where it serves within 20s; logs:\n%s", rs.logs.String())
+	}
+	waitFor(t, 20*time.Second, "replica "+r.url+" ready", func() (bool, string) {
+		st, _, body := do(t, http.MethodGet, r.url+"/readyz", nil, nil)
+		return st == http.StatusOK, fmt.Sprintf("%d %s", st, body)
+	})
+	return r
+}
+
+// lineWatcher is a writer that calls f with each complete line.
+type lineWatcher func(line string)
+
+func (f lineWatcher) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(string(p), "\n") {
+		f(strings.TrimSpace(l))
+	}
+	return len(p), nil
+}
+
 // sourceBody is a POST body for a BMC of kind method at host.
 func sourceBody(method, host, user, password string, oem map[string]any) map[string]any {
 	b := map[string]any{
@@ -74,8 +129,7 @@ func randomSecret(t *testing.T) string {
 func TestEnrolmentAtRuntime(t *testing.T) {
 	rs := newReplicaSet(t, 1, 400*time.Millisecond) // n1: a node of the configuration file
 	rs.withSecretsKey()
-	a, b := rs.start(freeAddr(t)), rs.start(freeAddr(t))
-	addrs := []string{strings.TrimPrefix(a.url, "http://"), strings.TrimPrefix(b.url, "http://")}
+	a, b := rs.startOnAnyPort(), rs.startOnAnyPort()
 
 	secrets := map[string]string{}
 	add := func(spec simulator.NodeSpec) *simulator.Node {
@@ -285,14 +339,14 @@ func TestEnrolmentAtRuntime(t *testing.T) {
 	t.Run("restart-keeps-sources", func(t *testing.T) {
 		a.kill(t)
 		b.kill(t)
-		a2 := rs.start(addrs[0])
+		a2 := rs.startOnAnyPort()
 		for _, e := range enrol {
 			st, _, resp := do(t, http.MethodGet, a2.url+"/redfish/v1/Systems/"+e.id, nil, adminHdr)
 			if st != http.StatusOK {
 				t.Errorf("%s after a restart of every replica: %d %s", e.id, st, resp)
 			}
 		}
-		b = rs.start(addrs[1])
+		b = rs.startOnAnyPort()
 		a = a2
 	})
 
@@ -357,7 +411,7 @@ func waitHealthy(t *testing.T, r *replica, id string) {
 // read-only sources.
 func TestEnrolmentNeedsSecretsKey(t *testing.T) {
 	rs := newReplicaSet(t, 1, 0)
-	a := rs.start(freeAddr(t))
+	a := rs.startOnAnyPort()
 	st, _, resp := do(t, http.MethodPost, a.url+sourcesURL, sourceBody("Redfish", "https://10.0.0.1", "bmc", "x", nil), adminHdr)
 	if st != http.StatusMethodNotAllowed || !strings.Contains(string(resp), "secrets_key_file") {
 		t.Errorf("POST without a key: %d %s, want 405 naming secrets_key_file", st, resp)
@@ -365,5 +419,54 @@ func TestEnrolmentNeedsSecretsKey(t *testing.T) {
 	st, _, resp = do(t, http.MethodGet, a.url+sourcesURL+"/n1", nil, adminHdr)
 	if st != http.StatusOK || !strings.Contains(string(resp), `"FromConfiguration":true`) || !strings.Contains(string(resp), `"Password":null`) {
 		t.Errorf("config source n1: %d %s", st, resp)
+	}
+}
+
+// TestReadmeEnrolExample posts the body of the README's enrolment example
+// (its BMC address and credentials replaced by a simulated BMC's) to a
+// demo: the node it names is managed with the options it gives, and
+// redfishtool lists its source.
+func TestReadmeEnrolExample(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "<!-- enrol-example")
+	if !ok {
+		t.Fatal("README has no enrol-example")
+	}
+	_, rest, _ = strings.Cut(rest, "-d '")
+	js, _, ok := strings.Cut(rest, "'\n```")
+	if !ok {
+		t.Fatalf("README's enrol example has no -d '...' body:\n%.300s", rest)
+	}
+	var body map[string]any
+	if err := json.Unmarshal([]byte(js), &body); err != nil {
+		t.Fatalf("README's enrol example body is not JSON: %v\n%s", err, js)
+	}
+	d := startDemo(t, 1)
+	sn, err := d.Fleet.Add(simulator.NodeSpec{ID: "readme-bmc", User: "root", Password: "calvin", Machine: simulator.MachineConfig{InitialPower: "Off"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body["HostName"] = sn.URL()
+	st, _, resp := do(t, http.MethodPost, d.URL()+sourcesURL, body, basic(d))
+	if st != http.StatusCreated {
+		t.Fatalf("POST of the README's example: %d %s", st, resp)
+	}
+	src := getJSON(t, d, d.URL()+sourcesURL+"/rack1-n17")
+	oem := src["Oem"].(map[string]any)["Fishgate"].(map[string]any)
+	if oem["Insecure"] != true || oem["Policy"] != "queue" || src["Password"] != nil {
+		t.Errorf("the README's source as read back: %v", src)
+	}
+	if p := gatewayPower(t, d, "rack1-n17"); p != "Off" {
+		t.Errorf("rack1-n17 PowerState %q, want Off (read from its BMC)", p)
+	}
+	if _, err := os.Stat(redfishtoolPath); err == nil || os.Getenv("CI") != "" {
+		out := mustRedfishtool(t, d, "raw", "GET", sourcesURL)
+		if !strings.Contains(out, sourcesURL+"/rack1-n17") {
+			t.Errorf("redfishtool raw GET %s does not list rack1-n17:\n%s", sourcesURL, out)
+		}
 	}
 }

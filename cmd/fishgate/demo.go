@@ -56,19 +56,23 @@ func printDemo(cmd *cobra.Command, d *demo.Demo) {
 	url, u, p := d.URL(), d.User, d.Pass
 	first := d.Config.Nodes[0].ID
 	fmt.Fprintf(w, `fishgate demo: %d simulated BMCs (%s) behind the gateway, embedded Redis.
+Each was enrolled at runtime through the AggregationService (BMC passwords
+sealed with the generated key %s).
 
   Redfish API    %s/redfish/v1   (user %q, password %q)
   per-node BMC   %s/bmc/%s/redfish/v1
   simulator      %s/nodes   (what each simulated BMC saw)
 
 Try:
+  curl -s -u %s:%s %s/redfish/v1/AggregationService/AggregationSources/%s
   curl -s -u %s:%s %s/redfish/v1/Systems
   curl -s -u %s:%s %s/redfish/v1/Systems/%s
   curl -s -u %s:%s -H 'Content-Type: application/json' -d '{"ResetType":"On"}' %s/redfish/v1/Systems/%s/Actions/ComputerSystem.Reset
 
 %s
 Ctrl-C stops it.
-`, len(d.Config.Nodes), strings.Join(d.Backends(), ", "), url, u, p, url, first, d.SimURL,
+`, len(d.Config.Nodes), strings.Join(d.Backends(), ", "), d.KeyFile, url, u, p, url, first, d.SimURL,
+		u, p, url, first,
 		u, p, url,
 		u, p, url, first,
 		u, p, url, first, ipmiExample(d, u, p, first))
