@@ -184,9 +184,8 @@ func TestSchemaWalk(t *testing.T) {
 			"ManagerCollection": 1, "Manager": 1, "ChassisCollection": 1, "Chassis": 1,
 			"SessionService": 1, "SessionCollection": 1, "Session": 1,
 			"AccountService": 1, "ManagerAccountCollection": 1, "ManagerAccount": 1,
-			"AggregationService": 1, "AggregationSourceCollection": 1, "AggregationSource": 1,
 		})
-		for _, kind := range []string{"ComputerSystem", "Manager", "Chassis", "AggregationSource"} {
+		for _, kind := range []string{"ComputerSystem", "Manager", "Chassis"} {
 			if got := c.byType[kind]; len(got) != 1 || !strings.HasSuffix(got[0], "/node02") {
 				t.Errorf("per-node view of node02 shows %s %v, want exactly node02's", kind, got)
 			}
