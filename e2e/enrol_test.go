@@ -253,7 +253,7 @@ func TestEnrolmentAtRuntime(t *testing.T) {
 			{"wrong Redfish credentials", "POST", sourcesURL, sourceBody("Redfish", rf.URL(), "bmc", "wrong", map[string]any{"NodeId": "bad-cred"}), 400, "ResourceAtUriUnauthorized"},
 			{"wrong IPMI credentials", "POST", sourcesURL, sourceBody("IPMI", "ipmi://"+ipmi.IPMIAddr(), "bmc", "wrong", map[string]any{"NodeId": "bad-cred2"}), 400, "ResourceAtUriUnauthorized"},
 			{"wrong AMT credentials", "POST", sourcesURL, sourceBody("AMT", amt.AMTURL(), "bmc", "wrong", map[string]any{"NodeId": "bad-cred3"}), 400, "ResourceAtUriUnauthorized"},
-			{"PATCH of a config source", "PATCH", sourcesURL + "/n1", `{"UserName":"x"}`, 405, "ResourceCannotBeDeleted"},
+			{"PATCH of a config source", "PATCH", sourcesURL + "/n1", `{"UserName":"x"}`, 405, "OperationNotAllowed"},
 			{"DELETE of a config source", "DELETE", sourcesURL + "/n1", nil, 405, "ResourceCannotBeDeleted"},
 			{"PATCH of Policy", "PATCH", sourcesURL + "/rt-rf", `{"Oem":{"Fishgate":{"Policy":"queue"}}}`, 400, "PropertyNotWritable"},
 			{"PATCH with wrong credentials", "PATCH", sourcesURL + "/rt-rf", `{"Password":"wrong"}`, 400, "ResourceAtUriUnauthorized"},

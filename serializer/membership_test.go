@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fishgate/fishgate/backends"
 	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
@@ -94,4 +95,45 @@ func TestRemoveWhileActionRunsAndAnotherWaits(t *testing.T) {
 			e.waitTask(10*time.Second, again.Task, "completed", func(tr serializer.TaskRecord) bool { return tr.State == schemas.TaskStateCompleted })
 		})
 	}
+}
+
+// nopBackend is a BMC that is never called (the service is not started).
+type nopBackend struct{ backends.Backend }
+
+func (nopBackend) Close() error { return nil }
+
+// BenchmarkAddAtScale: enrolling the 10,001st node into a service of
+// 10,000 (the sorted id list is copied once per Add), and a request's
+// lookup of a node, which does not grow with the fleet.
+func BenchmarkAddAtScale(b *testing.B) {
+	opts := fastOptions()
+	opts.Redis, opts.ReplicaID = testkit.MiniRedis(b), "bench"
+	var nodes []serializer.Node
+	for i := range 10000 {
+		nodes = append(nodes, serializer.Node{ID: fmt.Sprintf("n%05d", i), Backend: nopBackend{}})
+	}
+	svc, err := serializer.New(nodes, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { svc.Close() })
+	b.Run("add-remove", func(b *testing.B) {
+		ctx := context.Background()
+		for i := 0; b.Loop(); i++ {
+			id := fmt.Sprintf("x%07d", i)
+			if err := svc.Add(serializer.Node{ID: id, Backend: nopBackend{}}); err != nil {
+				b.Fatal(err)
+			}
+			if err := svc.Remove(ctx, id); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("view", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			if _, err := svc.View(nodes[i%len(nodes)].ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

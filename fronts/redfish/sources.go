@@ -351,6 +351,11 @@ func (s *Server) patchSource(c echo.Context) error {
 	ctx, cancel := withTimeout(c)
 	defer cancel()
 	x, err = src.Update(ctx, x.ID, spec)
+	if errors.Is(err, ErrSourceReadOnly) {
+		e := newError(http.StatusMethodNotAllowed, schemas.Base(schemas.MsgOperationNotAllowed)).withDetail("aggregation source " + c.Param("id") + ": " + err.Error())
+		e.header = http.Header{"Allow": {"GET, HEAD"}}
+		return e
+	}
 	if err != nil {
 		return sourceError(err, c.Param("id"))
 	}

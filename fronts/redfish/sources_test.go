@@ -193,6 +193,7 @@ func TestSourcePrivilegesAndErrors(t *testing.T) {
 		{"credentials", &redfish.SourceCredentialsError{HostName: "https://10.0.0.2", Err: errors.New("401")}, "POST", sources, 400, "ResourceAtUriUnauthorized"},
 		{"not writable", &redfish.SourcePropertyError{Property: "Oem/Fishgate/Policy", Kind: redfish.PropertyNotWritable}, "PATCH", sources + "/node1", 400, "PropertyNotWritable"},
 		{"read-only", redfish.ErrSourceReadOnly, "DELETE", sources + "/node1", 405, "ResourceCannotBeDeleted"},
+		{"read-only PATCH", redfish.ErrSourceReadOnly, "PATCH", sources + "/node1", 405, "OperationNotAllowed"},
 		{"redis", errors.New("redis: connection refused"), "POST", sources, 503, "ServiceTemporarilyUnavailable"},
 	} {
 		fs.failNext(c.err)
