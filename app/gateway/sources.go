@@ -285,7 +285,7 @@ func (s *sources) applyLocked(id, raw string) {
 			s.log.Error("runtime source change not applied", "node", id, "err", err)
 			return
 		}
-		old.Close()
+		go old.Close() // a logout from the BMC: not under s.mu
 		s.log.Info("node's BMC settings changed", "node", id, "backend", n.Backend, "host", hostOf(n.Address))
 	}
 	s.proxies.set(id, b)

@@ -40,23 +40,30 @@ func FuzzRequestBodies(f *testing.F) {
 		req.SetBasicAuth(adminUser, adminPass)
 		rec := httptest.NewRecorder()
 		handler.ServeHTTP(rec, req)
-		if rec.Code >= 500 {
-			t.Fatalf("%s %s %q: status %d: %s", p.method, p.path, body, rec.Code, rec.Body)
-		}
-		if rec.Code >= 400 {
-			var e struct {
-				Error struct {
-					Info []struct {
-						MessageID string `json:"MessageId"`
-					} `json:"@Message.ExtendedInfo"`
-				} `json:"error"`
-			}
-			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || len(e.Error.Info) == 0 || !strings.HasPrefix(e.Error.Info[0].MessageID, "Base.1.22.") {
-				t.Fatalf("%s %q: %d without a Base registry error body: %s", p.path, body, rec.Code, rec.Body)
-			}
-		}
-		if rec.Code != http.StatusNoContent && rec.Code != http.StatusNotModified && !json.Valid(rec.Body.Bytes()) {
-			t.Fatalf("%s %q: %d with a non-JSON body: %s", p.path, body, rec.Code, rec.Body)
-		}
+		requireFuzzAnswer(t, p.method+" "+p.path, body, rec)
 	})
+}
+
+// requireFuzzAnswer fails unless rec is a 2xx or 3xx, or a 4xx with a Base
+// registry error body; never a 5xx; JSON whenever there is a body.
+func requireFuzzAnswer(t *testing.T, what, body string, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	if rec.Code >= 500 {
+		t.Fatalf("%s %q: status %d: %s", what, body, rec.Code, rec.Body)
+	}
+	if rec.Code >= 400 {
+		var e struct {
+			Error struct {
+				Info []struct {
+					MessageID string `json:"MessageId"`
+				} `json:"@Message.ExtendedInfo"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || len(e.Error.Info) == 0 || !strings.HasPrefix(e.Error.Info[0].MessageID, "Base.1.22.") {
+			t.Fatalf("%s %q: %d without a Base registry error body: %s", what, body, rec.Code, rec.Body)
+		}
+	}
+	if rec.Code != http.StatusNoContent && rec.Code != http.StatusNotModified && !json.Valid(rec.Body.Bytes()) {
+		t.Fatalf("%s %q: %d with a non-JSON body: %s", what, body, rec.Code, rec.Body)
+	}
 }
