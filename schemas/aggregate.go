@@ -14,6 +14,7 @@ type Aggregate struct {
 	Elements      []Link           `json:"Elements"`
 	ElementsCount int              `json:"ElementsCount"`
 	Actions       AggregateActions `json:"Actions"`
+	Oem           map[string]any   `json:"Oem,omitempty"`
 }
 
 // AggregateActions are an Aggregate's actions.

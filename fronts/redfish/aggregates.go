@@ -25,8 +25,9 @@ import (
 //	fg:{aggregates}:e:<id>       set: the aggregate's node ids
 //
 // An element is a node id; a node removed from the gateway stays an
-// element (its link answers 404) until it is removed from the aggregate,
-// and a bulk reset ends that node's sub-task with the reason.
+// element until it is removed from the aggregate, shown apart
+// (Oem.Fishgate.ElementsNotManaged, not linked), and a bulk reset ends that
+// node's sub-task with the reason.
 const (
 	aggIDs   = "fg:{aggregates}:ids"
 	aggNames = "fg:{aggregates}:names"
@@ -110,15 +111,29 @@ func (s *Server) aggregateOf(c echo.Context) (aggregate, error) {
 	return a, nil
 }
 
-func renderAggregate(sc scope, a aggregate) schemas.Aggregate {
+// renderAggregate shows the elements the gateway manages; an element whose
+// node was removed from the gateway is listed apart (Oem), so that no link
+// of the aggregate leads nowhere, until it is removed from the aggregate.
+func (s *Server) renderAggregate(sc scope, a aggregate) schemas.Aggregate {
 	base := sc.url("/AggregationService/Aggregates/" + a.ID)
 	els := make([]schemas.Link, 0, len(a.Nodes))
+	var gone []string
 	for _, n := range a.Nodes {
-		if sc.visible(n) {
-			els = append(els, schemas.Link{ODataID: sc.url("/Systems/" + n)})
+		if !sc.visible(n) {
+			continue
 		}
+		if _, err := s.nodes.View(n); err != nil {
+			gone = append(gone, n)
+			continue
+		}
+		els = append(els, schemas.Link{ODataID: sc.url("/Systems/" + n)})
+	}
+	var oem map[string]any
+	if gone != nil {
+		oem = map[string]any{"Fishgate": map[string]any{"ElementsNotManaged": gone}}
 	}
 	return schemas.Aggregate{
+		Oem:           oem,
 		Resource:      schemas.Resource{ODataID: base, ODataType: schemas.TypeAggregate, ID: a.ID, Name: a.Name},
 		Elements:      els,
 		ElementsCount: len(els),
@@ -148,7 +163,7 @@ func (s *Server) getAggregate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return send(c, http.StatusOK, renderAggregate(scopeOf(c), a))
+	return send(c, http.StatusOK, s.renderAggregate(scopeOf(c), a))
 }
 
 // linkList is an array of resource links in a request body.
@@ -238,7 +253,7 @@ func (s *Server) postAggregate(c echo.Context) error {
 	}
 	sc := scopeOf(c)
 	c.Response().Header().Set("Location", sc.url("/AggregationService/Aggregates/"+id))
-	return send(c, http.StatusCreated, renderAggregate(sc, a))
+	return send(c, http.StatusCreated, s.renderAggregate(sc, a))
 }
 
 func (s *Server) deleteAggregate(c echo.Context) error {
@@ -325,7 +340,7 @@ func (s *Server) changeElements(c echo.Context, add bool, action string) error {
 	if a, err = s.loadAggregate(ctx, a.ID); err != nil {
 		return unavailable(2, err.Error())
 	}
-	return send(c, http.StatusOK, renderAggregate(scopeOf(c), a))
+	return send(c, http.StatusOK, s.renderAggregate(scopeOf(c), a))
 }
 
 func boolFlag(b bool) string {

@@ -112,6 +112,19 @@ func TestAggregates(t *testing.T) {
 			}
 			wantError(t, "deleted", e2.do("GET", coll+"/rack1", "", basic(roUser, roPass)), http.StatusNotFound, "ResourceNotFound")
 			wantError(t, "per-node view", e.do("GET", "/bmc/node1"+coll, ""), http.StatusNotFound, "ResourceMissingAtURI")
+			// the service root, the OData service document and $metadata
+			// name the AggregationService in the aggregate view only
+			for _, p := range []string{"/redfish/v1", "/redfish/v1/odata"} {
+				if b := string(e.do("GET", p, "").Body); !strings.Contains(b, `"/redfish/v1/AggregationService"`) {
+					t.Errorf("%s does not link the AggregationService: %s", p, b)
+				}
+				if b := string(e.do("GET", "/bmc/node1"+p, "").Body); strings.Contains(b, "AggregationService") {
+					t.Errorf("/bmc/node1%s links the AggregationService: %s", p, b)
+				}
+			}
+			if md := string(e.do("GET", "/redfish/v1/$metadata", "").Body); !strings.Contains(md, `Namespace="Aggregate.v1_0_3"`) || !strings.Contains(md, `Namespace="AggregationService.v1_0_3"`) {
+				t.Errorf("$metadata lacks the aggregation schemas: %s", md)
+			}
 		})
 	}
 }
@@ -271,4 +284,49 @@ func TestSubTasksPaged(t *testing.T) {
 	}
 	wantError(t, "bad skiptoken", e.do("GET", task+"/SubTasks?$skiptoken=x", ""), http.StatusBadRequest, "QueryParameterValueFormatError")
 	wantError(t, "not a sub-task", e.do("GET", task+"/SubTasks/node1", ""), http.StatusNotFound, "ResourceNotFound")
+}
+
+// TestAggregateWithARemovedNode: an element whose node the gateway no
+// longer manages (removed at runtime) does not break the aggregate: it is
+// listed apart, not linked, and an Aggregate.Reset ends its sub-task
+// Exception saying so while the others complete.
+func TestAggregateWithARemovedNode(t *testing.T) {
+	e := bulkEnv(t, testkit.MiniRedis(t), 2)
+	valid := schemaCheck(t)
+	const agg = "/redfish/v1/AggregationService/Aggregates/rack"
+	if r := e.do("POST", "/redfish/v1/AggregationService/Aggregates", `{"Name":"rack","Elements":`+systemLinks("node1", "node2")+`}`); r.Status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	// as a node removed from the gateway after it joined the aggregate
+	if err := e.rdb.SAdd(context.Background(), "fg:{aggregates}:e:rack", "gone1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("GET", agg, "")
+	valid(r)
+	if b := string(r.Body); strings.Contains(b, "Systems/gone1") || !strings.Contains(b, `"ElementsNotManaged":["gone1"]`) || r.json(t)["ElementsCount"] != 2.0 {
+		t.Errorf("aggregate with a removed node: %s", b)
+	}
+	r = e.do("POST", agg+"/Actions/Aggregate.Reset", `{"ResetType":"On"}`)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("reset: %d %s", r.Status, r.Body)
+	}
+	task := r.json(t)["@odata.id"].(string)
+	testkit.WaitFor(t, 30*time.Second, "the parent to end", func() (bool, string) {
+		r := e.do("GET", task, "")
+		return r.json(t)["TaskState"] == "Exception", string(r.Body)
+	})
+	r = e.do("GET", task+"/SubTasks/gone1", "")
+	valid(r)
+	if st := r.json(t); st["TaskState"] != "Exception" || !strings.Contains(fmt.Sprint(st["Oem"]), "not managed") {
+		t.Errorf("removed node's sub-task: %s", r.Body)
+	}
+	for _, n := range []string{"node1", "node2"} {
+		if st := e.do("GET", task+"/SubTasks/"+n, "").json(t); st["TaskState"] != "Completed" {
+			t.Errorf("%s: %v", n, st)
+		}
+	}
+	// it can be removed from the aggregate
+	if r := e.do("POST", agg+"/Actions/Aggregate.RemoveElements", `{"Elements":`+systemLinks("gone1")+`}`); r.Status != http.StatusOK || strings.Contains(string(r.Body), "gone1") {
+		t.Errorf("RemoveElements of the removed node: %d %s", r.Status, r.Body)
+	}
 }

@@ -95,6 +95,8 @@ var metadataRefs = []struct{ file, ns string }{
 	{"AggregationSource_v1.xml", "AggregationSource.v1_5_0"},
 	{"ConnectionMethodCollection_v1.xml", "ConnectionMethodCollection"},
 	{"ConnectionMethod_v1.xml", "ConnectionMethod.v1_2_0"},
+	{"AggregateCollection_v1.xml", "AggregateCollection"},
+	{"Aggregate_v1.xml", "Aggregate.v1_0_3"},
 	{"Resource_v1.xml", "Resource.v1_0_0"},
 }
 
