@@ -419,11 +419,13 @@ func (st *AccountStore) Put(ctx context.Context, user, password, role string, en
 		a.Hash = string(h)
 	}
 	raw, _ := json.Marshal(a)
-	if _, err := st.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, accountsKey, user, raw)
-		p.Publish(ctx, accountsChannel, user)
-		return nil
-	}); err != nil {
+	// The write, then the message: on a Cluster a pipeline sends them to
+	// different masters at once, and a replica that heard the message
+	// before the write landed reloaded the old account.
+	if err := st.rdb.HSet(ctx, accountsKey, user, raw).Err(); err != nil {
+		return storedAccount{}, err
+	}
+	if err := st.rdb.Publish(ctx, accountsChannel, user).Err(); err != nil {
 		return storedAccount{}, err
 	}
 	st.mu.Lock()
@@ -447,11 +449,10 @@ func (st *AccountStore) Delete(ctx context.Context, user string) error {
 	case !exists:
 		return ErrNoAccount
 	}
-	if _, err := st.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.HDel(ctx, accountsKey, user)
-		p.Publish(ctx, accountsChannel, user)
-		return nil
-	}); err != nil {
+	if err := st.rdb.HDel(ctx, accountsKey, user).Err(); err != nil {
+		return err
+	}
+	if err := st.rdb.Publish(ctx, accountsChannel, user).Err(); err != nil {
 		return err
 	}
 	st.mu.Lock()
