@@ -31,6 +31,7 @@ fuzz:
 bench:
 	$(GO) run ./cmd/fgbench -duration 10s -rounds 5
 	$(GO) run ./cmd/fgbench admission -nodes 1000 -duration 10s -rounds 5
+	$(GO) run ./cmd/fgbench fleet -nodes 10000 -rounds 3
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./fronts/redfish ./simulator/... ./backends/...
 	cd tools/iamtcheck && $(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./...
 	$(GO) test -run='^$$' -bench='^BenchmarkAdmission$$' -benchtime=$(BENCHTIME) -count=5 ./serializer

@@ -19,6 +19,12 @@
 //
 //	go run ./cmd/fgbench -duration 10s -rounds 5 [-concurrency 16] [-nodes 8] [-json]
 //
+// `fgbench fleet` is the third: one gateway in front of a bmcsim of
+// 10,000 BMCs (start, idle CPU and memory, a fleet-wide power cycle, paged
+// collections, Redis bytes per node and per task); see fleet.go.
+//
+//	go run ./cmd/fgbench fleet -nodes 10000 -rounds 3
+//
 // `fgbench admission` is the second benchmark: Reset admissions per second
 // (serializer.Store.Admit, one Lua script, and POST Reset through the
 // gateway) against a real redis-server it starts on loopback, with a plain
@@ -73,6 +79,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "admission" {
 		os.Exit(admissionMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "fleet" {
+		os.Exit(fleetMain(os.Args[2:]))
+	}
 	var c config
 	flag.DurationVar(&c.Duration, "duration", 10*time.Second, "measured time of each phase (one target in one round)")
 	flag.DurationVar(&c.Warmup, "warmup", time.Second, "unmeasured warm-up before each phase")
@@ -84,7 +93,7 @@ func main() {
 	flag.Float64Var(&c.Aim, "aim", 0.5, "throughput ratio gateway-basic/baseline to aim for (reported, not enforced)")
 	flag.BoolVar(&c.JSON, "json", false, "write the results as JSON to stdout (the report goes to stderr)")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: fgbench [flags]\n       fgbench admission [flags]   (Reset admission benchmark; fgbench admission -h)\n\nGET ComputerSystem throughput and latency through fishgate against a bare echo server.\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: fgbench [flags]\n       fgbench admission [flags]   (Reset admission benchmark; fgbench admission -h)\n       fgbench fleet [flags]       (10,000 nodes behind one gateway; fgbench fleet -h)\n\nGET ComputerSystem throughput and latency through fishgate against a bare echo server.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()

@@ -1,0 +1,745 @@
+package main
+
+// `fgbench fleet`: the gateway at fleet scale (docs/architecture.md#power-sync,
+// issue 13). bmcsim serves N Redfish BMCs in one process and `fishgate
+// serve` runs in another, both on loopback; this process drives them and
+// reads their CPU time and RSS from /proc. Each round starts a gateway
+// with the embedded Redis and measures the time to its first answer, its
+// idle CPU over one sync interval and RSS, a fleet-wide power cycle (N On
+// requests, then N ForceOff: admission and completion times, commands per
+// node and overlaps as bmcsim counts them) and the latency of Tasks and
+// Systems pages. Then, once, a gateway on a real redis-server: Redis bytes
+// (INFO memory) per idle node, per node after one action each, and per
+// further retained task, and the Tasks page latency with -tasks tasks
+// retained. The report gives medians over rounds, next to bmcsim's own
+// figures (the same fleet without the gateway) as the baseline.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// fleetConfig is `fgbench fleet`'s command line.
+type fleetConfig struct {
+	Nodes       int           `json:"nodes"`
+	Rounds      int           `json:"rounds"`
+	Concurrency int           `json:"concurrency"`
+	IdleWindow  time.Duration `json:"-"`
+	Tasks       int           `json:"tasks"`
+	Bin         string        `json:"-"`
+	RedisServer string        `json:"-"`
+	NoRedis     bool          `json:"no_redis"`
+	Timeout     time.Duration `json:"-"`
+	JSON        bool          `json:"-"`
+}
+
+func (c fleetConfig) validate() error {
+	switch {
+	case c.Nodes < 1 || c.Nodes > 30000:
+		return errors.New("-nodes must be in 1..30000")
+	case c.Rounds < 1 || c.Rounds > 20:
+		return errors.New("-rounds must be in 1..20")
+	case c.Concurrency < 1 || c.Concurrency > 1024:
+		return errors.New("-concurrency must be in 1..1024")
+	case c.IdleWindow < time.Second:
+		return errors.New("-idle-window must be at least 1s")
+	case c.Tasks < 0:
+		return errors.New("-tasks must not be negative")
+	case c.Timeout < time.Minute:
+		return errors.New("-timeout must be at least 1m")
+	}
+	return nil
+}
+
+func fleetMain(args []string) int {
+	fs := flag.NewFlagSet("fgbench fleet", flag.ContinueOnError)
+	var c fleetConfig
+	fs.IntVar(&c.Nodes, "nodes", 10000, "simulated BMCs (bmcsim) behind one gateway")
+	fs.IntVar(&c.Rounds, "rounds", 3, "rounds, each with a fresh gateway (embedded Redis)")
+	fs.IntVar(&c.Concurrency, "concurrency", 64, "client connections sending the power requests and polls")
+	fs.DurationVar(&c.IdleWindow, "idle-window", 30*time.Second, "how long idle CPU is measured (the default sync interval)")
+	fs.IntVar(&c.Tasks, "tasks", 100000, "tasks retained when the Tasks page latency is measured on redis-server (reached by further power cycles)")
+	fs.StringVar(&c.Bin, "bin", "", "directory holding fishgate and bmcsim (default: built from this module into a temporary directory)")
+	fs.StringVar(&c.RedisServer, "redis-server", "redis-server", "redis-server binary for the Redis figures")
+	fs.BoolVar(&c.NoRedis, "no-redis", false, "skip the redis-server part")
+	fs.DurationVar(&c.Timeout, "timeout", 10*time.Minute, "bound on each phase (a power cycle, the wait for start)")
+	fs.BoolVar(&c.JSON, "json", false, "write the results as JSON to stdout (the report goes to stderr)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	if err := c.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "fgbench fleet:", err)
+		return 2
+	}
+	return runReport("fgbench fleet", "OPERATIONS", c.JSON, func(ctx context.Context, out io.Writer) (*fleetReport, error) {
+		return benchFleet(ctx, c, out)
+	})
+}
+
+// fleetRound is what one round measured.
+type fleetRound struct {
+	FirstAnswerS float64 `json:"first_answer_s"` // process start to the first 200 of a System
+	AllReadS     float64 `json:"all_read_s"`     // process start until sampled nodes all show a PowerState
+	IdleCPUPct   float64 `json:"idle_cpu_pct"`   // % of one core over the idle window
+	RSSIdleMiB   float64 `json:"rss_idle_mib"`
+	On           cycle   `json:"on"`
+	Off          cycle   `json:"off"`
+	RSSCycleMiB  float64 `json:"rss_after_cycle_mib"`
+	TasksPageMs  float64 `json:"tasks_page_ms"`   // median GET of a Tasks page ($top=100)
+	SystemsPage  float64 `json:"systems_page_ms"` // median GET of a Systems page
+	RootMs       float64 `json:"root_ms"`         // median GET of the service root: the baseline request
+	SimIdleCPU   float64 `json:"bmcsim_idle_cpu_pct"`
+	SimRSSMiB    float64 `json:"bmcsim_rss_mib"`
+}
+
+// cycle is one fleet-wide power request: N Resets of one type.
+type cycle struct {
+	AdmittedS  float64 `json:"admitted_s"`  // first request sent to the last 202
+	CompletedS float64 `json:"completed_s"` // first request sent to the last task seen terminal
+	Completed  int     `json:"completed"`
+	Other      int     `json:"not_completed"`
+	Commands   int     `json:"nodes_with_one_command"` // nodes whose BMC got exactly one command
+	Overlaps   int     `json:"overlaps"`               // nodes that ever had two commands in flight
+	Errors     int64   `json:"errors"`
+}
+
+// redisFigures are measured on a real redis-server.
+type redisFigures struct {
+	IdlePerNode   float64 `json:"bytes_per_idle_node"`
+	ActionPerNode float64 `json:"bytes_per_node_after_one_action"`
+	PerTask       float64 `json:"bytes_per_retained_task"`
+	Tasks         int     `json:"tasks_retained"`
+	TasksPageMs   float64 `json:"tasks_page_ms"`
+	TasksLastMs   float64 `json:"tasks_last_page_ms"`
+}
+
+type fleetReport struct {
+	Config     fleetConfig   `json:"config"`
+	Rounds     []fleetRound  `json:"rounds"`
+	Median     fleetRound    `json:"median"`
+	Redis      *redisFigures `json:"redis,omitempty"`
+	Errors     int64         `json:"errors"`
+	FirstError string        `json:"first_error,omitempty"`
+}
+
+func (r *fleetReport) failed() (int64, string) { return r.Errors, r.FirstError }
+
+func (r *fleetReport) fail(err error) {
+	r.Errors++
+	if r.FirstError == "" {
+		r.FirstError = err.Error()
+	}
+}
+
+func benchFleet(ctx context.Context, c fleetConfig, out io.Writer) (*fleetReport, error) {
+	bin := c.Bin
+	if bin == "" {
+		dir, err := os.MkdirTemp("", "fgbench-fleet-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		fmt.Fprintln(out, "fgbench fleet: building fishgate and bmcsim")
+		build := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/fishgate", "./cmd/bmcsim")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return nil, fmt.Errorf("build fishgate and bmcsim (run from the module root, or pass -bin): %w", err)
+		}
+		bin = dir
+	}
+	rep := &fleetReport{Config: c}
+	sim, err := startSim(ctx, filepath.Join(bin, "bmcsim"), c.Nodes)
+	if err != nil {
+		return nil, err
+	}
+	defer sim.stop()
+	fmt.Fprintf(out, "fgbench fleet: %d BMCs (bmcsim pid %d) up in %.1fs, %.0f MiB\n", c.Nodes, sim.cmd.Process.Pid, sim.startS, rssMiB(sim.cmd.Process.Pid))
+	cl := newFleetClient(c.Concurrency)
+	for r := 1; r <= c.Rounds; r++ {
+		round, err := fleetRoundRun(ctx, c, bin, sim, cl, rep, "", out)
+		if err != nil {
+			return nil, fmt.Errorf("round %d: %w", r, err)
+		}
+		rep.Rounds = append(rep.Rounds, round)
+		fmt.Fprintf(out, "round %d/%d  %s\n", r, c.Rounds, round)
+	}
+	rep.Median = medianRound(rep.Rounds)
+	if !c.NoRedis {
+		rf, err := redisRun(ctx, c, bin, sim, cl, rep, out)
+		if err != nil {
+			return nil, fmt.Errorf("redis-server part: %w", err)
+		}
+		rep.Redis = rf
+	}
+	rep.print(out)
+	return rep, nil
+}
+
+func (r fleetRound) String() string {
+	return fmt.Sprintf("first answer %.2fs (all read %.1fs)  idle CPU %.1f%%  RSS idle %.0f MiB, after cycle %.0f MiB  On admitted %.1fs completed %.1fs  ForceOff admitted %.1fs completed %.1fs  Tasks page %.1fms  Systems page %.1fms  root %.2fms",
+		r.FirstAnswerS, r.AllReadS, r.IdleCPUPct, r.RSSIdleMiB, r.RSSCycleMiB, r.On.AdmittedS, r.On.CompletedS, r.Off.AdmittedS, r.Off.CompletedS, r.TasksPageMs, r.SystemsPage, r.RootMs)
+}
+
+// fleetRoundRun runs one gateway through the round's measures. redisURL
+// empty means the embedded Redis.
+func fleetRoundRun(ctx context.Context, c fleetConfig, bin string, sim *simProc, cl *fleetClient, rep *fleetReport, redisURL string, out io.Writer) (fleetRound, error) {
+	var r fleetRound
+	gw, err := startGateway(ctx, c, bin, sim, redisURL, cl)
+	if err != nil {
+		return r, err
+	}
+	defer gw.stop()
+	r.FirstAnswerS = gw.firstAnswer.Seconds()
+	if r.AllReadS, err = waitAllRead(ctx, c, gw, cl); err != nil {
+		return r, err
+	}
+	// Idle: the gateway alone, over one sync interval.
+	g0, s0 := procCPU(gw.pid()), procCPU(sim.cmd.Process.Pid)
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return r, ctx.Err()
+	case <-time.After(c.IdleWindow):
+	}
+	el := time.Since(t0)
+	r.IdleCPUPct = 100 * float64(procCPU(gw.pid())-g0) / float64(el)
+	r.SimIdleCPU = 100 * float64(procCPU(sim.cmd.Process.Pid)-s0) / float64(el)
+	r.RSSIdleMiB, r.SimRSSMiB = rssMiB(gw.pid()), rssMiB(sim.cmd.Process.Pid)
+	if r.On, err = powerAll(ctx, c, gw, sim, cl, "On", rep); err != nil {
+		return r, err
+	}
+	if r.Off, err = powerAll(ctx, c, gw, sim, cl, "ForceOff", rep); err != nil {
+		return r, err
+	}
+	r.RSSCycleMiB = rssMiB(gw.pid())
+	r.TasksPageMs, _ = pageLatency(ctx, cl, gw, "/redfish/v1/TaskService/Tasks", 2*c.Nodes, rep)
+	r.SystemsPage, _ = pageLatency(ctx, cl, gw, "/redfish/v1/Systems", c.Nodes, rep)
+	r.RootMs = medianLatency(ctx, cl, gw, []string{"/redfish/v1"}, 21, rep)
+	return r, nil
+}
+
+// redisRun measures the Redis figures on a fresh redis-server.
+func redisRun(ctx context.Context, c fleetConfig, bin string, sim *simProc, cl *fleetClient, rep *fleetReport, out io.Writer) (*redisFigures, error) {
+	rs, err := startRedisServer(ctx, c.RedisServer)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Stop()
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	defer rdb.Close()
+	used := func() float64 {
+		s, err := rdb.Info(ctx, "memory").Result()
+		if err != nil {
+			rep.fail(fmt.Errorf("INFO memory: %w", err))
+			return 0
+		}
+		n, _ := strconv.ParseFloat(infoField(s, "used_memory"), 64)
+		return n
+	}
+	base := used()
+	gw, err := startGateway(ctx, c, bin, sim, "redis://"+rs.Addr, cl)
+	if err != nil {
+		return nil, err
+	}
+	defer gw.stop()
+	if _, err := waitAllRead(ctx, c, gw, cl); err != nil {
+		return nil, err
+	}
+	f := &redisFigures{}
+	n := float64(c.Nodes)
+	f.IdlePerNode = (used() - base) / n
+	if _, err := powerAll(ctx, c, gw, sim, cl, "On", rep); err != nil {
+		return nil, err
+	}
+	one := used()
+	f.ActionPerNode = (one - base) / n
+	if _, err := powerAll(ctx, c, gw, sim, cl, "ForceOff", rep); err != nil {
+		return nil, err
+	}
+	f.PerTask = (used() - one) / n
+	f.Tasks = 2 * c.Nodes
+	fmt.Fprintf(out, "redis-server: %.0f B per idle node, %.0f B per node after one action, %.0f B per further retained task\n", f.IdlePerNode, f.ActionPerNode, f.PerTask)
+	for f.Tasks < c.Tasks && ctx.Err() == nil {
+		for _, rt := range []string{"On", "ForceOff"} {
+			if _, err := powerAll(ctx, c, gw, sim, cl, rt, rep); err != nil {
+				return nil, err
+			}
+			f.Tasks += c.Nodes
+		}
+		fmt.Fprintf(out, "redis-server: %d tasks made\n", f.Tasks)
+	}
+	f.TasksPageMs, f.TasksLastMs = pageLatency(ctx, cl, gw, "/redfish/v1/TaskService/Tasks", f.Tasks, rep)
+	return f, nil
+}
+
+// simProc is a running bmcsim.
+type simProc struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	nodes   []simNode
+	control string
+	startS  float64
+}
+
+type simNode struct{ id, url string }
+
+func startSim(ctx context.Context, path string, n int) (*simProc, error) {
+	cmd := exec.Command(path, "--nodes", strconv.Itoa(n), "--control", "127.0.0.1:0", "--delay-min", "0", "--delay-max", "0", "--log-level", "warn")
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start bmcsim: %w", err)
+	}
+	s := &simProc{cmd: cmd}
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		f := strings.Split(lines.Text(), "\t")
+		if len(f) < 2 {
+			continue
+		}
+		if f[0] == "control" {
+			s.control = strings.TrimSuffix(f[1], "/nodes")
+			break
+		}
+		u, _, _ := strings.Cut(f[1], "/redfish/")
+		s.nodes = append(s.nodes, simNode{id: f[0], url: u})
+	}
+	go io.Copy(io.Discard, stdout)
+	if s.control == "" || len(s.nodes) != n {
+		s.stop()
+		return nil, fmt.Errorf("bmcsim listed %d nodes and control %q, want %d nodes", len(s.nodes), s.control, n)
+	}
+	s.startS = time.Since(t0).Seconds()
+	return s, nil
+}
+
+func (s *simProc) stop() { stopProcess(s.cmd, 20*time.Second) }
+
+// stopProcess interrupts a child and waits for it, killing it after grace.
+func stopProcess(cmd *exec.Cmd, grace time.Duration) {
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+// simCounts reads every node's command count and largest number of
+// commands in flight from bmcsim's control API.
+func (s *simProc) counts(ctx context.Context) (map[string][2]int, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.control+"/nodes", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var nodes []struct {
+		ID           string `json:"Id"`
+		CommandCount int    `json:"CommandCount"`
+		MaxInFlight  int    `json:"MaxInFlight"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&nodes); err != nil {
+		return nil, fmt.Errorf("bmcsim /nodes: %w", err)
+	}
+	m := make(map[string][2]int, len(nodes))
+	for _, n := range nodes {
+		m[n.ID] = [2]int{n.CommandCount, n.MaxInFlight}
+	}
+	return m, nil
+}
+
+// gwProc is a running `fishgate serve`.
+type gwProc struct {
+	cmd         *exec.Cmd
+	url         string
+	dir         string
+	firstAnswer time.Duration
+}
+
+func (g *gwProc) pid() int { return g.cmd.Process.Pid }
+
+const (
+	benchUser = "bench"
+	benchPass = "fgbench-fleet-password"
+)
+
+func startGateway(ctx context.Context, c fleetConfig, bin string, sim *simProc, redisURL string, cl *fleetClient) (*gwProc, error) {
+	dir, err := os.MkdirTemp("", "fgbench-gw-")
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "listen: 127.0.0.1:0\ntls: {disabled: true}\nlimits: {max_connections: 4096, max_connections_per_client: 4096}\n")
+	if redisURL != "" {
+		fmt.Fprintf(&b, "redis_url: %s\n", redisURL)
+	}
+	fmt.Fprintf(&b, "accounts:\n  - {user: %s, password: %s}\nnodes:\n", benchUser, benchPass)
+	for _, n := range sim.nodes {
+		fmt.Fprintf(&b, "  - {id: %s, backend: redfish, address: %q, user: admin, password: password, system_id: /redfish/v1/Systems/1}\n", n.id, n.url)
+	}
+	cfg := filepath.Join(dir, "fishgate.yaml")
+	if err := os.WriteFile(cfg, b.Bytes(), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(bin, "fishgate"), "serve", "-c", cfg, "--log-level", "error")
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start fishgate: %w", err)
+	}
+	g := &gwProc{cmd: cmd, dir: dir}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if _, rest, ok := strings.Cut(sc.Text(), "fishgate serving "); ok {
+				u, _, _ := strings.Cut(rest, " ")
+				urlc <- strings.TrimSuffix(u, ",")
+				break
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case g.url = <-urlc:
+	case <-time.After(c.Timeout):
+		g.stop()
+		return nil, errors.New("fishgate did not print its URL")
+	case <-ctx.Done():
+		g.stop()
+		return nil, ctx.Err()
+	}
+	// The first answer: a System read, as a client would.
+	path := "/redfish/v1/Systems/" + sim.nodes[0].id
+	for {
+		if code, _, err := cl.get(ctx, g.url+path); err == nil && code == http.StatusOK {
+			break
+		}
+		if time.Since(t0) > c.Timeout || ctx.Err() != nil {
+			g.stop()
+			return nil, fmt.Errorf("fishgate did not answer GET %s within %s", path, c.Timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	g.firstAnswer = time.Since(t0)
+	return g, nil
+}
+
+func (g *gwProc) stop() {
+	stopProcess(g.cmd, 30*time.Second)
+	os.RemoveAll(g.dir)
+}
+
+// waitAllRead waits until 200 sampled nodes all show a PowerState: the
+// gateway's first read of the fleet is over. It returns the seconds since
+// the gateway started.
+func waitAllRead(ctx context.Context, c fleetConfig, g *gwProc, cl *fleetClient) (float64, error) {
+	start := time.Now().Add(-g.firstAnswer)
+	var sample []string
+	step := max(1, c.Nodes/200)
+	for i := c.Nodes - 1; i >= 0; i -= step {
+		sample = append(sample, fmt.Sprintf("%s/redfish/v1/Systems/%s", g.url, simNodeID(i+1, c.Nodes)))
+	}
+	for len(sample) > 0 {
+		_, body, err := cl.get(ctx, sample[0])
+		var sys struct{ PowerState *string }
+		if err == nil && json.Unmarshal(body, &sys) == nil && sys.PowerState != nil {
+			sample = sample[1:]
+			continue
+		}
+		if time.Since(start) > c.Timeout || ctx.Err() != nil {
+			return 0, fmt.Errorf("nodes not read within %s (%s)", c.Timeout, sample[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// simNodeID is bmcsim's name for node i of n (cmd/bmcsim nodeID).
+func simNodeID(i, n int) string {
+	return fmt.Sprintf("node%0*d", max(2, len(strconv.Itoa(n))), i)
+}
+
+// powerAll sends ResetType rt to every node (c.Concurrency at once), then
+// polls every task until it is terminal, and checks with bmcsim that each
+// node received one command and never two at once.
+func powerAll(ctx context.Context, c fleetConfig, g *gwProc, sim *simProc, cl *fleetClient, rt string, rep *fleetReport) (cycle, error) {
+	var cy cycle
+	before, err := sim.counts(ctx)
+	if err != nil {
+		return cy, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	tasks := make([]string, len(sim.nodes))
+	body := []byte(`{"ResetType":"` + rt + `"}`)
+	var errs atomic.Int64
+	t0 := time.Now()
+	each(c.Concurrency, len(sim.nodes), func(i int) {
+		u := g.url + "/redfish/v1/Systems/" + sim.nodes[i].id + "/Actions/ComputerSystem.Reset"
+		code, loc, err := cl.post(ctx, u, body)
+		if err != nil || code != http.StatusAccepted || loc == "" {
+			errs.Add(1)
+			rep.fail(fmt.Errorf("POST %s %s: %d %v", u, rt, code, err))
+			return
+		}
+		tasks[i] = strings.Replace(loc, "/TaskMonitors/", "/Tasks/", 1)
+	})
+	cy.AdmittedS = time.Since(t0).Seconds()
+	var last atomic.Int64
+	var completed, other atomic.Int64
+	each(c.Concurrency, len(tasks), func(i int) {
+		if tasks[i] == "" {
+			return
+		}
+		for ctx.Err() == nil {
+			_, b, err := cl.get(ctx, g.url+tasks[i])
+			var t struct{ TaskState string }
+			if err == nil && json.Unmarshal(b, &t) == nil {
+				switch t.TaskState {
+				case "Completed":
+					completed.Add(1)
+				case "Exception", "Cancelled", "Killed":
+					other.Add(1)
+				default:
+					time.Sleep(200 * time.Millisecond)
+					continue
+				}
+				for d := time.Since(t0); ; {
+					l := last.Load()
+					if int64(d) <= l || last.CompareAndSwap(l, int64(d)) {
+						break
+					}
+				}
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		errs.Add(1)
+		rep.fail(fmt.Errorf("task %s not terminal within %s", tasks[i], c.Timeout))
+	})
+	cy.CompletedS = time.Duration(last.Load()).Seconds()
+	cy.Completed, cy.Other, cy.Errors = int(completed.Load()), int(other.Load()), errs.Load()
+	if cy.Other > 0 {
+		rep.fail(fmt.Errorf("%s: %d tasks did not complete", rt, cy.Other))
+	}
+	after, err := sim.counts(ctx)
+	if err != nil {
+		return cy, err
+	}
+	for id, a := range after {
+		if a[0]-before[id][0] == 1 {
+			cy.Commands++
+		}
+		if a[1] > 1 {
+			cy.Overlaps++
+		}
+	}
+	return cy, nil
+}
+
+// pageLatency is the median latency of 21 GETs of pages of coll ($top=100
+// at skips spread over total members) and the latency of the last page.
+func pageLatency(ctx context.Context, cl *fleetClient, g *gwProc, coll string, total int, rep *fleetReport) (median, last float64) {
+	var urls []string
+	for i := range 21 {
+		urls = append(urls, fmt.Sprintf("%s?$top=100&$skip=%d", coll, (total-100)*i/20))
+	}
+	// Each page must be a page: 100 members (or the rest), the total count, a
+	// next link unless it is the last.
+	code, b, err := cl.get(ctx, g.url+urls[0])
+	var page struct {
+		Count   int               `json:"Members@odata.count"`
+		Members []json.RawMessage `json:"Members"`
+	}
+	if err != nil || code != http.StatusOK || json.Unmarshal(b, &page) != nil || len(page.Members) > 100 {
+		rep.fail(fmt.Errorf("GET %s: %d %v: not a page of at most 100 members", urls[0], code, err))
+	}
+	return medianLatency(ctx, cl, g, urls, 1, rep), medianLatency(ctx, cl, g, urls[len(urls)-1:], 5, rep)
+}
+
+// medianLatency GETs each path rounds times and returns the median in ms.
+func medianLatency(ctx context.Context, cl *fleetClient, g *gwProc, paths []string, rounds int, rep *fleetReport) float64 {
+	var ms []float64
+	for range rounds {
+		for _, p := range paths {
+			t0 := time.Now()
+			code, _, err := cl.get(ctx, g.url+p)
+			ms = append(ms, float64(time.Since(t0).Microseconds())/1000)
+			if err != nil || code != http.StatusOK {
+				rep.fail(fmt.Errorf("GET %s: %d %v", p, code, err))
+			}
+		}
+	}
+	return median(ms)
+}
+
+// each runs f(0..n-1) on workers goroutines.
+func each(workers, n int, f func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// fleetClient is the load side's HTTP client (keep-alive, HTTP Basic).
+type fleetClient struct{ http *http.Client }
+
+func newFleetClient(conns int) *fleetClient {
+	return &fleetClient{http: &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		Proxy: nil, MaxIdleConns: conns, MaxIdleConnsPerHost: conns}}}
+}
+
+func (c *fleetClient) get(ctx context.Context, url string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.SetBasicAuth(benchUser, benchPass)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+func (c *fleetClient) post(ctx context.Context, url string, body []byte) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.SetBasicAuth(benchUser, benchPass)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Get("Location"), nil
+}
+
+// rssMiB is a process's resident set size, or -1.
+func rssMiB(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+// medianRound is the per-figure median over rounds.
+func medianRound(rs []fleetRound) fleetRound {
+	m := func(f func(fleetRound) float64) float64 {
+		var xs []float64
+		for _, r := range rs {
+			xs = append(xs, f(r))
+		}
+		return median(xs)
+	}
+	mc := func(f func(fleetRound) cycle) cycle {
+		return cycle{
+			AdmittedS:  m(func(r fleetRound) float64 { return f(r).AdmittedS }),
+			CompletedS: m(func(r fleetRound) float64 { return f(r).CompletedS }),
+			Completed:  int(m(func(r fleetRound) float64 { return float64(f(r).Completed) })),
+			Other:      int(m(func(r fleetRound) float64 { return float64(f(r).Other) })),
+			Commands:   int(m(func(r fleetRound) float64 { return float64(f(r).Commands) })),
+			Overlaps:   int(m(func(r fleetRound) float64 { return float64(f(r).Overlaps) })),
+		}
+	}
+	return fleetRound{
+		FirstAnswerS: m(func(r fleetRound) float64 { return r.FirstAnswerS }),
+		AllReadS:     m(func(r fleetRound) float64 { return r.AllReadS }),
+		IdleCPUPct:   m(func(r fleetRound) float64 { return r.IdleCPUPct }),
+		RSSIdleMiB:   m(func(r fleetRound) float64 { return r.RSSIdleMiB }),
+		RSSCycleMiB:  m(func(r fleetRound) float64 { return r.RSSCycleMiB }),
+		On:           mc(func(r fleetRound) cycle { return r.On }),
+		Off:          mc(func(r fleetRound) cycle { return r.Off }),
+		TasksPageMs:  m(func(r fleetRound) float64 { return r.TasksPageMs }),
+		SystemsPage:  m(func(r fleetRound) float64 { return r.SystemsPage }),
+		RootMs:       m(func(r fleetRound) float64 { return r.RootMs }),
+		SimIdleCPU:   m(func(r fleetRound) float64 { return r.SimIdleCPU }),
+		SimRSSMiB:    m(func(r fleetRound) float64 { return r.SimRSSMiB }),
+	}
+}
+
+func (r *fleetReport) print(w io.Writer) {
+	m, n := r.Median, r.Config.Nodes
+	fmt.Fprintf(w, "\nmedians over %d rounds, %d nodes (gateway with embedded Redis; bmcsim, the same fleet without a gateway, as the baseline):\n", len(r.Rounds), n)
+	fmt.Fprintf(w, "  first answer after start     %8.2f s     (target <= 5 s); every node read after %.1f s\n", m.FirstAnswerS, m.AllReadS)
+	fmt.Fprintf(w, "  idle CPU                     %8.1f %%     of one core (target <= 10 %%); bmcsim %.1f %%\n", m.IdleCPUPct, m.SimIdleCPU)
+	fmt.Fprintf(w, "  RSS idle                     %8.0f MiB   bmcsim %.0f MiB (gateway/bmcsim %.2f)\n", m.RSSIdleMiB, m.SimRSSMiB, div(m.RSSIdleMiB, m.SimRSSMiB))
+	fmt.Fprintf(w, "  RSS after a power cycle      %8.0f MiB   (target <= 512 MiB)\n", m.RSSCycleMiB)
+	for _, x := range []struct {
+		name string
+		c    cycle
+	}{{"On", m.On}, {"ForceOff", m.Off}} {
+		fmt.Fprintf(w, "  %-8s x %-6d admitted in %6.1f s, all terminal in %6.1f s; %d Completed, %d not; %d nodes got exactly one command; %d overlaps\n",
+			x.name, n, x.c.AdmittedS, x.c.CompletedS, x.c.Completed, x.c.Other, x.c.Commands, x.c.Overlaps)
+	}
+	fmt.Fprintf(w, "  Tasks page ($top=100)        %8.1f ms    (%d tasks; target <= 100 ms); service root %.2f ms (page/root %.1f)\n", m.TasksPageMs, 2*n, m.RootMs, div(m.TasksPageMs, m.RootMs))
+	fmt.Fprintf(w, "  Systems page ($top=100)      %8.1f ms\n", m.SystemsPage)
+	if rf := r.Redis; rf != nil {
+		fmt.Fprintf(w, "redis-server (INFO memory used_memory):\n")
+		fmt.Fprintf(w, "  per idle node                %8.0f B     (target <= 1024 B)\n", rf.IdlePerNode)
+		fmt.Fprintf(w, "  per node after one action    %8.0f B     (target <= 2048 B, its task and events included)\n", rf.ActionPerNode)
+		fmt.Fprintf(w, "  per further retained task    %8.0f B     (with its events and log entries)\n", rf.PerTask)
+		fmt.Fprintf(w, "  Tasks page, %d tasks     %8.1f ms    median; last page %.1f ms (target <= 100 ms)\n", rf.Tasks, rf.TasksPageMs, rf.TasksLastMs)
+	}
+}
