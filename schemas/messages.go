@@ -253,6 +253,28 @@ func build(registry string, entries []registryEntry, i int, args []string) Messa
 	}
 }
 
+// MessageByID builds the message of a full MessageId ("ResourceEvent.1.4.
+// ResourcePoweredOn") with args, as Base, TaskEvent and ResourceEvent do;
+// ok is false for an id of no registry here or a wrong argument count.
+// Stored events keep only the id and args, and are rebuilt by it.
+func MessageByID(id string, args []string) (m Message, ok bool) {
+	for _, r := range []struct {
+		name    string
+		entries []registryEntry
+	}{{BaseRegistry, baseEntries[:]}, {TaskEventRegistry, taskEventEntries[:]}, {ResourceEventRegistry, resourceEventEntries[:]}} {
+		key, found := strings.CutPrefix(id, r.name+".")
+		if !found {
+			continue
+		}
+		for i, e := range r.entries {
+			if e.key == key && e.args == len(args) {
+				return build(r.name, r.entries, i, args), true
+			}
+		}
+	}
+	return Message{}, false
+}
+
 // ErrorBody is the Redfish error response (redfish-error v1_0_2, DSP0266 §9.7).
 type ErrorBody struct {
 	Error ErrorObject `json:"error"`

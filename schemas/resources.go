@@ -26,6 +26,9 @@ type Collection struct {
 	Name         string `json:"Name"`
 	Members      []Link `json:"Members"`
 	MembersCount int    `json:"Members@odata.count"`
+	// NextLink is the next page of a paged collection (DSP0266 §7.3.4
+	// "Query parameters": $top and $skip, and server-driven paging).
+	NextLink string `json:"Members@odata.nextLink,omitempty"`
 }
 
 // NewCollection builds a collection of the given members.

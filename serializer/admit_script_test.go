@@ -158,6 +158,9 @@ func TestRetentionKeepsRecentTasks(t *testing.T) {
 				if after := e.count(); after < before+created-20 {
 					t.Fatalf("one admission removed %d tasks, want at most 20", before+created-after)
 				}
+				if after := e.count(); len(a.Forgotten) != before+created-after {
+					t.Fatalf("admission removed %d tasks but names %d as forgotten: %v", before+created-after, len(a.Forgotten), a.Forgotten)
+				}
 			}
 			kept := 0
 			for _, id := range ids[1:] {

@@ -989,6 +989,7 @@ func (r *bulkRun) readTasks(ctx context.Context, nodes []string) (map[string]Tas
 		}
 		var t TaskRecord
 		if json.Unmarshal([]byte(raw), &t) == nil {
+			t.ID, t.Node = r.subs[n].Task, n // a finished task's record leaves them out
 			out[n] = t
 		}
 	}

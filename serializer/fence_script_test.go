@@ -36,8 +36,8 @@ func dumpNode(t *testing.T, rdb redis.UniversalClient, node string) string {
 			fmt.Fprint(&b, rdb.HGetAll(ctx, k).Val())
 		case "zset":
 			fmt.Fprint(&b, rdb.ZRangeWithScores(ctx, k, 0, -1).Val())
-		case "stream":
-			fmt.Fprint(&b, rdb.XRange(ctx, k, "-", "+").Val())
+		case "list":
+			fmt.Fprint(&b, rdb.LRange(ctx, k, 0, -1).Val())
 		case "string":
 			fmt.Fprint(&b, rdb.Get(ctx, k).Val())
 		case "none":

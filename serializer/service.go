@@ -155,6 +155,9 @@ type Options struct {
 	// on, over every node, request and replica sharing the Redis (config
 	// max_power_on_per_second; 0: no bound; inrush.go).
 	MaxPowerOnPerSecond float64
+	// KeepTasksTotal bounds the tasks kept over every node: beyond it the
+	// oldest finished ones go (required; config tasks.keep_total).
+	KeepTasksTotal int
 	// Events receives power and task events (default: none).
 	Events Emitter
 	Clock  func() time.Time
@@ -209,6 +212,9 @@ func (o *Options) check() error {
 	}
 	if o.MaxPowerOnPerSecond < 0 {
 		bad("MaxPowerOnPerSecond must not be negative (config max_power_on_per_second)")
+	}
+	if o.KeepTasksTotal < 1 {
+		bad("KeepTasksTotal must be at least 1 (config tasks.keep_total)")
 	}
 	if o.KeepTaskAge <= 0 {
 		bad("KeepTaskAge must be positive (config tasks.keep_for)")
@@ -369,6 +375,11 @@ func (s *Service) Start(ctx context.Context) {
 	}()
 	s.started.Store(true) // from now on an added node is read by Add
 	s.scanWork(true)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.trimTasks()
+	}()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -776,7 +787,8 @@ func (s *Service) resetAs(ctx context.Context, id string, r schemas.ResetType, r
 	if task == "" {
 		task = s.newTaskID(id)
 	}
-	a, err := s.store.Admit(ctx, id, n.rules, r, task, s.opts.Clock(), req)
+	now := s.opts.Clock()
+	a, err := s.store.Admit(ctx, id, n.rules, r, task, now, req)
 	if errors.Is(err, redisx.ErrNotReplicated) {
 		return Admission{}, s.withdraw(ctx, n, a, err)
 	}
@@ -786,6 +798,14 @@ func (s *Service) resetAs(ctx context.Context, id string, r schemas.ResetType, r
 	if a.Outcome == Refused && a.Refusal == refusedRemoved {
 		// another replica began the node's removal (retire.lua)
 		return Admission{}, fmt.Errorf("node %s: %w", id, ErrNodeRemoved)
+	}
+	var add []redis.Z
+	if a.Outcome == Started || a.Outcome == Queued {
+		add = []redis.Z{{Score: float64(now.UnixMilli()), Member: a.Task}}
+	}
+	if err := s.store.indexTasks(ctx, add, a.Forgotten); err != nil {
+		// The task runs; only the fleet-wide listing misses it.
+		s.opts.Logger.Warn("task not added to the fleet-wide index", "node", id, "task", a.Task, "err", err)
 	}
 	// Read your writes: a GET on this replica right after the 202 shows
 	// the admission (desired state, queue), as the Task does. Other
@@ -862,9 +882,46 @@ func (s *Service) Task(ctx context.Context, id string) (TaskRecord, error) {
 	return t, err
 }
 
-// TaskIDs lists recent task ids of every node, newest first.
-func (s *Service) TaskIDs(ctx context.Context, limit int) ([]string, error) {
-	ids, err := s.store.TaskIDs(ctx, s.IDs(), limit)
+// TaskPage lists at most top task ids of the whole fleet, newest first,
+// after the newest skip, and how many there are in all.
+func (s *Service) TaskPage(ctx context.Context, skip, top int) ([]string, int, error) {
+	ids, total, err := s.store.TaskPage(ctx, skip, top)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return ids, total, nil
+}
+
+// trimTasks applies the fleet-wide task retention (KeepTasksTotal) every
+// few seconds; a fleet over it loses at most 1000 tasks a round, oldest
+// first, each only once finished for the minimum age admit.lua also keeps.
+func (s *Service) trimTasks() {
+	t := time.NewTicker(trimEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, trimEvery)
+		n, err := s.store.trimTasks(ctx, s.opts.KeepTasksTotal, 1000, s.opts.Clock(), min(10*time.Minute, s.opts.KeepTaskAge))
+		cancel()
+		if err != nil {
+			s.opts.Logger.Warn("fleet-wide task retention failed", "err", err)
+		} else if n > 0 {
+			s.opts.Logger.Debug("fleet-wide task retention", "removed", n)
+		}
+	}
+}
+
+// trimEvery is the period of the fleet-wide task retention.
+const trimEvery = 5 * time.Second
+
+// TaskIDs lists recent task ids of the given nodes (their own listings,
+// merged), newest first, at most limit in all.
+func (s *Service) TaskIDs(ctx context.Context, nodes []string, limit int) ([]string, error) {
+	ids, err := s.store.TaskIDs(ctx, nodes, limit)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}

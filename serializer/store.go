@@ -26,7 +26,7 @@ type nodeKeySet struct {
 	Tasks string // hash: task id -> task record (JSON)
 	TaskZ string // sorted set: task ids by creation time
 	Flips string // sorted set: conflicting changes (the flip-flop window)
-	Log   string // stream: the command log
+	Log   string // list: the command log, newest first (common.lua's log)
 	Lease string // string with a TTL: "<replica>|<fence>" of the lease holder
 	Fence string // counter: the lease's fencing token
 }
@@ -91,6 +91,8 @@ var (
 	luaWorker string
 	//go:embed lua/boot.lua
 	luaBoot string
+	//go:embed lua/forget.lua
+	luaForget string
 )
 
 // targetsLua renders schemas.ResetType.Target as a Lua table, so that Go
@@ -122,7 +124,8 @@ func statesLua() string {
 }
 
 func script(body string) *redis.Script {
-	common := strings.NewReplacer("{{KEYS}}", keysLua(), "{{TARGETS}}", targetsLua(), "{{STATES}}", statesLua()).Replace(luaCommon)
+	common := strings.NewReplacer("{{KEYS}}", keysLua(), "{{TARGETS}}", targetsLua(), "{{STATES}}", statesLua(),
+		"{{LOGMAX}}", strconv.Itoa(LogMax)).Replace(luaCommon)
 	return redis.NewScript(lease.Lua + common + "\n" + body)
 }
 
@@ -131,6 +134,7 @@ var (
 	cancelScript = script(luaCancel)
 	workerScript = script(luaWorker)
 	bootScript   = script(luaBoot)
+	forgetScript = script(luaForget)
 )
 
 // Store is the serializer's Redis state: slots, tasks, leases and logs of
@@ -168,6 +172,9 @@ type Admission struct {
 	RetryAfter time.Duration
 	CancelNow  bool
 	Dropped    []string
+	// Forgotten are the node's tasks that retention removed during the
+	// admission.
+	Forgotten []string
 }
 
 func precedenceArg(p Precedence) string {
@@ -206,8 +213,13 @@ func (st *Store) Admit(ctx context.Context, node string, rules Rules, r schemas.
 		RetryAfter: time.Duration(num(res[3])) * time.Millisecond,
 		CancelNow:  num(res[4]) == 1,
 	}
+	tail := &a.Dropped
 	for _, x := range res[5:] {
-		a.Dropped = append(a.Dropped, str(x))
+		if str(x) == "|" {
+			tail = &a.Forgotten
+			continue
+		}
+		*tail = append(*tail, str(x))
 	}
 	if err != nil {
 		return a, fmt.Errorf("node %s: admission: %w", node, err)
@@ -354,6 +366,8 @@ func (st *Store) Task(ctx context.Context, id string) (TaskRecord, error) {
 	if err := json.Unmarshal([]byte(raw), &t); err != nil {
 		return TaskRecord{}, fmt.Errorf("task %s: %w", id, err)
 	}
+	// A finished task is stored without them (common.lua's put_task).
+	t.ID, t.Node = id, node
 	return t, nil
 }
 
@@ -379,6 +393,101 @@ func (st *Store) TaskIDs(ctx context.Context, nodes []string, limit int) ([]stri
 		ids = append(ids, str(all[i].Member))
 	}
 	return ids, nil
+}
+
+// taskIndexKey is the fleet-wide task index: every node's task ids in a
+// sorted set by creation time (ms), so that a page of the Tasks collection
+// is one ZREVRANGE however many nodes there are. It lies in a slot of its
+// own, so the node scripts cannot write it: Service.Reset adds a task once
+// its admission returned, and takes out the tasks the admission's
+// retention removed (Admission.Forgotten). A task admitted by a replica
+// that died before it added it is still served by its monitor and its
+// node's listing, just not in the fleet-wide pages.
+const taskIndexKey = "fg:{tasks}:index"
+
+// indexTasks adds tasks to the fleet-wide index and removes others, in one
+// round trip.
+func (st *Store) indexTasks(ctx context.Context, add []redis.Z, remove []string) error {
+	if len(add) == 0 && len(remove) == 0 {
+		return nil
+	}
+	_, err := st.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if len(add) > 0 {
+			p.ZAdd(ctx, taskIndexKey, add...)
+		}
+		if len(remove) > 0 {
+			p.ZRem(ctx, taskIndexKey, toAny(remove)...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("task index: %w", err)
+	}
+	return nil
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// TaskPage lists at most top task ids of the whole fleet, newest first,
+// after the newest skip, and how many there are in all.
+func (st *Store) TaskPage(ctx context.Context, skip, top int) ([]string, int, error) {
+	var (
+		ids   *redis.StringSliceCmd
+		count *redis.IntCmd
+	)
+	_, err := st.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		count = p.ZCard(ctx, taskIndexKey)
+		if top > 0 {
+			ids = p.ZRevRange(ctx, taskIndexKey, int64(skip), int64(skip+top-1))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list tasks: %w", err)
+	}
+	if ids == nil {
+		return nil, int(count.Val()), nil
+	}
+	return ids.Val(), int(count.Val()), nil
+}
+
+// trimTasks applies the fleet-wide retention: while the index holds more
+// than keep tasks, the oldest (at most max per call) are removed from their
+// node if finished for at least minAge (forget.lua), and from the index.
+// It returns how many went.
+func (st *Store) trimTasks(ctx context.Context, keep, max int, now time.Time, minAge time.Duration) (int, error) {
+	n, err := st.rdb.ZCard(ctx, taskIndexKey).Result()
+	if err != nil || int(n) <= keep {
+		return 0, err
+	}
+	oldest, err := st.rdb.ZRange(ctx, taskIndexKey, 0, int64(min(int(n)-keep, max)-1)).Result()
+	if err != nil {
+		return 0, err
+	}
+	// One script per task, in turn: each runs in its node's slot, and
+	// this runs only while the fleet is over its retention.
+	var gone []string
+	for _, id := range oldest {
+		node, ok := TaskNode(id)
+		if !ok {
+			gone = append(gone, id)
+			continue
+		}
+		res, err := forgetScript.Run(ctx, st.rdb, nodeKeys(node).forScripts(), id, now.UnixMilli(), minAge.Milliseconds()).Int()
+		if err != nil {
+			return len(gone), errors.Join(fmt.Errorf("trim tasks: %s: %w", id, err), st.indexTasks(ctx, nil, gone))
+		}
+		if res == 1 {
+			gone = append(gone, id)
+		}
+	}
+	return len(gone), st.indexTasks(ctx, nil, gone)
 }
 
 // acquire takes the node's lease for replica (lease.ErrHeld when another
@@ -410,16 +519,43 @@ func (st *Store) workerOp(ctx context.Context, node, lease, task string, now tim
 	return res, nil
 }
 
-// LogKey is the Redis stream of node's command log (admissions, commands,
-// finishes), read by the API's PowerActions log service.
+// LogMax is how many entries a node's command log keeps (the newest).
+const LogMax = 200
+
+// LogKey is the Redis list of node's command log (admissions, commands,
+// finishes), newest first; LogEntries reads it.
 func LogKey(node string) string { return nodeKeys(node).Log }
 
-// Log reads the last n entries of a node's command log, oldest first.
+// LogEntries reads a node's command log, newest first: each entry's id and
+// fields.
+func (st *Store) LogEntries(ctx context.Context, node string) ([]redis.XMessage, error) {
+	raw, err := st.rdb.LRange(ctx, nodeKeys(node).Log, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("node %s: command log: %w", node, err)
+	}
+	out := make([]redis.XMessage, 0, len(raw))
+	for _, r := range raw {
+		var f []any
+		if err := json.Unmarshal([]byte(r), &f); err != nil || len(f) == 0 {
+			return nil, fmt.Errorf("node %s: command log entry %q: not a JSON array", node, r)
+		}
+		m := make(map[string]any, len(f)/2)
+		for i := 1; i+1 < len(f); i += 2 {
+			m[str(f[i])] = str(f[i+1])
+		}
+		out = append(out, redis.XMessage{ID: str(f[0]), Values: m})
+	}
+	return out, nil
+}
+
+// Log reads the last n entries of a node's command log, oldest first,
+// each with its id under "id".
 func (st *Store) Log(ctx context.Context, node string, n int64) ([]map[string]any, error) {
-	xs, err := st.rdb.XRevRangeN(ctx, nodeKeys(node).Log, "+", "-", n).Result()
+	xs, err := st.LogEntries(ctx, node)
 	if err != nil {
 		return nil, err
 	}
+	xs = xs[:min(int64(len(xs)), n)]
 	out := make([]map[string]any, 0, len(xs))
 	for i := len(xs) - 1; i >= 0; i-- {
 		m := xs[i].Values

@@ -112,6 +112,9 @@ type Tasks struct {
 	Keep int `yaml:"keep"`
 	// KeepFor is how long a finished task is kept at most (default 24h).
 	KeepFor Duration `yaml:"keep_for"`
+	// KeepTotal bounds the tasks kept in all, over every node (default
+	// 100000): 10,000 nodes at keep 100 would otherwise hold a million.
+	KeepTotal int `yaml:"keep_total"`
 }
 
 // Admission configures the serializer (docs/architecture.md#admission).
@@ -266,7 +269,7 @@ func Default() Config {
 		SoftOffTimeout:  Duration(5 * time.Minute),
 		SoftOffFallback: "fail",
 		RestartEvidence: Duration(10 * time.Second),
-		Tasks:           Tasks{Keep: 100, KeepFor: Duration(24 * time.Hour)},
+		Tasks:           Tasks{Keep: 100, KeepFor: Duration(24 * time.Hour), KeepTotal: 100000},
 		AccountService: AccountService{MinPasswordLength: 8, LockoutThreshold: 10, LockoutDuration: Duration(5 * time.Minute),
 			LockoutResetAfter: Duration(5 * time.Minute), MaxSessionsPerUser: 64},
 		SyncConcurrency: 16,
@@ -374,6 +377,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Tasks.Keep < 1 || c.Tasks.Keep > 100000 {
 		bad("tasks.keep", "%d is out of range 1..100000", c.Tasks.Keep)
+	}
+	if c.Tasks.KeepTotal < 1 || c.Tasks.KeepTotal > 10000000 {
+		bad("tasks.keep_total", "%d is out of range 1..10000000", c.Tasks.KeepTotal)
 	}
 	if c.Tasks.KeepFor < Duration(time.Minute) {
 		bad("tasks.keep_for", "%s is too short (at least 1m)", time.Duration(c.Tasks.KeepFor))

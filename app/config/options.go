@@ -30,6 +30,7 @@ func (c Config) SerializerOptions() serializer.Options {
 		Retries:         c.Retries,
 		KeepTasks:       c.Tasks.Keep,
 		KeepTaskAge:     time.Duration(c.Tasks.KeepFor),
+		KeepTasksTotal:  c.Tasks.KeepTotal,
 
 		MaxPowerOnPerSecond: c.MaxPowerOnPerSecond,
 	}

@@ -74,7 +74,7 @@ nodes: [{id: node01, backend: redfish, address: "` + sn.URL() + `", user: bmc, p
 	}
 	var fence string
 	testkit.WaitFor(t, 15*time.Second, "the action's begin in the node log", func() (bool, string) {
-		xs, err := rdb.XRange(ctx, serializer.LogKey("node01"), "-", "+").Result()
+		xs, err := serializer.NewStore(rdb).LogEntries(ctx, "node01")
 		for _, x := range xs {
 			if x.Values["event"] == "begin" {
 				fence, _ = x.Values["fence"].(string)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,7 +111,13 @@ func (s *Server) serveLogPage(c echo.Context, stream, base string, render func(s
 	if err != nil {
 		return unavailable(2, "log unavailable")
 	}
-	var members []schemas.LogEntry
+	return sendLogPage(c, base, xs, total, render)
+}
+
+// sendLogPage answers a page of entries of a log of total; a full page
+// links the next one by its last entry's id.
+func sendLogPage(c echo.Context, base string, xs []redis.XMessage, total int, render func(string, redis.XMessage) schemas.LogEntry) error {
+	members := make([]schemas.LogEntry, 0, len(xs))
 	for _, x := range xs {
 		members = append(members, render(base, x))
 	}
@@ -172,7 +179,17 @@ func (s *Server) getPowerActionEntries(c echo.Context) error {
 		return err
 	}
 	base := scopeOf(c).url("/Systems/" + v.ID + "/LogServices/PowerActions/Entries")
-	return s.serveLogPage(c, serializer.LogKey(v.ID), base, powerEntry)
+	xs, err := serializer.NewStore(s.redis).LogEntries(c.Request().Context(), v.ID)
+	if err != nil {
+		return unavailable(2, "log unavailable")
+	}
+	total := len(xs)
+	if tok := c.QueryParam("$skiptoken"); tok != "" {
+		// The page after entry tok: the log is short (serializer.LogMax).
+		i := slices.IndexFunc(xs, func(x redis.XMessage) bool { return x.ID == tok })
+		xs = xs[i+1:] // an entry gone from the log (-1) starts again from the newest
+	}
+	return sendLogPage(c, base, xs[:min(len(xs), logPageSize)], total, powerEntry)
 }
 
 // getGatewayManager is the gateway's own Manager: it holds the Audit log.
@@ -230,7 +247,16 @@ func (s *Server) getPowerActionEntry(c echo.Context) error {
 		return err
 	}
 	base := scopeOf(c).url("/Systems/" + v.ID + "/LogServices/PowerActions/Entries")
-	return s.getLogEntry(c, serializer.LogKey(v.ID), base, powerEntry)
+	xs, err := serializer.NewStore(s.redis).LogEntries(c.Request().Context(), v.ID)
+	if err != nil {
+		return unavailable(2, "log unavailable")
+	}
+	id := c.Param("entry")
+	i := slices.IndexFunc(xs, func(x redis.XMessage) bool { return x.ID == id })
+	if i < 0 {
+		return notFound("LogEntry", id)
+	}
+	return send(c, http.StatusOK, powerEntry(base, xs[i]))
 }
 
 // auditEntry renders an audit record.

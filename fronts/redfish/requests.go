@@ -34,6 +34,9 @@ var supportedQuery = map[string][]string{
 	"/redfish/v1/Systems/:id/LogServices/PowerActions/Entries":              {"$skiptoken"},
 	// A bulk task's sub-tasks, by position (bulk.go).
 	"/redfish/v1/TaskService/Tasks/:task/SubTasks": {"$skiptoken"},
+	// The large collections are paged by $top and $skip (paging.go).
+	"/redfish/v1/Systems":           {"$top", "$skip"},
+	"/redfish/v1/TaskService/Tasks": {"$top", "$skip"},
 }
 
 // requestChecks refuses what no handler should see.

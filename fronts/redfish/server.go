@@ -43,7 +43,8 @@ type Nodes interface {
 	SetBoot(ctx context.Context, id string, b schemas.BootOverride) error
 	CancelTask(ctx context.Context, taskID string) (serializer.CancelResult, error)
 	Task(ctx context.Context, id string) (serializer.TaskRecord, error)
-	TaskIDs(ctx context.Context, limit int) ([]string, error)
+	TaskIDs(ctx context.Context, nodes []string, limit int) ([]string, error)
+	TaskPage(ctx context.Context, skip, top int) ([]string, int, error)
 }
 
 // Options configures a Server.

@@ -22,11 +22,18 @@ var defaultBootTargets = []string{"None", "Pxe", "Hdd", "Cd", "BiosSetup", "Usb"
 
 func (s *Server) getSystems(c echo.Context) error {
 	sc := scopeOf(c)
-	var m []schemas.Link
-	for _, id := range sc.nodeIDs(s.nodes) {
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	ids := sc.nodeIDs(s.nodes)
+	total := len(ids)
+	ids = ids[min(p.skip, total):min(p.skip+p.top, total)]
+	m := make([]schemas.Link, 0, len(ids))
+	for _, id := range ids {
 		m = append(m, schemas.Link{ODataID: sc.url("/Systems/" + id)})
 	}
-	return send(c, http.StatusOK, schemas.NewCollection(sc.url("/Systems"), schemas.TypeComputerSystemColl, "Computer System Collection", m))
+	return send(c, http.StatusOK, p.collection(sc.url("/Systems"), schemas.TypeComputerSystemColl, "Computer System Collection", m, total))
 }
 
 func powerPtr(p schemas.PowerState) *schemas.PowerState {

@@ -2,6 +2,7 @@ package redfish
 
 import (
 	"errors"
+	"slices"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,9 +13,6 @@ import (
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 )
-
-// taskListLimit bounds the Tasks collection.
-const taskListLimit = 500
 
 func (s *Server) getTaskService(c echo.Context) error {
 	sc := scopeOf(c)
@@ -31,17 +29,36 @@ func (s *Server) getTaskService(c echo.Context) error {
 
 func (s *Server) getTasks(c echo.Context) error {
 	sc := scopeOf(c)
-	ids, err := s.nodes.TaskIDs(c.Request().Context(), taskListLimit)
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	// The bulk tasks (few, serializer.BulkKeep at most) come first, then
+	// the nodes' tasks; the page is cut from the two in that order.
+	bulk := s.bulkTaskLinks(c)
+	m := slices.Clone(bulk[min(p.skip, len(bulk)):min(p.skip+p.top, len(bulk))])
+	rest := page{skip: max(0, p.skip-len(bulk)), top: p.top - len(m)}
+	var (
+		ids   []string
+		total int
+	)
+	if sc.node == "" && sc.sees == nil {
+		// Every node's tasks: a page of the fleet-wide index.
+		ids, total, err = s.nodes.TaskPage(ctx, rest.skip, rest.top)
+	} else {
+		// A scope that sees some nodes: their own listings, merged, whole
+		// (the count is of them all).
+		ids, err = s.nodes.TaskIDs(ctx, sc.nodeIDs(s.nodes), scopedTaskLimit)
+		ids, total = rest.cut(ids)
+	}
 	if err != nil {
 		return unavailable(2, err.Error())
 	}
-	m := s.bulkTaskLinks(c)
 	for _, id := range ids {
-		if node, _ := serializer.TaskNode(id); sc.visible(node) {
-			m = append(m, schemas.Link{ODataID: sc.url("/TaskService/Tasks/" + id)})
-		}
+		m = append(m, schemas.Link{ODataID: sc.url("/TaskService/Tasks/" + id)})
 	}
-	return send(c, http.StatusOK, schemas.NewCollection(sc.url("/TaskService/Tasks"), schemas.TypeTaskColl, "Task Collection", m))
+	return send(c, http.StatusOK, p.collection(sc.url("/TaskService/Tasks"), schemas.TypeTaskColl, "Task Collection", m, len(bulk)+total))
 }
 
 // task loads the task named by :task within scope.

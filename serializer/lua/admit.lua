@@ -2,7 +2,9 @@
 -- ARGV: 1 node, 2 task id, 3 reset type, 4 now (ms), 5 policy, 6 queue max,
 -- 7 flip limit, 8 flip window (ms), 9 precedence ("Type=rank,..."),
 -- 10 task retention count, 11 task retention age (ms), 12 request summary
--- Returns {outcome, task, refusal, retry_after_ms, cancel_now, dropped...}.
+-- Returns {outcome, task, refusal, retry_after_ms, cancel_now, dropped...},
+-- followed by '|' and the ids of the tasks retention removed, if any (the
+-- caller takes them out of the fleet-wide task index, another slot).
 local node, task, rtype, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local policy, qmax, flimit, fwin = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local prec = {}
@@ -45,6 +47,16 @@ end
 -- so one look at the 20 oldest serves both: at most 20 tasks read and
 -- removed per admission. A task kept by min_age goes at a later admission.
 local PRUNE_MAX, MIN_AGE = 20, math.min(600000, maxage)
+local forgotten = {}
+
+-- with_forgotten appends the removed tasks to a reply.
+local function with_forgotten(out)
+  if #forgotten > 0 then
+    out[#out + 1] = '|'
+    for _, id in ipairs(forgotten) do out[#out + 1] = id end
+  end
+  return out
+end
 
 local function prune()
   local n = redis.call('ZCARD', TASKZ)
@@ -61,6 +73,7 @@ local function prune()
     if gone then
       redis.call('HDEL', TASKS, id)
       redis.call('ZREM', TASKZ, id)
+      forgotten[#forgotten + 1] = id
     end
   end
 end
@@ -92,7 +105,7 @@ if not busy then
   log({ 'event', 'started', 'type', rtype, 'task', task, 'req', ARGV[12] })
     local out = { 'started', task, '', 0, 0 }
   for _, id in ipairs(dropped) do out[#out + 1] = id end
-  return out
+  return with_forgotten(out)
 end
 
 if policy == 'queue' then
@@ -108,7 +121,7 @@ if policy == 'queue' then
   new_task()
   save_slots(s, node)
   log({ 'event', 'queued', 'type', rtype, 'task', task, 'req', ARGV[12] })
-  return { 'queued', task, '', 0, 0 }
+  return with_forgotten({ 'queued', task, '', 0, 0 })
 end
 
 if policy == 'reject' then
@@ -148,4 +161,4 @@ if conflict then redis.call('ZADD', FLIPS, now, task) end
 log({ 'event', 'queued', 'type', rtype, 'task', task, 'cancel_now', cancel_now and '1' or '0', 'req', ARGV[12] })
 local out = { 'queued', task, '', 0, cancel_now and 1 or 0 }
 for _, id in ipairs(dropped) do out[#out + 1] = id end
-return out
+return with_forgotten(out)
