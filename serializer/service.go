@@ -29,6 +29,7 @@ import (
 	"github.com/fishgate/fishgate/backends"
 	"github.com/fishgate/fishgate/internal/lease"
 	"github.com/fishgate/fishgate/internal/redisx"
+	"github.com/fishgate/fishgate/internal/requestid"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -248,6 +249,7 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.Logger = requestid.Logger(o.Logger) // an action's records name the request that asked for it
 }
 
 type node struct {
@@ -832,11 +834,11 @@ func (s *Service) withdraw(ctx context.Context, n *node, a Admission, cause erro
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
 	defer cancel()
 	if _, cerr := s.store.cancel(wctx, n.ID, a.Task, s.opts.Clock()); cerr != nil {
-		s.opts.Logger.Warn("unacknowledged admission could not be withdrawn: its task may still run",
+		s.opts.Logger.WarnContext(ctx, "unacknowledged admission could not be withdrawn: its task may still run",
 			"node", n.ID, "task", a.Task, "err", cerr)
 		return fmt.Errorf("%w (task %s could not be withdrawn and may still run)", err, a.Task)
 	}
-	s.opts.Logger.Info("unacknowledged admission withdrawn", "node", n.ID, "task", a.Task, "err", cause)
+	s.opts.Logger.InfoContext(ctx, "unacknowledged admission withdrawn", "node", n.ID, "task", a.Task, "err", cause)
 	s.refreshState(n)
 	return fmt.Errorf("%w (task %s withdrawn)", err, a.Task)
 }

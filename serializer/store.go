@@ -15,6 +15,7 @@ import (
 
 	"github.com/fishgate/fishgate/internal/lease"
 	"github.com/fishgate/fishgate/internal/redisx"
+	"github.com/fishgate/fishgate/internal/requestid"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -193,11 +194,11 @@ func precedenceArg(p Precedence) string {
 // Admit runs the admission script: one round trip (two when writes are
 // acknowledged). When replicas did not acknowledge it in time, the error
 // wraps redisx.ErrNotReplicated and the Admission is what the master
-// decided.
+// decided. A task it creates keeps ctx's request id (requestid.From).
 func (st *Store) Admit(ctx context.Context, node string, rules Rules, r schemas.ResetType, task string, now time.Time, req string) (Admission, error) {
 	cmd := st.run.Run(ctx, admitScript, nodeKeys(node).forScripts(), node, task, string(r), now.UnixMilli(),
 		string(rules.Policy), rules.QueueMax, rules.FlipLimit, rules.FlipWindow.Milliseconds(), precedenceArg(rules.Precedence),
-		st.KeepTasks, st.KeepTaskAge.Milliseconds(), req)
+		st.KeepTasks, st.KeepTaskAge.Milliseconds(), req, requestid.From(ctx))
 	err := cmd.Err()
 	if err != nil && !errors.Is(err, redisx.ErrNotReplicated) {
 		return Admission{}, fmt.Errorf("node %s: admission: %w", node, err)
@@ -330,6 +331,9 @@ type TaskRecord struct {
 	// most 20), each "<percent complete> <what>" (TaskStep parses one).
 	Steps  []string `json:"steps,omitempty"`
 	Joined int      `json:"joined"`
+	// RequestID is the id of the request that created the task
+	// (internal/requestid), carried into the BMC calls of its action.
+	RequestID string `json:"rid,omitempty"`
 }
 
 // Terminal reports whether the task has finished.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/internal/requestid"
 	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/schemas"
 )
@@ -123,6 +124,11 @@ func (s *Service) run(ctx context.Context, n *node, lease string, st NodeState) 
 	}
 	rt := schemas.ResetType(res[1])
 	wasRunning := wasBegun(res[2])
+	if len(res) > 6 {
+		// The request that created the task names the action's BMC calls
+		// and log records, on whichever replica runs it.
+		ctx = requestid.With(ctx, res[6])
+	}
 	log := s.opts.Logger.With("node", n.ID, "task", task, "reset", rt, "replica", s.opts.ReplicaID)
 	if !wasRunning {
 		s.emitTask(ctx, n.ID, task, schemas.TaskEvent(schemas.MsgTaskStarted, task))
@@ -144,7 +150,7 @@ func (s *Service) run(ctx context.Context, n *node, lease string, st NodeState) 
 		if len(fin) >= 6 { // the script's word on how it ended (a late cancellation wins)
 			r.State, r.Status, r.Reason = schemas.TaskState(fin[3]), fin[4], fin[5]
 		}
-		log.Info("task finished", "state", r.State, "reason", r.Reason, "power", r.Observed)
+		log.InfoContext(ctx, "task finished", "state", r.State, "reason", r.Reason, "power", r.Observed)
 		s.setPower(n, r.Observed)
 		s.emitFinish(ctx, n.ID, task, r)
 	}
@@ -283,10 +289,10 @@ func (s *Service) send(ctx context.Context, n *node, cmd schemas.ResetType, log 
 		// The backends wrap ErrNoAnswer whenever the command may have
 		// reached the BMC; anything else (a deadline included) means it
 		// surely was not carried out.
-		log.Warn("BMC did not answer the command in time; settling it by reading the power state", "command", cmd, "err", err)
+		log.WarnContext(ctx, "BMC did not answer the command in time; settling it by reading the power state", "command", cmd, "err", err)
 		return &Observation{Kind: ObsSent, Sent: SendNoAnswer, Err: err.Error()}
 	}
-	log.Warn("BMC command failed", "command", cmd, "err", err)
+	log.WarnContext(ctx, "BMC command failed", "command", cmd, "err", err)
 	return &Observation{Kind: ObsSent, Sent: SendRefused, Err: err.Error()}
 }
 

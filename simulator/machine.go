@@ -54,6 +54,9 @@ type Command struct {
 	Protocol string    `json:"Protocol"` // "redfish" now; "ipmi", "amt" later
 	Action   string    `json:"Action"`   // ResetType name, or "SetBoot"; AMT adds the wire value: "On (2)"
 	Result   string    `json:"Result"`   // "accepted", "failed: ...", "ignored", "refused: ..."
+	// RequestID is the X-Request-Id of the request that carried the
+	// command (Redfish), so a test can follow a request into the BMC.
+	RequestID string `json:"RequestId,omitempty"`
 }
 
 // Boot is the boot source override of a machine.
@@ -223,7 +226,7 @@ func (m *Machine) Reset(ctx context.Context, protocol, resetType string) error {
 // resetAs is Reset, logged with action as the command log's Action: a
 // front's own name for the command, e.g. AMT's "On (2)".
 func (m *Machine) resetAs(ctx context.Context, protocol, resetType, action string) error {
-	if err := m.arrive(protocol, resetType, action, false); err != nil {
+	if err := m.arrive(ctx, protocol, resetType, action, false); err != nil {
 		return err
 	}
 	return m.answer(ctx, protocol, resetType, action, nil)
@@ -243,7 +246,7 @@ func (m *Machine) ResetAsync(ctx context.Context, protocol, resetType string) (<
 
 // resetAsyncAs is ResetAsync, logged with action as the command log's Action.
 func (m *Machine) resetAsyncAs(ctx context.Context, protocol, resetType, action string) (<-chan Outcome, error) {
-	if err := m.arrive(protocol, resetType, action, true); err != nil {
+	if err := m.arrive(ctx, protocol, resetType, action, true); err != nil {
 		return nil, err
 	}
 	ch := make(chan Outcome, 1)
@@ -259,14 +262,14 @@ func (m *Machine) resetAsyncAs(ctx context.Context, protocol, resetType, action 
 
 // arrive admits a power command: it refuses unsupported types at once and
 // counts the others in flight. With async, it also registers a goroutine.
-func (m *Machine) arrive(protocol, resetType, action string, async bool) error {
+func (m *Machine) arrive(ctx context.Context, protocol, resetType, action string, async bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.isClosed {
 		return fmt.Errorf("%s: %w", m.id, ErrClosed)
 	}
 	if !slices.Contains(m.resetTypes, resetType) || !knownResetType(resetType) {
-		m.record(protocol, action, "refused: "+ErrUnsupportedResetType.Error())
+		m.recordReq(requestIDOf(ctx), protocol, action, "refused: "+ErrUnsupportedResetType.Error())
 		return fmt.Errorf("%s: %w %q", m.id, ErrUnsupportedResetType, resetType)
 	}
 	m.inFlight++
@@ -300,19 +303,19 @@ func (m *Machine) answer(ctx context.Context, protocol, resetType, action string
 	}
 	if waitErr != nil {
 		m.inFlight--
-		m.record(protocol, action, "failed: "+waitErr.Error())
+		m.recordReq(requestIDOf(ctx), protocol, action, "failed: "+waitErr.Error())
 		return fmt.Errorf("%s: %s: %w", m.id, resetType, waitErr)
 	}
 	if m.faults.FailFirst > 0 {
 		m.faults.FailFirst--
 		m.inFlight--
 		left := m.faults.FailFirst
-		m.record(protocol, action, fmt.Sprintf("failed: %v (%d left)", ErrSimulatedFailure, left))
+		m.recordReq(requestIDOf(ctx), protocol, action, fmt.Sprintf("failed: %v (%d left)", ErrSimulatedFailure, left))
 		return fmt.Errorf("%s: %w (%d left)", m.id, ErrSimulatedFailure, left)
 	}
 	if m.faults.Ignore {
 		m.inFlight--
-		m.record(protocol, action, "ignored")
+		m.recordReq(requestIDOf(ctx), protocol, action, "ignored")
 		if notify != nil {
 			notify(Outcome{})
 		}
@@ -321,7 +324,7 @@ func (m *Machine) answer(ctx context.Context, protocol, resetType, action string
 	steps, err := plan(m.state, resetType, m.delay(), m.faults.NeverFinishSoftOff)
 	if err != nil { // unreachable: arrive checked the type
 		m.inFlight--
-		m.record(protocol, action, "refused: "+err.Error())
+		m.recordReq(requestIDOf(ctx), protocol, action, "refused: "+err.Error())
 		return fmt.Errorf("%s: %w: %w", m.id, ErrUnsupportedResetType, err)
 	}
 	if within := m.faults.RefuseOnWithin; within > 0 && startsPowerOn(steps) {
@@ -334,11 +337,11 @@ func (m *Machine) answer(ctx context.Context, protocol, resetType, action string
 		}
 		if refused != nil {
 			m.inFlight--
-			m.record(protocol, action, fmt.Sprintf("refused: %v: %s", ErrPowerOnRefused, refused.Reason))
+			m.recordReq(requestIDOf(ctx), protocol, action, fmt.Sprintf("refused: %v: %s", ErrPowerOnRefused, refused.Reason))
 			return refused
 		}
 	}
-	m.record(protocol, action, "accepted")
+	m.recordReq(requestIDOf(ctx), protocol, action, "accepted")
 	if len(steps) == 0 {
 		m.inFlight--
 		if notify != nil {
@@ -534,8 +537,13 @@ func (m *Machine) held(ctx context.Context) error {
 
 // record appends to the command log. m.mu is held.
 func (m *Machine) record(protocol, action, result string) {
+	m.recordReq("", protocol, action, result)
+}
+
+// recordReq is record with the id of the request that carried the command.
+func (m *Machine) recordReq(requestID, protocol, action, result string) {
 	m.seq++
-	m.log = append(m.log, Command{Seq: m.seq, Time: time.Now(), Protocol: protocol, Action: action, Result: result})
+	m.log = append(m.log, Command{Seq: m.seq, Time: time.Now(), Protocol: protocol, Action: action, Result: result, RequestID: requestID})
 	if len(m.log) >= 2*commandLogSize {
 		m.log = slices.Clone(m.log[len(m.log)-commandLogSize:])
 	}
@@ -630,4 +638,21 @@ func (m *Machine) Close() {
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
+}
+
+// requestIDKey carries the X-Request-Id a front received into the
+// machine's command log.
+type requestIDKey struct{}
+
+// withRequestID returns ctx carrying a received request id.
+func withRequestID(ctx context.Context, id string) context.Context {
+	if id == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+func requestIDOf(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }

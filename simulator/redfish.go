@@ -155,6 +155,11 @@ func (f *redfishFront) normalize(next http.Handler) http.Handler {
 			r2.URL = &u
 			r = &r2
 		}
+		// A gateway's X-Request-Id goes into the command log with the
+		// command it carried (Command.RequestID).
+		if id := r.Header.Get("X-Request-Id"); id != "" {
+			r = r.WithContext(withRequestID(r.Context(), id))
+		}
 		next.ServeHTTP(w, r)
 	})
 }

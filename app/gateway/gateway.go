@@ -25,6 +25,7 @@ import (
 	"github.com/fishgate/fishgate/fronts/redfish"
 	"github.com/fishgate/fishgate/internal/redisx"
 	"github.com/fishgate/fishgate/internal/replicaid"
+	"github.com/fishgate/fishgate/internal/requestid"
 	"github.com/fishgate/fishgate/serializer"
 )
 
@@ -96,6 +97,7 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	log = requestid.Logger(log) // records logged with a request's context name the request
 	g := &Gateway{cfg: cfg, log: log, replica: replicaid.New(), ipmi: newIPMIFronts(log)}
 	var err error
 	if g.redis, err = redisx.Open(ctx, cfg.RedisOptions()); err != nil {
@@ -187,7 +189,7 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 			"remove tls.disabled (a self-signed certificate is made) or configure tls.cert and tls.key", "listen", g.listener.Addr().String())
 	}
 	g.server = &http.Server{
-		Handler:           withWriteDeadline(g.withHealth(g.api.Handler()), time.Duration(lim.WriteTimeout)),
+		Handler:           withWriteDeadline(requestid.Middleware(g.withHealth(g.api.Handler())), time.Duration(lim.WriteTimeout)),
 		ReadHeaderTimeout: time.Duration(lim.ReadHeaderTimeout),
 		// ReadTimeout covers the request, body included; net/http lifts
 		// the read deadline once the body is read, so long answers and

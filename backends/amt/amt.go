@@ -69,6 +69,7 @@ import (
 	"github.com/icholy/digest"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/internal/requestid"
 	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/wire/wsman"
@@ -183,6 +184,7 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.Logger = requestid.Logger(cfg.Logger)
 	tlsConf := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		InsecureSkipVerify: cfg.Insecure, //nolint:gosec // operator's choice, per BMC
@@ -401,6 +403,9 @@ func (b *Backend) Reset(ctx context.Context, r schemas.ResetType) error {
 	}); err != nil {
 		return b.errorf(op, err)
 	}
+	// WS-Man has no field for it: the request that caused the command is
+	// named in the log (ctx's request id).
+	b.log.InfoContext(ctx, "sending RequestPowerStateChange", "reset", r, "power_state", value)
 	target, steady := r.Target()
 	confirm := b.cfg.ConfirmTimeout > 0 && steady && r != schemas.ResetGracefulRestart && r != schemas.ResetForceRestart && r != schemas.ResetPowerCycle
 	err := b.retry(ctx, op, false, func(ctx context.Context) error {

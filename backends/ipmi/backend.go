@@ -77,6 +77,7 @@ import (
 	"github.com/bougou/go-ipmi/pkg/types"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/internal/requestid"
 	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/schemas"
 )
@@ -218,7 +219,7 @@ func New(cfg Config) (*Backend, error) {
 	return &Backend{
 		cfg:  cfg,
 		addr: addr,
-		log:  cfg.Logger.With("backend", "ipmi", "bmc", addr),
+		log:  requestid.Logger(cfg.Logger).With("backend", "ipmi", "bmc", addr),
 		sem:  make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}, nil
@@ -288,6 +289,9 @@ func (b *Backend) Reset(ctx context.Context, r schemas.ResetType) error {
 	if !ok {
 		return fmt.Errorf("ipmi %s: reset %s: %w", b.addr, r, backends.ErrUnsupported)
 	}
+	// IPMI has no field for it: the request that caused the command is
+	// named in the log (ctx's request id).
+	b.log.InfoContext(ctx, "sending chassis control", "reset", r, "command", cmd)
 	return b.call(ctx, "reset "+string(r), true, func(ctx context.Context, c *client.Client) error {
 		_, err := c.ChassisControl(ctx, chassis.ChassisControl(cmd))
 		return err

@@ -41,6 +41,7 @@ import (
 	rf "github.com/stmcginnis/gofish/schemas"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/internal/requestid"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -137,7 +138,7 @@ func New(cfg Config) (*Backend, error) {
 	b := &Backend{
 		cfg:      cfg,
 		endpoint: endpoint,
-		log:      cfg.Logger.With("backend", "redfish", "endpoint", endpoint),
+		log:      requestid.Logger(cfg.Logger).With("backend", "redfish", "endpoint", endpoint),
 		http:     newHTTPClient(cfg),
 		login:    make(chan struct{}, 1),
 	}
@@ -167,7 +168,8 @@ func newHTTPClient(cfg Config) *http.Client {
 			InsecureSkipVerify: cfg.Insecure, //nolint:gosec // operator's choice, per BMC
 		},
 	}
-	return &http.Client{Transport: tr, Timeout: cfg.Timeout}
+	// The BMC is told which gateway request caused each of its requests.
+	return &http.Client{Transport: requestid.Transport(tr), Timeout: cfg.Timeout}
 }
 
 // idleConnTimeout is how long a connection to the BMC is kept open unused:

@@ -12,15 +12,15 @@ import (
 
 func demoCmd() *cobra.Command {
 	var (
-		o        demo.Options
-		logLevel string
+		o  demo.Options
+		lf logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the gateway on an embedded Redis in front of simulated BMCs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel, cmd.ErrOrStderr())
+			log, err := lf.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -47,7 +47,7 @@ func demoCmd() *cobra.Command {
 	fl.DurationVar(&o.DelayMax, "delay-max", 3*time.Second, "longest simulated power transition (0 = instant)")
 	fl.StringSliceVar(&o.Backends, "backends", []string{"redfish", "ipmi", "amt"}, "BMC protocols of the simulated nodes, assigned in turn")
 	fl.BoolVar(&o.IPMIFront, "ipmi-front", true, "the gateway also answers IPMI over LAN for every node")
-	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	lf.register(cmd)
 	return cmd
 }
 

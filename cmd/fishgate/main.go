@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fishgate/fishgate/app/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -64,12 +66,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+// logFlags are the logging flags of serve and demo.
+type logFlags struct{ level, format string }
+
+func (f *logFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.level, "log-level", config.DefaultLogLevel, "debug, info, warn or error")
+	fs.StringVar(&f.format, "log-format", config.DefaultLogFormat, "text (key=value) or json (one object per line)")
+}
+
+// logger is the process's logger writing to w, as the flags ask.
+func (f *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageError(fmt.Errorf("--log-level: %q is not debug, info, warn or error", level))
+	if err := l.UnmarshalText([]byte(f.level)); err != nil {
+		return nil, usageError(fmt.Errorf("--log-level: %q is not debug, info, warn or error", f.level))
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch f.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError(fmt.Errorf("--log-format: %q is not one of %s", f.format, strings.Join(config.LogFormats, ", ")))
 }
 
 func versionCmd() *cobra.Command {

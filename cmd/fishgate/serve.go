@@ -20,7 +20,7 @@ type serveFlags struct {
 	config   string
 	listen   string
 	redisURL string
-	logLevel string
+	log      logFlags
 	// insecureHTTP serves plain HTTP (tls.disabled).
 	insecureHTTP bool
 	// pprof serves net/http/pprof on this loopback address (hidden: for
@@ -32,7 +32,7 @@ func (f *serveFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.config, "config", "c", "fishgate.yaml", "configuration file (YAML)")
 	cmd.Flags().StringVar(&f.listen, "listen", "", "override listen address (host:port)")
 	cmd.Flags().StringVar(&f.redisURL, "redis-url", "", "use this Redis (redis://host:port/db) instead of the file's redis_url and redis servers")
-	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.log.register(cmd)
 	cmd.Flags().BoolVar(&f.insecureHTTP, "insecure-http", false, "serve plain HTTP, not HTTPS (overrides tls: in the config)")
 	cmd.Flags().StringVar(&f.pprof, "pprof", "", "serve Go's pprof profiles on this loopback host:port (debugging)")
 	_ = cmd.Flags().MarkHidden("pprof")
@@ -71,7 +71,7 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log, err := newLogger(f.logLevel, cmd.ErrOrStderr())
+			log, err := f.log.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

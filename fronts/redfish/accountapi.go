@@ -215,7 +215,7 @@ func (s *Server) postAccount(c echo.Context) error {
 	if err != nil {
 		return accountError(err, *b.UserName)
 	}
-	s.log.Info("account created", "user", a.User, "role", a.Role, "by", p.User, "remote", c.RealIP())
+	s.log.InfoContext(c.Request().Context(), "account created", "user", a.User, "role", a.Role, "by", p.User, "remote", c.RealIP())
 	s.audit(c.Request().Context(), auditOf(c, "account-create", a.User, "201").with("role="+a.Role))
 	c.Response().Header().Set("Location", scopeOf(c).url("/AccountService/Accounts/"+a.User))
 	return s.sendAccount(c, http.StatusCreated, a)
@@ -281,7 +281,7 @@ func (s *Server) patchAccount(c echo.Context) error {
 	if a.fingerprint() != oldFP {
 		s.revokeSessions(c.Request().Context(), a.User)
 	}
-	s.log.Info("account changed", "user", a.User, "role", a.Role, "enabled", a.Enabled, "password_changed", password != "", "by", p.User, "remote", c.RealIP())
+	s.log.InfoContext(c.Request().Context(), "account changed", "user", a.User, "role", a.Role, "enabled", a.Enabled, "password_changed", password != "", "by", p.User, "remote", c.RealIP())
 	s.audit(c.Request().Context(), auditOf(c, "account-change", a.User, "200").with(fmt.Sprintf("role=%s enabled=%t password_changed=%t nodes=%v", a.Role, a.Enabled, password != "", a.Nodes)))
 	return s.sendAccount(c, http.StatusOK, a)
 }
@@ -299,7 +299,7 @@ func (s *Server) deleteAccount(c echo.Context) error {
 		return accountError(err, a.User)
 	}
 	s.revokeSessions(c.Request().Context(), a.User)
-	s.log.Info("account deleted", "user", a.User, "by", p.User, "remote", c.RealIP())
+	s.log.InfoContext(c.Request().Context(), "account deleted", "user", a.User, "by", p.User, "remote", c.RealIP())
 	s.audit(c.Request().Context(), auditOf(c, "account-delete", a.User, "204"))
 	return c.NoContent(http.StatusNoContent)
 }
@@ -311,6 +311,6 @@ func (s *Server) deleteAccount(c echo.Context) error {
 // fingerprint check still ends the sessions when the change arrives.
 func (s *Server) revokeSessions(ctx context.Context, user string) {
 	if err := s.sessions.RevokeUser(context.WithoutCancel(ctx), user); err != nil {
-		s.log.Warn("sessions of a changed account not ended at once", "user", user, "err", err)
+		s.log.WarnContext(ctx, "sessions of a changed account not ended at once", "user", user, "err", err)
 	}
 }

@@ -54,7 +54,7 @@ func (s *Server) audit(ctx context.Context, e AuditEntry) {
 		"target", e.Target, "outcome", e.Outcome, "detail", e.Detail,
 	}}).Err()
 	if err != nil {
-		s.log.Warn("audit record not written", "err", err, "action", e.Action, "user", e.User)
+		s.log.WarnContext(ctx, "audit record not written", "err", err, "action", e.Action, "user", e.User)
 	}
 }
 

@@ -70,7 +70,7 @@ func (s *Server) authenticate(c echo.Context, user, pw string) (storedAccount, e
 	case err == nil:
 		return a, nil
 	case errors.Is(err, ErrLocked), errors.Is(err, errBadCredentials):
-		s.log.Info("authentication failed", "user", user, "remote", c.RealIP(), "why", err)
+		s.log.InfoContext(c.Request().Context(), "authentication failed", "user", user, "remote", c.RealIP(), "why", err)
 		s.audit(c.Request().Context(), AuditEntry{Action: "login-failed", User: user, Remote: c.RealIP(), Target: c.Request().URL.Path, Outcome: "401", Detail: err.Error()})
 		return a, unauthorized()
 	}
@@ -113,7 +113,7 @@ func (s *Server) authMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 			if !ok {
 				// the account was removed, disabled, demoted or its password
 				// changed since the login: the session is revoked
-				s.log.Info("session revoked: its account changed", "user", sess.User, "session", sess.ID)
+				s.log.InfoContext(c.Request().Context(), "session revoked: its account changed", "user", sess.User, "session", sess.ID)
 				s.sessions.Delete(req.Context(), sess.ID)
 				return unauthorized()
 			}

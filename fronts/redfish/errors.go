@@ -105,7 +105,7 @@ func (s *Server) writeError(err error, c echo.Context) {
 func (s *Server) scrubbed(ae *apiError, c echo.Context) *apiError {
 	ref := newRef()
 	full := ae.Error()
-	s.log.Warn("request failed", "status", ae.status, "ref", ref, "method", c.Request().Method,
+	s.log.WarnContext(c.Request().Context(), "request failed", "status", ae.status, "ref", ref, "method", c.Request().Method,
 		"path", c.Request().URL.Path, "user", principalOf(c).User, "remote", c.RealIP(), "err", full)
 	out := *ae
 	hint := " (reference " + ref + ": the gateway's log has the details)"

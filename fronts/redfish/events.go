@@ -258,7 +258,7 @@ func (s *Server) postSubscription(c echo.Context) error {
 	if err != nil {
 		return subscribeError(err)
 	}
-	s.log.Info("event subscription created", "subscription", sub.ID, "destination", sub.Destination, "user", sub.Owner, "node", sub.Node)
+	s.log.InfoContext(c.Request().Context(), "event subscription created", "subscription", sub.ID, "destination", sub.Destination, "user", sub.Owner, "node", sub.Node)
 	c.Response().Header().Set("Location", sc.url("/EventService/Subscriptions/"+sub.ID))
 	return send(c, http.StatusCreated, renderSubscription(sc, sub))
 }
@@ -340,7 +340,7 @@ func (s *Server) deleteSubscription(c echo.Context) error {
 	if err != nil {
 		return unavailable(2, err.Error())
 	}
-	s.log.Info("event subscription deleted", "subscription", sub.ID, "user", p.User)
+	s.log.InfoContext(c.Request().Context(), "event subscription deleted", "subscription", sub.ID, "user", p.User)
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -419,12 +419,12 @@ func (s *Server) getSSE(c echo.Context) error {
 		if !authorized {
 			// logged out, or the account changed: the stream ends with
 			// its session
-			s.log.Info("SSE stream closed: its session ended", "user", p.User, "session", p.Session)
+			s.log.InfoContext(c.Request().Context(), "SSE stream closed: its session ended", "user", p.User, "session", p.Session)
 			return nil
 		}
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, events.ErrClosed) && !errors.Is(err, context.Canceled) {
-				s.log.Warn("SSE stream ended", "err", err, "user", principalOf(c).User)
+				s.log.WarnContext(c.Request().Context(), "SSE stream ended", "err", err, "user", principalOf(c).User)
 			}
 			return nil
 		}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/fishgate/fishgate/events"
 	"github.com/fishgate/fishgate/fronts/redfish/proxy"
+	"github.com/fishgate/fishgate/internal/requestid"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
 )
@@ -126,6 +127,7 @@ func New(o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.Logger = requestid.Logger(o.Logger) // records logged with a request's context name it
 	s := &Server{
 		nodes:       o.Nodes,
 		passthrough: o.Passthrough,
@@ -188,7 +190,7 @@ func (s *Server) routes() {
 	e.HTTPErrorHandler = s.writeError
 	e.IPExtractor = ipExtractor(s.trusted)
 	e.Pre(middleware.RemoveTrailingSlash())
-	e.Use(s.recoverMiddleware, s.headersMiddleware, s.requestChecks)
+	e.Use(s.accessLog, s.recoverMiddleware, s.headersMiddleware, s.requestChecks)
 
 	// Routes carry their middleware themselves: echo groups with middleware
 	// add catch-all routes that would turn 405 into 404.
@@ -285,7 +287,7 @@ func (s *Server) recoverMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 				if r == http.ErrAbortHandler {
 					panic(r) // a streamed pass-through body failed: abort the connection
 				}
-				s.log.Error("panic in handler", "path", c.Request().URL.Path, "panic", r)
+				s.log.ErrorContext(c.Request().Context(), "panic in handler", "path", c.Request().URL.Path, "panic", r)
 				err = unavailable(5, "internal failure")
 			}
 		}()

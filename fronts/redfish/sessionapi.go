@@ -91,7 +91,7 @@ func (s *Server) postSession(c echo.Context) error {
 	if err != nil {
 		return unavailable(5, "session store unavailable")
 	}
-	s.log.Info("login", "user", a.User, "session", sess.ID, "remote", c.RealIP())
+	s.log.InfoContext(c.Request().Context(), "login", "user", a.User, "session", sess.ID, "remote", c.RealIP())
 	s.audit(c.Request().Context(), AuditEntry{Action: "login", User: a.User, Session: sess.ID, Remote: c.RealIP(), Outcome: "201 session created"})
 	sc := scopeOf(c)
 	h := c.Response().Header()

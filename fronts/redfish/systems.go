@@ -1,6 +1,7 @@
 package redfish
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -178,7 +179,7 @@ func (s *Server) patchSystem(c echo.Context) error {
 	defer cancel()
 	if err := s.nodes.SetBoot(ctx, v.ID, b); err != nil {
 		s.audit(ctx, auditOf(c, "boot", v.ID, "failed").with(err.Error()))
-		return s.nodeError(err, v.ID)
+		return s.nodeError(c.Request().Context(), err, v.ID)
 	}
 	s.audit(ctx, auditOf(c, "boot", v.ID, "applied").with(fmt.Sprintf("target=%s enabled=%s mode=%s", b.Target, b.Enabled, b.Mode)))
 	v, err = s.nodes.View(v.ID)
@@ -227,9 +228,9 @@ func (s *Server) postReset(c echo.Context) error {
 		if errors.Is(err, serializer.ErrUnsupportedReset) {
 			return newError(http.StatusBadRequest, schemas.Base(schemas.MsgActionParameterValueNotInList, *p.ResetType, "ResetType", resetAction))
 		}
-		return s.nodeError(err, v.ID)
+		return s.nodeError(c.Request().Context(), err, v.ID)
 	}
-	s.log.Info("reset admitted", "node", v.ID, "reset", rt, "outcome", a.Outcome, "task", a.Task, "refusal", a.Refusal, "user", p0.User)
+	s.log.InfoContext(c.Request().Context(), "reset admitted", "node", v.ID, "reset", rt, "outcome", a.Outcome, "task", a.Task, "refusal", a.Refusal, "user", p0.User)
 	outcome := string(a.Outcome) + " " + a.Task
 	if a.Outcome == serializer.Refused {
 		outcome = "refused: " + string(a.Refusal)
@@ -280,14 +281,14 @@ func capsUnknown(v serializer.View, what string) *apiError {
 
 // nodeError maps a serializer error to a Redfish error: the BMC failing is
 // a 502 with its text, never a 500.
-func (s *Server) nodeError(err error, id string) error {
+func (s *Server) nodeError(ctx context.Context, err error, id string) error {
 	switch {
 	case errors.Is(err, serializer.ErrNodeNotFound):
 		return notFound("ComputerSystem", id)
 	case errors.Is(err, serializer.ErrUnavailable):
 		return unavailable(2, err.Error())
 	case errors.Is(err, serializer.ErrBMC):
-		s.log.Warn("BMC call failed", "node", id, "err", err)
+		s.log.WarnContext(ctx, "BMC call failed", "node", id, "err", err)
 		return newError(http.StatusBadGateway, schemas.Base(schemas.MsgGeneralError)).withDetail(err.Error())
 	}
 	return unavailable(5, err.Error())

@@ -127,6 +127,15 @@ func renderTask(sc scope, t serializer.TaskRecord) schemas.Task {
 		msgs = []schemas.Message{}
 	}
 	sys := sc.url("/Systems/" + t.Node)
+	oem := map[string]any{
+		"System":      schemas.Link{ODataID: sys},
+		"ResetType":   t.Type,
+		"JoinedCount": t.Joined,
+		"CreatedTime": msTime(t.Created),
+	}
+	if t.RequestID != "" {
+		oem["RequestId"] = t.RequestID // the X-Request-Id of the request that created it
+	}
 	return schemas.Task{
 		Resource:        schemas.Resource{ODataID: sc.url("/TaskService/Tasks/" + t.ID), ODataType: schemas.TypeTask, ID: t.ID, Name: "Reset " + t.Node + " " + string(t.Type)},
 		TaskState:       t.State,
@@ -142,12 +151,7 @@ func renderTask(sc scope, t serializer.TaskRecord) schemas.Task {
 			JSONBody:      `{"ResetType":"` + string(t.Type) + `"}`,
 			HTTPHeaders:   []string{},
 		},
-		Oem: map[string]any{"Fishgate": map[string]any{
-			"System":      schemas.Link{ODataID: sys},
-			"ResetType":   t.Type,
-			"JoinedCount": t.Joined,
-			"CreatedTime": msTime(t.Created),
-		}},
+		Oem: map[string]any{"Fishgate": oem},
 	}
 }
 
@@ -229,6 +233,6 @@ func (s *Server) deleteTask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("task cancel requested", "task", t.ID, "result", res, "user", principalOf(c).User)
+	s.log.InfoContext(c.Request().Context(), "task cancel requested", "task", t.ID, "result", res, "user", principalOf(c).User)
 	return send(c, http.StatusOK, renderTask(scopeOf(c), t))
 }

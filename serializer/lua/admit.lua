@@ -1,7 +1,8 @@
 -- admit: the admission decision of policy.go's Admit, applied atomically.
 -- ARGV: 1 node, 2 task id, 3 reset type, 4 now (ms), 5 policy, 6 queue max,
 -- 7 flip limit, 8 flip window (ms), 9 precedence ("Type=rank,..."),
--- 10 task retention count, 11 task retention age (ms), 12 request summary
+-- 10 task retention count, 11 task retention age (ms), 12 request summary,
+-- 13 request id ('' when none: the task is not a client's)
 -- Returns {outcome, task, refusal, retry_after_ms, cancel_now, dropped...},
 -- followed by '|' and the ids of the tasks retention removed, if any (the
 -- caller takes them out of the fleet-wide task index, another slot).
@@ -79,7 +80,9 @@ local function prune()
 end
 
 local function new_task()
-  put_task({ id = task, node = node, type = rtype, state = STATE.New, status = 'OK', created = now, joined = 0, pct = 0 })
+  local t = { id = task, node = node, type = rtype, state = STATE.New, status = 'OK', created = now, joined = 0, pct = 0 }
+  if ARGV[13] and ARGV[13] ~= '' then t.rid = ARGV[13] end
+  put_task(t)
   redis.call('ZADD', TASKZ, now, task)
   prune()
 end

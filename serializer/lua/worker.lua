@@ -3,7 +3,8 @@
 -- expired can neither send a command nor write a result.
 -- ARGV: 1 op, 2 lease value, 3 node, 4 task, 5 now (ms), 6.. op arguments.
 -- ops:
---   begin                    task New -> Running; returns {ok, type, state before, cancelling, next type}
+--   begin                    task New -> Running; returns {ok, type, state before, cancelling, next type,
+--                            boot flag, request id of the task ('' when none)}
 --   step  <note> <command> <force>
 --                            records that BMC command <command> is about to be sent
 --                            (the note joins the task's steps); {ok, cancelling, next type}.
@@ -79,7 +80,7 @@ if op == 'begin' then
     put_task(t)
   end
   log({ 'event', 'begin', 'task', task, 'fence', lease })
-  return { 'ok', s.now_type, before, cancel_flag, next_type, boot_flag }
+  return { 'ok', s.now_type, before, cancel_flag, next_type, boot_flag, t and t.rid or '' }
 end
 
 if op == 'step' then

@@ -32,7 +32,8 @@
 // expire, and no session slot of the BMC is held; the gofish backend keeps
 // its own pooled session for power and boot); Accept-Encoding is dropped so
 // that the transport negotiates gzip itself and hands us plain bytes; Upgrade
-// is refused; X-Forwarded-* and Forwarded are not sent.
+// is refused; X-Forwarded-* and Forwarded are not sent; X-Request-Id is the
+// request's id at the gateway (internal/requestid).
 //
 // Power and boot go through the serializer, never around it
 // (docs/architecture.md#one-command-per-node): a write naming a power action
@@ -139,6 +140,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fishgate/fishgate/internal/requestid"
 	"github.com/fishgate/fishgate/schemas"
 )
 
@@ -524,6 +526,9 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 		h.Del(k)
 	}
 	pr.Out.SetBasicAuth(p.user, p.password)
+	if id := requestid.From(pr.In.Context()); id != "" {
+		h.Set(requestid.Header, id) // the gateway's id for the request, given or made
+	}
 }
 
 // bmcAuthError is a 401 from the BMC: the gateway's BMC account is wrong.
