@@ -27,6 +27,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -169,7 +170,51 @@ func newHTTPClient(cfg Config) *http.Client {
 		},
 	}
 	// The BMC is told which gateway request caused each of its requests.
-	return &http.Client{Transport: requestid.Transport(tr), Timeout: cfg.Timeout}
+	// The timeout is ours rather than http.Client.Timeout: the client
+	// cannot tell its own timeout from the caller's deadline behind a
+	// wrapped transport, and says only "context deadline exceeded".
+	return &http.Client{Transport: timeoutTransport{requestid.Transport(tr), cfg.Timeout}}
+}
+
+// timeoutTransport bounds each request, from sending it to the end of its
+// body, by d, and names the bound in the error when it ran out.
+type timeoutTransport struct {
+	http.RoundTripper
+	d time.Duration
+}
+
+func (t timeoutTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), t.d)
+	resp, err := t.RoundTripper.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		expired := ctx.Err() == context.DeadlineExceeded && r.Context().Err() == nil
+		cancel()
+		if expired {
+			return nil, fmt.Errorf("BMC request Timeout (%s) exceeded: %w", t.d, err)
+		}
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+// CloseIdleConnections passes http.Client.CloseIdleConnections on.
+func (t timeoutTransport) CloseIdleConnections() {
+	if c, ok := t.RoundTripper.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// cancelOnClose releases a request's timeout when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // idleConnTimeout is how long a connection to the BMC is kept open unused:
