@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -162,7 +163,9 @@ type Bulk struct {
 	svc *Service
 	rdb redis.UniversalClient
 	log *slog.Logger
-	ctx context.Context
+	// ctx is the service's, ended sooner by Drain.
+	ctx  context.Context
+	stop context.CancelFunc
 
 	mu   sync.Mutex
 	runs map[string]*bulkRun // the parents this replica drives
@@ -171,7 +174,33 @@ type Bulk struct {
 
 // NewBulk builds the bulk power requests of svc.
 func NewBulk(svc *Service) *Bulk {
-	return &Bulk{svc: svc, rdb: svc.opts.Redis, log: svc.opts.Logger, ctx: svc.ctx, runs: map[string]*bulkRun{}}
+	ctx, stop := context.WithCancel(svc.ctx)
+	return &Bulk{svc: svc, rdb: svc.opts.Redis, log: svc.opts.Logger, ctx: ctx, stop: stop, runs: map[string]*bulkRun{}}
+}
+
+// Drain hands the parents this replica drives over to the others at once
+// (SIGTERM): a bulk request outlasts any drain timeout, and its driver
+// only admits and watches; the nodes' actions drain on their own
+// (Service.Drain). It returns the parents handed over.
+func (b *Bulk) Drain() []string {
+	b.mu.Lock()
+	var ids []string
+	for id := range b.runs {
+		ids = append(ids, id)
+	}
+	b.mu.Unlock()
+	b.stop()
+	b.wg.Wait() // the drivers have released their leases
+	ctx, cancel := context.WithTimeout(context.Background(), b.svc.opts.CallTimeout)
+	defer cancel()
+	for _, id := range ids {
+		// The others try to drive it as if it were new (notify).
+		if err := b.rdb.Publish(ctx, bulkChannel, id).Err(); err != nil {
+			b.log.Warn("bulk hand-over not announced; another replica takes it at its next scan", "bulk", id, "err", err)
+		}
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 // Start listens for node changes and new or cancelled parents, and looks

@@ -42,12 +42,49 @@ func (s *Service) newNode(n Node) (*node, error) {
 	if n.Name == "" {
 		n.Name = n.ID
 	}
-	rules := *s.opts.Rules
-	if n.Rules != nil {
-		rules = *n.Rules
+	nd := &node{Node: n, changed: make(chan struct{}),
+		view: View{ID: n.ID, Name: n.Name, Health: "Critical", LastError: notReadYet}}
+	nd.setRules(n.Rules, s.rules.Load())
+	return nd, nil
+}
+
+// setRules makes own the node's rules, or defaults when own is nil.
+// Service.mu is held (or the node is not shared yet).
+func (n *node) setRules(own, defaults *Rules) {
+	r := defaults
+	if own != nil {
+		c := *own
+		r = &c
 	}
-	return &node{Node: n, rules: rules, changed: make(chan struct{}),
-		view: View{ID: n.ID, Name: n.Name, Health: "Critical", LastError: notReadYet}}, nil
+	n.ownRules = own != nil
+	n.rules.Store(r)
+}
+
+// SetRules changes node id's admission rules to r, or to the service's
+// defaults when r is nil (a configuration reload). Admissions from now on
+// follow them; what was admitted stays as it is.
+func (s *Service) SetRules(id string, r *Rules) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.nodes[id]
+	if !ok {
+		return fmt.Errorf("node %s: %w", id, ErrNodeNotFound)
+	}
+	n.setRules(r, s.rules.Load())
+	return nil
+}
+
+// SetDefaultRules changes the default admission rules: the nodes without
+// rules of their own, and those added later, follow them.
+func (s *Service) SetDefaultRules(r Rules) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rules.Store(&r)
+	for _, n := range s.nodes {
+		if !n.ownRules {
+			n.rules.Store(&r)
+		}
+	}
 }
 
 // notReadYet is the LastError of a node whose BMC has not been read.
@@ -101,6 +138,7 @@ func (s *Service) Add(n Node) error {
 		return fmt.Errorf("serializer: duplicate node id %q", n.ID)
 	}
 	s.nodes[n.ID] = nd
+	nd.setRules(n.Rules, s.rules.Load()) // the defaults may have changed since newNode
 	i, _ := slices.BinarySearch(s.ids, n.ID)
 	s.ids = slices.Insert(slices.Clip(s.ids), i, n.ID) // a new array: readers keep theirs
 	s.mu.Unlock()

@@ -254,8 +254,11 @@ func (o *Options) defaults() {
 
 type node struct {
 	Node
-	rules Rules
-	call  sync.Mutex // one BMC call at a time for this node in this replica
+	// rules are the node's admission rules: its own (ownRules) or the
+	// service's defaults; a configuration reload changes them (SetRules).
+	rules    atomic.Pointer[Rules]
+	ownRules bool       // under Service.mu
+	call     sync.Mutex // one BMC call at a time for this node in this replica
 
 	mu   sync.RWMutex
 	view View
@@ -297,6 +300,11 @@ type Service struct {
 	nodes   map[string]*node
 	ids     []string
 	started atomic.Bool // Start ran: an added node is read at once
+	// rules are the default admission rules (Options.Rules, then
+	// SetDefaultRules); changed under mu.
+	rules atomic.Pointer[Rules]
+	// draining: Drain began; no lease is taken any more (drain.go).
+	draining atomic.Bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -317,6 +325,7 @@ func New(nodes []Node, opts Options) (*Service, error) {
 	}
 	s.inrush = NewInrush(opts.Redis, s.store.run, opts.MaxPowerOnPerSecond)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.rules.Store(opts.Rules)
 	for _, n := range nodes {
 		nd, err := s.newNode(n)
 		if err != nil {
@@ -790,7 +799,7 @@ func (s *Service) resetAs(ctx context.Context, id string, r schemas.ResetType, r
 		task = s.newTaskID(id)
 	}
 	now := s.opts.Clock()
-	a, err := s.store.Admit(ctx, id, n.rules, r, task, now, req)
+	a, err := s.store.Admit(ctx, id, *n.rules.Load(), r, task, now, req)
 	if errors.Is(err, redisx.ErrNotReplicated) {
 		return Admission{}, s.withdraw(ctx, n, a, err)
 	}

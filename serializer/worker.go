@@ -22,7 +22,7 @@ import (
 // again before it stops.
 func (s *Service) kick(n *node) {
 	n.wmu.Lock()
-	if n.gone.Load() {
+	if n.gone.Load() || s.draining.Load() {
 		n.wmu.Unlock()
 		return
 	}
@@ -55,7 +55,7 @@ func (s *Service) kick(n *node) {
 func (s *Service) work(n *node) {
 	ctx := s.ctx
 	st, err := s.store.State(ctx, n.ID)
-	if err != nil || (st.Slots.Now.Task == "" && !st.BootPending) {
+	if err != nil || (st.Slots.Now.Task == "" && !st.BootPending) || s.draining.Load() {
 		return
 	}
 	l, err := s.store.acquire(ctx, n.ID, s.opts.ReplicaID, s.opts.LeaseTTL)
@@ -66,12 +66,16 @@ func (s *Service) work(n *node) {
 	// A holder that cannot renew stops its action (lease.Run).
 	l.Run(ctx, func(wctx context.Context) { s.runActions(wctx, n, l.Value(), log) },
 		func(err error) { log.Warn("lease renewal failed; cancelling the action", "err", err) })
+	if s.draining.Load() {
+		s.handOver(n.ID) // the lease is released: another replica takes over at once
+	}
 }
 
 // runActions runs the node's actions under lease until the node is idle, ctx
 // ends or the lease is lost.
 func (s *Service) runActions(wctx context.Context, n *node, lease string, log *slog.Logger) {
-	for wctx.Err() == nil && !n.gone.Load() {
+	// A draining replica ends the action it runs and starts no other.
+	for first := true; wctx.Err() == nil && !n.gone.Load() && (first || !s.draining.Load()); first = false {
 		st, err := s.store.State(wctx, n.ID)
 		if err != nil {
 			log.Warn("read state", "err", err)

@@ -96,6 +96,11 @@ type Node struct {
 	ipmi    *ipmiFront    // nil without NodeSpec.IPMIListen
 }
 
+// SetPassword changes the password of the node's Redfish front and ends
+// the sessions opened with the old one, as a BMC does when its account's
+// password changes (the AMT and IPMI fronts keep theirs).
+func (n *Node) SetPassword(pw string) { n.front.setPassword(pw) }
+
 // ID returns the node's id.
 func (n *Node) ID() string { return n.spec.ID }
 

@@ -54,6 +54,7 @@ type redfishFront struct {
 	wg         sync.WaitGroup // task followers
 
 	mu          sync.Mutex
+	password    string              // spec.Password until setPassword
 	sessions    map[string]*session // by token
 	nextSession int
 	tasks       map[string]*task // by id
@@ -81,6 +82,7 @@ func newRedfishFront(spec NodeSpec, m *Machine, log *slog.Logger) *redfishFront 
 		log:        log,
 		systemPath: systemsPath + "/" + spec.SystemID,
 		uuid:       nameUUID(spec.ID),
+		password:   spec.Password,
 		sessions:   map[string]*session{},
 		tasks:      map[string]*task{},
 	}
@@ -205,9 +207,21 @@ func (f *redfishFront) authorized(r *http.Request) bool {
 }
 
 func (f *redfishFront) credentialsOK(user, pass string) bool {
+	f.mu.Lock()
+	want := f.password
+	f.mu.Unlock()
 	u := subtle.ConstantTimeCompare([]byte(user), []byte(f.spec.User))
-	p := subtle.ConstantTimeCompare([]byte(pass), []byte(f.spec.Password))
+	p := subtle.ConstantTimeCompare([]byte(pass), []byte(want))
 	return u&p == 1
+}
+
+// setPassword changes the account's password and ends its sessions, as
+// a BMC does (bmcweb ends a user's sessions when the password changes).
+func (f *redfishFront) setPassword(pw string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.password = pw
+	clear(f.sessions)
 }
 
 func odataID(path string) map[string]string { return map[string]string{"@odata.id": path} }

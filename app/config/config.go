@@ -64,6 +64,10 @@ type Config struct {
 	// deliverer's: a dead replica's nodes and event delivery are taken over
 	// within it (default 6s).
 	LeaseTTL Duration `yaml:"lease_ttl"`
+	// ShutdownTimeout bounds the drain at SIGTERM or SIGINT: open requests
+	// and running actions get this long to finish; then the actions still
+	// running are handed over to another replica (default 30s).
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// Retries is how often a failed or ignored BMC command is re-sent (default 2).
 	Retries int `yaml:"retries"`
 	// Tasks bounds the finished tasks kept per node.
@@ -264,6 +268,7 @@ func Default() Config {
 		SyncInterval:    Duration(30 * time.Second),
 		MaxBodyBytes:    64 << 10,
 		LeaseTTL:        Duration(6 * time.Second),
+		ShutdownTimeout: Duration(30 * time.Second),
 		Retries:         2,
 		VerifyTimeout:   Duration(time.Minute),
 		SoftOffTimeout:  Duration(5 * time.Minute),
@@ -374,6 +379,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LeaseTTL < Duration(time.Second) {
 		bad("lease_ttl", "%s is too short (at least 1s)", time.Duration(c.LeaseTTL))
+	}
+	if c.ShutdownTimeout < Duration(time.Second) || c.ShutdownTimeout > Duration(time.Hour) {
+		bad("shutdown_timeout", "%s is out of range 1s..1h", time.Duration(c.ShutdownTimeout))
 	}
 	if c.Tasks.Keep < 1 || c.Tasks.Keep > 100000 {
 		bad("tasks.keep", "%d is out of range 1..100000", c.Tasks.Keep)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +48,13 @@ type Gateway struct {
 	server   *http.Server
 	ipmi     *ipmiFronts // one per node with ipmi_listen
 	sources  *sources    // the AggregationService's runtime sources (sources.go)
+
+	reloadMu sync.Mutex // one reload at a time (reload.go); guards cfg's reloadable parts
+	// background outlives a reload: node removals it started end with
+	// Serve (removals counts them).
+	background context.Context
+	stopBg     context.CancelFunc
+	removals   sync.WaitGroup
 }
 
 // NewBackend builds the backend a node's config names.
@@ -99,6 +107,7 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 	}
 	log = requestid.Logger(log) // records logged with a request's context name the request
 	g := &Gateway{cfg: cfg, log: log, replica: replicaid.New(), ipmi: newIPMIFronts(log)}
+	g.background, g.stopBg = context.WithCancel(context.Background())
 	var err error
 	if g.redis, err = redisx.Open(ctx, cfg.RedisOptions()); err != nil {
 		return nil, err
@@ -223,6 +232,8 @@ func (g *Gateway) TLSFingerprint() string {
 // the kept self-signed pair. New handshakes present it; open connections
 // and the listener stay. On error the current certificate stays.
 func (g *Gateway) ReloadTLS(ctx context.Context) error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
 	if g.certs == nil {
 		return nil
 	}
@@ -248,11 +259,15 @@ func (g *Gateway) SSEStreams() int { return g.api.SSEStreams() }
 // Handler is the Redfish API handler (for in-process tests and benchmarks).
 func (g *Gateway) Handler() http.Handler { return g.api.Handler() }
 
-// Serve reads every node once, then serves until ctx ends, then shuts down.
+// Serve reads every node once, then serves until ctx ends, then drains
+// (drain) and shuts down.
 func (g *Gateway) Serve(ctx context.Context) error {
-	g.events.Start(ctx) // SSE streams end with ctx, so Shutdown does not wait for them
-	g.nodes.Start(ctx)
-	g.bulk.Start(ctx)
+	g.events.Start(ctx) // SSE streams end with ctx, so Shutdown does not wait for them; delivery is handed over
+	// The actions outlive ctx: the drain lets them finish first.
+	run, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	g.nodes.Start(run)
+	g.bulk.Start(run)
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
@@ -265,20 +280,50 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = g.server.Shutdown(sctx)
-		cancel()
+		err = g.drain()
 	case err = <-errc:
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
+	stopRun()
 	<-watched
+	g.stopBg()
+	g.removals.Wait()
 	g.proxies.close()
 	g.api.Close()
 	nerr := g.nodes.Close()
 	g.bulk.Wait() // its drivers stop with the service's context
 	return errors.Join(err, g.closeIPMI(), nerr, g.events.Close(), g.redis.Close())
+}
+
+// drain stops accepting (SIGTERM, SIGINT): the listener and the IPMI
+// fronts close at once, so a load balancer's next connection goes to
+// another replica; open requests may finish; bulk requests are handed
+// over at once; running actions finish here, and those still running
+// after shutdown_timeout are handed over (serializer.Drain). It logs what
+// was finished and what was handed over.
+func (g *Gateway) drain() error {
+	timeout := time.Duration(g.cfg.ShutdownTimeout)
+	start := time.Now()
+	g.log.Info("draining: not accepting connections; running actions may finish, then are handed over to another replica", "shutdown_timeout", timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- g.server.Shutdown(ctx) }()
+	g.closeIPMI()
+	bulks := g.bulk.Drain()
+	rep := g.nodes.Drain(ctx)
+	err := <-shut
+	if errors.Is(err, context.DeadlineExceeded) {
+		g.log.Warn("requests still open at shutdown_timeout were cut", "shutdown_timeout", timeout)
+		err = g.server.Close()
+	}
+	g.log.Info("drained", "took", time.Since(start).Round(time.Millisecond),
+		"finished", len(rep.Finished), "handed_over", len(rep.HandedOver),
+		"finished_tasks", strings.Join(rep.Finished, ","), "handed_over_tasks", strings.Join(rep.HandedOver, ","),
+		"handed_over_bulk", strings.Join(bulks, ","))
+	return err
 }
 
 // lockoutThreshold maps the configuration's 0 (never) to the AccountPolicy's.

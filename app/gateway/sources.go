@@ -78,7 +78,8 @@ type appliedSource struct {
 type sources struct {
 	rdb        redis.UniversalClient
 	seal       *sealer // nil without secrets_key_file
-	config     map[string]config.Node
+	cmu        sync.RWMutex
+	config     map[string]config.Node // the configuration file's nodes (under cmu; a reload replaces it)
 	nodes      *serializer.Service
 	proxies    *proxies
 	ipmi       *ipmiFronts
@@ -259,7 +260,7 @@ func (s *sources) applyLocked(id, raw string) {
 		s.log.Error("runtime source not applied", "node", id, "err", err)
 		return
 	}
-	if _, inConfig := s.config[id]; inConfig {
+	if _, inConfig := s.fromConfig(id); inConfig {
 		s.log.Error("runtime source has the id of a node of the configuration file; ignored", "node", id)
 		return
 	}
@@ -408,6 +409,45 @@ func (s *sources) sealed(n config.Node) (string, error) {
 	return string(b), err
 }
 
+// fromConfig is node id of the configuration file, if it is one.
+func (s *sources) fromConfig(id string) (config.Node, bool) {
+	s.cmu.RLock()
+	defer s.cmu.RUnlock()
+	n, ok := s.config[id]
+	return n, ok
+}
+
+// setConfig follows a configuration reload: its nodes are the
+// configuration's sources, and adm the admission that runtime sources
+// with a policy of their own build their rules on. A runtime source whose
+// rules came from the old admission gets the new one.
+func (s *sources) setConfig(nodes []config.Node, adm config.Admission) {
+	m := make(map[string]config.Node, len(nodes))
+	for _, n := range nodes {
+		m[n.ID] = n
+	}
+	s.cmu.Lock()
+	s.config = m
+	s.cmu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.admission = adm
+	for id, a := range s.applied {
+		if a.node.Policy != "" && !a.removing {
+			if err := s.nodes.SetRules(id, serializerNode(a.node, nil, adm).Rules); err != nil {
+				s.log.Warn("runtime source's admission rules not changed", "node", id, "err", err)
+			}
+		}
+	}
+}
+
+// isRuntime reports whether node id is a runtime source applied here.
+func (s *sources) isRuntime(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied[id] != nil
+}
+
 // List is every source: the configuration's, then the runtime ones.
 func (s *sources) List() []redfish.Source {
 	s.mu.Lock()
@@ -416,16 +456,18 @@ func (s *sources) List() []redfish.Source {
 		out = append(out, toSource(a.node, false, a.removing))
 	}
 	s.mu.Unlock()
+	s.cmu.RLock()
 	for _, n := range s.config {
 		out = append(out, toSource(n, true, false))
 	}
+	s.cmu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
 // Get is one source.
 func (s *sources) Get(id string) (redfish.Source, bool) {
-	if n, ok := s.config[id]; ok {
+	if n, ok := s.fromConfig(id); ok {
 		return toSource(n, true, false), true
 	}
 	s.mu.Lock()
@@ -484,7 +526,7 @@ func (s *sources) Create(ctx context.Context, spec redfish.SourceSpec) (redfish.
 	if err := nodeProblem(n); err != nil {
 		return redfish.Source{}, err
 	}
-	if _, ok := s.config[n.ID]; ok {
+	if _, ok := s.fromConfig(n.ID); ok {
 		return redfish.Source{}, &redfish.SourceExistsError{NodeID: n.ID}
 	}
 	if err := s.probe(ctx, n); err != nil {
@@ -537,7 +579,7 @@ func (s *sources) waitRead(ctx context.Context, id string) {
 // Update changes a runtime source's BMC settings: address, credentials,
 // and the options that only the backend or the IPMI front use.
 func (s *sources) Update(ctx context.Context, id string, spec redfish.SourceSpec) (redfish.Source, error) {
-	if _, ok := s.config[id]; ok {
+	if _, ok := s.fromConfig(id); ok {
 		return redfish.Source{}, redfish.ErrSourceReadOnly
 	}
 	if s.seal == nil {
@@ -608,7 +650,7 @@ func (s *sources) Update(ctx context.Context, id string, spec redfish.SourceSpec
 // removal: done=false when the node's running action outlasts the wait;
 // the removal then ends with it.
 func (s *sources) Delete(ctx context.Context, id string) (bool, error) {
-	if _, ok := s.config[id]; ok {
+	if _, ok := s.fromConfig(id); ok {
 		return false, redfish.ErrSourceReadOnly
 	}
 	raw, err := s.rdb.HGet(ctx, sourcesKey, id).Result()

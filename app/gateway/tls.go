@@ -96,41 +96,56 @@ func (s *certSource) Fingerprint() string { return s.cur.Load().fingerprint }
 // self-signed pair) and presents it from the next handshake on. On error
 // the current certificate stays.
 func (s *certSource) reload(ctx context.Context) error {
+	lc, err := s.prepare(ctx, s.cfg.Cert, s.cfg.Key)
+	if err != nil {
+		return err
+	}
+	s.present(lc)
+	return nil
+}
+
+// prepare reads a certificate without presenting it: files cert and key,
+// or the kept self-signed pair when cert is "".
+func (s *certSource) prepare(ctx context.Context, cert, key string) (*loadedCert, error) {
 	var (
 		certPEM, keyPEM []byte
 		origin          string
 		err             error
 	)
-	if s.cfg.Cert != "" {
-		if certPEM, err = os.ReadFile(s.cfg.Cert); err == nil {
-			keyPEM, err = os.ReadFile(s.cfg.Key)
+	if cert != "" {
+		if certPEM, err = os.ReadFile(cert); err == nil {
+			keyPEM, err = os.ReadFile(key)
 		}
 		if err != nil {
-			return fmt.Errorf("tls: %w", err)
+			return nil, fmt.Errorf("tls: %w", err)
 		}
-		origin = s.cfg.Cert
+		origin = cert
 	} else if certPEM, keyPEM, origin, err = s.selfSigned(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return fmt.Errorf("tls: %s: %w", origin, err)
+		return nil, fmt.Errorf("tls: %s: %w", origin, err)
 	}
 	if pair.Leaf == nil {
 		if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
-			return fmt.Errorf("tls: %s: %w", origin, err)
+			return nil, fmt.Errorf("tls: %s: %w", origin, err)
 		}
 	}
-	lc := &loadedCert{cert: &pair, fingerprint: Fingerprint(pair.Certificate[0]), origin: origin}
+	return &loadedCert{cert: &pair, fingerprint: Fingerprint(pair.Certificate[0]), origin: origin}, nil
+}
+
+// present makes lc the certificate of the next handshakes.
+func (s *certSource) present(lc *loadedCert) {
 	old := s.cur.Swap(lc)
+	leaf := lc.cert.Leaf
 	if old == nil || old.fingerprint != lc.fingerprint {
-		s.log.Info("TLS certificate", "sha256", lc.fingerprint, "from", origin,
-			"subject", pair.Leaf.Subject.String(), "not_after", pair.Leaf.NotAfter.Format(time.RFC3339))
+		s.log.Info("TLS certificate", "sha256", lc.fingerprint, "from", lc.origin,
+			"subject", leaf.Subject.String(), "not_after", leaf.NotAfter.Format(time.RFC3339))
 	}
-	if time.Until(pair.Leaf.NotAfter) < 30*24*time.Hour {
-		s.log.Warn("TLS certificate expires soon", "not_after", pair.Leaf.NotAfter.Format(time.RFC3339), "from", origin)
+	if time.Until(leaf.NotAfter) < 30*24*time.Hour {
+		s.log.Warn("TLS certificate expires soon", "not_after", leaf.NotAfter.Format(time.RFC3339), "from", lc.origin)
 	}
-	return nil
 }
 
 // Fingerprint is the SHA-256 of a DER certificate as openssl prints it

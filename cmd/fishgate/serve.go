@@ -75,7 +75,7 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// SIGHUP reloads the TLS certificate; it must not end the
+			// SIGHUP reloads the configuration file; it must not end the
 			// process (its default action), so it is caught from the start.
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
@@ -84,7 +84,7 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			go reloadOnHUP(cmd.Context(), hup, g, log)
+			go reloadOnHUP(cmd.Context(), hup, g, log, func() (config.Config, error) { return f.load(cmd) })
 			if f.pprof != "" {
 				if err := servePprof(cmd.Context(), f.pprof, log); err != nil {
 					return err
@@ -104,22 +104,24 @@ func serveCmd() *cobra.Command {
 	return cmd
 }
 
-// reloadOnHUP reloads the TLS certificate at every SIGHUP until ctx ends.
-func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, g *gateway.Gateway, log *slog.Logger) {
+// reloadOnHUP reloads the configuration (the file read again, with the
+// command line's overrides) at every SIGHUP until ctx ends. A file that
+// does not load is logged and the running configuration stays.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, g *gateway.Gateway, log *slog.Logger, load func() (config.Config, error)) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			if g.TLSFingerprint() == "" {
-				log.Info("SIGHUP: nothing to reload (plain HTTP)")
-				continue
+			cfg, err := load()
+			if err == nil {
+				var changes []gateway.Change
+				if changes, err = g.Reload(ctx, cfg); err == nil {
+					log.Info("SIGHUP: configuration reloaded", "changes", len(changes), "tls_sha256", g.TLSFingerprint())
+					continue
+				}
 			}
-			if err := g.ReloadTLS(ctx); err != nil {
-				log.Error("SIGHUP: TLS certificate not reloaded; the current one stays", "err", err)
-				continue
-			}
-			log.Info("SIGHUP: TLS certificate reloaded", "tls_sha256", g.TLSFingerprint())
+			log.Error("SIGHUP: configuration not reloaded; the running one stays", "err", err)
 		}
 	}
 }

@@ -227,7 +227,7 @@ func TestServeSIGHUPReloadsCertificate(t *testing.T) {
 	if st := getStatus(t, hc, s.url+"/redfish/v1"); st != http.StatusOK {
 		t.Errorf("GET after the reload: %d", st)
 	}
-	if !strings.Contains(s.logs.String(), "SIGHUP: TLS certificate reloaded") {
+	if !strings.Contains(s.logs.String(), "reload: TLS certificate reloaded") {
 		t.Errorf("the reload is not logged:\n%s", s.logs.String())
 	}
 	if code := s.stop(); code != 0 {

@@ -135,12 +135,26 @@ type basicEntry struct {
 // Redis.
 func NewAccountStore(ctx context.Context, rdb redis.UniversalClient, config []Account, policy AccountPolicy, log *slog.Logger) (*AccountStore, error) {
 	policy.defaults()
-	st := &AccountStore{rdb: rdb, policy: policy, log: log, dummy: []byte(dummyHash), config: map[string]storedAccount{}, basic: map[[32]byte]basicEntry{}}
+	st := &AccountStore{rdb: rdb, policy: policy, log: log, dummy: []byte(dummyHash), basic: map[[32]byte]basicEntry{}}
+	var err error
+	if st.config, err = st.configAccounts(ctx, config); err != nil {
+		return nil, err
+	}
+	if err := st.reload(ctx); err != nil {
+		log.Warn("accounts in Redis not loaded yet", "err", err)
+	}
+	return st, nil
+}
+
+// configAccounts checks the configuration's accounts and hashes their
+// plain-text passwords.
+func (st *AccountStore) configAccounts(ctx context.Context, config []Account) (map[string]storedAccount, error) {
+	out := map[string]storedAccount{}
 	for _, a := range config {
 		if a.User == "" {
 			return nil, fmt.Errorf("redfish: account with empty user name")
 		}
-		if _, dup := st.config[a.User]; dup {
+		if _, dup := out[a.User]; dup {
 			return nil, fmt.Errorf("redfish: duplicate account %q", a.User)
 		}
 		if a.Role == "" {
@@ -159,12 +173,24 @@ func NewAccountStore(ctx context.Context, rdb redis.UniversalClient, config []Ac
 				return nil, fmt.Errorf("redfish: account %s: node pattern %q: %w", a.User, p, err)
 			}
 		}
-		st.config[a.User] = storedAccount{User: a.User, Hash: hash, Role: a.Role, Enabled: true, Config: true, Nodes: a.Nodes}
+		out[a.User] = storedAccount{User: a.User, Hash: hash, Role: a.Role, Enabled: true, Config: true, Nodes: a.Nodes}
 	}
-	if err := st.reload(ctx); err != nil {
-		log.Warn("accounts in Redis not loaded yet", "err", err)
+	return out, nil
+}
+
+// SetConfig replaces the accounts of the configuration file (a reload):
+// an added one may log in at once; a removed or changed one (password,
+// role, nodes) loses its sessions, as after a restart with that file. On
+// error nothing changes.
+func (st *AccountStore) SetConfig(ctx context.Context, config []Account) error {
+	m, err := st.configAccounts(ctx, config)
+	if err != nil {
+		return err
 	}
-	return st, nil
+	st.mu.Lock()
+	st.config = m
+	st.mu.Unlock()
+	return nil
 }
 
 func isBcrypt(s string) bool {

@@ -160,6 +160,12 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
+// SetConfigAccounts replaces the accounts of the configuration file (a
+// reload; AccountStore.SetConfig).
+func (s *Server) SetConfigAccounts(ctx context.Context, accounts []Account) error {
+	return s.accounts.SetConfig(ctx, accounts)
+}
+
 // PasswordChecks is how many bcrypt comparisons logins have cost (Basic
 // credentials verified recently are not checked again).
 func (s *Server) PasswordChecks() int64 { return s.accounts.PasswordChecks() }

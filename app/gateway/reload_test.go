@@ -1,0 +1,154 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fishgate/fishgate/app/config"
+	"github.com/fishgate/fishgate/internal/testkit"
+	"github.com/fishgate/fishgate/simulator"
+)
+
+// TestReload: a reload applies the file's accounts, nodes and admission
+// policy to the running gateway and names each change once (a password
+// by its field, never its value), and the settings it leaves for a
+// restart; a configuration that does not validate changes nothing.
+func TestReload(t *testing.T) {
+	for _, target := range testkit.RedisTargets() {
+		t.Run(target.Name, func(t *testing.T) {
+			rdb := target.New(t)
+			fleet := simulator.NewFleet(slog.New(slog.DiscardHandler))
+			t.Cleanup(func() { fleet.Close() })
+			sims := map[string]*simulator.Node{}
+			for _, id := range []string{"r1", "r2", "r3"} {
+				sn, err := fleet.Add(simulator.NodeSpec{ID: id, User: "bmc", Password: "old-pw", Machine: simulator.MachineConfig{InitialPower: "Off"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sims[id] = sn
+			}
+			node := func(id, pw string) string {
+				return fmt.Sprintf("  - {id: %s, backend: redfish, address: %q, user: bmc, password: %s}\n", id, sims[id].URL(), pw)
+			}
+			head := "listen: 127.0.0.1:0\nredis_url: redis://" + rdb.Options().Addr + "\ntls: {disabled: true}\n"
+			parse := func(yaml string) config.Config {
+				t.Helper()
+				cfg, err := config.Parse([]byte(head + yaml))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return cfg
+			}
+			logs := &testkit.SyncBuffer{}
+			g := serve(t, parse("accounts: [{user: admin, password: pw}]\nnodes:\n"+node("r1", "old-pw")+node("r2", "old-pw")),
+				slog.New(slog.NewTextHandler(logs, nil)))
+			base := g.URL()
+			ops := func() int { return status(t, "GET", base+"/redfish/v1/Systems", "ops", "ops-secret") }
+			if st := ops(); st != http.StatusUnauthorized {
+				t.Fatalf("ops before the reload: %d, want 401", st)
+			}
+
+			sims["r1"].SetPassword("new-pw-r1")
+			changes, err := g.Reload(context.Background(), parse(`sync_interval: 5s
+admission: {policy: queue}
+accounts: [{user: admin, password: pw}, {user: ops, password: ops-secret, role: Operator}]
+nodes:
+`+node("r1", "new-pw-r1")+node("r3", "old-pw")))
+			if err != nil {
+				t.Fatalf("Reload: %v", err)
+			}
+			var got []string
+			for _, c := range changes {
+				got = append(got, c.String())
+			}
+			want := []string{"account added ops", "node changed r1 (password)", "node added r3", "node removed r2",
+				"admission changed (admission.policy)", "settings changed (sync_interval): takes effect after a restart"}
+			if !slices.Equal(got, want) {
+				t.Fatalf("changes\n%q\nwant\n%q", got, want)
+			}
+			for _, line := range []string{`msg="reload: account added" id=ops`, `msg="reload: node changed" id=r1 keys=password`,
+				`msg="reload: node added" id=r3`, `msg="reload: node removed" id=r2`, `level=WARN msg="reload: settings changed; takes effect after a restart" id="" keys=sync_interval`} {
+				if !strings.Contains(logs.String(), line) {
+					t.Errorf("the log has no line with %s:\n%s", line, logs.String())
+				}
+			}
+			if strings.Contains(logs.String(), "new-pw-r1") || strings.Contains(logs.String(), "ops-secret") {
+				t.Errorf("a secret is in the log:\n%s", logs.String())
+			}
+
+			if st := ops(); st != http.StatusOK {
+				t.Errorf("ops after the reload: %d, want 200", st)
+			}
+			// r1 works with its new password, r3 is managed, r2 is gone.
+			for _, id := range []string{"r1", "r3"} {
+				resetCompletes(t, base, id)
+			}
+			testkit.WaitFor(t, 10*time.Second, "r2 removed", func() (bool, string) {
+				st := status(t, "GET", base+"/redfish/v1/Systems/r2", user, pass)
+				return st == http.StatusNotFound, fmt.Sprint(st)
+			})
+
+			bad := parse("accounts: [{user: admin, password: pw}]\n")
+			bad.Nodes = []config.Node{{ID: "r9", Backend: "redfish"}} // no address, no user
+			if _, err := g.Reload(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "nodes[0].address") {
+				t.Fatalf("Reload of an invalid configuration: %v, want the field named", err)
+			}
+			if st := ops(); st != http.StatusOK {
+				t.Errorf("ops after a refused reload: %d, want 200 (nothing changed)", st)
+			}
+			if st := status(t, "GET", base+"/redfish/v1/Systems/r3", user, pass); st != http.StatusOK {
+				t.Errorf("r3 after a refused reload: %d", st)
+			}
+		})
+	}
+}
+
+// status is the status of a request with Basic auth.
+func status(t *testing.T, method, url, u, p string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	req.SetBasicAuth(u, p)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// resetCompletes sends node id a ForceOn and waits for its task to end
+// Completed.
+func resetCompletes(t *testing.T, base, id string) {
+	t.Helper()
+	var resp *http.Response
+	testkit.WaitFor(t, 10*time.Second, id+" read (its Reset admitted)", func() (bool, string) {
+		resp = request(t, "POST", base+"/redfish/v1/Systems/"+id+"/Actions/ComputerSystem.Reset", `{"ResetType":"ForceOn"}`)
+		if resp.StatusCode == http.StatusAccepted {
+			return true, ""
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return false, resp.Status + " " + string(b)
+	})
+	task := resp.Header.Get("Location")
+	resp.Body.Close()
+	var tv struct{ TaskState string }
+	testkit.WaitFor(t, 15*time.Second, id+"'s ForceOn to end", func() (bool, string) {
+		r := request(t, "GET", base+task, "")
+		json.NewDecoder(r.Body).Decode(&tv)
+		r.Body.Close()
+		return tv.TaskState == "Completed" || tv.TaskState == "Exception", tv.TaskState
+	})
+	if tv.TaskState != "Completed" {
+		t.Errorf("%s's ForceOn ended %s", id, tv.TaskState)
+	}
+}
