@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -209,6 +210,22 @@ func TestSIGTERMDrains(t *testing.T) {
 			}
 			exited := make(chan error, 1)
 			go func() { exited <- a.cmd.Wait() }()
+			if !c.handover {
+				// While it finishes its action, A refuses connections: a
+				// load balancer sends the next request elsewhere.
+				waitFor(t, 5*time.Second, "A to refuse connections", func() (bool, string) {
+					_, err := net.DialTimeout("tcp", strings.TrimPrefix(a.url, "http://"), time.Second)
+					return err != nil, fmt.Sprint(err)
+				})
+				select {
+				case <-exited:
+					t.Fatal("A exited before its action finished (the test needs it still draining)")
+				default:
+				}
+				if tv, _ := b.task(t, first); tv.TaskState != "Running" {
+					t.Fatalf("the first task is %s while A drains, want Running", tv.TaskState)
+				}
+			}
 			select {
 			case err := <-exited:
 				if err != nil {

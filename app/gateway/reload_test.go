@@ -29,7 +29,11 @@ func TestReload(t *testing.T) {
 			t.Cleanup(func() { fleet.Close() })
 			sims := map[string]*simulator.Node{}
 			for _, id := range []string{"r1", "r2", "r3"} {
-				sn, err := fleet.Add(simulator.NodeSpec{ID: id, User: "bmc", Password: "old-pw", Machine: simulator.MachineConfig{InitialPower: "Off"}})
+				mc := simulator.MachineConfig{InitialPower: "Off"}
+				if id == "r3" { // its actions last: a second Reset meets a running one
+					mc.DelayMin, mc.DelayMax = time.Second, time.Second
+				}
+				sn, err := fleet.Add(simulator.NodeSpec{ID: id, User: "bmc", Password: "old-pw", Machine: mc})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -48,7 +52,7 @@ func TestReload(t *testing.T) {
 				return cfg
 			}
 			logs := &testkit.SyncBuffer{}
-			g := serve(t, parse("accounts: [{user: admin, password: pw}]\nnodes:\n"+node("r1", "old-pw")+node("r2", "old-pw")),
+			g := serve(t, parse("accounts: [{user: admin, password: pw}, {user: auditor, password: audit-1, role: ReadOnly}]\nnodes:\n"+node("r1", "old-pw")+node("r2", "old-pw")),
 				slog.New(slog.NewTextHandler(logs, nil)))
 			base := g.URL()
 			ops := func() int { return status(t, "GET", base+"/redfish/v1/Systems", "ops", "ops-secret") }
@@ -56,10 +60,15 @@ func TestReload(t *testing.T) {
 				t.Fatalf("ops before the reload: %d, want 401", st)
 			}
 
+			token := login(t, base, "auditor", "audit-1") // a session of an account whose password changes
+			if st := withToken(t, base+"/redfish/v1/Systems", token); st != http.StatusOK {
+				t.Fatalf("session before the reload: %d", st)
+			}
+
 			sims["r1"].SetPassword("new-pw-r1")
 			changes, err := g.Reload(context.Background(), parse(`sync_interval: 5s
-admission: {policy: queue}
-accounts: [{user: admin, password: pw}, {user: ops, password: ops-secret, role: Operator}]
+admission: {policy: reject}
+accounts: [{user: admin, password: pw}, {user: auditor, password: audit-2, role: ReadOnly}, {user: ops, password: ops-secret, role: Operator}]
 nodes:
 `+node("r1", "new-pw-r1")+node("r3", "old-pw")))
 			if err != nil {
@@ -69,7 +78,7 @@ nodes:
 			for _, c := range changes {
 				got = append(got, c.String())
 			}
-			want := []string{"account added ops", "node changed r1 (password)", "node added r3", "node removed r2",
+			want := []string{"account changed auditor (password)", "account added ops", "node changed r1 (password)", "node added r3", "node removed r2",
 				"admission changed (admission.policy)", "settings changed (sync_interval): takes effect after a restart"}
 			if !slices.Equal(got, want) {
 				t.Fatalf("changes\n%q\nwant\n%q", got, want)
@@ -80,16 +89,34 @@ nodes:
 					t.Errorf("the log has no line with %s:\n%s", line, logs.String())
 				}
 			}
-			if strings.Contains(logs.String(), "new-pw-r1") || strings.Contains(logs.String(), "ops-secret") {
+			if strings.Contains(logs.String(), "new-pw-r1") || strings.Contains(logs.String(), "ops-secret") || strings.Contains(logs.String(), "audit-2") {
 				t.Errorf("a secret is in the log:\n%s", logs.String())
 			}
 
 			if st := ops(); st != http.StatusOK {
 				t.Errorf("ops after the reload: %d, want 200", st)
 			}
+			if st := withToken(t, base+"/redfish/v1/Systems", token); st != http.StatusUnauthorized {
+				t.Errorf("the session of a changed account after the reload: %d, want 401", st)
+			}
+			if st := status(t, "GET", base+"/redfish/v1/Systems", "auditor", "audit-1"); st != http.StatusUnauthorized {
+				t.Errorf("the old auditor password after the reload: %d, want 401", st)
+			}
+			if st := status(t, "GET", base+"/redfish/v1/Systems", "auditor", "audit-2"); st != http.StatusOK {
+				t.Errorf("the new auditor password after the reload: %d, want 200", st)
+			}
 			// r1 works with its new password, r3 is managed, r2 is gone.
 			for _, id := range []string{"r1", "r3"} {
 				resetCompletes(t, base, id)
+			}
+			// The admission policy is reject now: a Reset meeting a running
+			// action is refused (now-next, before, queued it).
+			first := request(t, "POST", base+"/redfish/v1/Systems/r3/Actions/ComputerSystem.Reset", `{"ResetType":"ForceOff"}`)
+			first.Body.Close()
+			second := request(t, "POST", base+"/redfish/v1/Systems/r3/Actions/ComputerSystem.Reset", `{"ResetType":"On"}`)
+			second.Body.Close()
+			if first.StatusCode != http.StatusAccepted || second.StatusCode != http.StatusConflict {
+				t.Errorf("ForceOff then On under policy reject: %d, %d; want 202, 409", first.StatusCode, second.StatusCode)
 			}
 			testkit.WaitFor(t, 10*time.Second, "r2 removed", func() (bool, string) {
 				st := status(t, "GET", base+"/redfish/v1/Systems/r2", user, pass)
@@ -109,6 +136,35 @@ nodes:
 			}
 		})
 	}
+}
+
+// login opens a Redfish session and returns its token.
+func login(t *testing.T, base, u, p string) string {
+	t.Helper()
+	resp, err := http.Post(base+"/redfish/v1/SessionService/Sessions", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"UserName":%q,"Password":%q}`, u, p)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("login %s: %s", u, resp.Status)
+	}
+	return resp.Header.Get("X-Auth-Token")
+}
+
+// withToken is the status of a GET with a session token.
+func withToken(t *testing.T, url, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("X-Auth-Token", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // status is the status of a request with Basic auth.
