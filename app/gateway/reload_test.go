@@ -158,13 +158,7 @@ func withToken(t *testing.T, url, token string) int {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	req.Header.Set("X-Auth-Token", token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return statusOf(t, req)
 }
 
 // status is the status of a request with Basic auth.
@@ -172,6 +166,11 @@ func status(t *testing.T, method, url, u, p string) int {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, nil)
 	req.SetBasicAuth(u, p)
+	return statusOf(t, req)
+}
+
+func statusOf(t *testing.T, req *http.Request) int {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
