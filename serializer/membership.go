@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/fishgate/fishgate/backends"
 )
 
@@ -155,13 +157,20 @@ func (s *Service) Add(n Node) error {
 	return nil
 }
 
-// Reinstate lets a node id that was removed be admitted again: Remove
-// leaves its keys marked retired in Redis (so that a replica slow to
+// Reinstate lets node ids that were removed be admitted again: Remove
+// leaves a node's keys marked retired in Redis (so that a replica slow to
 // remove it admits nothing), and a new enrolment of the same id clears
-// the mark before any replica Adds it.
-func (s *Service) Reinstate(ctx context.Context, id string) error {
-	if err := s.opts.Redis.HDel(ctx, nodeKeys(id).Slots, "retired").Err(); err != nil {
-		return fmt.Errorf("node %s: reinstate: %w: %w", id, ErrUnavailable, err)
+// the mark before any replica Adds it; so does a start or a reload whose
+// configuration file has the node (app/gateway). One round trip.
+func (s *Service) Reinstate(ctx context.Context, ids ...string) error {
+	_, err := s.opts.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range ids {
+			p.HDel(ctx, nodeKeys(id).Slots, "retired")
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reinstate %d nodes: %w: %w", len(ids), ErrUnavailable, err)
 	}
 	return nil
 }

@@ -134,6 +134,14 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 		g.redis.Close()
 		return nil, err
 	}
+	// The file is authoritative for its nodes: one removed earlier (by a
+	// reload, on this replica or another) and back in the file is managed
+	// again, not refused as removed.
+	if ids := g.nodes.IDs(); len(ids) > 0 {
+		if err := g.nodes.Reinstate(ctx, ids...); err != nil {
+			log.Warn("nodes of the file not reinstated; one removed by an earlier reload may refuse work", "err", err)
+		}
+	}
 	g.bulk = serializer.NewBulk(g.nodes)
 	g.proxies = newProxies(backendsByID, log)
 	if g.sources, err = newSources(ctx, g, newBackend); err != nil {

@@ -123,6 +123,11 @@ nodes:
 				return st == http.StatusNotFound, fmt.Sprint(st)
 			})
 
+			// A replica that starts with r2 in its file (or this one,
+			// restarted) manages it again: the file clears the removal.
+			other := serve(t, parse("accounts: [{user: admin, password: pw}]\nnodes:\n"+node("r2", "old-pw")), slog.New(slog.DiscardHandler))
+			resetCompletes(t, other.URL(), "r2")
+
 			bad := parse("accounts: [{user: admin, password: pw}]\n")
 			bad.Nodes = []config.Node{{ID: "r9", Backend: "redfish"}} // no address, no user
 			if _, err := g.Reload(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "nodes[0].address") {
