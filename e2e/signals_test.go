@@ -169,7 +169,7 @@ func TestSIGHUPReloadsConfig(t *testing.T) {
 }
 
 // TestSIGTERMDrains: two replicas share a redis-server; the one running a
-// node's action gets SIGTERM. With time enough it finishes the action and
+// node's action gets SIGTERM (SIGINT in the first case: the same drain). With time enough it finishes the action and
 // exits 0, and the action waiting next runs on the other replica; with a
 // shutdown_timeout shorter than the action it exits 0 at the timeout and
 // the other replica takes the node over at once (its lease TTL is 20 s)
@@ -181,9 +181,10 @@ func TestSIGTERMDrains(t *testing.T) {
 		timeout  time.Duration
 		delay    time.Duration
 		handover bool
+		sig      syscall.Signal
 	}{
-		{"finishes", 30 * time.Second, 3 * time.Second, false},
-		{"hands_over", time.Second, 6 * time.Second, true},
+		{"finishes", 30 * time.Second, 3 * time.Second, false, syscall.SIGINT},
+		{"hands_over", time.Second, 6 * time.Second, true, syscall.SIGTERM},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -205,7 +206,7 @@ func TestSIGTERMDrains(t *testing.T) {
 			second := b.reset(t, "n1", "ForceRestart") // ranks no higher than On: it waits
 
 			sent := time.Now()
-			if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			if err := a.cmd.Process.Signal(c.sig); err != nil {
 				t.Fatal(err)
 			}
 			exited := make(chan error, 1)
@@ -234,7 +235,7 @@ func TestSIGTERMDrains(t *testing.T) {
 			case <-time.After(c.timeout + 10*time.Second):
 				t.Fatalf("A did not exit within shutdown_timeout %s (+10 s)", c.timeout)
 			}
-			t.Logf("A exited %s after SIGTERM", time.Since(sent).Round(10*time.Millisecond))
+			t.Logf("A exited %s after %s", time.Since(sent).Round(10*time.Millisecond), c.sig)
 			want := `msg=drained .*finished=1 handed_over=0 finished_tasks=` + regexp.QuoteMeta(first)
 			if c.handover {
 				want = `msg=drained .*finished=0 handed_over=1 finished_tasks="" handed_over_tasks=` + regexp.QuoteMeta(first)
