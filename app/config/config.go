@@ -4,10 +4,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -27,6 +25,11 @@ import (
 type Config struct {
 	// Listen is the Redfish API's address (default 127.0.0.1:8000).
 	Listen string `yaml:"listen"`
+	// DebugListen, when set, serves Go's runtime profiles (net/http/pprof,
+	// /debug/pprof/) on this host:port, a listener of its own: never on the
+	// API's. Profiles show memory contents (tokens, passwords), so it must
+	// be a loopback address; reach it with an SSH tunnel. Default: off.
+	DebugListen string `yaml:"debug_listen"`
 	// TLS is how the Redfish API is served: HTTPS with the configured
 	// certificate, else with a self-signed one the gateway makes and keeps
 	// (tls.dir, and Redis when shared); plain HTTP only with tls.disabled.
@@ -155,8 +158,11 @@ type TLS struct {
 
 // Account is a local Redfish account. Password may be a bcrypt hash.
 type Account struct {
-	User     string `yaml:"user"`
-	Password string `yaml:"password"`
+	User string `yaml:"user"`
+	// Password, or PasswordFile naming a file that holds it; "${NAME}"
+	// takes it from the environment (secretref.go).
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
 	// Role is Administrator (default), Operator or ReadOnly.
 	Role string `yaml:"role"`
 	// Nodes limits the account to the nodes whose ids match one of these
@@ -189,9 +195,13 @@ type Node struct {
 	// Address is the BMC's address (redfish: https://host[:port]; amt:
 	// http://host:16992 or https://host:16993; ipmi: host, host:port or
 	// ipmi://host[:port], UDP port 623 by default).
-	Address  string `yaml:"address"`
-	User     string `yaml:"user"`
-	Password string `yaml:"password"`
+	Address string `yaml:"address"`
+	User    string `yaml:"user"`
+	// Password, or PasswordFile naming a file that holds it; "${NAME}"
+	// takes it from the environment (secretref.go). The file's name is not
+	// kept with a node enrolled at runtime (json:"-"): only its password.
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file" json:"-"`
 	// ReassertDesired makes the power sync bring the node back to its
 	// desired state when it drifted (default false: Ironic and MAAS re-assert
 	// their own, and the gateway does not fight them).
@@ -226,6 +236,8 @@ type Node struct {
 	// ("ipmitool -I lan": MD5, no encryption); off by default (lanplus only).
 	IPMIAllowV15 bool   `yaml:"ipmi_allow_v15"`
 	IPMIPassword string `yaml:"ipmi_password"`
+	// IPMIPasswordFile names a file holding IPMIPassword.
+	IPMIPasswordFile string `yaml:"ipmi_password_file" json:"-"`
 }
 
 // Backends this build supports.
@@ -251,7 +263,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (use 30s, 5m, 1h)", n.Line, s)
+		// A TypeError lets the decoder go on and report the other fields
+		// too; the backquotes let Parse find the field (load.go).
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: `%s` is not a duration (use 30s, 5m, 1h)", n.Line, s)}}
 	}
 	*d = Duration(v)
 	return nil
@@ -291,7 +305,8 @@ func Default() Config {
 }
 
 // Load reads a YAML file over the defaults and validates it. Unknown keys
-// are errors (a typo must not be silently ignored).
+// are errors (a typo must not be silently ignored). Every problem is
+// reported, each with its line and field (load.go).
 func Load(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -309,31 +324,42 @@ func Load(path string) (Config, error) {
 	return c, nil
 }
 
-// Parse decodes YAML over the defaults and validates.
+// Parse decodes YAML over the defaults, resolves the secrets it refers to
+// (secretref.go) and validates. Its error is Problems: all of them.
 func Parse(b []byte) (Config, error) {
 	c := Default()
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
-		return Config{}, fmt.Errorf("config: %w", err)
-	}
-	if err := c.Validate(); err != nil {
+	lines, problems, err := decodeFile(b, &c)
+	if err != nil {
 		return Config{}, err
+	}
+	c.resolveSecrets(os.LookupEnv, func(field, format string, a ...any) {
+		problems = append(problems, &FieldError{Field: field, Problem: fmt.Sprintf(format, a...)})
+	})
+	var vp Problems
+	if err := c.Validate(); errors.As(err, &vp) {
+		problems = append(problems, vp...)
+	} else if err != nil {
+		problems = append(problems, err)
+	}
+	if len(problems) > 0 {
+		return Config{}, Problems(placed(problems, lines))
 	}
 	return c, nil
 }
 
 var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
-// Validate checks every field and returns all problems, each naming its field.
+// Validate checks every field and returns all problems (Problems of
+// FieldErrors), each naming its field.
 func (c *Config) Validate() error {
-	var errs []error
+	var errs Problems
 	bad := func(field, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
+		errs = append(errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, a...)})
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "%q is not host:port", c.Listen)
 	}
+	c.validateDebugListen(bad)
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls", "cert and key must be given together")
 	}
@@ -426,7 +452,7 @@ func (c *Config) Validate() error {
 			bad(f+".user", "duplicate user %q", a.User)
 		}
 		users[a.User] = true
-		if a.Password == "" {
+		if a.Password == "" && a.PasswordFile == "" { // a file that failed is reported as such
 			bad(f+".password", "required")
 		}
 		if a.Role != "" && !contains(Roles, a.Role) {
@@ -481,7 +507,44 @@ func (c *Config) Validate() error {
 	c.TLS.validate(bad)
 	c.Limits.validate(c.MaxBodyBytes, bad)
 	validateTrustedProxies(c.TrustedProxies, bad)
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+// validateDebugListen checks debug_listen: host:port, loopback, not the
+// API's own address.
+func (c *Config) validateDebugListen(bad func(field, format string, a ...any)) {
+	if c.DebugListen == "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(c.DebugListen)
+	if err != nil {
+		bad("debug_listen", "%q is not host:port", c.DebugListen)
+		return
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		bad("debug_listen", "%q is not a loopback address: profiles show memory contents (passwords, tokens); use 127.0.0.1:6060 and an SSH tunnel", c.DebugListen)
+	}
+	if c.DebugListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		bad("debug_listen", "is the API's listen address; profiles are served on a listener of their own")
+	}
+}
+
+// Warnings are what a configuration allows but an operator should hear
+// about; `fishgate serve` logs them and `fishgate config` prints them.
+func (c *Config) Warnings() []string {
+	var out []string
+	if len(c.Nodes) == 0 {
+		w := "nodes: none configured, so the gateway manages no machine until nodes are added: list them under nodes: in the config file, " +
+			"or enrol them at runtime with POST /redfish/v1/AggregationService/AggregationSources"
+		if c.SecretsKeyFile == "" {
+			w += " (which needs secrets_key_file: runtime enrolment is refused without it)"
+		}
+		out = append(out, w)
+	}
+	return out
 }
 
 // NodeProblem is one thing wrong with a node: Field is its YAML name.
@@ -527,7 +590,7 @@ func (n Node) Problems() []NodeProblem {
 		if n.IPMIUser == "" || len(n.IPMIUser) > 16 {
 			bad("ipmi_user", "required with ipmi_listen, at most 16 bytes")
 		}
-		if n.IPMIPassword == "" || len(n.IPMIPassword) > 20 {
+		if (n.IPMIPassword == "" && n.IPMIPasswordFile == "") || len(n.IPMIPassword) > 20 {
 			bad("ipmi_password", "required with ipmi_listen, at most 20 bytes")
 		}
 	}

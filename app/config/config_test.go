@@ -40,7 +40,7 @@ func TestParseGood(t *testing.T) {
 // TestParseBad: every bad field is named in the error.
 func TestParseBad(t *testing.T) {
 	cases := []struct{ name, yaml, want string }{
-		{"unknown key", "listn: x\naccounts: [{user: a, password: b}]", "field listn not found"},
+		{"unknown key", "listn: x\naccounts: [{user: a, password: b}]", `listn: unknown key; did you mean "listen"?`},
 		{"no accounts", "listen: 127.0.0.1:1", "accounts: at least one"},
 		{"bad listen", "listen: nope\naccounts: [{user: a, password: b}]", "listen:"},
 		{"bad duration", "session_timeout: soon\naccounts: [{user: a, password: b}]", "not a duration"},

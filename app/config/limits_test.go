@@ -45,7 +45,7 @@ func TestLimitsBad(t *testing.T) {
 		{"limits: {unauthenticated_body_bytes: 100000}", "limits.unauthenticated_body_bytes:"},
 		{"limits: {max_connections: 0}", "limits.max_connections:"},
 		{"limits: {max_connections: 10, max_connections_per_client: 11}", "limits.max_connections_per_client:"},
-		{"limits: {max_conns: 1}", "field max_conns not found"},
+		{"limits: {max_conns: 1}", `limits.max_conns: unknown key; did you mean "max_connections"?`},
 		{"trusted_proxies: [10.0.0.0/8, proxy.example]", "trusted_proxies[1]:"},
 	}
 	for _, c := range cases {

@@ -32,8 +32,10 @@ type Redis struct {
 	// holding it instead (read at load, a trailing newline dropped).
 	Password     string `yaml:"password"`
 	PasswordFile string `yaml:"password_file"`
-	// SentinelPassword authenticates to the sentinels (sentinel only).
-	SentinelPassword string `yaml:"sentinel_password"`
+	// SentinelPassword authenticates to the sentinels (sentinel only);
+	// SentinelPasswordFile names a file holding it instead (secretref.go).
+	SentinelPassword     string `yaml:"sentinel_password"`
+	SentinelPasswordFile string `yaml:"sentinel_password_file"`
 	// DB is the database number (standalone and sentinel; default 0).
 	DB int `yaml:"db"`
 	// TLS configures TLS to the servers and sentinels.
@@ -121,6 +123,7 @@ func (c *Config) SetRedisURL(url string) {
 	c.RedisURL = url
 	c.Redis.Mode, c.Redis.Addrs, c.Redis.MasterName = d.Mode, nil, ""
 	c.Redis.Username, c.Redis.Password, c.Redis.PasswordFile, c.Redis.SentinelPassword = "", "", "", ""
+	c.Redis.SentinelPasswordFile = ""
 	c.Redis.DB = 0
 }
 
@@ -197,15 +200,9 @@ func (c *Config) validateRedis(bad func(field, format string, a ...any)) {
 	case r.Password != "" && r.PasswordFile != "":
 		bad("redis.password", "give redis.password or redis.password_file, not both")
 	case r.PasswordFile != "":
-		b, err := os.ReadFile(r.PasswordFile)
-		switch {
-		case err != nil:
+		var err error
+		if r.filePassword, err = readSecretFile(r.PasswordFile); err != nil {
 			bad("redis.password_file", "%v", err)
-		default:
-			r.filePassword = strings.TrimRight(string(b), "\r\n")
-			if r.filePassword == "" {
-				bad("redis.password_file", "%s is empty", r.PasswordFile)
-			}
 		}
 	}
 	if r.MinReplicasAck < 0 {

@@ -150,7 +150,7 @@ func TestRedisBad(t *testing.T) {
 		{"ca not pem", "redis: {addrs: [a:1], tls: {ca: " + notPEM + "}}", []string{"redis.tls.ca:", "no PEM certificate"}},
 		{"cert without key", "redis: {addrs: [a:1], tls: {cert: " + notPEM + "}}", []string{"redis.tls:", "together"}},
 		{"bad cert", "redis: {addrs: [a:1], tls: {cert: " + notPEM + ", key: " + notPEM + "}}", []string{"redis.tls.cert:", notPEM}},
-		{"unknown field", "redis: {addrs: [a:1], sentinels: [b:1]}", []string{"field sentinels not found"}},
+		{"unknown field", "redis: {addrs: [a:1], sentinels: [b:1]}", []string{"redis.sentinels: unknown key"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

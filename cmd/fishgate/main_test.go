@@ -87,3 +87,43 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version: %d %q", code, out)
 	}
 }
+
+// TestConfigSecretsByReference (issue 14 item 5): secrets taken from the
+// environment and from files are in effect but `fishgate config` shows
+// none of them (it names the files); no nodes is a warning that says how
+// to add them; every problem of a bad file is reported at once.
+func TestConfigSecretsByReference(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "bmc.pw")
+	os.WriteFile(pwFile, []byte("bmc-file-secret\n"), 0o600)
+	t.Setenv("FG_TEST_ADMIN_SECRET", "admin-env-secret")
+	p := filepath.Join(dir, "f.yaml")
+	os.WriteFile(p, []byte(`accounts: [{user: a, password: "${FG_TEST_ADMIN_SECRET}"}]
+nodes: [{id: n1, backend: redfish, address: "https://bmc", user: u, password_file: `+pwFile+`}]`), 0o600)
+	code, out, stderr := runCLI(t, "config", "--config", p)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.Contains(out, "admin-env-secret") || strings.Contains(out, "bmc-file-secret") || !strings.Contains(out, "password_file: "+pwFile) ||
+		strings.Count(out, "password: <hidden>") != 2 {
+		t.Errorf("config output:\n%s", out)
+	}
+	if strings.Contains(stderr, "warning") {
+		t.Errorf("a warning with a node configured: %s", stderr)
+	}
+
+	os.WriteFile(p, []byte("accounts: [{user: a, password: b}]\n"), 0o600)
+	code, _, stderr = runCLI(t, "config", "--config", p)
+	if code != 0 || !strings.Contains(stderr, "fishgate: warning: nodes: none configured") || !strings.Contains(stderr, "AggregationSources") {
+		t.Errorf("no nodes: exit %d, stderr %q", code, stderr)
+	}
+
+	os.WriteFile(p, []byte("accounts: [{user: a, password: \"${FG_TEST_UNSET_SECRET}\"}]\nnodes: [{id: n1, backend: redfish, adress: https://bmc, user: u}]\n"), 0o600)
+	code, _, stderr = runCLI(t, "serve", "--config", p)
+	for _, want := range []string{"3 problems:", "line 1: accounts[0].password: environment variable FG_TEST_UNSET_SECRET is not set",
+		`line 2: nodes[0].adress: unknown key; did you mean "address"?`, "line 2: nodes[0].address: required"} {
+		if code != 2 || !strings.Contains(stderr, want) {
+			t.Errorf("bad file: exit %d, stderr lacks %q:\n%s", code, want, stderr)
+		}
+	}
+}

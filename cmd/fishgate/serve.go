@@ -23,8 +23,8 @@ type serveFlags struct {
 	log      logFlags
 	// insecureHTTP serves plain HTTP (tls.disabled).
 	insecureHTTP bool
-	// pprof serves net/http/pprof on this loopback address (hidden: for
-	// profiling, e.g. by fgbench fleet).
+	// pprof is the older name of debug_listen (hidden; kept so that
+	// scripts written for it go on working).
 	pprof string
 }
 
@@ -34,7 +34,7 @@ func (f *serveFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.redisURL, "redis-url", "", "use this Redis (redis://host:port/db) instead of the file's redis_url and redis servers")
 	f.log.register(cmd)
 	cmd.Flags().BoolVar(&f.insecureHTTP, "insecure-http", false, "serve plain HTTP, not HTTPS (overrides tls: in the config)")
-	cmd.Flags().StringVar(&f.pprof, "pprof", "", "serve Go's pprof profiles on this loopback host:port (debugging)")
+	cmd.Flags().StringVar(&f.pprof, "pprof", "", "serve Go's pprof profiles on this loopback host:port (overrides debug_listen)")
 	_ = cmd.Flags().MarkHidden("pprof")
 }
 
@@ -53,6 +53,9 @@ func (f *serveFlags) load(cmd *cobra.Command) (config.Config, error) {
 	}
 	if f.insecureHTTP {
 		cfg.TLS = config.TLS{Disabled: true}
+	}
+	if cmd.Flags().Changed("pprof") {
+		cfg.DebugListen = f.pprof
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError(err)
@@ -75,6 +78,9 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			for _, w := range cfg.Warnings() {
+				log.Warn("configuration: " + w)
+			}
 			// SIGHUP reloads the configuration file; it must not end the
 			// process (its default action), so it is caught from the start.
 			hup := make(chan os.Signal, 1)
@@ -85,8 +91,8 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			go reloadOnHUP(cmd.Context(), hup, g, log, func() (config.Config, error) { return f.load(cmd) })
-			if f.pprof != "" {
-				if err := servePprof(cmd.Context(), f.pprof, log); err != nil {
+			if cfg.DebugListen != "" {
+				if err := servePprof(cmd.Context(), cfg.DebugListen, log); err != nil {
 					return err
 				}
 			}
@@ -136,6 +142,9 @@ func configCmd() *cobra.Command {
 			cfg, err := f.load(cmd)
 			if err != nil {
 				return err
+			}
+			for _, w := range cfg.Warnings() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "fishgate: warning:", w)
 			}
 			enc := yaml.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent(2)
