@@ -47,7 +47,40 @@ func (s *Service) newNode(n Node) (*node, error) {
 	nd := &node{Node: n, changed: make(chan struct{}),
 		view: View{ID: n.ID, Name: n.Name, Health: "Critical", LastError: notReadYet}}
 	nd.setRules(n.Rules, s.rules.Load())
+	nd.settings.Store(&nodeSettings{reassert: n.Reassert, softOffFallback: n.SoftOffFallback})
 	return nd, nil
+}
+
+// nodeSettings are the settings of a node that a reload may change.
+type nodeSettings struct {
+	reassert        bool
+	softOffFallback string
+}
+
+// SetSettings changes node id's name, Reassert and SoftOffFallback (a
+// configuration reload). An action running keeps the soft-off fallback
+// it began with; the ResetTypes offered are read again (a fallback of
+// force offers the graceful ones on a BMC without a soft off).
+func (s *Service) SetSettings(id, name string, reassert bool, softOffFallback string) error {
+	n, ok := s.lookup(id)
+	if !ok || n.removing.Load() {
+		return fmt.Errorf("node %s: %w", id, ErrNodeNotFound)
+	}
+	if name == "" {
+		name = id
+	}
+	n.mu.Lock()
+	n.view.Name = name
+	n.mu.Unlock()
+	n.settings.Store(&nodeSettings{reassert: reassert, softOffFallback: softOffFallback})
+	if s.started.Load() {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.refresh(s.ctx, n, true)
+		}()
+	}
+	return nil
 }
 
 // setRules makes own the node's rules, or defaults when own is nil.

@@ -257,7 +257,10 @@ type node struct {
 	// rules are the node's admission rules: its own (ownRules) or the
 	// service's defaults; a configuration reload changes them (SetRules).
 	rules    atomic.Pointer[Rules]
-	ownRules bool       // under Service.mu
+	ownRules bool // under Service.mu
+	// settings are Node.Reassert and Node.SoftOffFallback as in effect: a
+	// reload changes them (SetSettings); the embedded Node's are the first.
+	settings atomic.Pointer[nodeSettings]
 	call     sync.Mutex // one BMC call at a time for this node in this replica
 
 	mu   sync.RWMutex
@@ -747,8 +750,8 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 
 // softOffFallback is node n's soft_off_fallback.
 func (s *Service) softOffFallback(n *node) string {
-	if n.SoftOffFallback != "" {
-		return n.SoftOffFallback
+	if f := n.settings.Load().softOffFallback; f != "" {
+		return f
 	}
 	return s.opts.SoftOffFallback
 }
@@ -1022,7 +1025,7 @@ func (s *Service) applyBoot(ctx context.Context, n *node, lease string, log *slo
 // reassert admits the action that brings an idle node back to its desired
 // state, for nodes configured so (Node.Reassert).
 func (s *Service) reassert(ctx context.Context, n *node, observed schemas.PowerState) {
-	if !n.Reassert || (observed != schemas.PowerOn && observed != schemas.PowerOff) {
+	if !n.settings.Load().reassert || (observed != schemas.PowerOn && observed != schemas.PowerOff) {
 		return
 	}
 	n.mu.RLock()

@@ -109,8 +109,8 @@ var (
 	backendKeys = []string{"backend", "address", "user", "password", "insecure", "system_id", "cipher_suite", "ipmi_interface"}
 	// ipmiKeys are the node's IPMI front: a change restarts it.
 	ipmiKeys = []string{"ipmi_listen", "ipmi_user", "ipmi_password", "ipmi_allow_v15"}
-	// restartKeys shape the serializer's node itself: read at start only.
-	restartKeys = []string{"name", "reassert_desired", "soft_off_fallback"}
+	// settingsKeys are the serializer's settings of the node.
+	settingsKeys = []string{"name", "reassert_desired", "soft_off_fallback"}
 )
 
 // nodeChanges lists the fields, by YAML name, in which a and b differ.
@@ -145,20 +145,7 @@ func diffNodes(old, new []config.Node) []Change {
 		case !ok:
 			out = append(out, Change{What: "node added", ID: id})
 		case len(keys) > 0:
-			var now, later []string
-			for _, k := range keys {
-				if slices.Contains(restartKeys, k) {
-					later = append(later, k)
-				} else {
-					now = append(now, k)
-				}
-			}
-			if now != nil {
-				out = append(out, Change{What: "node changed", ID: id, Keys: now})
-			}
-			if later != nil {
-				out = append(out, Change{What: "node changed", ID: id, Keys: later, Restart: true})
-			}
+			out = append(out, Change{What: "node changed", ID: id, Keys: keys})
 		}
 	}
 	for _, id := range sortedKeys(o) {
@@ -264,7 +251,7 @@ func (g *Gateway) Reload(ctx context.Context, cfg config.Config) ([]Change, erro
 	}
 	newByID, oldByID := nodesByID(cfg.Nodes), nodesByID(old.Nodes)
 	for _, c := range changes {
-		if c.Restart || (c.What != "node added" && (c.What != "node changed" || !anyOf(c.Keys, backendKeys))) {
+		if c.What != "node added" && (c.What != "node changed" || !anyOf(c.Keys, backendKeys)) {
 			continue
 		}
 		b, err := g.sources.newBackend(newByID[c.ID], g.log)
@@ -290,9 +277,7 @@ func (g *Gateway) Reload(ctx context.Context, cfg config.Config) ([]Change, erro
 		case "node removed":
 			g.removeNode(c.ID)
 		case "node changed":
-			if !c.Restart {
-				g.changeNode(oldByID[c.ID], newByID[c.ID], built[c.ID])
-			}
+			g.changeNode(oldByID[c.ID], newByID[c.ID], built[c.ID])
 		}
 	}
 	for _, n := range cfg.Nodes { // a policy of their own follows the new admission too
@@ -378,8 +363,13 @@ func (g *Gateway) removeNode(id string) {
 }
 
 // changeNode applies a change of node o to n: a new backend b (nil when
-// the BMC settings are the same), a new IPMI front.
+// the BMC settings are the same), its settings, a new IPMI front.
 func (g *Gateway) changeNode(o, n config.Node, b backends.Backend) {
+	if anyOf(nodeChanges(o, n), settingsKeys) {
+		if err := g.nodes.SetSettings(n.ID, n.Name, n.ReassertDesired, n.SoftOffFallback); err != nil {
+			g.log.Error("reload: node's settings not changed", "node", n.ID, "err", err)
+		}
+	}
 	if b != nil {
 		old, err := g.nodes.SetBackend(n.ID, b)
 		if err != nil {

@@ -30,7 +30,10 @@ func TestReload(t *testing.T) {
 			sims := map[string]*simulator.Node{}
 			for _, id := range []string{"r1", "r2", "r3"} {
 				mc := simulator.MachineConfig{InitialPower: "Off"}
-				if id == "r3" { // its actions last: a second Reset meets a running one
+				switch id {
+				case "r1": // no soft off: soft_off_fallback force offers GracefulShutdown
+					mc.ResetTypes = []string{"On", "ForceOff", "ForceRestart", "ForceOn"}
+				case "r3": // its actions last: a second Reset meets a running one
 					mc.DelayMin, mc.DelayMax = time.Second, time.Second
 				}
 				sn, err := fleet.Add(simulator.NodeSpec{ID: id, User: "bmc", Password: "old-pw", Machine: mc})
@@ -39,10 +42,11 @@ func TestReload(t *testing.T) {
 				}
 				sims[id] = sn
 			}
-			node := func(id, pw string) string {
-				return fmt.Sprintf("  - {id: %s, backend: redfish, address: %q, user: bmc, password: %s}\n", id, sims[id].URL(), pw)
+			node := func(id, pw string, more ...string) string {
+				return fmt.Sprintf("  - {id: %s, backend: redfish, address: %q, user: bmc, password: %s%s}\n", id, sims[id].URL(), pw, strings.Join(more, ""))
 			}
 			head := "listen: 127.0.0.1:0\nredis_url: redis://" + rdb.Options().Addr + "\ntls: {disabled: true}\n"
+			const fastSync = "sync_interval: 1s\n" // the re-assertion below is the sweep's
 			parse := func(yaml string) config.Config {
 				t.Helper()
 				cfg, err := config.Parse([]byte(head + yaml))
@@ -52,7 +56,7 @@ func TestReload(t *testing.T) {
 				return cfg
 			}
 			logs := &testkit.SyncBuffer{}
-			g := serve(t, parse("accounts: [{user: admin, password: pw}, {user: auditor, password: audit-1, role: ReadOnly}]\nnodes:\n"+node("r1", "old-pw")+node("r2", "old-pw")),
+			g := serve(t, parse(fastSync+"accounts: [{user: admin, password: pw}, {user: auditor, password: audit-1, role: ReadOnly}]\nnodes:\n"+node("r1", "old-pw")+node("r2", "old-pw")),
 				slog.New(slog.NewTextHandler(logs, nil)))
 			base := g.URL()
 			ops := func() int { return status(t, "GET", base+"/redfish/v1/Systems", "ops", "ops-secret") }
@@ -70,7 +74,7 @@ func TestReload(t *testing.T) {
 admission: {policy: reject}
 accounts: [{user: admin, password: pw}, {user: auditor, password: audit-2, role: ReadOnly}, {user: ops, password: ops-secret, role: Operator}]
 nodes:
-`+node("r1", "new-pw-r1")+node("r3", "old-pw")))
+`+node("r1", "new-pw-r1", ", name: rack-one, soft_off_fallback: force, reassert_desired: true")+node("r3", "old-pw")))
 			if err != nil {
 				t.Fatalf("Reload: %v", err)
 			}
@@ -78,12 +82,12 @@ nodes:
 			for _, c := range changes {
 				got = append(got, c.String())
 			}
-			want := []string{"account changed auditor (password)", "account added ops", "node changed r1 (password)", "node added r3", "node removed r2",
+			want := []string{"account changed auditor (password)", "account added ops", "node changed r1 (name, password, reassert_desired, soft_off_fallback)", "node added r3", "node removed r2",
 				"admission changed (admission.policy)", "settings changed (sync_interval): takes effect after a restart"}
 			if !slices.Equal(got, want) {
 				t.Fatalf("changes\n%q\nwant\n%q", got, want)
 			}
-			for _, line := range []string{`msg="reload: account added" id=ops`, `msg="reload: node changed" id=r1 keys=password`,
+			for _, line := range []string{`msg="reload: account added" id=ops`, `msg="reload: node changed" id=r1 keys=name,password,reassert_desired,soft_off_fallback`,
 				`msg="reload: node added" id=r3`, `msg="reload: node removed" id=r2`, `level=WARN msg="reload: settings changed; takes effect after a restart" id="" keys=sync_interval`} {
 				if !strings.Contains(logs.String(), line) {
 					t.Errorf("the log has no line with %s:\n%s", line, logs.String())
@@ -109,6 +113,29 @@ nodes:
 			for _, id := range []string{"r1", "r3"} {
 				resetCompletes(t, base, id)
 			}
+			// r1's settings: its name, the graceful ResetTypes that
+			// soft_off_fallback force offers, and reassert_desired: the
+			// sweep brings it back On when it is switched off behind the
+			// gateway's back.
+			var sys struct {
+				Name    string
+				Actions struct {
+					Reset struct {
+						Allowed []string `json:"ResetType@Redfish.AllowableValues"`
+					} `json:"#ComputerSystem.Reset"`
+				}
+			}
+			testkit.WaitFor(t, 10*time.Second, "r1's new settings in its System", func() (bool, string) {
+				r := request(t, "GET", base+"/redfish/v1/Systems/r1", "")
+				json.NewDecoder(r.Body).Decode(&sys)
+				r.Body.Close()
+				return sys.Name == "rack-one" && slices.Contains(sys.Actions.Reset.Allowed, "GracefulShutdown"), fmt.Sprintf("%+v", sys)
+			})
+			sims["r1"].Machine().SetPower("Off")
+			testkit.WaitFor(t, 15*time.Second, "r1 re-asserted On", func() (bool, string) {
+				return sims["r1"].Machine().PowerState() == "On", sims["r1"].Machine().PowerState()
+			})
+
 			// The admission policy is reject now: a Reset meeting a running
 			// action is refused (now-next, before, queued it).
 			first := request(t, "POST", base+"/redfish/v1/Systems/r3/Actions/ComputerSystem.Reset", `{"ResetType":"ForceOff"}`)
