@@ -101,7 +101,7 @@ var httpClient = &http.Client{Timeout: 15 * time.Second}
 
 // do sends one request and returns status, headers and body. A transport
 // error is reported as status 0 (callers assert on the status).
-func do(t *testing.T, method, url string, body any, hdr map[string]string) (int, http.Header, []byte) {
+func do(t testing.TB, method, url string, body any, hdr map[string]string) (int, http.Header, []byte) {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -169,7 +169,7 @@ func gatewayPower(t *testing.T, d *demo.Demo, node string) string {
 }
 
 // waitFor is testkit.WaitFor.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	testkit.WaitFor(t, timeout, what, cond)
 }

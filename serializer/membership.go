@@ -45,7 +45,7 @@ func (s *Service) newNode(n Node) (*node, error) {
 		n.Name = n.ID
 	}
 	nd := &node{Node: n, changed: make(chan struct{}),
-		view: View{ID: n.ID, Name: n.Name, Health: "Critical", LastError: notReadYet}}
+		view: View{ID: n.ID, Name: n.Name, Kind: n.Kind, Health: "Critical", LastError: notReadYet}}
 	nd.setRules(n.Rules, s.rules.Load())
 	nd.settings.Store(&nodeSettings{reassert: n.Reassert, softOffFallback: n.SoftOffFallback})
 	return nd, nil

@@ -68,6 +68,7 @@ type Node struct {
 type View struct {
 	ID         string
 	Name       string
+	Kind       string // the backend protocol (Node.Kind)
 	PowerState schemas.PowerState
 	Boot       schemas.BootOverride
 	// Caps lists what the node offers: Caps.ResetTypes is every ResetType

@@ -24,6 +24,7 @@ import (
 	"github.com/fishgate/fishgate/events"
 	ipmifront "github.com/fishgate/fishgate/fronts/ipmi"
 	"github.com/fishgate/fishgate/fronts/redfish"
+	"github.com/fishgate/fishgate/fronts/ui"
 	"github.com/fishgate/fishgate/internal/redisx"
 	"github.com/fishgate/fishgate/internal/replicaid"
 	"github.com/fishgate/fishgate/internal/requestid"
@@ -411,7 +412,8 @@ func (f *ipmiFronts) closeAll() error {
 }
 
 // withHealth serves the liveness (/healthz: the process answers) and
-// readiness (/readyz: Redis answers) probes in front of the API.
+// readiness (/readyz: Redis answers) probes and the operator page (/ui/) in
+// front of the API.
 func (g *Gateway) withHealth(api http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -432,6 +434,11 @@ func (g *Gateway) withHealth(api http.Handler) http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
+	// The operator page (fronts/ui): public static files; its data comes
+	// from the API with the user's session.
+	page := ui.Handler()
+	mux.Handle(ui.Prefix, page)
+	mux.Handle(strings.TrimSuffix(ui.Prefix, "/"), page)
 	mux.Handle("/", api)
 	return mux
 }

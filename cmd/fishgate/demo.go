@@ -55,7 +55,9 @@ func printDemo(cmd *cobra.Command, d *demo.Demo) {
 	w := cmd.OutOrStdout()
 	url, u, p := d.URL(), d.User, d.Pass
 	first := d.Config.Nodes[0].ID
-	fmt.Fprintf(w, `fishgate demo: %d simulated BMCs (%s) behind the gateway, embedded Redis.
+	fmt.Fprintf(w, `Operator page  %s/ui/   (log in as %q, password %q)
+
+fishgate demo: %d simulated BMCs (%s) behind the gateway, embedded Redis.
 Each was enrolled at runtime through the AggregationService (BMC passwords
 sealed with the generated key %s).
 
@@ -71,7 +73,7 @@ Try:
 
 %s
 Ctrl-C stops it.
-`, len(d.Config.Nodes), strings.Join(d.Backends(), ", "), d.KeyFile, url, u, p, url, first, d.SimURL,
+`, url, u, p, len(d.Config.Nodes), strings.Join(d.Backends(), ", "), d.KeyFile, url, u, p, url, first, d.SimURL,
 		u, p, url, first,
 		u, p, url,
 		u, p, url, first,

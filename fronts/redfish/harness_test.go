@@ -94,7 +94,7 @@ func newEnvWith(t testing.TB, rdb redis.UniversalClient, idle time.Duration, cfg
 		if err != nil {
 			t.Fatal(err)
 		}
-		nodes = append(nodes, serializer.Node{ID: id, Backend: b})
+		nodes = append(nodes, serializer.Node{ID: id, Backend: b, Kind: "redfish"})
 	}
 	nodes = append(nodes, cfg.extra...)
 	svc, err := serializer.New(nodes, serializerOptions(rdb, log))

@@ -1,7 +1,9 @@
 package redfish_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -99,4 +101,50 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// TestSystemsExpand: $expand=. (or *, with $levels=1 at most) puts the
+// Systems themselves in the page, the same as their own GETs, with
+// Oem.Fishgate.BackendKind; the next link keeps $expand; deeper levels
+// answer 501 and other values 400 naming the parameter.
+func TestSystemsExpand(t *testing.T) {
+	e := newEnv(t, testkit.MiniRedis(t), 3, time.Hour)
+	for _, q := range []string{"$expand=.", "$expand=*", "$expand=.($levels=1)"} {
+		r := e.do("GET", "/redfish/v1/Systems?$top=2&"+q, "")
+		wantStatus(t, q, r, http.StatusOK)
+		var page struct {
+			Members []map[string]any `json:"Members"`
+			Count   int              `json:"Members@odata.count"`
+			Next    string           `json:"Members@odata.nextLink"`
+		}
+		if err := json.Unmarshal(r.Body, &page); err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Members) != 2 || page.Count != 3 {
+			t.Fatalf("%s: %d members, count %d; want 2 of 3", q, len(page.Members), page.Count)
+		}
+		for _, m := range page.Members {
+			one := e.do("GET", m["@odata.id"].(string), "").json(t)
+			if m["Id"] != one["Id"] || m["PowerState"] != one["PowerState"] || m["@odata.type"] != one["@odata.type"] {
+				t.Errorf("%s: inline %v differs from its GET %v", q, m, one)
+			}
+			if kind := m["Oem"].(map[string]any)["Fishgate"].(map[string]any)["BackendKind"]; kind != "redfish" {
+				t.Errorf("%s: Oem.Fishgate.BackendKind = %v, want redfish", q, kind)
+			}
+		}
+		next := e.do("GET", page.Next, "")
+		wantStatus(t, "next "+page.Next, next, http.StatusOK)
+		if rest := next.json(t)["Members"].([]any); len(rest) != 1 || rest[0].(map[string]any)["Id"] == nil {
+			t.Errorf("%s: next page %s is not the last System expanded: %s", q, page.Next, next.Body)
+		}
+	}
+	if r := e.do("GET", "/redfish/v1/Systems?$expand=*($levels=2)", ""); r.Status != http.StatusNotImplemented {
+		t.Errorf("$levels=2: %d, want 501: %s", r.Status, r.Body)
+	}
+	for _, bad := range []string{"x", ".($levels=0)", ".($levels=one)", ".($levels=1"} {
+		r := e.do("GET", "/redfish/v1/Systems?$expand="+url.QueryEscape(bad), "")
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "$expand") {
+			t.Errorf("$expand=%s: %d, want 400 naming $expand: %s", bad, r.Status, r.Body)
+		}
+	}
 }

@@ -33,7 +33,7 @@ func (r response) messageIDs(t testing.TB) []string {
 	return ids
 }
 
-// TestUnsupportedQueryParameters501: $expand, $select, $filter, $top,
+// TestUnsupportedQueryParameters501: $expand (except on Systems), $select, $filter, $top,
 // $skip (except on the paged collections), only and excerpt answer 501 QueryNotSupported naming the
 // parameter (DSP0266 §7.3), in both views; other parameters are ignored;
 // SSE's $filter and the pass-through's query (the BMC's to interpret) are
@@ -55,6 +55,9 @@ func TestUnsupportedQueryParameters501(t *testing.T) {
 		for _, p := range []string{"/redfish/v1/Systems", "/redfish/v1/Systems/node1", "/redfish/v1", "/bmc/node1/redfish/v1/Systems"} {
 			if paged := strings.HasSuffix(p, "/Systems") && (strings.HasPrefix(q, "$top") || strings.HasPrefix(q, "$skip")); paged {
 				continue // Systems is paged by them (TestCollectionsArePaged)
+			}
+			if strings.HasSuffix(p, "/Systems") && strings.HasPrefix(q, "$expand") {
+				continue // Systems expands its members (TestSystemsExpand)
 			}
 			r := e.do("GET", p+"?"+q, "")
 			if r.Status != http.StatusNotImplemented {

@@ -34,8 +34,9 @@ var supportedQuery = map[string][]string{
 	"/redfish/v1/Systems/:id/LogServices/PowerActions/Entries":              {"$skiptoken"},
 	// A bulk task's sub-tasks, by position (bulk.go).
 	"/redfish/v1/TaskService/Tasks/:task/SubTasks": {"$skiptoken"},
-	// The large collections are paged by $top and $skip (paging.go).
-	"/redfish/v1/Systems":           {"$top", "$skip"},
+	// The large collections are paged by $top and $skip (paging.go);
+	// Systems' members can be expanded (systems.go).
+	"/redfish/v1/Systems":           {"$top", "$skip", "$expand"},
 	"/redfish/v1/TaskService/Tasks": {"$top", "$skip"},
 }
 
