@@ -35,6 +35,8 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./fronts/redfish ./simulator/... ./backends/...
 	cd tools/iamtcheck && $(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./...
 	$(GO) test -run='^$$' -bench='^BenchmarkAdmission$$' -benchtime=$(BENCHTIME) -count=5 ./serializer
+	# the operator page in chromium: first paint of the fleet with 10,000 simulated BMCs
+	$(GO) test -run='^$$' -bench='^BenchmarkOperatorPageFirstPaint$$' -benchtime=3x -count=1 -timeout 15m ./e2e
 
 # The suite under load: `make test` LOADED_RUNS times in a row (default 5)
 # with two CPU-burning processes alongside, stopping at the first failure;
