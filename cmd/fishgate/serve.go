@@ -121,6 +121,9 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, g *gateway.Gateway, 
 		case <-hup:
 			cfg, err := load()
 			if err == nil {
+				for _, w := range cfg.Warnings() {
+					log.Warn("configuration: " + w)
+				}
 				var changes []gateway.Change
 				if changes, err = g.Reload(ctx, cfg); err == nil {
 					log.Info("SIGHUP: configuration reloaded", "changes", len(changes), "tls_sha256", g.TLSFingerprint())
