@@ -64,8 +64,19 @@ REDIS ?= standalone
 chaos:
 	$(GO) run ./cmd/fgchaos -nodes 200 -requests 5000 -replicas 3 -redis $(REDIS)
 
+# `make build` writes bin/fishgate (and the other commands) stamped with
+# the version (git describe), the commit and the build date (UTC), which
+# `fishgate version` prints. BIN and PKGS let a test build one command
+# elsewhere with the same stamping.
+BIN     ?= bin
+PKGS    ?= ./cmd/...
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+
 build:
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(PKGS)
 
 clean:
 	rm -rf bin

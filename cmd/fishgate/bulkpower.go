@@ -19,8 +19,7 @@ import (
 // bulkTask is what the client reads of a parent task.
 type bulkTask struct {
 	task
-	PercentComplete int `json:"PercentComplete"`
-	Oem             struct {
+	Oem struct {
 		Fishgate struct {
 			Nodes, Done, Completed, Failed, Cancelled, BatchesBegun int
 		}
@@ -116,12 +115,29 @@ type progress struct {
 }
 
 func newProgress(w io.Writer) *progress {
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			return &progress{w: w}
-		}
+	if isTerminal(w) {
+		return &progress{w: w}
 	}
 	return &progress{}
+}
+
+// isTerminal reports whether w is a terminal (a character device): where
+// progress is drawn. A pipe, a file or a test's buffer is not.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressOut is where progress goes: w, or nowhere with --quiet.
+func progressOut(w io.Writer, quiet bool) io.Writer {
+	if quiet {
+		return io.Discard
+	}
+	return w
 }
 
 func (p *progress) show(t bulkTask) {

@@ -152,6 +152,8 @@ type task struct {
 	TaskState  schemas.TaskState `json:"TaskState"`
 	TaskStatus string            `json:"TaskStatus"`
 	Messages   []schemas.Message `json:"Messages"`
+	// PercentComplete as the gateway reports it.
+	PercentComplete int `json:"PercentComplete"`
 }
 
 func (t task) terminal() bool {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -16,9 +17,6 @@ import (
 
 	"github.com/fishgate/fishgate/app/config"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 // exitCode carries a process exit code through cobra's error return.
 type exitCode struct {
@@ -94,10 +92,11 @@ func (f *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the version, commit and build date",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "fishgate", version)
+			info, _ := debug.ReadBuildInfo()
+			fmt.Fprint(cmd.OutOrStdout(), versionText(stamped(info)))
 		},
 	}
 }

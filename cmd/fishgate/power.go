@@ -47,6 +47,7 @@ func powerCmd() *cobra.Command {
 		aggregate string
 		batch     int
 		delay     time.Duration
+		quiet     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "power <on|off|soft|reboot|cycle|reset|nmi|ResetType> (--node ID | --aggregate NAME [--batch N] [--delay D]) [--wait]",
@@ -60,11 +61,16 @@ func powerCmd() *cobra.Command {
 Any Redfish ResetType (ForceOn, GracefulRestart, PushPowerButton, ...) is
 accepted as well. With --wait it waits for the (last) task to end.
 
+With --wait, when stderr is a terminal, a status line shows the task's
+TaskState, PercentComplete and phase, the node's PowerState and the time
+waited (nothing otherwise, or with --quiet); on a timeout it prints the last
+task state and PowerState seen.
+
 With --aggregate it posts one Aggregate.Reset for every System of the
 aggregate (reboot is not offered: use cycle), --batch nodes at a time with
 --delay (whole seconds) between the end of a batch and the next; --wait
-then shows a progress bar when stderr is a terminal (nothing otherwise)
-and prints how the parent task ended.
+then shows a progress bar when stderr is a terminal (nothing otherwise, or
+with --quiet) and prints how the parent task ended.
 
 Exit codes: 0 accepted (with --wait: Completed); 1 --timeout passed; 2 a task
 ended in Exception or Cancelled; 3 bad arguments, or the gateway refused the
@@ -95,7 +101,7 @@ request or could not be reached.`,
 			defer cancel()
 			out := cmd.OutOrStdout()
 			if aggregate != "" {
-				return powerAggregate(ctx, c, aggregate, plan, batch, delay, wait, out, cmd.ErrOrStderr())
+				return powerAggregate(ctx, c, aggregate, plan, batch, delay, wait, out, progressOut(cmd.ErrOrStderr(), quiet))
 			}
 			for i, rt := range plan {
 				t, err := c.reset(ctx, node, rt)
@@ -109,7 +115,7 @@ request or could not be reached.`,
 				if i == len(plan)-1 && !wait {
 					break
 				}
-				v := c.follow(ctx, &watch{task: t.ID}, cmd.ErrOrStderr())
+				v := c.follow(ctx, &watch{task: t.ID}, newWaitUI(cmd.ErrOrStderr(), quiet), cmd.ErrOrStderr())
 				if v.code != exitOK {
 					return finish(cmd, v)
 				}
@@ -124,5 +130,6 @@ request or could not be reached.`,
 	cmd.Flags().StringVar(&aggregate, "aggregate", "", "Aggregate id (its Name when it was created with one): power its Systems in one bulk request")
 	cmd.Flags().IntVar(&batch, "batch", 0, "with --aggregate: nodes per batch (default: all at once)")
 	cmd.Flags().DurationVar(&delay, "delay", 0, "with --aggregate: pause between batches, whole seconds")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "with --wait: no progress, even on a terminal")
 	return cmd
 }

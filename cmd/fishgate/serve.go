@@ -97,10 +97,10 @@ func serveCmd() *cobra.Command {
 				}
 			}
 			if fp := g.TLSFingerprint(); fp != "" {
-				log.Info("fishgate serving", "url", g.URL(), "tls_sha256", fp, "nodes", len(cfg.Nodes), "version", version)
+				log.Info("fishgate serving", "url", g.URL(), "tls_sha256", fp, "nodes", len(cfg.Nodes), "version", buildVersion())
 				fmt.Fprintf(cmd.OutOrStdout(), "fishgate serving %s, TLS certificate SHA-256 fingerprint %s\n", g.URL(), fp)
 			} else {
-				log.Info("fishgate serving", "url", g.URL(), "nodes", len(cfg.Nodes), "version", version)
+				log.Info("fishgate serving", "url", g.URL(), "nodes", len(cfg.Nodes), "version", buildVersion())
 				fmt.Fprintf(cmd.OutOrStdout(), "fishgate serving %s (plain HTTP)\n", g.URL())
 			}
 			return g.Serve(cmd.Context())

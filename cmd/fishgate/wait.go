@@ -155,11 +155,30 @@ func (w *watch) event(r schemas.EventRecord) verdict {
 	return w.reached()
 }
 
-// follow runs a wait: it opens the event stream, then reads the starting
-// point (so that nothing that happens after it is missed), then feeds
-// events to w until a verdict or ctx's end. A dropped stream is resumed
-// with Last-Event-ID.
-func (c *apiClient) follow(ctx context.Context, w *watch, stderr io.Writer) verdict {
+// follow runs a wait, showing its progress on ui (waitprogress.go); a
+// timeout says what was seen last.
+func (c *apiClient) follow(ctx context.Context, w *watch, ui *waitUI, stderr io.Writer) verdict {
+	rctx, stop := context.WithCancel(ctx)
+	refreshed := make(chan struct{})
+	go func() {
+		defer close(refreshed)
+		ui.refreshEvery(rctx, c, w, time.Second)
+	}()
+	v := c.followEvents(ctx, w, ui, stderr)
+	stop()
+	<-refreshed // no line is drawn after done
+	ui.done()
+	if v.code == exitTimeout {
+		v = ui.timedOut(c, w)
+	}
+	return v
+}
+
+// followEvents opens the event stream, then reads the starting point (so
+// that nothing that happens after it is missed), then feeds events to w
+// until a verdict or ctx's end. A dropped stream is resumed with
+// Last-Event-ID.
+func (c *apiClient) followEvents(ctx context.Context, w *watch, ui *waitUI, stderr io.Writer) verdict {
 	lastID, first := "", true
 	// Reconnects pause as every retry loop does (internal/retry: doubling
 	// from 200 ms up to 5 s, jittered); an event received starts over.
@@ -173,6 +192,7 @@ func (c *apiClient) follow(ctx context.Context, w *watch, stderr io.Writer) verd
 			if first || refused(err) {
 				return verdict{done: true, code: exitError, why: "event stream: " + err.Error()}
 			}
+			ui.done()
 			fmt.Fprintf(stderr, "fishgate: event stream: %v; reconnecting\n", err)
 			retries++
 			_ = retry.Sleep(ctx, reconnect.Delay(retries))
@@ -184,11 +204,13 @@ func (c *apiClient) follow(ctx context.Context, w *watch, stderr io.Writer) verd
 			if w.task != "" {
 				var t task
 				if t, err = c.task(ctx, w.task); err == nil {
+					ui.update(w, func(s *seen) { *s = taskSeen(*s, t) })
 					v = w.startTask(t)
 				}
 			} else {
 				var ps string
 				if ps, err = c.powerState(ctx, w.node); err == nil {
+					ui.update(w, func(s *seen) { s.power = ps })
 					v = w.startPower(ps)
 				}
 			}
@@ -217,6 +239,7 @@ func (c *apiClient) follow(ctx context.Context, w *watch, stderr io.Writer) verd
 				continue
 			}
 			for _, r := range body.Events {
+				ui.update(w, func(s *seen) { eventSeen(s, w, r) })
 				if v := w.event(r); v.done {
 					resp.Body.Close()
 					return v
@@ -258,6 +281,7 @@ func waitCmd() *cobra.Command {
 		f            clientFlags
 		node, states string
 		taskID       string
+		quiet        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "wait --node ID --state Off,On | --task ID",
@@ -269,6 +293,11 @@ func waitCmd() *cobra.Command {
                                already hold when the wait begins; the others must be
                                seen happen.
   --task ID                    the task ends.
+
+On a terminal (stderr) one status line shows the states seen, the node's
+PowerState, its running task's TaskState, PercentComplete and phase, and the
+time waited; elsewhere, or with --quiet, only the outcome is printed. On a
+timeout it prints the last PowerState and task state seen.
 
 Exit codes: 0 seen (task Completed); 1 --timeout passed; 2 the node reported a
 failure (a task of the node aborted after its retries) or the task ended in
@@ -297,12 +326,13 @@ refused or could not be reached.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 			defer cancel()
-			return finish(cmd, c.follow(ctx, w, cmd.ErrOrStderr()))
+			return finish(cmd, c.follow(ctx, w, newWaitUI(cmd.ErrOrStderr(), quiet), cmd.ErrOrStderr()))
 		},
 	}
 	f.register(cmd, 10*time.Minute)
 	cmd.Flags().StringVar(&node, "node", "", "node id")
 	cmd.Flags().StringVar(&states, "state", "", "power states to wait for, in order (On, Off, PoweringOn, PoweringOff)")
 	cmd.Flags().StringVar(&taskID, "task", "", "task id to wait for")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress line, even on a terminal")
 	return cmd
 }
