@@ -62,6 +62,9 @@ func BenchmarkOperatorPageFirstPaint(b *testing.B) {
 		if n := eval[string](p, `document.getElementById('fleet-count').textContent`); !strings.HasPrefix(n, fmt.Sprintf("%d of %d", nodes, nodes)) {
 			b.Fatalf("the page lists %q, want all %d nodes", n, nodes)
 		}
+		if rows := eval[int](p, `document.querySelectorAll('#rows .row').length`); rows > 200 {
+			b.Fatalf("%d rows in the page for %d nodes: the list is not virtualised", rows, nodes)
+		}
 	}
 	b.StopTimer()
 	b.ReportMetric(paint/float64(b.N), "ms-first-paint")

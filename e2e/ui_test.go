@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // TestOperatorPage drives the operator page (/ui/) in headless chromium
@@ -46,6 +47,17 @@ func TestOperatorPage(t *testing.T) {
 		if got := eval[string](admin, `document.getElementById('sum-off').textContent`); got != "6" {
 			t.Errorf("summary Off = %q, want 6", got)
 		}
+		// Every visible control has a name a screen reader can say.
+		unnamed := eval[[]string](admin, `[...document.querySelectorAll('#app input, #app select, #app button')]
+			.filter((e) => e.offsetParent !== null && !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+			.map((e) => e.id || e.outerHTML)`)
+		if len(unnamed) > 0 {
+			t.Errorf("controls without a label: %v", unnamed)
+		}
+		admin.do("filter on node5", chromedp.SendKeys("#f-text", "node5"))
+		admin.waitJS("one row", `document.querySelectorAll('#rows .row:not([hidden])').length === 1 && document.querySelector('#rows .row:not([hidden])').dataset.node === 'node5'`)
+		admin.set("#f-text", "")
+		admin.waitJS("six rows again", `document.querySelectorAll('#rows .row:not([hidden])').length === 6`)
 		admin.shot("fleet")
 	})
 
@@ -67,7 +79,21 @@ func TestOperatorPage(t *testing.T) {
 		if !eval[bool](admin, `window.__notReloaded === true`) {
 			t.Error("the page was reloaded")
 		}
+		admin.waitJS("who asked, in the timeline", `document.querySelector('#node-tasks li[data-state="Completed"]').textContent.includes('by admin')`)
+		admin.waitJS("the power-on event in the node's events", `[...document.querySelectorAll('#node-events li')].some((li) => li.textContent.includes('has powered on'))`)
+		admin.waitJS("the On in the command log", `[...document.querySelectorAll('#node-log li')].some((li) => li.textContent.includes('event=started type=On'))`)
 		admin.shot("completed")
+	})
+
+	t.Run("boot override", func(t *testing.T) {
+		admin.t = t
+		admin.set("#boot-target", "Pxe")
+		admin.set("#boot-enabled", "Once")
+		admin.do("apply", chromedp.Click("#boot-apply"))
+		waitFor(t, uiTimeout, "node1's boot override Pxe/Once at the gateway", func() (bool, string) {
+			_, _, b := do(t, http.MethodGet, env.replicas[1]+"/redfish/v1/Systems/node1", nil, basicAuth(uiAdmin, uiAdminPass))
+			return strings.Contains(string(b), `"BootSourceOverrideTarget":"Pxe"`) && strings.Contains(string(b), `"BootSourceOverrideEnabled":"Once"`), string(b)
+		})
 	})
 
 	t.Run("abort a running soft off", func(t *testing.T) {
@@ -91,21 +117,45 @@ func TestOperatorPage(t *testing.T) {
 
 	t.Run("bulk reset of an aggregate shows progress to 100 %", func(t *testing.T) {
 		admin.t = t
-		admin.do("choose rack2, On, batches of 1",
-			chromedp.Evaluate[chromedp.Void](`window.__percents = []; new MutationObserver(() => window.__percents.push(document.getElementById('bulk-status').dataset.percent)).observe(document.getElementById('bulk-status'), {attributes: true})`),
-			chromedp.SetValue("#bulk-target", "rack2"), chromedp.SetValue("#bulk-reset", "On"),
-			chromedp.SetValue("#bulk-size", "1"), chromedp.SetValue("#bulk-delay", "0"),
-			chromedp.Click("#bulk-run"))
+		admin.do("record the progress shown",
+			chromedp.Evaluate[chromedp.Void](`window.__percents = []; new MutationObserver(() => window.__percents.push(document.getElementById('bulk-status').dataset.percent)).observe(document.getElementById('bulk-status'), {attributes: true})`))
+		admin.set("#bulk-target", "rack2")
+		admin.set("#bulk-reset", "On")
+		admin.set("#bulk-size", "1")
+		admin.set("#bulk-delay", "0")
+		admin.do("run", chromedp.Click("#bulk-run"))
 		admin.waitJS("the bulk task Completed at 100 %",
 			`document.getElementById('bulk-status').dataset.state === 'Completed' && document.getElementById('bulk-progress').value === 100`)
 		for _, n := range []string{"node4", "node5", "node6"} {
 			admin.waitJS(n+" On", rowField(n, "c-power")+` === 'On'`)
 		}
+		admin.set("#f-aggregate", "rack2")
+		admin.waitJS("the aggregate filter shows node4..node6", `[...document.querySelectorAll('#rows .row:not([hidden])')].map((r) => r.dataset.node).join() === 'node4,node5,node6'`)
+		admin.set("#f-aggregate", "")
 		percents := eval[[]string](admin, `window.__percents`)
 		if len(percents) < 2 || percents[len(percents)-1] != "100" || slices.Index(percents, "100") < 1 {
 			t.Errorf("progress shown %v: want a rise to 100", percents)
 		}
 		admin.shot("bulk")
+	})
+
+	t.Run("a refused request is shown and counted", func(t *testing.T) {
+		admin.t = t
+		// node5 (policy reject) is On after the bulk reset; while its soft
+		// off runs, an On is refused.
+		m := uiMachine(t, env, "node5")
+		release := m.HoldTransitions()
+		defer release()
+		admin.do("open node5", chromedp.Click(`#rows .row[data-node="node5"] .c-id button`), chromedp.WaitVisible(`#node-actions button[data-reset="GracefulShutdown"]`))
+		admin.waitJS("node5's view", `document.getElementById('node-title').textContent === 'node5'`)
+		admin.do("press Soft off", chromedp.Click(`#node-actions button[data-reset="GracefulShutdown"]`))
+		admin.waitJS("the soft off Running", `document.querySelector('#node-tasks li[data-state="Running"]') !== null`)
+		admin.do("press On", chromedp.Click(`#node-actions button[data-reset="On"]`))
+		admin.waitJS("the refusal said", `document.getElementById('message').textContent.startsWith('On on node5:')`)
+		admin.waitJS("one refusal in the summary", `document.getElementById('sum-refused').textContent === '1'`)
+		admin.shot("refused")
+		release()
+		admin.waitJS("node5 Off", rowField("node5", "c-power")+` === 'Off'`)
 	})
 
 	t.Run("ReadOnly sees no actions and is refused", func(t *testing.T) {
@@ -127,6 +177,18 @@ func TestOperatorPage(t *testing.T) {
 			t.Errorf("a ReadOnly user's direct POST of a Reset: status %d, want 403", status)
 		}
 		viewer.shot("readonly")
+		// By keyboard: Escape closes the node view and gives the focus
+		// back to the node's row; Enter opens a node.
+		viewer.do("Escape", chromedp.KeyEvent(kb.Escape))
+		viewer.waitJS("the node view closed, focus on node2", `document.getElementById('node').hidden && document.activeElement.closest('.row').dataset.node === 'node2'`)
+		viewer.do("focus node3, Enter", chromedp.Focus(`#rows .row[data-node="node3"] .c-id button`), chromedp.KeyEvent(kb.Enter))
+		viewer.waitJS("node3's view", `!document.getElementById('node').hidden && document.getElementById('node-title').textContent === 'node3'`)
+		// Log out ends the session: its token is refused afterwards.
+		token := eval[string](viewer, `sessionStorage.getItem('fishgate.token')`)
+		viewer.do("log out", chromedp.Click("#logout"), chromedp.WaitVisible("#login-user"))
+		if st, _, b := do(t, http.MethodGet, env.url+"/redfish/v1/Systems", nil, map[string]string{"X-Auth-Token": token}); st != http.StatusUnauthorized {
+			t.Errorf("the session's token after Log out: %d, want 401: %s", st, b)
+		}
 	})
 
 	t.Run("the page resumes after its SSE stream is cut", func(t *testing.T) {
@@ -170,6 +232,10 @@ func TestOperatorPage(t *testing.T) {
 		uiReset(t, env.replicas[1-stream], "node4", "ForceOff")
 		admin.waitJS("node2 On", rowField("node2", "c-power")+` === 'On'`)
 		admin.waitJS("node4 Off", rowField("node4", "c-power")+` === 'Off'`)
+		admin.set("#f-sort", "power")
+		admin.waitJS("sorted by power state, Off first", `(() => { const p = [...document.querySelectorAll('#rows .row:not([hidden]) .c-power')].map((c) => c.textContent);
+			return p.length === 6 && p.join() === [...p].sort().join() && p[0] === 'Off' && p[5] === 'On'; })()`)
+		admin.set("#f-sort", "id")
 		admin.do("show node2", chromedp.Click(`#rows .row[data-node="node2"] .c-id button`))
 		admin.waitJS("node2's completed On", `document.querySelector('#node-tasks li[data-state="Completed"]') !== null`)
 		admin.shot("replicas")

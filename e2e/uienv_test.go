@@ -69,7 +69,11 @@ func startUIEnv(t *testing.T, nodes int) *uiEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.Nodes = append(cfg.Nodes, config.Node{ID: id, Backend: "redfish", Address: sn.URL(), User: "admin", Password: "password"})
+		n := config.Node{ID: id, Backend: "redfish", Address: sn.URL(), User: "admin", Password: "password"}
+		if i == 5 {
+			n.Policy = "reject" // a second, different request while one runs is refused (the refusal subtest)
+		}
+		cfg.Nodes = append(cfg.Nodes, n)
 	}
 	env := &uiEnv{fleet: fleet}
 	logs := &lockedBuffer{}
@@ -300,6 +304,18 @@ func (p *page) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		p.shot("failed")
 		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// set gives a form field a value as a user would, with its input and
+// change events.
+func (p *page) set(sel, value string) {
+	p.t.Helper()
+	got := eval[string](p, fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.value = %q;
+		e.dispatchEvent(new Event('input', {bubbles: true})); e.dispatchEvent(new Event('change', {bubbles: true})); return e.value; })()`, sel, value))
+	if got != value {
+		p.shot("failed")
+		p.t.Fatalf("%s: value %q, want %q", sel, got, value)
 	}
 }
 
