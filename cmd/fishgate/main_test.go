@@ -127,3 +127,13 @@ nodes: [{id: n1, backend: redfish, address: "https://bmc", user: u, password_fil
 		}
 	}
 }
+
+// TestServeWarnsWithoutNodes: serve starts without nodes, and its log says
+// how to add them.
+func TestServeWarnsWithoutNodes(t *testing.T) {
+	s := startServe(t, "--config", writeConfig(t, t.TempDir(), ""), "--insecure-http")
+	if l := s.logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "nodes: none configured") ||
+		!strings.Contains(l, "POST /redfish/v1/AggregationService/AggregationSources") {
+		t.Errorf("no warning about the empty node list:\n%s", l)
+	}
+}
