@@ -37,6 +37,7 @@ const S = {
   stream: null,
   pending: new Set(), // nodes to read again
   flushTimer: 0,
+  flushing: false,
   refreshQueued: false,
   nodeTimer: 0,
 };
@@ -330,9 +331,22 @@ function onEvent(payload) {
 }
 
 // flushPending reads again the Systems events named; many at once (a bulk
-// reset) are read as whole pages instead.
+// reset) are read as whole pages instead. One read runs at a time: events
+// arriving meanwhile wait for the next, so a storm of them costs a few
+// reads, not one each.
 async function flushPending() {
   S.flushTimer = 0;
+  if (S.flushing) return;
+  S.flushing = true;
+  try {
+    await readPending();
+  } finally {
+    S.flushing = false;
+    if (S.pending.size && !S.flushTimer) S.flushTimer = setTimeout(flushPending, 50);
+  }
+}
+
+async function readPending() {
   const ids = [...S.pending];
   S.pending.clear();
   if (ids.length > 100) {
