@@ -3,10 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/fishgate/fishgate/internal/testkit"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -135,5 +141,30 @@ func TestServeWarnsWithoutNodes(t *testing.T) {
 	if l := s.logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "nodes: none configured") ||
 		!strings.Contains(l, "POST /redfish/v1/AggregationService/AggregationSources") {
 		t.Errorf("no warning about the empty node list:\n%s", l)
+	}
+}
+
+// TestSIGHUPRereadsSecretFiles: a password_file is read again at SIGHUP,
+// so a rotated secret takes effect without a restart.
+func TestSIGHUPRereadsSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "admin.pw")
+	os.WriteFile(pw, []byte("first-secret\n"), 0o600)
+	p := filepath.Join(dir, "fishgate.yaml")
+	os.WriteFile(p, []byte("listen: 127.0.0.1:0\naccounts: [{user: admin, password_file: "+pw+"}]\n"), 0o600)
+	s := startServe(t, "--config", p, "--insecure-http")
+	if st, _ := get(t, s.url+"/redfish/v1/Systems", "first-secret"); st != http.StatusOK {
+		t.Fatalf("GET with the file's password: %d", st)
+	}
+	os.WriteFile(pw, []byte("second-secret\n"), 0o600)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the rotated password in effect", func() (bool, string) {
+		st, _ := get(t, s.url+"/redfish/v1/Systems", "second-secret")
+		return st == http.StatusOK, fmt.Sprint(st, "\n", s.logs.String())
+	})
+	if st, _ := get(t, s.url+"/redfish/v1/Systems", "first-secret"); st != http.StatusUnauthorized {
+		t.Errorf("GET with the old password after the reload: %d, want 401", st)
 	}
 }
