@@ -121,6 +121,10 @@ func (w *keyWalker) walk(n *yaml.Node, t reflect.Type, path string) {
 		fields := yamlFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.ShortTag() == "!!merge" { // "<<: *defaults": the keys of another mapping, here
+				w.walkMerge(v, t, path)
+				continue
+			}
 			p := join(path, k.Value)
 			f, ok := fields[k.Value]
 			if !ok {
@@ -143,6 +147,18 @@ func (w *keyWalker) walk(n *yaml.Node, t reflect.Type, path string) {
 			w.walk(e, t.Elem(), p)
 		}
 	}
+}
+
+// walkMerge walks the mapping (or the list of mappings) a merge key
+// brings in, as part of the mapping at path.
+func (w *keyWalker) walkMerge(v *yaml.Node, t reflect.Type, path string) {
+	if v.Kind == yaml.SequenceNode {
+		for _, e := range v.Content {
+			w.walk(e, t, path)
+		}
+		return
+	}
+	w.walk(v, t, path)
 }
 
 func join(path, key string) string {

@@ -26,6 +26,8 @@ func TestUnknownKeyDidYouMean(t *testing.T) {
 		{"in a block", accountsLine + "admission:\n  polcy: queue", `line 3: admission.polcy: unknown key; did you mean "policy"?`},
 		{"account", "accounts: [{user: a, pasword: b}]", `line 1: accounts[0].pasword: unknown key; did you mean "password"?`},
 		{"secret file", "accounts: [{user: a, passwordfile: /x}]", `accounts[0].passwordfile: unknown key; did you mean "password_file"?`},
+		{"through a merge key", accountsLine + "x-bmc: &bmc {backend: redfish, usr: u}\nnodes: [{<<: *bmc, id: n1, address: http://x}]",
+			`line 2: nodes[0].usr: unknown key; did you mean "user"?`},
 		{"nothing close", accountsLine + "tasks: {frobnicate: 1}", `line 2: tasks.frobnicate: unknown key; known keys here: keep, keep_for, keep_total`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -37,6 +39,22 @@ func TestUnknownKeyDidYouMean(t *testing.T) {
 				t.Errorf("the decoder's message leaked: %v", err)
 			}
 		})
+	}
+}
+
+// TestMergeKeys: YAML merge keys (<<: *defaults) are keys of the mapping
+// they are in, not unknown ones.
+func TestMergeKeys(t *testing.T) {
+	c, err := Parse([]byte(accountsLine + `nodes:
+  - &bmc {id: n1, backend: redfish, address: http://x, user: u, password: p}
+  - {<<: *bmc, id: n2}
+  - {<<: [*bmc], id: n3, user: v}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Nodes) != 3 || c.Nodes[1].Address != "http://x" || c.Nodes[2].User != "v" || c.Nodes[2].Password != "p" {
+		t.Errorf("nodes %+v", c.Nodes)
 	}
 }
 
