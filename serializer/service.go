@@ -121,6 +121,10 @@ type Options struct {
 	StartWait time.Duration
 	// CallTimeout bounds one BMC call (default 20s).
 	CallTimeout time.Duration
+	// SlowRead is how long one node's read may hold its sweep slots
+	// (default 2s): past it the read goes on alone, up to CallTimeout,
+	// and the slots read the next nodes (see sweep).
+	SlowRead time.Duration
 	// VerifyTimeout bounds the wait for a forced Reset's target state per
 	// attempt (required; config verify_timeout).
 	VerifyTimeout time.Duration
@@ -232,6 +236,9 @@ func (o *Options) defaults() {
 	if o.StartWait == 0 {
 		o.StartWait = 2 * time.Second
 	}
+	if o.SlowRead == 0 {
+		o.SlowRead = 2 * time.Second
+	}
 	if o.VerifyInterval == 0 {
 		o.VerifyInterval = 250 * time.Millisecond
 	}
@@ -282,6 +289,9 @@ type node struct {
 	again         bool
 	kickScheduled bool
 
+	// sweeping is set while a sweep's read of the node runs: a read that
+	// went on alone past Options.SlowRead is not doubled by the next sweep.
+	sweeping atomic.Bool
 	// removing is set once Remove began: this replica admits nothing more
 	// for the node, and the sweep leaves it alone (membership.go).
 	removing atomic.Bool
@@ -314,6 +324,9 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	synced chan struct{} // closed when Start's first read of every node ended
+	// slowReads holds a token per sweep read that outlived SlowRead and
+	// gave its slots back (see sweep).
+	slowReads chan struct{}
 }
 
 // New builds a service over nodes. Node ids must be unique and non-empty.
@@ -322,7 +335,8 @@ func New(nodes []Node, opts Options) (*Service, error) {
 		return nil, err
 	}
 	opts.defaults()
-	s := &Service{opts: opts, store: NewStore(opts.Redis), nodes: make(map[string]*node, len(nodes)), synced: make(chan struct{})}
+	s := &Service{opts: opts, store: NewStore(opts.Redis), nodes: make(map[string]*node, len(nodes)), synced: make(chan struct{}),
+		slowReads: make(chan struct{}, max(64, 4*opts.SyncConcurrency))}
 	s.store.KeepTasks, s.store.KeepTaskAge = opts.KeepTasks, opts.KeepTaskAge
 	if opts.Writes != nil {
 		s.store.AckWrites(opts.Writes)
@@ -647,6 +661,14 @@ func (s *Service) syncLoop() {
 // sweep reads nodes, at most SyncConcurrency at once in all and
 // SyncPerKind at once per backend kind (one slow protocol, AMT say, cannot
 // take every slot).
+//
+// A read still running after SlowRead gives its slots back and goes on
+// alone (to CallTimeout), as long as fewer than cap(slowReads) do so; the
+// sweep does not wait for it, and the next sweep skips the node until it
+// ended. BMCs that hang would otherwise hold the slots for CallTimeout
+// each: 50 of them, 8 Redfish slots and 20 s left a 10,000-node gateway
+// with its fleet unread for two minutes after start, and every later
+// sweep as late (issue 13: slow or down BMCs do not delay the others).
 func (s *Service) sweep(ctx context.Context, nodes []*node, full bool) {
 	sem := make(chan struct{}, s.opts.SyncConcurrency)
 	kinds := map[string]chan struct{}{}
@@ -670,11 +692,39 @@ func (s *Service) sweep(ctx context.Context, nodes []*node, full bool) {
 			<-kind
 			return
 		}
+		if !n.sweeping.CompareAndSwap(false, true) {
+			<-sem
+			<-kind
+			continue // its read from an earlier sweep still runs
+		}
 		wg.Add(1)
+		release := func() { <-sem; <-kind; wg.Done() }
+		done := make(chan struct{})
+		s.wg.Add(2)
 		go func() {
-			defer wg.Done()
-			defer func() { <-sem; <-kind }()
+			defer s.wg.Done()
+			defer close(done)
+			defer n.sweeping.Store(false)
 			s.refresh(ctx, n, full)
+		}()
+		go func() {
+			defer s.wg.Done()
+			t := time.NewTimer(s.opts.SlowRead)
+			defer t.Stop()
+			select {
+			case <-done:
+			case <-t.C:
+				select {
+				case s.slowReads <- struct{}{}:
+					release()
+					<-done
+					<-s.slowReads
+					return
+				default: // too many slow already: this one keeps its slots
+					<-done
+				}
+			}
+			release()
 		}()
 	}
 }

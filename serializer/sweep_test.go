@@ -2,6 +2,7 @@ package serializer_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -78,5 +79,89 @@ func TestSweepConcurrencyBounds(t *testing.T) {
 		// Both kinds ran concurrently (the bound is not a serialization), and
 		// together they stayed near the total bound of 5.
 		t.Errorf("peak reads amt=%d ipmi=%d: want each ≥2 and the sum ≤ the total bound", a, i)
+	}
+}
+
+// hungReader is a backend whose power reads hang until their deadline,
+// counted, like a BMC that accepts the connection and never answers.
+type hungReader struct {
+	slowReader
+	reads   *atomic.Int32
+	running *atomic.Int32
+}
+
+func (b hungReader) PowerState(ctx context.Context) (schemas.PowerState, error) {
+	b.reads.Add(1)
+	b.running.Add(1)
+	defer b.running.Add(-1)
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+
+// countedReader counts its power reads.
+type countedReader struct {
+	slowReader
+	total *atomic.Int32
+}
+
+func (b countedReader) PowerState(ctx context.Context) (schemas.PowerState, error) {
+	b.total.Add(1)
+	return b.slowReader.PowerState(ctx)
+}
+
+// TestSweepHungBMCsDoNotHoldTheOthers: BMCs that never answer hold the
+// sweep's slots only for SlowRead, not for CallTimeout: every other node
+// is read (and Start's first read ends) while their reads still hang, and
+// a later sweep does not start a second read of a node whose read runs.
+func TestSweepHungBMCsDoNotHoldTheOthers(t *testing.T) {
+	var reads, running atomic.Int32
+	inFlight := map[string]*atomic.Int32{"redfish": {}}
+	peak := map[string]*atomic.Int32{"redfish": {}}
+	var total atomic.Int32
+	fine := countedReader{slowReader{kind: "redfish", inFlight: inFlight, peak: peak, mu: &sync.Mutex{}}, &total}
+	var nodes []serializer.Node
+	// The hung ones come first, and there are more of them than slots.
+	for _, id := range []string{"a-hung1", "a-hung2", "a-hung3"} {
+		nodes = append(nodes, serializer.Node{ID: id, Kind: "redfish", Backend: hungReader{fine.slowReader, &reads, &running}})
+	}
+	var healthy []string
+	for i := range 12 {
+		id := "b-node" + string(rune('a'+i))
+		healthy = append(healthy, id)
+		nodes = append(nodes, serializer.Node{ID: id, Kind: "redfish", Backend: fine})
+	}
+	o := configuredOptions()
+	o.Redis, o.ReplicaID, o.Logger = testkit.MiniRedis(t), "r1", slog.New(slog.NewTextHandler(io.Discard, nil))
+	o.SyncConcurrency, o.SyncPerKind = 2, 2
+	o.CallTimeout, o.SlowRead = 10*time.Minute, 20*time.Millisecond
+	o.SyncInterval = 200 * time.Millisecond
+	svc, err := serializer.New(nodes, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start(t.Context())
+	t.Cleanup(func() { svc.Close() })
+	select {
+	case <-svc.Synced():
+	case <-time.After(time.Minute):
+		t.Fatalf("the first read did not end while %d reads hang (CallTimeout %s)", running.Load(), o.CallTimeout)
+	}
+	testkit.WaitFor(t, time.Minute, "every healthy node read", func() (bool, string) {
+		for _, id := range healthy {
+			v, err := svc.View(id)
+			if err != nil || v.PowerState != schemas.PowerOff {
+				return false, id + " power state " + string(v.PowerState)
+			}
+		}
+		return true, ""
+	})
+	// Several sync intervals later each hung node still has its one read.
+	first := total.Load()
+	testkit.WaitFor(t, time.Minute, "three more sweeps", func() (bool, string) {
+		n := total.Load()
+		return n >= first+3*int32(len(healthy)), fmt.Sprintf("%d reads of healthy nodes", n)
+	})
+	if r, h := reads.Load(), running.Load(); r != 3 || h != 3 {
+		t.Errorf("hung nodes: %d reads started, %d running; want 3 and 3 (one each, not doubled by later sweeps)", r, h)
 	}
 }
