@@ -68,7 +68,7 @@ func TestOperatorPage(t *testing.T) {
 		defer release()
 		admin.do("open node1", chromedp.Evaluate[chromedp.Void](`window.__notReloaded = true`),
 			chromedp.Click(`#rows .row[data-node="node1"] .c-id button`), chromedp.WaitVisible(`#node-actions button[data-reset="On"]`))
-		admin.do("press On", chromedp.Click(`#node-actions button[data-reset="On"]`))
+		admin.click("press On", `#node-actions button[data-reset="On"]`)
 		admin.waitJS("the task Running", `document.querySelector('#node-tasks li[data-state="Running"]') !== null`)
 		admin.waitJS("the fleet row shows the running On", rowField("node1", "c-running")+` === 'On'`)
 		admin.shot("running")
@@ -101,10 +101,10 @@ func TestOperatorPage(t *testing.T) {
 		m := uiMachine(t, env, "node1")
 		release := m.HoldTransitions()
 		defer release()
-		admin.do("press Soft off", chromedp.Click(`#node-actions button[data-reset="GracefulShutdown"]`))
+		admin.click("press Soft off", `#node-actions button[data-reset="GracefulShutdown"]`)
 		admin.waitJS("an Abort button on the running soft off",
 			`[...document.querySelectorAll('#node-tasks li[data-state="Running"]')].some((li) => li.textContent.startsWith('GracefulShutdown') && li.querySelector('button[data-abort]'))`)
-		admin.do("press Abort", chromedp.Click(`#node-tasks li[data-state="Running"] button[data-abort]`))
+		admin.click("press Abort", `#node-tasks li[data-state="Running"] button[data-abort]`)
 		admin.waitJS("the soft off Cancelling", `document.querySelector('#node-tasks li[data-state="Cancelling"]') !== null`)
 		// The gateway watches a cancelled soft off for a grace period (the
 		// OS may be shutting down already); the machine ending its
@@ -148,9 +148,9 @@ func TestOperatorPage(t *testing.T) {
 		defer release()
 		admin.do("open node5", chromedp.Click(`#rows .row[data-node="node5"] .c-id button`), chromedp.WaitVisible(`#node-actions button[data-reset="GracefulShutdown"]`))
 		admin.waitJS("node5's view", `document.getElementById('node-title').textContent === 'node5'`)
-		admin.do("press Soft off", chromedp.Click(`#node-actions button[data-reset="GracefulShutdown"]`))
+		admin.click("press Soft off", `#node-actions button[data-reset="GracefulShutdown"]`)
 		admin.waitJS("the soft off Running", `document.querySelector('#node-tasks li[data-state="Running"]') !== null`)
-		admin.do("press On", chromedp.Click(`#node-actions button[data-reset="On"]`))
+		admin.click("press On", `#node-actions button[data-reset="On"]`)
 		admin.waitJS("the refusal said", `document.getElementById('message').textContent.startsWith('On on node5:')`)
 		admin.waitJS("one refusal in the summary", `document.getElementById('sum-refused').textContent === '1'`)
 		admin.shot("refused")

@@ -307,6 +307,14 @@ func (p *page) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// click clicks the first visible element sel matches, once there is one,
+// in one turn of the page's JavaScript: lists the page draws again as
+// events arrive cannot swap the element between finding and clicking it.
+func (p *page) click(what, sel string) {
+	p.t.Helper()
+	p.waitJS(what, fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e || e.offsetParent === null) return false; e.click(); return true; })()`, sel))
+}
+
 // set gives a form field a value as a user would, with its input and
 // change events.
 func (p *page) set(sel, value string) {

@@ -375,6 +375,7 @@ async function readPending() {
 
 function openNode(id) {
   S.current = id;
+  for (const l of ['node-log', 'node-tasks']) delete $(l).dataset.sig;
   $('node').hidden = false;
   renderNode();
   loadNodeDetails();
@@ -413,10 +414,16 @@ function renderNode() {
   fact(dl, 'Last failure', failureText(s) || '–');
 
   const box = $('node-actions');
-  box.replaceChildren();
   box.hidden = !S.canOperate;
-  if (S.canOperate) {
-    const allowed = allowedResets(s);
+  const allowed = allowedResets(s);
+  // The buttons are made again only when they change: a keyboard user's
+  // focus stays on the button it is on while events arrive.
+  const sig = `${id}|${S.canOperate}|${allowed.join()}`;
+  if (box.dataset.sig !== sig) {
+    box.dataset.sig = sig;
+    box.replaceChildren();
+  }
+  if (S.canOperate && !box.children.length) {
     for (const [rt, label] of actions) {
       if (!allowed.includes(rt)) continue;
       const b = el('button', { type: 'button', textContent: label, dataset: { reset: rt } });
@@ -465,11 +472,25 @@ async function loadNodeDetails() {
       const m = /task=(\S+) req=user=(\S+)/.exec(e.Message);
       if (m) who.set(m[1], m[2]);
     }
-    $('node-log').replaceChildren(...log.Members.slice(0, 30).map((e) => el('li', { textContent: `${e.Created} ${e.Message}` })));
-    $('node-tasks').replaceChildren(...tasks.filter(Boolean).map((t) => taskItem(t, who.get(t.Id))));
+    const entries = log.Members.slice(0, 30);
+    replaceIfChanged($('node-log'), entries.map((e) => e.Id).join(),
+      () => entries.map((e) => el('li', { textContent: `${e.Created} ${e.Message}` })));
+    const shown = tasks.filter(Boolean);
+    replaceIfChanged($('node-tasks'),
+      `${S.canOperate}|` + shown.map((t) => `${t.Id} ${t.TaskState} ${(t.Messages || []).length} ${who.get(t.Id) || ''}`).join(),
+      () => shown.map((t) => taskItem(t, who.get(t.Id))));
   } catch (e) {
     if (e.status !== 401) say(`Could not read ${id}: ${e.message}`);
   }
+}
+
+// replaceIfChanged fills list with make()'s items unless what it shows,
+// summed up by sig, is the same: an unchanged list keeps its elements (and
+// the focus on one of its buttons).
+function replaceIfChanged(list, sig, make) {
+  if (list.dataset.sig === sig) return;
+  list.dataset.sig = sig;
+  list.replaceChildren(...make());
 }
 
 function taskItem(t, who) {
