@@ -119,7 +119,7 @@ func TestSIGHUPReloadsConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs.waitLog("the reload logged", regexp.MustCompile(`SIGHUP: configuration reloaded`))
-	for _, re := range []string{`msg="reload: account added" id=ops`, `msg="reload: node changed" id=n2 keys=password`} {
+	for _, re := range []string{`msg="reload: account added" id=ops`, `msg="reload: node changed" id=n2 settings=password`} {
 		if !strings.Contains(rs.logs.String(), re) {
 			t.Errorf("no log line with %s", re)
 		}

@@ -299,9 +299,9 @@ func (g *Gateway) Reload(ctx context.Context, cfg config.Config) ([]Change, erro
 	}
 	for _, c := range changes {
 		if c.Restart {
-			g.log.Warn("reload: "+c.What+"; takes effect after a restart", "id", c.ID, "keys", strings.Join(c.Keys, ","))
+			g.log.Warn("reload: "+c.What+"; takes effect after a restart", "id", c.ID, "settings", strings.Join(c.Keys, ","))
 		} else {
-			g.log.Info("reload: "+c.What, "id", c.ID, "keys", strings.Join(c.Keys, ","))
+			g.log.Info("reload: "+c.What, "id", c.ID, "settings", strings.Join(c.Keys, ","))
 		}
 	}
 	return changes, nil

@@ -87,8 +87,8 @@ nodes:
 			if !slices.Equal(got, want) {
 				t.Fatalf("changes\n%q\nwant\n%q", got, want)
 			}
-			for _, line := range []string{`msg="reload: account added" id=ops`, `msg="reload: node changed" id=r1 keys=name,password,reassert_desired,soft_off_fallback`,
-				`msg="reload: node added" id=r3`, `msg="reload: node removed" id=r2`, `level=WARN msg="reload: settings changed; takes effect after a restart" id="" keys=sync_interval`} {
+			for _, line := range []string{`msg="reload: account added" id=ops`, `msg="reload: node changed" id=r1 settings=name,password,reassert_desired,soft_off_fallback`,
+				`msg="reload: node added" id=r3`, `msg="reload: node removed" id=r2`, `level=WARN msg="reload: settings changed; takes effect after a restart" id="" settings=sync_interval`} {
 				if !strings.Contains(logs.String(), line) {
 					t.Errorf("the log has no line with %s:\n%s", line, logs.String())
 				}
