@@ -2,8 +2,8 @@ package redfish
 
 import (
 	"errors"
-	"slices"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"

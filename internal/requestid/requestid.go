@@ -106,7 +106,7 @@ func (h handler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h handler) WithAttrs(as []slog.Attr) slog.Handler { return handler{h.Handler.WithAttrs(as)} }
-func (h handler) WithGroup(name string) slog.Handler   { return handler{h.Handler.WithGroup(name)} }
+func (h handler) WithGroup(name string) slog.Handler    { return handler{h.Handler.WithGroup(name)} }
 
 // Transport sends the request id of each request's context to the server
 // in X-Request-Id (a BMC that logs it lets an operator match its log to

@@ -12,14 +12,14 @@ import (
 
 func TestValid(t *testing.T) {
 	for id, want := range map[string]bool{
-		"abc-123_x.y:z/1":         true,
+		"abc-123_x.y:z/1":        true,
 		strings.Repeat("a", 128): true,
 		strings.Repeat("a", 129): false,
-		"":                        false,
-		"a b":                     false,
-		"a\nb":                    false,
-		"a\x7f":                   false,
-		"ü":                       false,
+		"":                       false,
+		"a b":                    false,
+		"a\nb":                   false,
+		"a\x7f":                  false,
+		"ü":                      false,
 	} {
 		if got := Valid(id); got != want {
 			t.Errorf("Valid(%q) = %v, want %v", id, got, want)
