@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
@@ -111,6 +112,9 @@ type Config struct {
 	SecretsKeyFile string `yaml:"secrets_key_file"`
 	// Events configures the EventService (events.go).
 	Events Events `yaml:"events"`
+	// Fronts gives nodes addresses (and host names) of their own, at which
+	// each looks like a BMC by itself (fronts.go).
+	Fronts Fronts `yaml:"fronts"`
 }
 
 // Tasks is the retention of finished tasks.
@@ -229,6 +233,12 @@ type Node struct {
 	// admissions, power status reads the node's state, bootdev sets its boot
 	// override.
 	IPMIListen string `yaml:"ipmi_listen"`
+	// BMCAddress is the node's own IP address (optional): a Redfish
+	// request or IPMI packet to it reaches this node alone, which looks
+	// like a BMC of its own there (/redfish/v1 holds this node only).
+	// Without it the node takes the next free address of
+	// fronts.address_pool, if there is one (fronts.go); zero: none.
+	BMCAddress netip.Addr `yaml:"bmc_address"`
 	// IPMIUser and IPMIPassword are that IPMI front's account (at most 16
 	// and 20 bytes); required with ipmi_listen.
 	IPMIUser string `yaml:"ipmi_user"`
@@ -301,6 +311,7 @@ func Default() Config {
 		Limits: defaultLimits(),
 		TLS:    TLS{MinVersion: "1.2"},
 		Redis:  defaultRedis(),
+		Fronts: defaultFronts(),
 	}
 }
 
@@ -506,6 +517,7 @@ func (c *Config) Validate() error {
 	c.Events.validate(bad)
 	c.TLS.validate(bad)
 	c.Limits.validate(c.MaxBodyBytes, bad)
+	c.validateFronts(bad)
 	validateTrustedProxies(c.TrustedProxies, bad)
 	if len(errs) == 0 {
 		return nil

@@ -2,8 +2,10 @@ package config
 
 import (
 	"cmp"
+	"encoding"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"regexp"
 	"slices"
@@ -110,6 +112,7 @@ func (w *keyWalker) walk(n *yaml.Node, t reflect.Type, path string) {
 	}
 	if n.Kind == yaml.ScalarNode {
 		w.scalars = append(w.scalars, scalarAt{n.Line, path, n.Value})
+		w.checkText(n, t, path)
 		return
 	}
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
@@ -147,6 +150,31 @@ func (w *keyWalker) walk(n *yaml.Node, t reflect.Type, path string) {
 			w.walk(e, t.Elem(), p)
 		}
 	}
+}
+
+var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// checkText judges a scalar bound for a type that parses text (an IP
+// address, a prefix) the way the decoder will, and on failure reports it
+// and blanks it: the decoder stops at the first such error, while every
+// problem of the file is to be reported.
+func (w *keyWalker) checkText(n *yaml.Node, t reflect.Type, path string) {
+	if !reflect.PointerTo(t).Implements(textUnmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType) {
+		return
+	}
+	v := reflect.New(t).Interface().(encoding.TextUnmarshaler)
+	if err := v.UnmarshalText([]byte(n.Value)); err == nil {
+		return
+	}
+	problem := fmt.Sprintf("%q does not parse", n.Value)
+	switch t {
+	case reflect.TypeFor[netip.Addr]():
+		problem = fmt.Sprintf("%q is not an IP address", n.Value)
+	case reflect.TypeFor[netip.Prefix]():
+		problem = fmt.Sprintf("%q is not an address prefix (10.0.5.0/24)", n.Value)
+	}
+	w.problems = append(w.problems, &FieldError{Line: n.Line, Field: path, Problem: problem})
+	n.Value, n.Tag, n.Style = "", "!!str", 0
 }
 
 // walkMerge walks the mapping (or the list of mappings) a merge key

@@ -87,6 +87,25 @@ nodes: [{id: n1, backend: redfish, address: "https://u:addrsecret@bmc", user: u,
 	}
 }
 
+// TestConfigShowsNodeAddresses: `fishgate config` shows the address each
+// node has, given or taken from fronts.address_pool, and the fronts block.
+func TestConfigShowsNodeAddresses(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f.yaml")
+	os.WriteFile(p, []byte(`accounts: [{user: a, password: b}]
+fronts: {address_pool: 10.0.5.0/24, bmc_domain: bmc.example}
+nodes: [{id: n1, backend: redfish, address: "https://bmc1", user: u, password: p},
+        {id: n2, backend: redfish, address: "https://bmc2", user: u, password: p, bmc_address: 10.0.5.1}]`), 0o600)
+	code, out, stderr := runCLI(t, "config", "--config", p)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"bmc_address: 10.0.5.2", "bmc_address: 10.0.5.1", "address_pool: 10.0.5.0/24", "redfish_port: 443", "ipmi_port: 623", "bmc_domain: bmc.example"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestVersion(t *testing.T) {
 	code, out, _ := runCLI(t, "version")
 	if code != 0 || !strings.HasPrefix(out, "fishgate ") {
