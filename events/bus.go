@@ -38,6 +38,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fishgate/fishgate/internal/lease"
+	"github.com/fishgate/fishgate/internal/metrics"
 	"github.com/fishgate/fishgate/internal/redisx"
 	"github.com/fishgate/fishgate/internal/retry"
 	"github.com/fishgate/fishgate/serializer"
@@ -99,6 +100,9 @@ type Options struct {
 	Resolver Resolver
 	Clock    func() time.Time
 	Logger   *slog.Logger
+	// Metrics counts lost events, push deliveries, their failures and lag
+	// (nil: nothing is counted).
+	Metrics *metrics.Metrics
 }
 
 // check reports every required option left out, and every value out of
@@ -263,7 +267,14 @@ func (b *Bus) Emit(ctx context.Context, e serializer.Event) {
 	}
 	if err != nil {
 		b.log.Warn("event lost", "node", e.Node, "task", e.Task, "message", e.Message.MessageID, "err", err)
+		b.opts.Metrics.EventEmitFailure()
 	}
+}
+
+// StreamLen is the number of events the stream holds (one XLEN; the
+// gateway's fishgate_event_stream_length gauge asks at each scrape).
+func (b *Bus) StreamLen(ctx context.Context) (int64, error) {
+	return b.rdb.XLen(ctx, keyStream).Result()
 }
 
 // LastID is the id of the newest event, "0-0" when there is none.

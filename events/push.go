@@ -232,10 +232,14 @@ func (b *Bus) deliver(ctx context.Context, lease string, s *Subscription, r Reco
 	var last error // the last POST's (giveUp counts the attempts itself)
 	err = p.Do(ctx, func(int) error {
 		last = b.post(ctx, s, body)
+		if last != nil && ctx.Err() == nil {
+			b.opts.Metrics.EventDeliveryFailure()
+		}
 		return last
 	})
 	switch {
 	case err == nil:
+		b.opts.Metrics.EventDelivered(b.opts.Clock().Sub(r.Time))
 		return true
 	case ctx.Err() != nil:
 		return false

@@ -44,11 +44,21 @@ func (s *Service) newNode(n Node) (*node, error) {
 	if n.Name == "" {
 		n.Name = n.ID
 	}
+	n.Backend = s.metered(n.Backend, n.Kind)
 	nd := &node{Node: n, changed: make(chan struct{}),
 		view: View{ID: n.ID, Name: n.Name, Kind: n.Kind, Health: "Critical", LastError: notReadYet}}
 	nd.setRules(n.Rules, s.rules.Load())
 	nd.settings.Store(&nodeSettings{reassert: n.Reassert, softOffFallback: n.SoftOffFallback})
 	return nd, nil
+}
+
+// metered is b with its calls counted in the service's metrics, when it
+// has any (backends.Metered).
+func (s *Service) metered(b backends.Backend, kind string) backends.Backend {
+	if s.opts.Metrics == nil {
+		return b
+	}
+	return backends.Metered(b, kind, s.opts.Metrics)
 }
 
 // nodeSettings are the settings of a node that a reload may change.
@@ -292,6 +302,7 @@ func (s *Service) SetBackend(id string, b backends.Backend) (backends.Backend, e
 	if !ok || n.removing.Load() {
 		return nil, fmt.Errorf("node %s: %w", id, ErrNodeNotFound)
 	}
+	b = s.metered(b, n.Kind)
 	n.call.Lock()
 	old := n.Backend
 	n.Backend = b

@@ -28,6 +28,7 @@ import (
 
 	"github.com/fishgate/fishgate/backends"
 	"github.com/fishgate/fishgate/internal/lease"
+	"github.com/fishgate/fishgate/internal/metrics"
 	"github.com/fishgate/fishgate/internal/redisx"
 	"github.com/fishgate/fishgate/internal/requestid"
 	"github.com/fishgate/fishgate/schemas"
@@ -166,8 +167,13 @@ type Options struct {
 	KeepTasksTotal int
 	// Events receives power and task events (default: none).
 	Events Emitter
-	Clock  func() time.Time
-	Logger *slog.Logger
+	// Metrics counts admissions, finished tasks, BMC calls (each node's
+	// backend is wrapped: backends.Metered), retries, take-overs, fencing
+	// rejections and the power sync (nil: nothing is counted). It adds no
+	// Redis round trip anywhere.
+	Metrics *metrics.Metrics
+	Clock   func() time.Time
+	Logger  *slog.Logger
 }
 
 // check reports every required option left out, and every value out of
@@ -337,7 +343,7 @@ func New(nodes []Node, opts Options) (*Service, error) {
 	opts.defaults()
 	s := &Service{opts: opts, store: NewStore(opts.Redis), nodes: make(map[string]*node, len(nodes)), synced: make(chan struct{}),
 		slowReads: make(chan struct{}, max(64, 4*opts.SyncConcurrency))}
-	s.store.KeepTasks, s.store.KeepTaskAge = opts.KeepTasks, opts.KeepTaskAge
+	s.store.KeepTasks, s.store.KeepTaskAge, s.store.metrics = opts.KeepTasks, opts.KeepTaskAge, opts.Metrics
 	if opts.Writes != nil {
 		s.store.AckWrites(opts.Writes)
 	}
@@ -586,6 +592,22 @@ func (s *Service) Close() error {
 	return errors.Join(errs...)
 }
 
+// ActionCounts is how many actions run and wait over the whole fleet, as
+// this replica's views show them (every replica sees every node: the
+// totals are the fleet's, from the view, without a Redis read).
+func (s *Service) ActionCounts() (running, waiting int) {
+	for _, n := range s.snapshot() {
+		n.mu.RLock()
+		sl := n.view.State.Slots
+		n.mu.RUnlock()
+		if sl.Now.Task != "" {
+			running++
+		}
+		waiting += len(sl.Waiting)
+	}
+	return running, waiting
+}
+
 // View returns the node's current view.
 func (s *Service) View(id string) (View, error) {
 	n, ok := s.lookup(id)
@@ -670,6 +692,8 @@ func (s *Service) syncLoop() {
 // with its fleet unread for two minutes after start, and every later
 // sweep as late (issue 13: slow or down BMCs do not delay the others).
 func (s *Service) sweep(ctx context.Context, nodes []*node, full bool) {
+	start := time.Now()
+	defer func() { s.opts.Metrics.PowerSyncSweep(time.Since(start)) }() // after wg.Wait
 	sem := make(chan struct{}, s.opts.SyncConcurrency)
 	kinds := map[string]chan struct{}{}
 	for _, n := range nodes {
@@ -791,6 +815,7 @@ func (s *Service) refresh(ctx context.Context, n *node, full bool) {
 		// (a worker records what it confirmed). Only the replica whose read
 		// changed the record reports it.
 		s.opts.Logger.Info("power drift", "node", n.ID, "was", prev, "now", ps)
+		s.opts.Metrics.PowerDrift()
 		if ps == schemas.PowerOn {
 			s.emitPower(ctx, n.ID, schemas.MsgResourcePoweredOn)
 		} else {
@@ -860,6 +885,7 @@ func (s *Service) resetAs(ctx context.Context, id string, r schemas.ResetType, r
 	if err != nil {
 		return Admission{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	s.opts.Metrics.Admission(a.metricOutcome(), string(a.Refusal), string(n.rules.Load().Policy))
 	if a.Outcome == Refused && a.Refusal == refusedRemoved {
 		// another replica began the node's removal (retire.lua)
 		return Admission{}, fmt.Errorf("node %s: %w", id, ErrNodeRemoved)

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fishgate/fishgate/internal/lease"
+	"github.com/fishgate/fishgate/internal/metrics"
 	"github.com/fishgate/fishgate/internal/redisx"
 	"github.com/fishgate/fishgate/internal/requestid"
 	"github.com/fishgate/fishgate/schemas"
@@ -149,6 +150,8 @@ type Store struct {
 	// Retention of finished tasks per node.
 	KeepTasks   int
 	KeepTaskAge time.Duration
+	// metrics counts fencing rejections (Service sets it; nil: none).
+	metrics *metrics.Metrics
 }
 
 // NewStore wraps a Redis client. Its task retention is the default
@@ -189,6 +192,16 @@ func precedenceArg(p Precedence) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, p[schemas.ResetType(k)]))
 	}
 	return strings.Join(parts, ",")
+}
+
+// metricOutcome is the admission's outcome as internal/metrics counts it:
+// a request that took the next slot in place of a waiting action is
+// "replaced" (the action it replaced ended Cancelled), not "queued".
+func (a Admission) metricOutcome() string {
+	if a.Outcome == Queued && len(a.Dropped) > 0 {
+		return "replaced"
+	}
+	return string(a.Outcome)
 }
 
 // Admit runs the admission script: one round trip (two when writes are
@@ -516,6 +529,7 @@ func (st *Store) workerOp(ctx context.Context, node, lease, task string, now tim
 	}
 	switch res[0] {
 	case "fenced":
+		st.metrics.FencingRejection()
 		return nil, fmt.Errorf("node %s: %s: %w", node, op, ErrFenced)
 	case "not-now":
 		return nil, fmt.Errorf("node %s: %s %s: %w", node, op, task, errNotNow)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"time"
 
 	"github.com/fishgate/fishgate/backends"
 	"github.com/fishgate/fishgate/internal/requestid"
@@ -128,6 +130,15 @@ func (s *Service) run(ctx context.Context, n *node, lease string, st NodeState) 
 	}
 	rt := schemas.ResetType(res[1])
 	wasRunning := wasBegun(res[2])
+	if wasRunning {
+		s.opts.Metrics.LeaseTakeover()
+	}
+	var created time.Time // when the task was admitted (worker.lua begin)
+	if len(res) > 7 {
+		if ms, err := strconv.ParseFloat(res[7], 64); err == nil {
+			created = time.UnixMilli(int64(ms))
+		}
+	}
 	if len(res) > 6 {
 		// The request that created the task names the action's BMC calls
 		// and log records, on whichever replica runs it.
@@ -155,6 +166,11 @@ func (s *Service) run(ctx context.Context, n *node, lease string, st NodeState) 
 			r.State, r.Status, r.Reason = schemas.TaskState(fin[3]), fin[4], fin[5]
 		}
 		log.InfoContext(ctx, "task finished", "state", r.State, "reason", r.Reason, "power", r.Observed)
+		took := time.Duration(-1)
+		if !created.IsZero() {
+			took = now().Sub(created)
+		}
+		s.opts.Metrics.TaskFinished(string(rt), n.Kind, string(r.State), took)
 		s.setPower(n, r.Observed)
 		s.emitFinish(ctx, n.ID, task, r)
 	}
@@ -204,8 +220,11 @@ func boolArg(b bool) string {
 // until it finishes: the only place where an action meets Redis, the BMC
 // and the clock.
 func (s *Service) drive(ctx context.Context, n *node, lease, task string, a *Action, obs Observation, log *slog.Logger) result {
+	retried := a.retried
 	for {
 		effs := a.Step(obs)
+		s.opts.Metrics.BMCRetries(n.Kind, a.retried-retried) // a re-send the machine decided
+		retried = a.retried
 		var next *Observation
 		for _, e := range effs {
 			switch e.Kind {

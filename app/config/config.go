@@ -31,6 +31,9 @@ type Config struct {
 	// API's. Profiles show memory contents (tokens, passwords), so it must
 	// be a loopback address; reach it with an SSH tunnel. Default: off.
 	DebugListen string `yaml:"debug_listen"`
+	// Metrics is where the Prometheus metrics (/metrics) are served and
+	// whether a scrape must log in (metrics.go).
+	Metrics Metrics `yaml:"metrics"`
 	// TLS is how the Redfish API is served: HTTPS with the configured
 	// certificate, else with a self-signed one the gateway makes and keeps
 	// (tls.dir, and Redis when shared); plain HTTP only with tls.disabled.
@@ -371,6 +374,7 @@ func (c *Config) Validate() error {
 		bad("listen", "%q is not host:port", c.Listen)
 	}
 	c.validateDebugListen(bad)
+	c.validateMetrics(bad)
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls", "cert and key must be given together")
 	}

@@ -68,25 +68,7 @@ func startReplicas(t *testing.T, redisAddr string, n int) ([]string, *simulator.
 // serve runs a gateway configured by cfg until the test ends.
 func serve(t *testing.T, cfg config.Config, log *slog.Logger) *gateway.Gateway {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	g, err := gateway.New(ctx, cfg, log)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("a gateway did not stop within 15s")
-		}
-	})
+	g, _ := runGateway(t, cfg, log)
 	return g
 }
 

@@ -25,6 +25,7 @@ import (
 	ipmifront "github.com/fishgate/fishgate/fronts/ipmi"
 	"github.com/fishgate/fishgate/fronts/redfish"
 	"github.com/fishgate/fishgate/fronts/ui"
+	"github.com/fishgate/fishgate/internal/metrics"
 	"github.com/fishgate/fishgate/internal/redisx"
 	"github.com/fishgate/fishgate/internal/replicaid"
 	"github.com/fishgate/fishgate/internal/requestid"
@@ -49,6 +50,11 @@ type Gateway struct {
 	server   *http.Server
 	ipmi     *ipmiFronts // one per node with ipmi_listen
 	sources  *sources    // the AggregationService's runtime sources (sources.go)
+	metrics  *metrics.Metrics
+	// metricsServer serves /metrics on a listener of its own (config
+	// metrics.listen; nil: on the API listener, metrics.go).
+	metricsServer   *http.Server
+	metricsListener net.Listener
 
 	reloadMu sync.Mutex // one reload at a time (reload.go); guards cfg's reloadable parts
 	// background outlives a reload: node removals it started end with
@@ -95,24 +101,40 @@ func serializerNode(n config.Node, b backends.Backend, adm config.Admission) ser
 	return sn
 }
 
+// Option changes what New builds.
+type Option func(*options)
+
+type options struct{ build metrics.Build }
+
+// WithBuild names the binary's version and commit in the metrics
+// (fishgate_build_info).
+func WithBuild(version, commit string) Option {
+	return func(o *options) { o.build = metrics.Build{Version: version, Commit: commit} }
+}
+
 // New connects to Redis, builds every node's backend and the API, and binds
-// the listen address. Nothing is served until Serve.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, error) {
-	return newGateway(ctx, cfg, log, NewBackend)
+// the listen address (and metrics.listen's). Nothing is served until Serve.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*Gateway, error) {
+	return newGateway(ctx, cfg, log, NewBackend, opts...)
 }
 
 // newGateway is New with each node's backend built by newBackend.
-func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBackend func(config.Node, *slog.Logger) (backends.Backend, error)) (*Gateway, error) {
+func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBackend func(config.Node, *slog.Logger) (backends.Backend, error), opts ...Option) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	log = requestid.Logger(log) // records logged with a request's context name the request
-	g := &Gateway{cfg: cfg, log: log, replica: replicaid.New(), ipmi: newIPMIFronts(log)}
+	g := &Gateway{cfg: cfg, log: log, replica: replicaid.New(), ipmi: newIPMIFronts(log), metrics: metrics.New(o.build)}
 	g.background, g.stopBg = context.WithCancel(context.Background())
 	var err error
 	if g.redis, err = redisx.Open(ctx, cfg.RedisOptions()); err != nil {
 		return nil, err
 	}
+	g.redis.Client.AddHook(g.metrics.RedisHook())
 	var nodes []serializer.Node
 	backendsByID := map[string]backends.Backend{}
 	for _, n := range cfg.Nodes {
@@ -124,12 +146,13 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 		backendsByID[n.ID] = b
 		nodes = append(nodes, serializerNode(n, b, cfg.Admission))
 	}
-	if g.events, err = newEvents(cfg, g.redis, g.replica, log); err != nil {
+	if g.events, err = newEvents(cfg, g.redis, g.replica, log, g.metrics); err != nil {
 		g.redis.Close()
 		return nil, err
 	}
 	so := cfg.SerializerOptions()
 	so.Redis, so.Writes, so.ReplicaID, so.Events, so.Logger = g.redis.Client, g.redis.Writes(), g.replica, g.events, log
+	so.Metrics = g.metrics
 	g.nodes, err = serializer.New(nodes, so)
 	if err != nil {
 		g.redis.Close()
@@ -169,6 +192,7 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 			LockoutResetAfter:  time.Duration(cfg.AccountService.LockoutResetAfter),
 			MaxSessionsPerUser: cfg.AccountService.MaxSessionsPerUser,
 		},
+		Metrics: g.metrics, MetricsRoute: cfg.Metrics.Listen == "", MetricsAuth: cfg.Metrics.RequireAuth(),
 	})
 	if err != nil {
 		g.redis.Close()
@@ -192,10 +216,17 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 			return nil, err
 		}
 	}
+	g.registerGauges()
 	if g.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		g.closeIPMI()
 		g.redis.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	if err := g.listenMetrics(); err != nil {
+		g.listener.Close()
+		g.closeIPMI()
+		g.redis.Close()
+		return nil, err
 	}
 	lim := cfg.Limits
 	g.limiter = newConnLimiter(g.listener, lim, cfg.TrustedProxyPrefixes(), log)
@@ -286,6 +317,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	go func() {
 		errc <- g.server.Serve(g.serving)
 	}()
+	g.serveMetrics()
 	var err error
 	select {
 	case <-ctx.Done():
@@ -296,6 +328,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		err = nil
 	}
 	stopRun()
+	g.closeMetrics()
 	<-watched
 	g.stopBg()
 	g.removals.Wait()

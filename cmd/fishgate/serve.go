@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -87,7 +88,9 @@ func serveCmd() *cobra.Command {
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			g, err := gateway.New(cmd.Context(), cfg, log)
+			info, _ := debug.ReadBuildInfo()
+			stamp := stamped(info)
+			g, err := gateway.New(cmd.Context(), cfg, log, gateway.WithBuild(stamp.Version, stamp.Commit))
 			if err != nil {
 				return err
 			}

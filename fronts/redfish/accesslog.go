@@ -16,7 +16,8 @@ import (
 // which may carry node names a caller may not see, or tokens), status,
 // duration, user and client address. Every other log record of the
 // request carries the same request_id (the server's logger reads it from
-// the context).
+// the context). The request is counted in the server's metrics by the
+// same route template.
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -36,9 +37,11 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" || route == "/*" {
 			route = "(no route)"
 		}
+		took := time.Since(start)
+		s.metrics.HTTPRequest(route, r.Method, c.Response().Status, took)
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 			slog.String("method", r.Method), slog.String("route", route),
-			slog.Int("status", c.Response().Status), slog.Duration("duration", time.Since(start)),
+			slog.Int("status", c.Response().Status), slog.Duration("duration", took),
 			slog.String("user", principalOf(c).User), slog.String("remote", c.RealIP()))
 		return nil
 	}

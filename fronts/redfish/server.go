@@ -29,6 +29,7 @@ import (
 
 	"github.com/fishgate/fishgate/events"
 	"github.com/fishgate/fishgate/fronts/redfish/proxy"
+	"github.com/fishgate/fishgate/internal/metrics"
 	"github.com/fishgate/fishgate/internal/requestid"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
@@ -84,6 +85,11 @@ type Options struct {
 	// Bulk runs Aggregate.Reset and AggregationService.Reset (nil: they
 	// answer 503).
 	Bulk BulkPower
+	// Metrics counts the requests (nil: none are counted) and, with
+	// MetricsRoute, is served at GET /metrics, behind a login when
+	// MetricsAuth (metrics.go).
+	Metrics                   *metrics.Metrics
+	MetricsRoute, MetricsAuth bool
 }
 
 // Server is the northbound Redfish service.
@@ -111,6 +117,8 @@ type Server struct {
 	trusted    []netip.Prefix
 	// bulk is Options.Bulk (bulk.go).
 	bulk BulkPower
+	// metrics is Options.Metrics (metrics.go, accesslog.go).
+	metrics *metrics.Metrics
 }
 
 // New builds the server and its routes.
@@ -140,7 +148,7 @@ func New(o Options) (*Server, error) {
 	s.events, s.sseKeepAlive, s.sources = o.Events, o.SSEKeepAlive, o.Sources
 	s.sse = newSSELimiter(o.MaxSSEStreams, o.MaxSSEStreamsPerUser)
 	s.unauthBody, s.trusted = o.UnauthenticatedBodyBytes, o.TrustedProxies
-	s.bulk = o.Bulk
+	s.bulk, s.metrics = o.Bulk, o.Metrics
 	if s.unauthBody <= 0 {
 		s.unauthBody = DefaultUnauthenticatedBodyBytes
 	}
@@ -157,6 +165,10 @@ func New(o Options) (*Server, error) {
 	s.sessions.maxPerUser = accts.Policy().MaxSessionsPerUser
 	go accts.Watch(ctx, 10*time.Second)
 	s.routes()
+	if o.MetricsRoute && o.Metrics != nil {
+		s.addMetricsRoute(s.echo, o.MetricsAuth)
+		s.allow = allowOf(s.echo.Routes())
+	}
 	return s, nil
 }
 
@@ -190,12 +202,19 @@ func uuidFrom(seed string) string {
 	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
 }
 
-func (s *Server) routes() {
+// newEcho is an echo instance that answers errors in Redfish and finds
+// the client's address as the server's configuration says.
+func (s *Server) newEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.writeError
 	e.IPExtractor = ipExtractor(s.trusted)
 	e.Pre(middleware.RemoveTrailingSlash())
+	return e
+}
+
+func (s *Server) routes() {
+	e := s.newEcho()
 	e.Use(s.accessLog, s.recoverMiddleware, s.headersMiddleware, s.requestChecks)
 
 	// Routes carry their middleware themselves: echo groups with middleware

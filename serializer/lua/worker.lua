@@ -4,7 +4,8 @@
 -- ARGV: 1 op, 2 lease value, 3 node, 4 task, 5 now (ms), 6.. op arguments.
 -- ops:
 --   begin                    task New -> Running; returns {ok, type, state before, cancelling, next type,
---                            boot flag, request id of the task ('' when none)}
+--                            boot flag, request id of the task ('' when none), its admission
+--                            time in ms ('' when not known)}
 --   step  <note> <command> <force>
 --                            records that BMC command <command> is about to be sent
 --                            (the note joins the task's steps); {ok, cancelling, next type}.
@@ -80,7 +81,7 @@ if op == 'begin' then
     put_task(t)
   end
   log({ 'event', 'begin', 'task', task, 'fence', lease })
-  return { 'ok', s.now_type, before, cancel_flag, next_type, boot_flag, t and t.rid or '' }
+  return { 'ok', s.now_type, before, cancel_flag, next_type, boot_flag, t and t.rid or '', t and tostring(t.created or '') or '' }
 end
 
 if op == 'step' then
