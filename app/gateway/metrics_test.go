@@ -8,10 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/fishgate/fishgate/app/config"
 	"github.com/fishgate/fishgate/app/gateway"
@@ -306,6 +310,7 @@ func TestMetricsFollowTheGateway(t *testing.T) {
 	delta(t, testkit.Scrape{}, mA, 0, "fishgate_fencing_rejections_total")
 	delta(t, testkit.Scrape{}, mB, 0, "fishgate_fencing_rejections_total")
 	testkit.PromtoolCheck(t, mB.Raw)
+	t.Run("dashboard", func(t *testing.T) { checkDashboard(t, mA) })
 
 	// No family carries a node or task id.
 	for _, s := range []testkit.Scrape{mA, mB} {
@@ -373,5 +378,95 @@ func TestMetricsListenAndAuth(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// dashboard is the Grafana dashboard shipped for these metrics.
+const dashboard = "../../deploy/grafana/fishgate.json"
+
+// promMetric matches the metric names a PromQL expression of the
+// dashboard may use: the gateway's, and Go's and the process's.
+var promMetric = regexp.MustCompile(`\b(?:fishgate|go|process)_[a-zA-Z0-9_]+`)
+
+// byLabels matches the label lists of "by (...)" clauses.
+var byLabels = regexp.MustCompile(`\bby \(([^)]*)\)`)
+
+// checkDashboard loads the Grafana dashboard: every metric its PromQL
+// names is a family the gateway exported in s (a histogram's _bucket,
+// _sum and _count are its family's), every label it groups by is one of
+// those families' labels, every panel's expression names a metric, and
+// every fishgate_ family in s is on a panel.
+func checkDashboard(t *testing.T, s testkit.Scrape) {
+	raw, err := os.ReadFile(dashboard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type panel struct {
+		Title   string
+		Type    string
+		Panels  []json.RawMessage
+		Targets []struct{ Expr string }
+	}
+	var d struct {
+		Title  string
+		Panels []panel
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatalf("%s: %v", dashboard, err)
+	}
+	used := map[string]bool{}
+	exprs := 0
+	for _, p := range d.Panels {
+		if p.Type == "row" {
+			continue
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			exprs++
+			names := promMetric.FindAllString(tg.Expr, -1)
+			if len(names) == 0 {
+				t.Errorf("panel %q: %q names no metric of the gateway", p.Title, tg.Expr)
+			}
+			var fams []string
+			for _, n := range names {
+				fam := n
+				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+					if base, ok := strings.CutSuffix(n, suffix); ok && s.Families[base].GetType() == dto.MetricType_HISTOGRAM {
+						fam = base
+					}
+				}
+				if s.Families[fam] == nil {
+					t.Errorf("panel %q: %s is not a metric the gateway exports", p.Title, n)
+					continue
+				}
+				used[fam] = true
+				fams = append(fams, fam)
+			}
+			for _, m := range byLabels.FindAllStringSubmatch(tg.Expr, -1) {
+				for _, l := range strings.Split(m[1], ",") {
+					l = strings.TrimSpace(l)
+					if l == "le" || l == "" {
+						continue
+					}
+					found := false
+					for _, f := range fams {
+						found = found || len(s.LabelValues(f, l)) > 0
+					}
+					if !found {
+						t.Errorf("panel %q: %q groups by %s, a label of none of %v", p.Title, tg.Expr, l, fams)
+					}
+				}
+			}
+		}
+	}
+	if exprs < 10 {
+		t.Fatalf("%s: %d queries; the dashboard did not load as expected", dashboard, exprs)
+	}
+	for _, n := range s.Names() {
+		if strings.HasPrefix(n, "fishgate_") && !used[n] {
+			t.Errorf("%s is exported but on no panel of %s", n, dashboard)
+		}
 	}
 }

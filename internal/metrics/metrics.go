@@ -115,6 +115,9 @@ func New(b Build) *Metrics {
 		"Time from an event's emission to its delivery to a push subscriber.",
 		[]float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300})
 	m.eventsDelivered = f.counter("events_delivered_total", "Events delivered to push subscribers.")
+	for _, stage := range []string{"emit", "delivery"} { // both series from the start, at 0
+		m.eventFailures.WithLabelValues(stage)
+	}
 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -354,8 +357,9 @@ func handshake(cmds []redis.Cmder) bool {
 
 func (m *Metrics) redisCommand(name string, d time.Duration, err error) {
 	m.redisDuration.WithLabelValues(name).Observe(d.Seconds())
+	errs := m.redisErrors.WithLabelValues(name) // 0 until one fails: error ratios have both series
 	if redisFailed(err) {
-		m.redisErrors.WithLabelValues(name).Inc()
+		errs.Inc()
 	}
 }
 

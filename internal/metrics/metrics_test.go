@@ -153,4 +153,3 @@ func TestRedisHook(t *testing.T) {
 		})
 	}
 }
-
