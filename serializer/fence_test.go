@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fishgate/fishgate/backends"
+	"github.com/fishgate/fishgate/internal/metrics"
 	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
@@ -76,12 +77,13 @@ func leaseKey(node string) string { return "fg:node:{" + node + "}:lease" }
 // fenceEnv starts node f1 and replica A, whose lease outlives the test (it
 // renews every 10s, so it does not notice the expiry the test causes), with
 // a pausable backend.
-func fenceEnv(t *testing.T, m simulator.MachineConfig) (*env, *serializer.Service, *pausable) {
+func fenceEnv(t *testing.T, m simulator.MachineConfig, metricsA *metrics.Metrics) (*env, *serializer.Service, *pausable) {
 	t.Helper()
 	e := newEnv(t, testkit.MiniRedis(t), []simNode{{ID: "f1", Machine: m}})
 	var gate *pausable
 	optsA := fastOptions()
 	optsA.LeaseTTL = 30 * time.Second
+	optsA.Metrics = metricsA
 	a := e.addReplica("A", optsA, func(_ string, b backends.Backend) backends.Backend {
 		gate = &pausable{Backend: b}
 		return gate
@@ -137,7 +139,8 @@ func eventsBy(e *env, node, fence string) []string {
 }
 
 func TestFencePausedReplicaBeforeItsCommand(t *testing.T) {
-	e, a, gate := fenceEnv(t, simulator.MachineConfig{DelayMin: 30 * time.Millisecond, DelayMax: 50 * time.Millisecond})
+	mA, mB := metrics.New(metrics.Build{}), metrics.New(metrics.Build{})
+	e, a, gate := fenceEnv(t, simulator.MachineConfig{DelayMin: 30 * time.Millisecond, DelayMax: 50 * time.Millisecond}, mA)
 	gate.arm(1) // A freezes right after its first read, before sending
 	adm, err := a.Reset(context.Background(), "f1", schemas.ResetOn, "test")
 	if err != nil || adm.Outcome != serializer.Started {
@@ -147,7 +150,9 @@ func TestFencePausedReplicaBeforeItsCommand(t *testing.T) {
 	expireLease(t, e, "f1", "A|1")
 
 	// B takes the node over and finishes the action.
-	e.addReplica("B", fastOptions(), nil)
+	optsB := fastOptions()
+	optsB.Metrics = mB
+	e.addReplica("B", optsB, nil)
 	done := e.waitTask(10*time.Second, adm.Task, "terminal", terminalTask)
 	e.waitQuiet(10*time.Second, []string{"f1"}, nil)
 	if done.State != schemas.TaskStateCompleted || !strings.Contains(done.Reason, "On confirmed by the BMC") {
@@ -171,11 +176,32 @@ func TestFencePausedReplicaBeforeItsCommand(t *testing.T) {
 		t.Fatalf("events under B's lease %v, want begin, command, finish", evs)
 	}
 	settled(t, e, "f1", schemas.PowerOn)
+
+	// The metrics of each replica say so: A's stale write was fenced, B
+	// took the action over and finished it.
+	sA, sB := testkit.ScrapeHandler(t, mA.Handler()), testkit.ScrapeHandler(t, mB.Handler())
+	for _, c := range []struct {
+		who  string
+		s    testkit.Scrape
+		name string
+		want float64
+	}{
+		{"A", sA, "fishgate_fencing_rejections_total", 1},
+		{"B", sB, "fishgate_fencing_rejections_total", 0},
+		{"A", sA, "fishgate_lease_takeovers_total", 0},
+		{"B", sB, "fishgate_lease_takeovers_total", 1},
+		{"A", sA, "fishgate_tasks_finished_total", 0},
+		{"B", sB, "fishgate_tasks_finished_total", 1},
+	} {
+		if got := c.s.Value(c.name); got != c.want {
+			t.Errorf("replica %s: %s = %v, want %v", c.who, c.name, got, c.want)
+		}
+	}
 }
 
 func TestFencePausedReplicaAfterItsCommand(t *testing.T) {
 	// A long transition: B takes over while the node is still PoweringOn.
-	e, a, gate := fenceEnv(t, simulator.MachineConfig{DelayMin: 600 * time.Millisecond, DelayMax: 600 * time.Millisecond})
+	e, a, gate := fenceEnv(t, simulator.MachineConfig{DelayMin: 600 * time.Millisecond, DelayMax: 600 * time.Millisecond}, nil)
 	gate.arm(2) // A freezes at its first verification read, after the On
 	adm, err := a.Reset(context.Background(), "f1", schemas.ResetOn, "test")
 	if err != nil || adm.Outcome != serializer.Started {

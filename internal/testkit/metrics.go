@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"sort"
 	"strings"
@@ -45,6 +46,17 @@ func ScrapeMetrics(t testing.TB, url, user, pass string) Scrape {
 		t.Fatalf("scrape %s: %s\n%s", url, resp.Status, raw)
 	}
 	return ParseMetrics(t, raw)
+}
+
+// ScrapeHandler scrapes a /metrics handler in process.
+func ScrapeHandler(t testing.TB, h http.Handler) Scrape {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("scrape: %d\n%s", rec.Code, rec.Body.Bytes())
+	}
+	return ParseMetrics(t, rec.Body.Bytes())
 }
 
 // ParseMetrics parses the Prometheus text format.
