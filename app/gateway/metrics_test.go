@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -377,7 +378,48 @@ func TestMetricsListenAndAuth(t *testing.T) {
 					t.Errorf("GET /metrics on the API listener with metrics.listen set: %d, want 404", r.StatusCode)
 				}
 			}
+			// Probes are not counted; a path no route has is "(no route)".
+			for _, p := range []string{"/healthz", "/no/such/path"} {
+				r := request(t, http.MethodGet, g.URL()+p, "")
+				r.Body.Close()
+			}
+			s = testkit.ScrapeMetrics(t, g.MetricsURL(), user, pass)
+			if routes := s.LabelValues("fishgate_http_requests_total", "route"); slices.Contains(routes, "/healthz") {
+				t.Errorf("a probe was counted: routes %v", routes)
+			}
+			want := 1.0 // /no/such/path
+			if !c.onAPI {
+				want++ // /metrics on the API listener
+			}
+			if got := s.Value("fishgate_http_requests_total", "route", "(no route)", "method", "GET", "code", "404"); got != want {
+				t.Errorf("requests of no route answered 404: %v, want %v", got, want)
+			}
 		})
+	}
+}
+
+// TestMetricsAuthWarnedOffLoopback: metrics.auth on a metrics listener that
+// is not loopback is logged: scrapers' passwords would cross in clear.
+func TestMetricsAuthWarnedOffLoopback(t *testing.T) {
+	yes := true
+	for _, listen := range []string{"127.0.0.1:0", "0.0.0.0:0"} {
+		var logs testkit.SyncBuffer
+		cfg := config.Default()
+		cfg.Listen = "127.0.0.1:0"
+		cfg.TLS.Disabled = true
+		cfg.Accounts = []config.Account{{User: user, Password: pass}}
+		cfg.Metrics = config.Metrics{Listen: listen, Auth: &yes}
+		g, err := gateway.New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "metrics.listen serves plain HTTP")
+		if warned != (listen != "127.0.0.1:0") {
+			t.Errorf("metrics.listen %s: warned %v:\n%s", listen, warned, logs.String())
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		g.Serve(ctx)
 	}
 }
 
