@@ -54,13 +54,23 @@ func (l *lockedBuffer) String() string {
 // the test fails.
 func startDemo(t *testing.T, n int) *demo.Demo {
 	t.Helper()
+	return startDemoWith(t, n, nil)
+}
+
+// startDemoWith is startDemo with the options tune adjusts.
+func startDemoWith(t *testing.T, n int, tune func(*demo.Options)) *demo.Demo {
+	t.Helper()
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := demo.Start(ctx, demo.Options{
+	o := demo.Options{
 		Listen: "127.0.0.1:0", SimListen: "127.0.0.1:0", Nodes: n,
 		DelayMin: delayMin, DelayMax: delayMax, Logger: logger,
-	})
+	}
+	if tune != nil {
+		tune(&o)
+	}
+	d, err := demo.Start(ctx, o)
 	if err != nil {
 		cancel()
 		t.Fatalf("demo.Start: %v", err)

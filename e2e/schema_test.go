@@ -150,6 +150,14 @@ func login(t *testing.T, d *demo.Demo, v *testkit.SchemaValidator, sessions stri
 	return token, uri
 }
 
+// nodeViewTypes are the resources a node's own view must show (at least).
+var nodeViewTypes = map[string]int{
+	"ServiceRoot": 1, "ComputerSystemCollection": 1, "ComputerSystem": 1,
+	"ManagerCollection": 1, "Manager": 1, "ChassisCollection": 1, "Chassis": 1,
+	"SessionService": 1, "SessionCollection": 1, "Session": 1,
+	"AccountService": 1, "ManagerAccountCollection": 1, "ManagerAccount": 1,
+}
+
 func TestSchemaWalk(t *testing.T) {
 	t.Parallel()
 	v := validator(t)
@@ -179,16 +187,26 @@ func TestSchemaWalk(t *testing.T) {
 	t.Run("per-node", func(t *testing.T) {
 		const pfx = "/bmc/node02/redfish/v1"
 		c := walk(t, v, d.URL(), pfx, pfx, sess)
-		requireSeen(t, "per-node view", c, map[string]int{
-			"ServiceRoot": 1, "ComputerSystemCollection": 1, "ComputerSystem": 1,
-			"ManagerCollection": 1, "Manager": 1, "ChassisCollection": 1, "Chassis": 1,
-			"SessionService": 1, "SessionCollection": 1, "Session": 1,
-			"AccountService": 1, "ManagerAccountCollection": 1, "ManagerAccount": 1,
-		})
+		requireSeen(t, "per-node view", c, nodeViewTypes)
 		for _, kind := range []string{"ComputerSystem", "Manager", "Chassis"} {
 			if got := c.byType[kind]; len(got) != 1 || !strings.HasSuffix(got[0], "/node02") {
 				t.Errorf("per-node view of node02 shows %s %v, want exactly node02's", kind, got)
 			}
+		}
+	})
+
+	// Issue 16: node03's own address, where /redfish/v1 is its BMC.
+	t.Run("node-address", func(t *testing.T) {
+		const pfx = "/redfish/v1"
+		c := walk(t, v, d.NodeURL("node03"), pfx, pfx, sess)
+		requireSeen(t, "node-address view", c, nodeViewTypes)
+		for _, kind := range []string{"ComputerSystem", "Manager", "Chassis"} {
+			if got := c.byType[kind]; len(got) != 1 || got[0] != pfx+"/"+map[string]string{"ComputerSystem": "Systems", "Manager": "Managers", "Chassis": "Chassis"}[kind]+"/node03" {
+				t.Errorf("node03's own address shows %s %v, want exactly node03's", kind, got)
+			}
+		}
+		if got := c.byType["AggregationService"]; len(got) != 0 {
+			t.Errorf("node03's own address links the AggregationService: %v", got)
 		}
 	})
 

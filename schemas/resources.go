@@ -133,9 +133,10 @@ type ComputerSystem struct {
 // Manager is a node's BMC (Manager v1_17_0).
 type Manager struct {
 	Resource
-	ManagerType string       `json:"ManagerType"`
-	Status      Status       `json:"Status"`
-	Links       ManagerLinks `json:"Links"`
+	ManagerType string         `json:"ManagerType"`
+	Status      Status         `json:"Status"`
+	Links       ManagerLinks   `json:"Links"`
+	Oem         map[string]any `json:"Oem,omitempty"`
 }
 
 // ManagerLinks is Manager.Links.

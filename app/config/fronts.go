@@ -23,12 +23,13 @@ type Fronts struct {
 	// to the file does not move them. Default: none.
 	AddressPool netip.Prefix `yaml:"address_pool"`
 	// RedfishPort is the TCP port where node addresses answer Redfish
-	// (default 443). One listener on the wildcard address serves them all
+	// (default 443; 0: a free port chosen at start, for tests and the
+	// demo). One listener on the wildcard address serves them all
 	// and tells the node from the connection's local address; when the
 	// API itself listens on the wildcard at this port, it is that one.
 	RedfishPort int `yaml:"redfish_port"`
 	// IPMIPort is the UDP port where node addresses answer IPMI over LAN
-	// (default 623).
+	// (default 623; 0: a free port chosen at start).
 	IPMIPort int `yaml:"ipmi_port"`
 	// BMCDomain, when set, makes the host name <node id>.<bmc_domain>
 	// (HTTP Host, TLS SNI) select that node's view at /redfish/v1, on any
@@ -66,11 +67,11 @@ func (c *Config) validateFronts(bad func(field, format string, a ...any)) {
 			bad("fronts.address_pool", "%s is not a pool of unicast addresses", p)
 		}
 	}
-	if f.RedfishPort < 1 || f.RedfishPort > 65535 {
-		bad("fronts.redfish_port", "%d is out of range 1..65535", f.RedfishPort)
+	if f.RedfishPort < 0 || f.RedfishPort > 65535 {
+		bad("fronts.redfish_port", "%d is out of range 0..65535 (0: a free port, chosen at start)", f.RedfishPort)
 	}
-	if f.IPMIPort < 1 || f.IPMIPort > 65535 {
-		bad("fronts.ipmi_port", "%d is out of range 1..65535", f.IPMIPort)
+	if f.IPMIPort < 0 || f.IPMIPort > 65535 {
+		bad("fronts.ipmi_port", "%d is out of range 0..65535 (0: a free port, chosen at start)", f.IPMIPort)
 	}
 	if f.BMCDomain != "" && (len(f.BMCDomain) > 200 || !domainRe.MatchString(f.BMCDomain)) {
 		bad("fronts.bmc_domain", "%q is not a DNS domain in lower case (bmc.example.com)", f.BMCDomain)

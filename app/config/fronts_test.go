@@ -75,7 +75,7 @@ func TestNodeAddressProblems(t *testing.T) {
 		{"host bits", accountsLine + "fronts: {address_pool: 10.0.5.7/24}\n", []string{"fronts.address_pool: 10.0.5.7/24 has host bits set: write 10.0.5.0/24"}},
 		{"unspecified", accountsLine + nodesYAML("a=0.0.0.0"), []string{"nodes[0].bmc_address: 0.0.0.0 is not a unicast address"}},
 		{"listen address", accountsLine + "listen: 10.0.5.1:443\n" + nodesYAML("a=10.0.5.1"), []string{"nodes[0].bmc_address: 10.0.5.1 is the API's listen address"}},
-		{"ports", accountsLine + "fronts: {redfish_port: 0, ipmi_port: 70000}\n", []string{"fronts.redfish_port: 0 is out of range", "fronts.ipmi_port: 70000 is out of range"}},
+		{"ports", accountsLine + "fronts: {redfish_port: -1, ipmi_port: 70000}\n", []string{"fronts.redfish_port: -1 is out of range", "fronts.ipmi_port: 70000 is out of range"}},
 		{"domain", accountsLine + "fronts: {bmc_domain: .Bad..}\n", []string{`fronts.bmc_domain: ".Bad.." is not a DNS domain`}},
 		{"typo", accountsLine + "fronts: {adress_pool: 10.0.5.0/24}\n", []string{`fronts.adress_pool: unknown key; did you mean "address_pool"?`}},
 		{"node typo", accountsLine + nodesYAML("a") + "  - {id: b, backend: redfish, address: http://x, user: u, bmc_adress: 10.0.0.1}\n",

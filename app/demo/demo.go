@@ -15,9 +15,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +48,14 @@ type Options struct {
 	// turn: node01 the first, node02 the second, ... (default redfish only).
 	Backends []string
 	Logger   *slog.Logger
+	// RedfishPort is the TCP port where every node's own address
+	// (127.0.10.1, 127.0.10.2, ...; from 127.10.0.1 with more than 254
+	// nodes) answers Redfish as that node's BMC; IPMIPort the UDP port of
+	// their IPMI (0: free ports, chosen at start).
+	RedfishPort, IPMIPort int
+	// BMCDomain is fronts.bmc_domain: <node>.<BMCDomain> selects a node by
+	// host name (default none).
+	BMCDomain string
 	// Tune, when set, adjusts the gateway's configuration (tests).
 	Tune func(*config.Config)
 }
@@ -121,6 +131,12 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		cfg.SyncInterval = config.Duration(o.SyncInterval)
 	}
 	cfg.Accounts = []config.Account{{User: o.User, Password: o.Password, Role: "Administrator"}}
+	cfg.Fronts.AddressPool = netip.MustParsePrefix("127.0.10.0/24")
+	if o.Nodes > 254 {
+		cfg.Fronts.AddressPool = netip.MustParsePrefix("127.10.0.0/16")
+	}
+	cfg.Fronts.RedfishPort, cfg.Fronts.IPMIPort, cfg.Fronts.BMCDomain = o.RedfishPort, o.IPMIPort, o.BMCDomain
+	addr := cfg.Fronts.AddressPool.Addr()
 	for i := 1; i <= o.Nodes; i++ {
 		id := NodeID(i, o.Nodes)
 		kind := o.Backends[(i-1)%len(o.Backends)]
@@ -139,7 +155,11 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 			d.Fleet.Close()
 			return nil, err
 		}
-		node := config.Node{ID: id, Backend: kind, Address: n.URL(), User: "bmc-" + id, Password: "bmc-secret"}
+		addr = addr.Next()
+		if addr.Is4() && addr.As4()[3] == 255 { // 127.10.0.255: a broadcast address of a /24 to some tools
+			addr = addr.Next().Next()
+		}
+		node := config.Node{ID: id, Backend: kind, Address: n.URL(), User: "bmc-" + id, Password: "bmc-secret", BMCAddress: addr}
 		if o.IPMIFront {
 			node.IPMIListen, node.IPMIUser, node.IPMIPassword = "127.0.0.1:0", o.User, o.Password
 		}
@@ -204,7 +224,7 @@ func newKeyFile() (string, error) {
 // would (in process: the gateway does not serve yet).
 func (d *Demo) enrol(n config.Node) error {
 	method := map[string]string{"redfish": "Redfish", "ipmi": "IPMI", "amt": "AMT"}[n.Backend]
-	oem := map[string]any{"NodeId": n.ID}
+	oem := map[string]any{"NodeId": n.ID, "BmcAddress": n.BMCAddress.String()}
 	if n.IPMIListen != "" {
 		oem["IpmiListen"], oem["IpmiUser"], oem["IpmiPassword"] = n.IPMIListen, n.IPMIUser, n.IPMIPassword
 	}
@@ -226,6 +246,17 @@ func (d *Demo) enrol(n config.Node) error {
 
 // URL is the gateway's base URL.
 func (d *Demo) URL() string { return d.Gateway.URL() }
+
+// NodeURL is the base URL of node id's own address, where it is a BMC by
+// itself ("" for no such node): http://127.0.10.1:PORT.
+func (d *Demo) NodeURL(id string) string {
+	for _, n := range d.Config.Nodes {
+		if n.ID == id {
+			return "http://" + net.JoinHostPort(n.BMCAddress.String(), strconv.Itoa(d.Gateway.NodeRedfishPort()))
+		}
+	}
+	return ""
+}
 
 // Serve runs the simulator control API and the gateway until ctx ends.
 func (d *Demo) Serve(ctx context.Context) error {

@@ -55,6 +55,12 @@ type Gateway struct {
 	// metrics.listen; nil: on the API listener, metrics.go).
 	metricsServer   *http.Server
 	metricsListener net.Listener
+	// addrs are the nodes' own addresses and host names (nodeaddr.go);
+	// nodeServer serves nodeListener, the one listener of the node
+	// addresses when the API's does not take them (nil then).
+	addrs        *nodeAddrs
+	nodeListener net.Listener
+	nodeServer   *http.Server
 
 	reloadMu sync.Mutex // one reload at a time (reload.go); guards cfg's reloadable parts
 	// background outlives a reload: node removals it started end with
@@ -168,10 +174,18 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 	}
 	g.bulk = serializer.NewBulk(g.nodes)
 	g.proxies = newProxies(backendsByID, log)
+	g.addrs = newNodeAddrs(cfg.Fronts)
+	for _, n := range cfg.Nodes {
+		g.addrs.set(n.ID, n.BMCAddress)
+	}
 	if g.sources, err = newSources(ctx, g, newBackend); err != nil {
 		g.nodes.Close()
 		g.redis.Close()
 		return nil, err
+	}
+	var nodeAddresses redfish.NodeAddresses
+	if cfg.NodeAddressesEnabled() || cfg.Fronts.BMCDomain != "" {
+		nodeAddresses = g.addrs
 	}
 	var accounts []redfish.Account
 	for _, a := range cfg.Accounts {
@@ -185,6 +199,7 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 		MaxSSEStreams: cfg.Events.MaxSSEStreams, MaxSSEStreamsPerUser: cfg.Events.MaxSSEStreamsPerUser,
 		ServiceID: cfg.RedisID() + "|" + cfg.Listen, Logger: log,
 		UnauthenticatedBodyBytes: cfg.Limits.UnauthenticatedBodyBytes, TrustedProxies: cfg.TrustedProxyPrefixes(),
+		NodeAddresses: nodeAddresses,
 		AccountPolicy: redfish.AccountPolicy{
 			MinPasswordLength:  cfg.AccountService.MinPasswordLength,
 			LockoutThreshold:   lockoutThreshold(cfg.AccountService.LockoutThreshold),
@@ -237,20 +252,60 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 		log.Warn("SERVING PLAIN HTTP ON A NON-LOOPBACK ADDRESS: passwords and session tokens cross the network in clear text; "+
 			"remove tls.disabled (a self-signed certificate is made) or configure tls.cert and tls.key", "listen", g.listener.Addr().String())
 	}
-	g.server = &http.Server{
-		Handler:           withWriteDeadline(requestid.Middleware(g.withHealth(g.api.Handler())), time.Duration(lim.WriteTimeout)),
-		ReadHeaderTimeout: time.Duration(lim.ReadHeaderTimeout),
+	g.server = g.httpServer(g.limiter)
+	if addr := nodeListenAddr(cfg); addr != "" {
+		l, err := listenNodes(ctx, addr, loopbackOnly(cfg))
+		if err != nil {
+			if g.metricsListener != nil {
+				g.metricsListener.Close()
+			}
+			g.listener.Close()
+			g.closeIPMI()
+			g.redis.Close()
+			return nil, fmt.Errorf("fronts.redfish_port: listen %s: %w", addr, err)
+		}
+		nl := newConnLimiter(l, lim, cfg.TrustedProxyPrefixes(), log)
+		g.nodeListener = nl
+		if g.certs != nil {
+			g.nodeListener = tls.NewListener(nl, g.certs.tlsConfig())
+		}
+		g.nodeServer = g.httpServer(nl)
+		g.nodeServer.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, nodeListenerKey{}, true)
+		}
+	}
+	return g, nil
+}
+
+// httpServer is the HTTP server of the API on a listener with caps lim.
+func (g *Gateway) httpServer(lim *connLimiter) *http.Server {
+	l := g.cfg.Limits
+	return &http.Server{
+		Handler:           withWriteDeadline(requestid.Middleware(g.withHealth(g.api.Handler())), time.Duration(l.WriteTimeout)),
+		ReadHeaderTimeout: time.Duration(l.ReadHeaderTimeout),
 		// ReadTimeout covers the request, body included; net/http lifts
 		// the read deadline once the body is read, so long answers and
 		// SSE streams are not cut by it. Writes have their own deadline
 		// each (withWriteDeadline): no server-wide WriteTimeout.
-		ReadTimeout:    time.Duration(lim.ReadTimeout),
-		IdleTimeout:    time.Duration(lim.IdleTimeout),
-		MaxHeaderBytes: lim.MaxHeaderBytes,
-		ConnState:      g.limiter.connState,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ReadTimeout:    time.Duration(l.ReadTimeout),
+		IdleTimeout:    time.Duration(l.IdleTimeout),
+		MaxHeaderBytes: l.MaxHeaderBytes,
+		ConnState:      lim.connState,
+		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
-	return g, nil
+}
+
+// NodeRedfishPort is the TCP port where node addresses answer Redfish (0
+// without node addresses).
+func (g *Gateway) NodeRedfishPort() int {
+	l := g.nodeListener
+	if l == nil {
+		if !g.cfg.NodeAddressesEnabled() {
+			return 0
+		}
+		l = g.listener
+	}
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // isLoopback reports whether a listen address is loopback only.
@@ -318,6 +373,13 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		errc <- g.server.Serve(g.serving)
 	}()
 	g.serveMetrics()
+	if g.nodeServer != nil {
+		go func() {
+			if err := g.nodeServer.Serve(g.nodeListener); !errors.Is(err, http.ErrServerClosed) {
+				g.log.Error("node-address listener failed", "err", err)
+			}
+		}()
+	}
 	var err error
 	select {
 	case <-ctx.Done():
@@ -326,6 +388,9 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
+	}
+	if g.nodeServer != nil {
+		g.nodeServer.Close() // when the API's server failed, without a drain
 	}
 	stopRun()
 	g.closeMetrics()
@@ -353,13 +418,24 @@ func (g *Gateway) drain() error {
 	defer cancel()
 	shut := make(chan error, 1)
 	go func() { shut <- g.server.Shutdown(ctx) }()
+	nodeShut := make(chan error, 1)
+	go func() {
+		if g.nodeServer == nil {
+			nodeShut <- nil
+			return
+		}
+		nodeShut <- g.nodeServer.Shutdown(ctx)
+	}()
 	g.closeIPMI()
 	bulks := g.bulk.Drain()
 	rep := g.nodes.Drain(ctx)
-	err := <-shut
-	if errors.Is(err, context.DeadlineExceeded) {
+	err, nerr := <-shut, <-nodeShut
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(nerr, context.DeadlineExceeded) {
 		g.log.Warn("requests still open at shutdown_timeout were cut", "shutdown_timeout", timeout)
 		err = g.server.Close()
+		if g.nodeServer != nil {
+			g.nodeServer.Close()
+		}
 	}
 	g.log.Info("drained", "took", time.Since(start).Round(time.Millisecond),
 		"finished", len(rep.Finished), "handed_over", len(rep.HandedOver),

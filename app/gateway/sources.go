@@ -37,8 +37,11 @@ const (
 	sourcesKey        = "fg:{sources}:records" // hash: node id -> sourceRecord (JSON)
 	sourcesVersionKey = "fg:{sources}:version" // counter: incremented by every change
 	sourcesChannel    = "fg:sources"           // published: the id of a changed source
-	sourcesRescan     = 500 * time.Millisecond
-	probeTimeout      = 5 * time.Second
+	// sourcesAddrsKey: hash, node address -> the runtime source's node id
+	// that claimed it (one enrolment per address, over every replica).
+	sourcesAddrsKey = "fg:{sources}:addresses"
+	sourcesRescan   = 500 * time.Millisecond
+	probeTimeout    = 5 * time.Second
 	// removalTimeout bounds one attempt to remove a node (its running
 	// action must end); a later rescan tries again.
 	removalTimeout = 10 * time.Minute
@@ -83,6 +86,8 @@ type sources struct {
 	nodes      *serializer.Service
 	proxies    *proxies
 	ipmi       *ipmiFronts
+	addrs      *nodeAddrs    // the nodes' own addresses (nodeaddr.go)
+	fronts     config.Fronts // the address pool runtime sources take from
 	newBackend func(config.Node, *slog.Logger) (backends.Backend, error)
 	admission  config.Admission
 	log        *slog.Logger
@@ -100,7 +105,7 @@ type sources struct {
 // down, a password that does not decrypt) is logged and left for the
 // watch to retry.
 func newSources(ctx context.Context, g *Gateway, newBackend func(config.Node, *slog.Logger) (backends.Backend, error)) (*sources, error) {
-	s := &sources{rdb: g.redis.Client, config: map[string]config.Node{}, nodes: g.nodes, proxies: g.proxies, ipmi: g.ipmi,
+	s := &sources{rdb: g.redis.Client, config: map[string]config.Node{}, nodes: g.nodes, proxies: g.proxies, ipmi: g.ipmi, addrs: g.addrs, fronts: g.cfg.Fronts,
 		newBackend: newBackend, admission: g.cfg.Admission, log: g.log.With("component", "sources"), applied: map[string]*appliedSource{}, removals: map[string]chan struct{}{}}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	key, err := g.cfg.SecretsKey()
@@ -290,6 +295,7 @@ func (s *sources) applyLocked(id, raw string) {
 		s.log.Info("node's BMC settings changed", "node", id, "backend", n.Backend, "host", hostOf(n.Address))
 	}
 	s.proxies.set(id, b)
+	s.setAddress(n)
 	if cur == nil || ipmiChanged(cur.node, n) {
 		if err := s.ipmi.start(n, s.nodes); err != nil {
 			s.log.Error("IPMI front of a runtime node not started", "node", id, "err", err)
@@ -325,6 +331,9 @@ func (s *sources) startRemovalLocked(id, raw string) {
 				err = nil // another replica finished it, or the record changed: the rescan sees which
 			}
 		}
+		if err == nil && raw != "" {
+			s.releaseAddress(ctx, id)
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		delete(s.removals, id)
@@ -334,6 +343,7 @@ func (s *sources) startRemovalLocked(id, raw string) {
 		}
 		s.proxies.drop(id)
 		s.ipmi.stop(id)
+		s.addrs.remove(id)
 		if a := s.applied[id]; a != nil && (a.raw == raw || raw == "") {
 			delete(s.applied, id)
 		}
@@ -489,7 +499,7 @@ func toSource(n config.Node, fromConfig, removing bool) redfish.Source {
 			NodeID: str(n.ID), Name: str(n.Name), SystemID: str(n.SystemID), Insecure: b(n.Insecure),
 			Policy: str(n.Policy), SoftOffFallback: str(n.SoftOffFallback), ReassertDesired: b(n.ReassertDesired),
 			CipherSuite: &n.CipherSuite, IPMIInterface: str(n.IPMIInterface), IPMIListen: str(n.IPMIListen),
-			IPMIUser: str(n.IPMIUser), IPMIAllowV15: b(n.IPMIAllowV15),
+			IPMIUser: str(n.IPMIUser), IPMIAllowV15: b(n.IPMIAllowV15), BMCAddress: str(addrString(n.BMCAddress)),
 		},
 	}
 }
@@ -532,8 +542,13 @@ func (s *sources) Create(ctx context.Context, spec redfish.SourceSpec) (redfish.
 	if err := s.probe(ctx, n); err != nil {
 		return redfish.Source{}, err
 	}
+	var err error
+	if n.BMCAddress, err = s.claimAddress(ctx, n.ID, spec.Options.BMCAddress); err != nil {
+		return redfish.Source{}, err
+	}
 	raw, err := s.sealed(n)
 	if err != nil {
+		s.releaseAddress(ctx, n.ID)
 		return redfish.Source{}, err
 	}
 	if cur, err := s.rdb.HGet(ctx, sourcesKey, n.ID).Result(); err == nil && cur != "" {
@@ -544,6 +559,7 @@ func (s *sources) Create(ctx context.Context, spec redfish.SourceSpec) (redfish.
 		return redfish.Source{}, err
 	}
 	if err := s.put(ctx, n.ID, "", raw); err != nil {
+		s.releaseAddress(ctx, n.ID)
 		if errors.Is(err, errSourceChanged) {
 			return redfish.Source{}, &redfish.SourceExistsError{NodeID: n.ID}
 		}
@@ -604,6 +620,7 @@ func (s *sources) Update(ctx context.Context, id string, spec redfish.SourceSpec
 		{"Oem/Fishgate/Policy", o.Policy != nil, o.Policy != nil && *o.Policy != n.Policy},
 		{"Oem/Fishgate/SoftOffFallback", o.SoftOffFallback != nil, o.SoftOffFallback != nil && *o.SoftOffFallback != n.SoftOffFallback},
 		{"Oem/Fishgate/ReassertDesired", o.ReassertDesired != nil, o.ReassertDesired != nil && *o.ReassertDesired != n.ReassertDesired},
+		{"Oem/Fishgate/BmcAddress", o.BMCAddress != nil, o.BMCAddress != nil && *o.BMCAddress != addrString(n.BMCAddress)},
 	}
 	for _, f := range fixed {
 		if f.changed {

@@ -36,7 +36,8 @@ const (
 
 // addAggregationRoutes registers the AggregationService, its Aggregates and
 // the bulk tasks' routes. They exist in the aggregate view only: a node's
-// own view (/bmc/<node>) is one BMC, which aggregates nothing.
+// own view (/bmc/<node>, or its own address) is one BMC, which aggregates
+// nothing.
 func (s *Server) addAggregationRoutes(e *echo.Echo) {
 	const agg = "/redfish/v1/AggregationService"
 	for _, r := range []struct {
@@ -56,7 +57,7 @@ func (s *Server) addAggregationRoutes(e *echo.Echo) {
 		{http.MethodGet, "/redfish/v1/TaskService/Tasks/:task/SubTasks", s.getSubTasks},
 		{http.MethodGet, "/redfish/v1/TaskService/Tasks/:task/SubTasks/:sub", s.getSubTask},
 	} {
-		e.Add(r.method, r.path, r.h, s.authMiddleware)
+		e.Add(r.method, r.path, r.h, s.aggregateOnly, s.authMiddleware)
 	}
 }
 

@@ -90,6 +90,10 @@ type Options struct {
 	// MetricsAuth (metrics.go).
 	Metrics                   *metrics.Metrics
 	MetricsRoute, MetricsAuth bool
+	// NodeAddresses are the nodes' own addresses and host names
+	// (nodeaddr.go); nil: every request sees the aggregate service at
+	// /redfish/v1.
+	NodeAddresses NodeAddresses
 }
 
 // Server is the northbound Redfish service.
@@ -119,6 +123,8 @@ type Server struct {
 	bulk BulkPower
 	// metrics is Options.Metrics (metrics.go, accesslog.go).
 	metrics *metrics.Metrics
+	// addrs is Options.NodeAddresses (nodeaddr.go).
+	addrs NodeAddresses
 }
 
 // New builds the server and its routes.
@@ -148,7 +154,7 @@ func New(o Options) (*Server, error) {
 	s.events, s.sseKeepAlive, s.sources = o.Events, o.SSEKeepAlive, o.Sources
 	s.sse = newSSELimiter(o.MaxSSEStreams, o.MaxSSEStreamsPerUser)
 	s.unauthBody, s.trusted = o.UnauthenticatedBodyBytes, o.TrustedProxies
-	s.bulk, s.metrics = o.Bulk, o.Metrics
+	s.bulk, s.metrics, s.addrs = o.Bulk, o.Metrics, o.NodeAddresses
 	if s.unauthBody <= 0 {
 		s.unauthBody = DefaultUnauthenticatedBodyBytes
 	}
@@ -215,6 +221,7 @@ func (s *Server) newEcho() *echo.Echo {
 
 func (s *Server) routes() {
 	e := s.newEcho()
+	e.Pre(middleware.RemoveTrailingSlash(), s.nodeRootMiddleware)
 	e.Use(s.accessLog, s.recoverMiddleware, s.headersMiddleware, s.requestChecks)
 
 	// Routes carry their middleware themselves: echo groups with middleware
@@ -337,7 +344,9 @@ func (s *Server) headersMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// scope is the view a request sees: the aggregate service, or one node's BMC.
+// scope is the view a request sees: the aggregate service, or one node's
+// BMC: under /bmc/<node>, or at the root of the node's own address or host
+// name (nodeaddr.go).
 type scope struct {
 	base string // URL prefix before /redfish: "" or "/bmc/<node>"
 	node string // "" for the aggregate view
@@ -350,6 +359,9 @@ func scopeOf(c echo.Context) scope {
 	sees := principalOf(c).sees
 	if n := c.Param("node"); n != "" && strings.HasPrefix(c.Path(), "/bmc/:node") {
 		return scope{base: "/bmc/" + n, node: n, sees: sees}
+	}
+	if n := rootNodeOf(c); n != "" {
+		return scope{node: n, sees: sees}
 	}
 	return scope{sees: sees}
 }

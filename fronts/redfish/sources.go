@@ -68,6 +68,9 @@ type SourceOptions struct {
 	IPMIUser        *string `json:"IpmiUser"`
 	IPMIPassword    *string `json:"IpmiPassword"`
 	IPMIAllowV15    *bool   `json:"IpmiAllowV15"`
+	// BMCAddress is the node's own IP address (docs/architecture.md#node-addresses):
+	// given at creation, else the gateway's pool gives one; fixed after.
+	BMCAddress *string `json:"BmcAddress"`
 }
 
 // Errors of Sources, answered with their Redfish errors (sourceError).

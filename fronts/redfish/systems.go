@@ -54,7 +54,7 @@ func (s *Server) getSystems(c echo.Context) error {
 	systems := make([]schemas.ComputerSystem, 0, len(ids))
 	for _, id := range ids {
 		if v, err := s.nodes.View(id); err == nil { // one removed meanwhile is left out
-			systems = append(systems, renderSystem(sc, v))
+			systems = append(systems, s.renderSystem(sc, v))
 		}
 	}
 	return send(c, http.StatusOK, expandedCollection{Collection: coll, Members: systems})
@@ -126,7 +126,7 @@ func resetTypes(v serializer.View) []schemas.ResetType {
 	return []schemas.ResetType{}
 }
 
-func renderSystem(sc scope, v serializer.View) schemas.ComputerSystem {
+func (s *Server) renderSystem(sc scope, v serializer.View) schemas.ComputerSystem {
 	boot := schemas.Boot{
 		BootSourceOverrideTarget:         v.Boot.Target,
 		BootSourceOverrideTargetAllowed:  bootTargets(v),
@@ -157,7 +157,11 @@ func renderSystem(sc scope, v serializer.View) schemas.ComputerSystem {
 			AllowableResets: resetTypes(v),
 		}},
 	}
-	sys.Oem = map[string]any{"Fishgate": renderNodeState(sc, v)}
+	oem := renderNodeState(sc, v)
+	if a := s.nodeAddress(v.ID); a != "" {
+		oem["BmcAddress"] = a
+	}
+	sys.Oem = map[string]any{"Fishgate": oem}
 	return sys
 }
 
@@ -166,7 +170,7 @@ func (s *Server) getSystem(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return sendTagged(c, http.StatusOK, renderSystem(scopeOf(c), v), systemETag(v))
+	return sendTagged(c, http.StatusOK, s.renderSystem(scopeOf(c), v), s.systemETag(v))
 }
 
 // systemPatch is the writable part of a ComputerSystem.
@@ -195,7 +199,7 @@ func (s *Server) patchSystem(c echo.Context) error {
 	if err := decodeStrict(body, &p, decodeKind{patch: true}); err != nil {
 		return err
 	}
-	if err := ifMatch(c, systemETag(v)); err != nil {
+	if err := ifMatch(c, s.systemETag(v)); err != nil {
 		return err
 	}
 	if p.Boot == nil {
@@ -245,7 +249,7 @@ func (s *Server) patchSystem(c echo.Context) error {
 	if err != nil {
 		return notFound("ComputerSystem", v.ID)
 	}
-	return sendTagged(c, http.StatusOK, renderSystem(sc, v), systemETag(v))
+	return sendTagged(c, http.StatusOK, s.renderSystem(sc, v), s.systemETag(v))
 }
 
 func (s *Server) postReset(c echo.Context) error {
@@ -380,6 +384,7 @@ func (s *Server) getManager(c echo.Context) error {
 			ManagerForServers: []schemas.Link{{ODataID: sc.url("/Systems/" + v.ID)}},
 			ManagerForChassis: []schemas.Link{{ODataID: sc.url("/Chassis/" + v.ID)}},
 		},
+		Oem: s.managerOem(v.ID),
 	})
 }
 
@@ -463,8 +468,9 @@ func systemHealth(v serializer.View) string {
 // the volatile Oem.Fishgate bookkeeping of the serializer, so that a task
 // finishing between a client's GET and its If-Match PATCH (MAAS, gofish,
 // Ironic do this around every power action) does not cause a 412.
-func systemETag(v serializer.View) string {
+func (s *Server) systemETag(v serializer.View) string {
 	h := xxhash.New()
+	h.WriteString(s.nodeAddress(v.ID))
 	for _, s := range []string{v.ID, v.Name, string(v.PowerState), v.Boot.Target, v.Boot.Enabled, v.Boot.Mode, systemHealth(v), v.LastError} {
 		h.WriteString(s)
 		h.WriteString("\x00")
