@@ -3,12 +3,12 @@ GO        ?= go
 FUZZTIME  ?= 20s
 BENCHTIME ?= 2s
 
-.PHONY: demo test test-loaded vet unit iamtcheck fuzz bench chaos chaos-smoke build clean
+.PHONY: demo test test-loaded vet unit iamtcheck bmclibcheck fuzz bench chaos chaos-smoke build clean
 
 demo:
 	$(GO) run ./cmd/fishgate demo
 
-test: vet unit iamtcheck fuzz
+test: vet unit iamtcheck bmclibcheck fuzz
 
 vet:
 	$(GO) vet ./...
@@ -20,6 +20,12 @@ unit:
 # of its own, so that iamt's old dependencies stay out of go.mod.
 iamtcheck:
 	cd tools/iamtcheck && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+# bmclib v2 (rufio's library) against a node's own address, no system
+# name: a module of its own, so that bmclib's dependencies (an older
+# gofish) stay out of go.mod. It runs the fishgate command it builds.
+bmclibcheck:
+	cd tools/bmclibcheck && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 # Short, bounded fuzzing (one target per invocation): Redfish request
 # decoding, and the UDP input of the IPMI fronts (simulator and gateway).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -47,6 +48,8 @@ func demoCmd() *cobra.Command {
 	fl.DurationVar(&o.DelayMax, "delay-max", 3*time.Second, "longest simulated power transition (0 = instant)")
 	fl.StringSliceVar(&o.Backends, "backends", []string{"redfish", "ipmi", "amt"}, "BMC protocols of the simulated nodes, assigned in turn")
 	fl.BoolVar(&o.IPMIFront, "ipmi-front", true, "the gateway also answers IPMI over LAN for every node")
+	fl.IntVar(&o.RedfishPort, "node-redfish-port", 0, "TCP port of Redfish at every node's own address (127.0.10.N; 0: a free port)")
+	fl.IntVar(&o.IPMIPort, "node-ipmi-port", 0, "UDP port of IPMI at every node's own address (0: a free port)")
 	lf.register(cmd)
 	return cmd
 }
@@ -72,23 +75,46 @@ Try:
   curl -s -u %s:%s -H 'Content-Type: application/json' -d '{"ResetType":"On"}' %s/redfish/v1/Systems/%s/Actions/ComputerSystem.Reset
 
 %s
+Every node is also a BMC of its own, at its own loopback address: there
+/redfish/v1 is that node alone (no system name needed).
+%s
 Ctrl-C stops it.
 `, url, u, p, len(d.Config.Nodes), strings.Join(d.Backends(), ", "), d.KeyFile, url, u, p, url, first, d.SimURL,
 		u, p, url, first,
 		u, p, url,
 		u, p, url, first,
-		u, p, url, first, ipmiExample(d, u, p, first))
+		u, p, url, first, ipmiExample(d, u, p, first), nodeLines(d, u, p))
+}
+
+// nodeLines is one line per node: its Redfish URL at its own address and
+// an ipmitool command for its IPMI front.
+func nodeLines(d *demo.Demo, user, pass string) string {
+	var b strings.Builder
+	for _, n := range d.Config.Nodes {
+		fmt.Fprintf(&b, "  %s  redfish %s/redfish/v1/Systems/%s", n.ID, d.NodeURL(n.ID), n.ID)
+		if host, port := ipmiHostPort(d, n.ID); host != "" {
+			fmt.Fprintf(&b, "   ipmitool -I lanplus -H %s -p %s -U %s -P %s chassis power status", host, port, user, pass)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// ipmiHostPort is where node's IPMI front answers ("" without one).
+func ipmiHostPort(d *demo.Demo, node string) (host, port string) {
+	addr := d.Gateway.IPMIAddr(node)
+	if addr == "" {
+		return "", ""
+	}
+	host, port, _ = net.SplitHostPort(addr)
+	return host, port
 }
 
 // ipmiExample is an ipmitool line for the gateway's IPMI front of node, if any.
 func ipmiExample(d *demo.Demo, user, pass, node string) string {
-	addr := d.Gateway.IPMIAddr(node)
-	if addr == "" {
+	host, port := ipmiHostPort(d, node)
+	if host == "" {
 		return ""
-	}
-	host, port, _ := strings.Cut(addr, ":")
-	if i := strings.LastIndex(addr, ":"); i >= 0 {
-		host, port = addr[:i], addr[i+1:]
 	}
 	return fmt.Sprintf("  ipmitool -I lanplus -H %s -p %s -U %s -P %s chassis power status   # %s through the gateway's IPMI front\n", host, port, user, pass, node)
 }
