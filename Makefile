@@ -38,6 +38,8 @@ bench:
 	$(GO) run ./cmd/fgbench -duration 10s -rounds 5
 	$(GO) run ./cmd/fgbench admission -nodes 1000 -duration 10s -rounds 5
 	$(GO) run ./cmd/fgbench fleet -nodes 10000 -rounds 3
+	# RSS and sockets of a gateway with 10,000 node addresses against one without (issue 16)
+	$(GO) run ./cmd/fgbench addresses -nodes 10000
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./fronts/redfish ./simulator/... ./backends/...
 	cd tools/iamtcheck && $(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./...
 	$(GO) test -run='^$$' -bench='^BenchmarkAdmission$$' -benchtime=$(BENCHTIME) -count=5 ./serializer

@@ -12,6 +12,7 @@ import (
 	"github.com/stmcginnis/gofish/schemas"
 
 	"github.com/fishgate/fishgate/app/demo"
+	"github.com/fishgate/fishgate/internal/testkit"
 )
 
 // noPrefix reports the @odata.id values of a body that carry a prefix
@@ -159,18 +160,11 @@ func TestNodeHostName(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, d.URL()+"/redfish/v1/Systems", nil)
 		req.Host = host
 		req.SetBasicAuth(d.User, d.Pass)
-		resp, err := httpClient.Do(req)
+		st, ids, err := testkit.Members(httpClient, req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		var coll struct{ Members []map[string]string }
-		json.NewDecoder(resp.Body).Decode(&coll)
-		var ids []string
-		for _, m := range coll.Members {
-			ids = append(ids, m["@odata.id"])
-		}
-		return resp.StatusCode, ids
+		return st, ids
 	}
 	if st, ids := systems("Node02.bmc.example"); st != http.StatusOK || !slices.Equal(ids, []string{"/redfish/v1/Systems/node02"}) {
 		t.Errorf("Host Node02.bmc.example: %d %v", st, ids)

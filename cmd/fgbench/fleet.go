@@ -51,6 +51,8 @@ type fleetConfig struct {
 	Pprof       string        `json:"-"`
 	Timeout     time.Duration `json:"-"`
 	JSON        bool          `json:"-"`
+	// Extra is more YAML for the gateways' configuration (fgbench addresses).
+	Extra string `json:"-"`
 }
 
 func (c fleetConfig) validate() error {
@@ -181,21 +183,11 @@ func (r *fleetReport) fail(err error) {
 }
 
 func benchFleet(ctx context.Context, c fleetConfig, out io.Writer) (*fleetReport, error) {
-	bin := c.Bin
-	if bin == "" {
-		dir, err := os.MkdirTemp("", "fgbench-fleet-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		fmt.Fprintln(out, "fgbench fleet: building fishgate and bmcsim")
-		build := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/fishgate", "./cmd/bmcsim")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return nil, fmt.Errorf("build fishgate and bmcsim (run from the module root, or pass -bin): %w", err)
-		}
-		bin = dir
+	bin, cleanup, err := buildBins(ctx, c.Bin, "fgbench fleet", out)
+	if err != nil {
+		return nil, err
 	}
+	defer cleanup()
 	rep := &fleetReport{Config: c}
 	sim, err := startSim(ctx, filepath.Join(bin, "bmcsim"), c.Nodes)
 	if err != nil {
@@ -223,6 +215,26 @@ func benchFleet(ctx context.Context, c fleetConfig, out io.Writer) (*fleetReport
 	rep.Verdicts = rep.verdicts()
 	rep.print(out)
 	return rep, nil
+}
+
+// buildBins is dir, or (dir empty) a temporary directory where fishgate
+// and bmcsim are built from this module; cleanup removes what it made.
+func buildBins(ctx context.Context, dir, name string, out io.Writer) (string, func(), error) {
+	if dir != "" {
+		return dir, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "fgbench-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	fmt.Fprintln(out, name+": building fishgate and bmcsim")
+	build := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/fishgate", "./cmd/bmcsim")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("build fishgate and bmcsim (run from the module root, or pass -bin): %w", err)
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
 func (r fleetRound) String() string {
@@ -441,6 +453,7 @@ type gwProc struct {
 	dir         string
 	firstAnswer time.Duration
 	faulty      *faultyBMCs
+	nodePort    int // where node addresses answer Redfish (fgbench addresses)
 }
 
 func (g *gwProc) pid() int { return g.cmd.Process.Pid }
@@ -467,6 +480,7 @@ func startGateway(ctx context.Context, c fleetConfig, bin string, sim *simProc, 
 	if redisURL != "" {
 		fmt.Fprintf(&b, "redis_url: %s\n", redisURL)
 	}
+	b.WriteString(c.Extra)
 	fmt.Fprintf(&b, "accounts:\n  - {user: %s, password: %s}\nnodes:\n", benchUser, benchPass)
 	for _, n := range sim.nodes {
 		fmt.Fprintf(&b, "  - {id: %s, backend: redfish, address: %q, user: admin, password: password, system_id: /redfish/v1/Systems/1}\n", n.id, n.url)
@@ -505,6 +519,9 @@ func startGateway(ctx context.Context, c fleetConfig, bin string, sim *simProc, 
 		for sc.Scan() {
 			if _, rest, ok := strings.Cut(sc.Text(), "fishgate serving "); ok {
 				u, _, _ := strings.Cut(rest, " ")
+				if _, p, ok := strings.Cut(rest, "node addresses at port "); ok {
+					g.nodePort, _ = strconv.Atoi(strings.TrimSpace(p))
+				}
 				urlc <- strings.TrimSuffix(u, ",")
 				break
 			}

@@ -82,6 +82,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "fleet" {
 		os.Exit(fleetMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "addresses" {
+		os.Exit(addressesMain(os.Args[2:]))
+	}
 	var c config
 	flag.DurationVar(&c.Duration, "duration", 10*time.Second, "measured time of each phase (one target in one round)")
 	flag.DurationVar(&c.Warmup, "warmup", time.Second, "unmeasured warm-up before each phase")
@@ -93,7 +96,7 @@ func main() {
 	flag.Float64Var(&c.Aim, "aim", 0.5, "throughput ratio gateway-basic/baseline to aim for (reported, not enforced)")
 	flag.BoolVar(&c.JSON, "json", false, "write the results as JSON to stdout (the report goes to stderr)")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: fgbench [flags]\n       fgbench admission [flags]   (Reset admission benchmark; fgbench admission -h)\n       fgbench fleet [flags]       (10,000 nodes behind one gateway; fgbench fleet -h)\n\nGET ComputerSystem throughput and latency through fishgate against a bare echo server.\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: fgbench [flags]\n       fgbench admission [flags]   (Reset admission benchmark; fgbench admission -h)\n       fgbench fleet [flags]       (10,000 nodes behind one gateway; fgbench fleet -h)\n       fgbench addresses [flags]   (RSS and sockets with 10,000 node addresses; fgbench addresses -h)\n\nGET ComputerSystem throughput and latency through fishgate against a bare echo server.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()

@@ -100,12 +100,16 @@ func serveCmd() *cobra.Command {
 					return err
 				}
 			}
+			nodePort := ""
+			if p := g.NodeRedfishPort(); p != 0 {
+				nodePort = fmt.Sprintf(", node addresses at port %d", p)
+			}
 			if fp := g.TLSFingerprint(); fp != "" {
-				log.Info("fishgate serving", "url", g.URL(), "tls_sha256", fp, "nodes", len(cfg.Nodes), "version", buildVersion())
-				fmt.Fprintf(cmd.OutOrStdout(), "fishgate serving %s, TLS certificate SHA-256 fingerprint %s\n", g.URL(), fp)
+				log.Info("fishgate serving", "url", g.URL(), "tls_sha256", fp, "nodes", len(cfg.Nodes), "node_redfish_port", g.NodeRedfishPort(), "version", buildVersion())
+				fmt.Fprintf(cmd.OutOrStdout(), "fishgate serving %s, TLS certificate SHA-256 fingerprint %s%s\n", g.URL(), fp, nodePort)
 			} else {
-				log.Info("fishgate serving", "url", g.URL(), "nodes", len(cfg.Nodes), "version", buildVersion())
-				fmt.Fprintf(cmd.OutOrStdout(), "fishgate serving %s (plain HTTP)\n", g.URL())
+				log.Info("fishgate serving", "url", g.URL(), "nodes", len(cfg.Nodes), "node_redfish_port", g.NodeRedfishPort(), "version", buildVersion())
+				fmt.Fprintf(cmd.OutOrStdout(), "fishgate serving %s (plain HTTP)%s\n", g.URL(), nodePort)
 			}
 			return g.Serve(cmd.Context())
 		},
