@@ -274,10 +274,13 @@ func (g *Gateway) Reload(ctx context.Context, cfg config.Config) ([]Change, erro
 		switch c.What {
 		case "node added":
 			g.addNode(ctx, newByID[c.ID], built[c.ID], cfg.Admission)
+			g.addrs.set(c.ID, newByID[c.ID].BMCAddress)
 		case "node removed":
 			g.removeNode(c.ID)
+			g.addrs.remove(c.ID)
 		case "node changed":
 			g.changeNode(oldByID[c.ID], newByID[c.ID], built[c.ID])
+			g.addrs.set(c.ID, newByID[c.ID].BMCAddress)
 		}
 	}
 	for _, n := range cfg.Nodes { // a policy of their own follows the new admission too
