@@ -27,19 +27,21 @@ import (
 const resetRoute = "/redfish/v1/Systems/:id/Actions/ComputerSystem.Reset"
 
 // metricsConfig is a gateway on redisAddr for node01 at url: one retry,
-// a flip-flop limit of 1, short lease, drain and verification.
+// a flip-flop limit of 1, short drain and verification.
 func metricsConfig(redisAddr, url string) config.Config {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.TLS.Disabled = true
 	cfg.RedisURL = "redis://" + redisAddr
-	cfg.LeaseTTL = config.Duration(time.Second)
+	// Long enough that a late renewal on a busy machine does not lose a
+	// lease (a take-over the test did not make); the drain releases it.
+	cfg.LeaseTTL = config.Duration(5 * time.Second)
 	cfg.ShutdownTimeout = config.Duration(time.Second)
 	cfg.SyncInterval = config.Duration(time.Second)
 	cfg.Retries = 1
 	// A command cut by a take-over is settled by reading for this long
 	// before it is sent again.
-	cfg.VerifyTimeout = config.Duration(2 * time.Second)
+	cfg.VerifyTimeout = config.Duration(5 * time.Second)
 	cfg.Admission.FlipLimit = 1
 	cfg.Accounts = []config.Account{{User: user, Password: pass}}
 	cfg.Nodes = []config.Node{{ID: "node01", Backend: "redfish", Address: url, User: "bmc", Password: "bmc-pw"}}
@@ -130,6 +132,20 @@ func delta(t *testing.T, before, after testkit.Scrape, want float64, name string
 	}
 }
 
+// waitDelta scrapes g until family name with labels moved by want since
+// before (counts made just after what the test waited for became visible)
+// and returns that scrape.
+func waitDelta(t *testing.T, g *gateway.Gateway, before testkit.Scrape, want float64, name string, labels ...string) testkit.Scrape {
+	t.Helper()
+	var s testkit.Scrape
+	testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("%s%v moved by %v", name, labels, want), func() (bool, string) {
+		s = scrape(t, g)
+		d := s.Value(name, labels...) - before.Value(name, labels...)
+		return d == want, fmt.Sprint(d)
+	})
+	return s
+}
+
 // failingOnce answers the first push delivery 500, then 204.
 type failingOnce struct{ n atomic.Int32 }
 
@@ -168,14 +184,14 @@ func TestMetricsFollowTheGateway(t *testing.T) {
 	if got := m0.Value("fishgate_build_info", "version", "v9.9.9-test", "commit", "c0ffee"); got != 1 {
 		t.Errorf("fishgate_build_info{version=v9.9.9-test,commit=c0ffee} = %v, want 1", got)
 	}
-	if m0.Value("fishgate_power_sync_sweep_duration_seconds") < 1 {
-		t.Error("no power-sync sweep timed after the first read of the fleet")
-	}
+	// The first sweep is timed once its reads ended, just after the view
+	// shows them.
+	testkit.WaitFor(t, 10*time.Second, "the first power-sync sweep timed", func() (bool, string) {
+		v := scrape(t, a).Value("fishgate_power_sync_sweep_duration_seconds")
+		return v >= 1, fmt.Sprint(v)
+	})
 	if m0.Value("fishgate_bmc_calls_total", "backend", "redfish", "op", "power_state", "result", "ok") < 1 {
 		t.Error("the first read of node01 was not counted as a BMC call")
-	}
-	if m0.Value("fishgate_redis_command_duration_seconds", "command", "evalsha") < 1 {
-		t.Error("no Redis script call timed")
 	}
 
 	// Push deliveries: the first fails, then they go through.
@@ -207,7 +223,12 @@ func TestMetricsFollowTheGateway(t *testing.T) {
 		t.Fatalf("ForceOff: %d", code)
 	}
 	waitTaskState(t, a, task, "Completed")
-	m2 := scrape(t, a)
+	// The worker counts the task once the finish script answered: just
+	// after the task reads Completed.
+	m2 := waitDelta(t, a, m1, 1, "fishgate_tasks_finished_total", "reset_type", "ForceOff", "backend", "redfish", "state", "Completed")
+	if m2.Value("fishgate_redis_command_duration_seconds", "command", "evalsha") < 1 {
+		t.Error("no Redis script call timed")
+	}
 	delta(t, m1, m2, 1, "fishgate_admissions_total", "outcome", "started", "reason", "", "policy", "now-next")
 	delta(t, m1, m2, 1, "fishgate_http_requests_total", "route", resetRoute, "method", "POST", "code", "202")
 	delta(t, m1, m2, 1, "fishgate_tasks_finished_total", "reset_type", "ForceOff", "backend", "redfish", "state", "Completed")
@@ -225,7 +246,7 @@ func TestMetricsFollowTheGateway(t *testing.T) {
 	}
 	waitTaskState(t, a, task, "Exception")
 	machine.SetFaults(simulator.Faults{})
-	m3 := scrape(t, a)
+	m3 := waitDelta(t, a, m2, 1, "fishgate_tasks_finished_total", "reset_type", "On", "backend", "redfish", "state", "Exception")
 	delta(t, m2, m3, 2, "fishgate_bmc_calls_total", "backend", "redfish", "op", "reset", "result", "error")
 	delta(t, m2, m3, 0, "fishgate_bmc_calls_total", "backend", "redfish", "op", "reset", "result", "ok")
 	delta(t, m2, m3, 1, "fishgate_bmc_retries_total", "backend", "redfish")
@@ -304,7 +325,7 @@ func TestMetricsFollowTheGateway(t *testing.T) {
 	stopA()
 	release()
 	waitTaskState(t, b, task, "Completed")
-	mB := scrape(t, b)
+	mB := waitDelta(t, b, testkit.Scrape{}, 1, "fishgate_tasks_finished_total", "reset_type", "ForceOff", "state", "Completed")
 	delta(t, testkit.Scrape{}, mA, 0, "fishgate_lease_takeovers_total")
 	delta(t, testkit.Scrape{}, mB, 1, "fishgate_lease_takeovers_total")
 	delta(t, testkit.Scrape{}, mB, 1, "fishgate_tasks_finished_total", "reset_type", "ForceOff", "state", "Completed")
