@@ -32,6 +32,7 @@ bmclibcheck:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRequestBodies$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./fronts/redfish
 	$(GO) test -run='^$$' -fuzz='^FuzzIPMIPacket$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./wire/ipmibmc
+	$(GO) test -run='^$$' -fuzz='^FuzzSharedDispatch$$' -fuzztime=10s -fuzzminimizetime=5s ./wire/ipmibmc
 	$(GO) test -run='^$$' -fuzz='^FuzzResolve$$' -fuzztime=10s -fuzzminimizetime=5s ./fronts/redfish/proxy
 
 bench:

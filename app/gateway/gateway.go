@@ -30,6 +30,7 @@ import (
 	"github.com/fishgate/fishgate/internal/replicaid"
 	"github.com/fishgate/fishgate/internal/requestid"
 	"github.com/fishgate/fishgate/serializer"
+	"github.com/fishgate/fishgate/wire/ipmibmc"
 )
 
 // Gateway is one running replica.
@@ -178,7 +179,15 @@ func newGateway(ctx context.Context, cfg config.Config, log *slog.Logger, newBac
 	for _, n := range cfg.Nodes {
 		g.addrs.set(n.ID, n.BMCAddress)
 	}
+	if cfg.NodeAddressesEnabled() { // before the runtime sources, which start their fronts
+		if err := g.ipmi.openShared(cfg); err != nil {
+			g.nodes.Close()
+			g.redis.Close()
+			return nil, err
+		}
+	}
 	if g.sources, err = newSources(ctx, g, newBackend); err != nil {
+		g.closeIPMI()
 		g.nodes.Close()
 		g.redis.Close()
 		return nil, err
@@ -458,52 +467,131 @@ func (g *Gateway) closeIPMI() error { return g.ipmi.closeAll() }
 // IPMIAddr is the UDP address of a node's IPMI front, "" without one.
 func (g *Gateway) IPMIAddr(node string) string { return g.ipmi.addr(node) }
 
+// NodeIPMIPort is the UDP port where node addresses answer IPMI (the
+// shared socket at fronts.ipmi_port), 0 without node addresses.
+func (g *Gateway) NodeIPMIPort() int { return g.ipmi.sharedPort() }
+
 // ipmiFronts are the nodes' IPMI fronts, by node id: those of the
 // configuration at start, those of runtime sources as they come and go.
+// A node has one on a socket of its own (ipmi_listen), one at its node
+// address on the shared socket (bmc_address or the pool, with ipmi_user
+// and ipmi_password), or both.
 type ipmiFronts struct {
-	log *slog.Logger
-	mu  sync.Mutex
-	m   map[string]*ipmifront.Server
+	log    *slog.Logger
+	mu     sync.Mutex
+	m      map[string]*ipmifront.Server // ipmi_listen
+	at     map[string]*ipmifront.Server // at the node's address
+	shared *ipmibmc.Shared              // nil without node addresses
+	served chan struct{}                // closed when shared's Serve returned
 }
 
 func newIPMIFronts(log *slog.Logger) *ipmiFronts {
-	return &ipmiFronts{log: log, m: map[string]*ipmifront.Server{}}
+	return &ipmiFronts{log: log, m: map[string]*ipmifront.Server{}, at: map[string]*ipmifront.Server{}}
 }
 
-// start serves node n's IPMI front when it has ipmi_listen (replacing
-// the one it had).
+// openShared binds the one UDP socket of the node addresses (one per
+// address family): the wildcard address at fronts.ipmi_port, taking
+// packets from the loopback interface only when every node address is a
+// loopback one.
+func (f *ipmiFronts) openShared(cfg config.Config) error {
+	sc := ipmibmc.SharedConfig{Port: cfg.Fronts.IPMIPort, IPv6: wantsIPv6(cfg), Logger: f.log.With("front", "ipmi")}
+	if loopbackOnly(cfg) {
+		sc.Control = bindToLoopback
+	}
+	m, err := ipmibmc.ListenShared(sc)
+	if err != nil {
+		return fmt.Errorf("fronts.ipmi_port: %w", err)
+	}
+	f.shared, f.served = m, make(chan struct{})
+	go func() {
+		defer close(f.served)
+		_ = m.Serve(context.Background())
+	}()
+	f.log.Info("IPMI at node addresses", "port", m.Port(), "ipv6", sc.IPv6)
+	return nil
+}
+
+// wantsIPv6 reports whether a node address can be an IPv6 one.
+func wantsIPv6(cfg config.Config) bool {
+	if p := cfg.Fronts.AddressPool; p.IsValid() && p.Addr().Is6() {
+		return true
+	}
+	for _, n := range cfg.Nodes {
+		if n.BMCAddress.Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *ipmiFronts) sharedPort() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.shared == nil {
+		return 0
+	}
+	return f.shared.Port()
+}
+
+// start serves node n's IPMI fronts (replacing those it had): on its own
+// socket when it has ipmi_listen, at its node address when it has one and
+// an IPMI account.
 func (f *ipmiFronts) start(n config.Node, nodes ipmifront.Gateway) error {
 	f.stop(n.ID)
-	if n.IPMIListen == "" {
-		return nil
-	}
-	srv, err := ipmifront.Serve(context.Background(), ipmifront.Config{
-		Addr: n.IPMIListen, Node: n.ID, User: n.IPMIUser, Password: n.IPMIPassword, AllowV15: n.IPMIAllowV15, Logger: f.log,
-	}, nodes)
-	if err != nil {
-		return fmt.Errorf("node %s: %w", n.ID, err)
+	fc := ipmifront.Config{Addr: n.IPMIListen, Node: n.ID, User: n.IPMIUser, Password: n.IPMIPassword, AllowV15: n.IPMIAllowV15, Logger: f.log}
+	if n.IPMIListen != "" {
+		srv, err := ipmifront.Serve(context.Background(), fc, nodes)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", n.ID, err)
+		}
+		f.mu.Lock()
+		f.m[n.ID] = srv
+		f.mu.Unlock()
 	}
 	f.mu.Lock()
-	f.m[n.ID] = srv
+	shared := f.shared
+	f.mu.Unlock()
+	if shared == nil || !n.BMCAddress.IsValid() {
+		return nil
+	}
+	if n.IPMIUser == "" || n.IPMIPassword == "" {
+		f.log.Info("no IPMI at the node's address: it has no ipmi_user and ipmi_password", "node", n.ID, "bmc_address", n.BMCAddress)
+		return nil
+	}
+	srv, err := ipmifront.ServeShared(shared, n.BMCAddress, fc, nodes)
+	if err != nil {
+		return fmt.Errorf("node %s: IPMI at %s: %w", n.ID, n.BMCAddress, err)
+	}
+	f.mu.Lock()
+	f.at[n.ID] = srv
 	f.mu.Unlock()
 	return nil
 }
 
-// stop closes node id's front, if any.
+// stop closes node id's fronts, if any.
 func (f *ipmiFronts) stop(id string) {
 	f.mu.Lock()
-	srv := f.m[id]
+	own, at := f.m[id], f.at[id]
 	delete(f.m, id)
+	delete(f.at, id)
 	f.mu.Unlock()
-	if srv != nil {
-		srv.Close()
+	if own != nil {
+		own.Close()
+	}
+	if at != nil {
+		at.Close()
 	}
 }
 
+// addr is the UDP address of node id's IPMI front: its own socket's, else
+// its node address's; "" without either.
 func (f *ipmiFronts) addr(id string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if srv := f.m[id]; srv != nil {
+		return srv.Addr()
+	}
+	if srv := f.at[id]; srv != nil {
 		return srv.Addr()
 	}
 	return ""
@@ -513,9 +601,16 @@ func (f *ipmiFronts) closeAll() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var errs []error
-	for id, srv := range f.m {
-		errs = append(errs, srv.Close())
-		delete(f.m, id)
+	for _, m := range []map[string]*ipmifront.Server{f.m, f.at} {
+		for id, srv := range m {
+			errs = append(errs, srv.Close())
+			delete(m, id)
+		}
+	}
+	if f.shared != nil {
+		errs = append(errs, f.shared.Close())
+		<-f.served
+		f.shared = nil
 	}
 	return errors.Join(errs...)
 }

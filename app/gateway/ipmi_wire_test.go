@@ -57,32 +57,12 @@ func TestIPMIWiring(t *testing.T) {
 	if b := sim.Machine().Boot(); b.Target != "Pxe" {
 		t.Errorf("boot %+v", b)
 	}
-	var wg sync.WaitGroup
-	for i := range 6 {
-		wg.Go(func() {
-			testkit.Ipmitool(t, to, "power", []string{"off", "on", "cycle"}[i%3])
-		})
-		wg.Go(func() {
-			rt := []string{"ForceOff", "On", "PowerCycle"}[(i+1)%3]
-			req, _ := http.NewRequest("POST", g.URL()+"/redfish/v1/Systems/n1/Actions/ComputerSystem.Reset", bytes.NewBufferString(`{"ResetType":"`+rt+`"}`))
-			req.SetBasicAuth("admin", "pw")
-			req.Header.Set("Content-Type", "application/json")
-			if resp, err := http.DefaultClient.Do(req); err == nil {
-				resp.Body.Close()
-			}
-		})
-	}
-	wg.Wait()
+	mixedStorm(t, g, to, "n1", 6)
 	testkit.MustIpmitool(t, to, "power", "on")
 	wait("Chassis Power is on")
 	// Every command of the storm has reached the machine and ended: the
 	// node has no running or queued task and nothing is in flight.
-	testkit.WaitFor(t, 30*time.Second, "node n1 idle", func() (bool, string) {
-		v, err := g.nodes.View("n1")
-		in := sim.Machine().Status().InFlight
-		return err == nil && v.State.Slots.Now.Task == "" && len(v.State.Slots.Waiting) == 0 && in == 0,
-			fmt.Sprintf("slots %+v, in flight %d, err %v", v.State.Slots, in, err)
-	})
+	waitNodeIdle(t, g, sim, "n1")
 	st := sim.Machine().Status()
 	if st.MaxInFlight != 1 {
 		t.Errorf("MaxInFlight %d", st.MaxInFlight)
@@ -92,4 +72,38 @@ func TestIPMIWiring(t *testing.T) {
 		acts = append(acts, c.Protocol+" "+c.Action+":"+c.Result)
 	}
 	t.Logf("machine log: %s", strings.Join(acts, ", "))
+}
+
+// mixedStorm sends node id n power commands over IPMI (to) and n over
+// Redfish at once, ignoring their results.
+func mixedStorm(t *testing.T, g *Gateway, to testkit.IPMITarget, id string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			testkit.Ipmitool(t, to, "power", []string{"off", "on", "cycle"}[i%3])
+		})
+		wg.Go(func() {
+			rt := []string{"ForceOff", "On", "PowerCycle"}[(i+1)%3]
+			req, _ := http.NewRequest("POST", g.URL()+"/redfish/v1/Systems/"+id+"/Actions/ComputerSystem.Reset", bytes.NewBufferString(`{"ResetType":"`+rt+`"}`))
+			req.SetBasicAuth("admin", "pw")
+			req.Header.Set("Content-Type", "application/json")
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// waitNodeIdle waits until node id has no running or queued task and its
+// simulated machine no command in flight.
+func waitNodeIdle(t *testing.T, g *Gateway, sim *simulator.Node, id string) {
+	t.Helper()
+	testkit.WaitFor(t, 30*time.Second, "node "+id+" idle", func() (bool, string) {
+		v, err := g.nodes.View(id)
+		in := sim.Machine().Status().InFlight
+		return err == nil && v.State.Slots.Now.Task == "" && len(v.State.Slots.Waiting) == 0 && in == 0,
+			fmt.Sprintf("slots %+v, in flight %d, err %v", v.State.Slots, in, err)
+	})
 }

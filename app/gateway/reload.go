@@ -108,7 +108,7 @@ var (
 	// backendKeys are the BMC settings: a change replaces the backend.
 	backendKeys = []string{"backend", "address", "user", "password", "insecure", "system_id", "cipher_suite", "ipmi_interface"}
 	// ipmiKeys are the node's IPMI front: a change restarts it.
-	ipmiKeys = []string{"ipmi_listen", "ipmi_user", "ipmi_password", "ipmi_allow_v15"}
+	ipmiKeys = []string{"ipmi_listen", "ipmi_user", "ipmi_password", "ipmi_allow_v15", "bmc_address"}
 	// settingsKeys are the serializer's settings of the node.
 	settingsKeys = []string{"name", "reassert_desired", "soft_off_fallback"}
 )

@@ -823,7 +823,7 @@ func fieldValue(n config.Node, field string) string {
 
 // ipmiChanged reports whether a node's IPMI front settings differ.
 func ipmiChanged(a, b config.Node) bool {
-	return a.IPMIListen != b.IPMIListen || a.IPMIUser != b.IPMIUser || a.IPMIPassword != b.IPMIPassword || a.IPMIAllowV15 != b.IPMIAllowV15
+	return a.IPMIListen != b.IPMIListen || a.BMCAddress != b.BMCAddress || a.IPMIUser != b.IPMIUser || a.IPMIPassword != b.IPMIPassword || a.IPMIAllowV15 != b.IPMIAllowV15
 }
 
 // hostOf is an address with any password in it hidden, for logs.

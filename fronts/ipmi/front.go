@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 
 	wire "github.com/fishgate/fishgate/wire/ipmi"
 
@@ -71,17 +72,20 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Server is a running IPMI front.
+// Server is a running IPMI front: on a socket of its own (Serve) or at the
+// node's address on a shared socket (ServeShared).
 type Server struct {
 	node   string
-	bmc    *ipmibmc.Server
+	addr   string
+	bmc    *ipmibmc.Server // Serve's
+	route  *ipmibmc.Route  // ServeShared's
 	served chan struct{}
 	err    error // Serve's result, set before served is closed
 }
 
-// Serve binds cfg.Addr and answers IPMI for cfg.Node until ctx ends or
-// Close is called.
-func Serve(ctx context.Context, cfg Config, svc Gateway) (*Server, error) {
+// check validates what both kinds of front need and returns the front's
+// logger.
+func check(cfg *Config, svc Gateway) (*slog.Logger, error) {
 	if svc == nil {
 		return nil, errors.New("ipmifront: nil Gateway")
 	}
@@ -94,17 +98,31 @@ func Serve(ctx context.Context, cfg Config, svc Gateway) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	log := cfg.Logger.With("node", cfg.Node, "front", "ipmi")
-	b, err := ipmibmc.New(ipmibmc.Config{
+	return cfg.Logger.With("node", cfg.Node, "front", "ipmi"), nil
+}
+
+// bmcConfig is the wire server's configuration of the front.
+func (cfg Config) bmcConfig(log *slog.Logger) ipmibmc.Config {
+	return ipmibmc.Config{
 		Addr: cfg.Addr, Name: "fishgate " + cfg.Node,
 		User: cfg.User, Password: cfg.Password, CipherSuites: cfg.CipherSuites,
 		DisableV15: !cfg.AllowV15,
 		Logger:     log,
-	}, nodeTarget{svc: svc, node: cfg.Node, log: log})
+	}
+}
+
+// Serve binds cfg.Addr and answers IPMI for cfg.Node until ctx ends or
+// Close is called.
+func Serve(ctx context.Context, cfg Config, svc Gateway) (*Server, error) {
+	log, err := check(&cfg, svc)
+	if err != nil {
+		return nil, err
+	}
+	b, err := ipmibmc.New(cfg.bmcConfig(log), nodeTarget{svc: svc, node: cfg.Node, log: log})
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.Node, err)
 	}
-	s := &Server{node: cfg.Node, bmc: b, served: make(chan struct{})}
+	s := &Server{node: cfg.Node, addr: b.Addr(), bmc: b, served: make(chan struct{})}
 	go func() {
 		defer close(s.served)
 		s.err = b.Serve(ctx)
@@ -113,14 +131,35 @@ func Serve(ctx context.Context, cfg Config, svc Gateway) (*Server, error) {
 	return s, nil
 }
 
+// ServeShared answers IPMI for cfg.Node at address a on the shared socket
+// m (cfg.Addr is not used) until Close: the node's BMC address (issue 16).
+// The front is the same as Serve's, behind m's socket.
+func ServeShared(m *ipmibmc.Shared, a netip.Addr, cfg Config, svc Gateway) (*Server, error) {
+	log, err := check(&cfg, svc)
+	if err != nil {
+		return nil, err
+	}
+	r, err := m.Add(a, cfg.bmcConfig(log), nodeTarget{svc: svc, node: cfg.Node, log: log})
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", cfg.Node, err)
+	}
+	s := &Server{node: cfg.Node, addr: r.Addr().String(), route: r}
+	log.Info("IPMI front at the node's address", "addr", s.addr)
+	return s, nil
+}
+
 // Addr is the UDP address the front answers on.
-func (s *Server) Addr() string { return s.bmc.Addr() }
+func (s *Server) Addr() string { return s.addr }
 
 // Node is the id of the node the front answers for.
 func (s *Server) Node() string { return s.node }
 
 // Close stops the front and waits for its calls in flight.
 func (s *Server) Close() error {
+	if s.route != nil {
+		s.route.Close()
+		return nil
+	}
 	err := s.bmc.Close()
 	<-s.served
 	return errors.Join(err, s.err)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/fishgate/fishgate/internal/testkit"
 	"github.com/fishgate/fishgate/schemas"
 	"github.com/fishgate/fishgate/serializer"
+	"github.com/fishgate/fishgate/wire/ipmibmc"
 )
 
 // fakeGateway stands in for the serializer.
@@ -269,5 +272,46 @@ func TestIPMIv15OffByDefault(t *testing.T) {
 	lan.Addr = s.Addr()
 	if out := testkit.MustIpmitool(t, lan, "chassis", "power", "status"); out != "Chassis Power is off" {
 		t.Fatalf("-I lan with AllowV15: %q", out)
+	}
+}
+
+// TestServeShared: a node's front at its own address on a shared socket
+// is the same front: ipmitool there reads the node's power state and its
+// power command becomes an admission; Close takes the address away.
+func TestServeShared(t *testing.T) {
+	m, err := ipmibmc.ListenShared(ipmibmc.SharedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go m.Serve(context.Background())
+	t.Cleanup(func() { m.Close() })
+	g := &fakeGateway{view: serializer.View{ID: "n1", PowerState: schemas.PowerOn, CapsKnown: true}}
+	a := netip.MustParseAddr("127.0.10.2")
+	if _, err := ServeShared(m, a, Config{Node: "n2", User: "ironic", Password: "front-pass"}, g); err == nil {
+		t.Error("ServeShared accepted an unknown node")
+	}
+	s, err := ServeShared(m, a, Config{Node: "n1", User: "ironic", Password: "front-pass", Logger: slog.New(slog.DiscardHandler)}, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "127.0.10.2:" + strconv.Itoa(m.Port()); s.Addr() != want {
+		t.Errorf("Addr %q, want %q", s.Addr(), want)
+	}
+	to := testkit.IPMITarget{Addr: s.Addr(), User: "ironic", Password: "front-pass"}
+	if out := testkit.MustIpmitool(t, to, "chassis", "power", "status"); out != "Chassis Power is on" {
+		t.Errorf("power status: %q", out)
+	}
+	testkit.MustIpmitool(t, to, "chassis", "power", "off")
+	g.mu.Lock()
+	resets := slices.Clone(g.resets)
+	g.mu.Unlock()
+	if !slices.Equal(resets, []schemas.ResetType{schemas.ResetForceOff}) {
+		t.Errorf("admissions: %v", resets)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m.Has(a) {
+		t.Error("the address is still served after Close")
 	}
 }

@@ -166,19 +166,9 @@ func New(cfg Config, target PowerTarget) (*Server, error) {
 // build is New answering on the conn listen returns for cfg.Addr; tests
 // listen on a conn of their own.
 func build(cfg Config, target PowerTarget, listen func(addr string) (packetConn, error)) (*Server, error) {
-	if target == nil {
-		return nil, errors.New("ipmibmc: nil PowerTarget")
-	}
-	if err := cfg.defaults(); err != nil {
+	suites, err := prepare(&cfg, target)
+	if err != nil {
 		return nil, err
-	}
-	suites := make([]types.CipherSuiteID, 0, len(cfg.CipherSuites))
-	for _, id := range cfg.CipherSuites {
-		cs := types.CipherSuiteID(id)
-		if id < 0 || id > 255 || !bmc.SupportedCipherSuite(cs) {
-			return nil, fmt.Errorf("ipmibmc %s: cipher suite %d is not implemented by go-ipmi's server", cfg.Name, id)
-		}
-		suites = append(suites, cs)
 	}
 
 	opts := []bmc.Option{bmc.WithCipherSuites(suites)}
@@ -208,6 +198,26 @@ func build(cfg Config, target PowerTarget, listen func(addr string) (packetConn,
 	// parse safely (guard.go).
 	s.srv = server.NewServer(b, &guardConn{packetConn: conn, s: s}, server.WithHandlerRegistry(s.reg))
 	return s, nil
+}
+
+// prepare checks cfg and target and fills in cfg's defaults; it returns
+// the cipher suites to offer.
+func prepare(cfg *Config, target PowerTarget) ([]types.CipherSuiteID, error) {
+	if target == nil {
+		return nil, errors.New("ipmibmc: nil PowerTarget")
+	}
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	suites := make([]types.CipherSuiteID, 0, len(cfg.CipherSuites))
+	for _, id := range cfg.CipherSuites {
+		cs := types.CipherSuiteID(id)
+		if id < 0 || id > 255 || !bmc.SupportedCipherSuite(cs) {
+			return nil, fmt.Errorf("ipmibmc %s: cipher suite %d is not implemented by go-ipmi's server", cfg.Name, id)
+		}
+		suites = append(suites, cs)
+	}
+	return suites, nil
 }
 
 func (cfg *Config) defaults() error {

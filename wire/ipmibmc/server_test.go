@@ -150,7 +150,13 @@ func TestConfigValidation(t *testing.T) {
 // newClient connects go-ipmi's client (lanplus, or lan for IPMI v1.5).
 func newClient(t *testing.T, s *Server, pass string, lan bool) (*client.Client, error) {
 	t.Helper()
-	host, port := splitAddr(t, s.Addr())
+	return dialClient(t, s.Addr(), pass, lan)
+}
+
+// dialClient is newClient for the endpoint at addr.
+func dialClient(t *testing.T, addr, pass string, lan bool) (*client.Client, error) {
+	t.Helper()
+	host, port := splitAddr(t, addr)
 	c, err := client.NewClient(host, port, testUser, pass)
 	if err != nil {
 		t.Fatal(err)
