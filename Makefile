@@ -44,6 +44,8 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./fronts/redfish ./simulator/... ./backends/...
 	cd tools/iamtcheck && $(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=5 ./...
 	$(GO) test -run='^$$' -bench='^BenchmarkAdmission$$' -benchtime=$(BENCHTIME) -count=5 ./serializer
+	# IPMI at 10,000 node addresses: one shared UDP socket against a socket per node (heap, fds, goroutines)
+	$(GO) test -run='^$$' -bench='10000$$' -benchtime=1x -count=1 ./wire/ipmibmc
 	# the operator page in chromium: first paint of the fleet with 10,000 simulated BMCs
 	$(GO) test -run='^$$' -bench='^BenchmarkOperatorPageFirstPaint$$' -benchtime=3x -count=1 -timeout 15m ./e2e
 
