@@ -34,6 +34,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzIPMIPacket$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./wire/ipmibmc
 	$(GO) test -run='^$$' -fuzz='^FuzzSharedDispatch$$' -fuzztime=10s -fuzzminimizetime=5s ./wire/ipmibmc
 	$(GO) test -run='^$$' -fuzz='^FuzzResolve$$' -fuzztime=10s -fuzzminimizetime=5s ./fronts/redfish/proxy
+	$(GO) test -run='^$$' -fuzz='^FuzzNodeHost$$' -fuzztime=10s -fuzzminimizetime=5s ./app/config
 
 bench:
 	$(GO) run ./cmd/fgbench -duration 10s -rounds 5

@@ -202,7 +202,8 @@ func (f Fronts) FreeFromTop(taken func(netip.Addr) bool) (netip.Addr, bool) {
 
 // NodeHost is the node id a Host header or TLS server name selects with
 // bmc_domain: "n1.bmc.example" or "n1.bmc.example:443" gives "n1" (any
-// case, a trailing dot allowed); "" when the name is not under the domain.
+// case, a trailing dot allowed); "" when the name is not a node id under
+// the domain.
 func (f Fronts) NodeHost(host string) string {
 	if f.BMCDomain == "" || host == "" {
 		return ""
@@ -212,7 +213,7 @@ func (f Fronts) NodeHost(host string) string {
 	}
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	id, ok := strings.CutSuffix(host, "."+f.BMCDomain)
-	if !ok || id == "" {
+	if !ok || !idRe.MatchString(id) {
 		return ""
 	}
 	return id

@@ -131,3 +131,21 @@ func TestNodeHost(t *testing.T) {
 		t.Error("no domain, no host routing")
 	}
 }
+
+// FuzzNodeHost: any Host header or server name gives a node id only when
+// it is under the domain, and never panics.
+func FuzzNodeHost(f *testing.F) {
+	for _, s := range []string{"n1.bmc.example", "N1.BMC.EXAMPLE.:443", "[::1]:80", ".bmc.example", "bmc.example", "a.b.bmc.example:", "\x00.bmc.example", ""} {
+		f.Add(s)
+	}
+	fr := Fronts{BMCDomain: "bmc.example"}
+	f.Fuzz(func(t *testing.T, host string) {
+		id := fr.NodeHost(host)
+		if id == "" {
+			return
+		}
+		if !strings.Contains(strings.ToLower(host), id+".bmc.example") || !idRe.MatchString(id) {
+			t.Errorf("NodeHost(%q) = %q, not a name under bmc.example", host, id)
+		}
+	})
+}
