@@ -83,17 +83,17 @@ Ctrl-C stops it.
 		u, p, url, first,
 		u, p, url,
 		u, p, url, first,
-		u, p, url, first, ipmiExample(d, u, p, first), nodeLines(d, u, p))
+		u, p, url, first, ipmiExample(d, u, p, first), nodeLines(d))
 }
 
-// nodeLines is one line per node: its Redfish URL at its own address and
-// an ipmitool command for its IPMI front.
-func nodeLines(d *demo.Demo, user, pass string) string {
+// nodeLines is one line per node: its Redfish URL at its own address and,
+// with the IPMI fronts, an ipmitool command for IPMI at that address.
+func nodeLines(d *demo.Demo) string {
 	var b strings.Builder
 	for _, n := range d.Config.Nodes {
 		fmt.Fprintf(&b, "  %s  redfish %s/redfish/v1/Systems/%s", n.ID, d.NodeURL(n.ID), n.ID)
-		if host, port := ipmiHostPort(d, n.ID); host != "" {
-			fmt.Fprintf(&b, "   ipmitool -I lanplus -H %s -p %s -U %s -P %s chassis power status", host, port, user, pass)
+		if port := d.Gateway.NodeIPMIPort(); port != 0 && n.IPMIUser != "" {
+			fmt.Fprintf(&b, "   ipmitool -I lanplus -H %s -p %d -U %s -P %s chassis power status", n.BMCAddress, port, n.IPMIUser, n.IPMIPassword)
 		}
 		b.WriteString("\n")
 	}

@@ -118,8 +118,14 @@ func TestPowerPlan(t *testing.T) {
 // BMCs, the gateway with its EventService) on free loopback ports.
 func startDemo(t *testing.T, nodes int) *demo.Demo {
 	t.Helper()
+	return startDemoWith(t, nodes, false)
+}
+
+// startDemoWith is startDemo, with the gateway's IPMI fronts when ipmi.
+func startDemoWith(t *testing.T, nodes int, ipmi bool) *demo.Demo {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := demo.Start(ctx, demo.Options{Listen: "127.0.0.1:0", SimListen: "127.0.0.1:0", Nodes: nodes,
+	d, err := demo.Start(ctx, demo.Options{Listen: "127.0.0.1:0", SimListen: "127.0.0.1:0", Nodes: nodes, IPMIFront: ipmi,
 		DelayMin: 20 * time.Millisecond, DelayMax: 80 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		cancel()
