@@ -73,6 +73,8 @@ type gw struct {
 	fleet *simulator.Fleet
 	// ipmiAddr is the gateway's IPMI front address of a node ("" without).
 	ipmiAddr func(node string) string
+	// nodeIPMIPort is the UDP port of IPMI at node addresses (0 without).
+	nodeIPMIPort func() int
 }
 
 // basicAuth is the Authorization header of HTTP Basic for user.
@@ -128,7 +130,7 @@ func startBackendDemo(t *testing.T, o demo.Options) *gw {
 			t.Logf("demo log:\n%s", logs.String())
 		}
 	})
-	g := &gw{url: d.URL(), auth: basicAuth(gwUser, gwPass), fleet: d.Fleet, ipmiAddr: d.Gateway.IPMIAddr}
+	g := &gw{url: d.URL(), auth: basicAuth(gwUser, gwPass), fleet: d.Fleet, ipmiAddr: d.Gateway.IPMIAddr, nodeIPMIPort: d.Gateway.NodeIPMIPort}
 	g.waitReady(t)
 	return g
 }
