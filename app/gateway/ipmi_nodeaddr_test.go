@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -87,10 +88,23 @@ func TestIPMIAtNodeAddresses(t *testing.T) {
 		t.Errorf("n1 MaxInFlight %d: two commands at once", st.MaxInFlight)
 	}
 
-	// Reload: n2 moves to 127.0.10.4, n1 leaves; the socket stays.
+	// Reload: n1 and n2 swap addresses.
 	shared := g.ipmi.shared
-	cfg2 := cfg
-	cfg2.Nodes = []config.Node{cfg.Nodes[1]}
+	swapped := cfg
+	swapped.Nodes = slices.Clone(cfg.Nodes)
+	swapped.Nodes[0].BMCAddress, swapped.Nodes[1].BMCAddress = cfg.Nodes[1].BMCAddress, cfg.Nodes[0].BMCAddress
+	if _, err := g.Reload(ctx, swapped); err != nil {
+		t.Fatal(err)
+	}
+	wait(at("127.0.10.3"), "Chassis Power is on")  // n1
+	wait(at("127.0.10.2"), "Chassis Power is off") // n2
+	if got, want := g.IPMIAddr("n1"), at("127.0.10.3").Addr; got != want {
+		t.Errorf("IPMIAddr(n1) after the swap %q, want %q", got, want)
+	}
+
+	// Reload: n2 moves to 127.0.10.4, n1 leaves; the socket stays.
+	cfg2 := swapped
+	cfg2.Nodes = []config.Node{swapped.Nodes[1]}
 	cfg2.Nodes[0].BMCAddress = netip.MustParseAddr("127.0.10.4")
 	if _, err := g.Reload(ctx, cfg2); err != nil {
 		t.Fatal(err)

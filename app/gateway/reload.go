@@ -268,6 +268,14 @@ func (g *Gateway) Reload(ctx context.Context, cfg config.Config) ([]Change, erro
 		}
 	}
 	// Apply.
+	// IPMI fronts that go or move stop first, so that a node can take the
+	// node address another one leaves in the same reload (two nodes
+	// swapping addresses, a node removed and one added at its address).
+	for _, c := range changes {
+		if c.What == "node removed" || (c.What == "node changed" && ipmiChanged(oldByID[c.ID], newByID[c.ID])) {
+			g.ipmi.stop(c.ID)
+		}
+	}
 	rules := cfg.Admission.Rules()
 	g.nodes.SetDefaultRules(rules)
 	for _, c := range changes {
