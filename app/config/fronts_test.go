@@ -51,6 +51,11 @@ func TestNodeAddressesFromPool(t *testing.T) {
 			t.Errorf("node %s: %s then %s", c.Nodes[i].ID, c.Nodes[i].BMCAddress, again.Nodes[i].BMCAddress)
 		}
 	}
+	// The gateway's own listen address is not given to a node.
+	own, err := Parse([]byte(accountsLine + "listen: 10.0.5.1:443\nfronts: {address_pool: 10.0.5.0/24}\n" + nodesYAML("a")))
+	if err != nil || own.Nodes[0].BMCAddress.String() != "10.0.5.2" {
+		t.Errorf("with listen 10.0.5.1: node a at %v (%v), want 10.0.5.2", own.Nodes, err)
+	}
 	d := Default()
 	if d.Fronts.RedfishPort != 443 || d.Fronts.IPMIPort != 623 || d.NodeAddressesEnabled() {
 		t.Errorf("defaults %+v", d.Fronts)
