@@ -333,6 +333,8 @@ type Service struct {
 	// slowReads holds a token per sweep read that outlived SlowRead and
 	// gave its slots back (see sweep).
 	slowReads chan struct{}
+	// changed holds the nodes an fg:node message named, to be read again.
+	changed *changes
 }
 
 // New builds a service over nodes. Node ids must be unique and non-empty.
@@ -342,7 +344,7 @@ func New(nodes []Node, opts Options) (*Service, error) {
 	}
 	opts.defaults()
 	s := &Service{opts: opts, store: NewStore(opts.Redis), nodes: make(map[string]*node, len(nodes)), synced: make(chan struct{}),
-		slowReads: make(chan struct{}, max(64, 4*opts.SyncConcurrency))}
+		slowReads: make(chan struct{}, max(64, 4*opts.SyncConcurrency)), changed: newChanges()}
 	s.store.KeepTasks, s.store.KeepTaskAge, s.store.metrics = opts.KeepTasks, opts.KeepTaskAge, opts.Metrics
 	if opts.Writes != nil {
 		s.store.AckWrites(opts.Writes)
@@ -386,6 +388,9 @@ func (s *Service) Start(ctx context.Context) {
 		case <-s.ctx.Done():
 		}
 	}()
+	// Every change refreshes the view; only a node with work is worth a
+	// lease attempt. The subscriber only marks the node (changes.go says
+	// why it must not wait); the readers read it.
 	sub := s.opts.Redis.Subscribe(s.ctx, "fg:node")
 	s.wg.Add(1)
 	go func() {
@@ -400,14 +405,30 @@ func (s *Service) Start(ctx context.Context) {
 				if !ok {
 					return
 				}
-				// Every change refreshes the view; only a node with work
-				// is worth a lease attempt.
-				if n, ok := s.lookup(m.Payload); ok && s.refreshState(n) {
-					s.kick(n)
+				if n, ok := s.lookup(m.Payload); ok {
+					s.changed.mark(n)
 				}
 			}
 		}
 	}()
+	for range changeReaders {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for {
+				select {
+				case <-s.ctx.Done():
+					return
+				case <-s.changed.wake:
+				}
+				for n, ok := s.changed.next(); ok && s.ctx.Err() == nil; n, ok = s.changed.next() {
+					if !n.gone.Load() && s.refreshState(n) {
+						s.kick(n)
+					}
+				}
+			}
+		}()
+	}
 	s.started.Store(true) // from now on an added node is read by Add
 	s.scanWork(true)
 	s.wg.Add(1)
