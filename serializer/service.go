@@ -28,6 +28,7 @@ import (
 
 	"github.com/fishgate/fishgate/backends"
 	"github.com/fishgate/fishgate/internal/lease"
+	"github.com/fishgate/fishgate/internal/marks"
 	"github.com/fishgate/fishgate/internal/metrics"
 	"github.com/fishgate/fishgate/internal/redisx"
 	"github.com/fishgate/fishgate/internal/requestid"
@@ -306,6 +307,10 @@ type node struct {
 	gone atomic.Bool
 }
 
+// changeReaders is how many goroutines re-read the nodes that fg:node
+// messages name.
+const changeReaders = 4
+
 // Service manages the nodes. Build it with New, then Start it.
 type Service struct {
 	opts  Options
@@ -334,7 +339,7 @@ type Service struct {
 	// gave its slots back (see sweep).
 	slowReads chan struct{}
 	// changed holds the nodes an fg:node message named, to be read again.
-	changed *changes
+	changed *marks.Set[*node]
 }
 
 // New builds a service over nodes. Node ids must be unique and non-empty.
@@ -344,7 +349,7 @@ func New(nodes []Node, opts Options) (*Service, error) {
 	}
 	opts.defaults()
 	s := &Service{opts: opts, store: NewStore(opts.Redis), nodes: make(map[string]*node, len(nodes)), synced: make(chan struct{}),
-		slowReads: make(chan struct{}, max(64, 4*opts.SyncConcurrency)), changed: newChanges()}
+		slowReads: make(chan struct{}, max(64, 4*opts.SyncConcurrency)), changed: marks.New[*node]()}
 	s.store.KeepTasks, s.store.KeepTaskAge, s.store.metrics = opts.KeepTasks, opts.KeepTaskAge, opts.Metrics
 	if opts.Writes != nil {
 		s.store.AckWrites(opts.Writes)
@@ -389,8 +394,8 @@ func (s *Service) Start(ctx context.Context) {
 		}
 	}()
 	// Every change refreshes the view; only a node with work is worth a
-	// lease attempt. The subscriber only marks the node (changes.go says
-	// why it must not wait); the readers read it.
+	// lease attempt. The subscriber only marks the node (internal/marks
+	// says why it must never wait); changeReaders readers read it.
 	sub := s.opts.Redis.Subscribe(s.ctx, "fg:node")
 	s.wg.Add(1)
 	go func() {
@@ -406,7 +411,7 @@ func (s *Service) Start(ctx context.Context) {
 					return
 				}
 				if n, ok := s.lookup(m.Payload); ok {
-					s.changed.mark(n)
+					s.changed.Mark(n)
 				}
 			}
 		}
@@ -419,9 +424,9 @@ func (s *Service) Start(ctx context.Context) {
 				select {
 				case <-s.ctx.Done():
 					return
-				case <-s.changed.wake:
+				case <-s.changed.Wake():
 				}
-				for n, ok := s.changed.next(); ok && s.ctx.Err() == nil; n, ok = s.changed.next() {
+				for n, ok := s.changed.Next(); ok && s.ctx.Err() == nil; n, ok = s.changed.Next() {
 					if !n.gone.Load() && s.refreshState(n) {
 						s.kick(n)
 					}

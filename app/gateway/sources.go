@@ -22,6 +22,7 @@ import (
 	ipmibackend "github.com/fishgate/fishgate/backends/ipmi"
 	rfbackend "github.com/fishgate/fishgate/backends/redfish"
 	"github.com/fishgate/fishgate/fronts/redfish"
+	"github.com/fishgate/fishgate/internal/marks"
 	"github.com/fishgate/fishgate/serializer"
 )
 
@@ -129,9 +130,28 @@ func newSources(ctx context.Context, g *Gateway, newBackend func(config.Node, *s
 // watch follows the records until ctx ends.
 func (s *sources) watch(ctx context.Context) {
 	defer s.stop()
+	// The subscriber only marks the source; this loop reads it (a burst
+	// of enrolments must not stop the subscriber reading: internal/marks).
 	sub := s.rdb.Subscribe(ctx, sourcesChannel)
 	defer sub.Close()
-	ch := sub.Channel()
+	changed := marks.New[string]()
+	subDone := make(chan struct{})
+	defer func() { <-subDone }()
+	go func() {
+		defer close(subDone)
+		ch := sub.Channel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m, ok := <-ch:
+				if !ok {
+					return
+				}
+				changed.Mark(m.Payload)
+			}
+		}
+	}()
 	t := time.NewTicker(sourcesRescan)
 	defer t.Stop()
 	s.rescan(ctx)
@@ -139,11 +159,12 @@ func (s *sources) watch(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case m, ok := <-ch:
-			if !ok {
-				return
+		case <-subDone:
+			return // the client was closed
+		case <-changed.Wake():
+			for id, ok := changed.Next(); ok && ctx.Err() == nil; id, ok = changed.Next() {
+				s.refreshOne(ctx, id)
 			}
-			s.refreshOne(ctx, m.Payload)
 		case <-t.C:
 			s.rescan(ctx)
 		}

@@ -200,19 +200,41 @@ func isBcrypt(s string) bool {
 // Watch reloads the Redis accounts whenever a replica changes them, and
 // every interval as a safety net, until ctx ends.
 func (st *AccountStore) Watch(ctx context.Context, interval time.Duration) {
+	// The subscriber only notes that a reload is due (one note stands for
+	// any number of messages): it must never wait for Redis itself
+	// (internal/marks says why).
 	sub := st.rdb.Subscribe(ctx, accountsChannel)
 	defer sub.Close()
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	ch := sub.Channel()
+	due := make(chan struct{}, 1)
+	subDone := make(chan struct{})
+	defer func() { <-subDone }()
+	go func() {
+		defer close(subDone)
+		ch := sub.Channel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-ch:
+				if !ok {
+					return // the client was closed
+				}
+				select {
+				case due <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-ch:
-			if !ok {
-				return // the client was closed
-			}
+		case <-subDone:
+			return // the client was closed
+		case <-due:
 		case <-t.C:
 		}
 		if err := st.reload(ctx); err != nil && ctx.Err() == nil {
