@@ -397,24 +397,16 @@ func (s *Service) Start(ctx context.Context) {
 	// lease attempt. The subscriber only marks the node (internal/marks
 	// says why it must never wait); changeReaders readers read it.
 	sub := s.opts.Redis.Subscribe(s.ctx, "fg:node")
+	subDone := marks.Drain(s.ctx, sub.Channel(), func(id string) {
+		if n, ok := s.lookup(id); ok {
+			s.changed.Mark(n)
+		}
+	})
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer sub.Close()
-		ch := sub.Channel()
-		for {
-			select {
-			case <-s.ctx.Done():
-				return
-			case m, ok := <-ch:
-				if !ok {
-					return
-				}
-				if n, ok := s.lookup(m.Payload); ok {
-					s.changed.Mark(n)
-				}
-			}
-		}
+		<-subDone
+		sub.Close()
 	}()
 	for range changeReaders {
 		s.wg.Add(1)

@@ -135,23 +135,8 @@ func (s *sources) watch(ctx context.Context) {
 	sub := s.rdb.Subscribe(ctx, sourcesChannel)
 	defer sub.Close()
 	changed := marks.New[string]()
-	subDone := make(chan struct{})
+	subDone := marks.Drain(ctx, sub.Channel(), changed.Mark)
 	defer func() { <-subDone }()
-	go func() {
-		defer close(subDone)
-		ch := sub.Channel()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case m, ok := <-ch:
-				if !ok {
-					return
-				}
-				changed.Mark(m.Payload)
-			}
-		}
-	}()
 	t := time.NewTicker(sourcesRescan)
 	defer t.Stop()
 	s.rescan(ctx)

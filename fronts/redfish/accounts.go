@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fishgate/fishgate/internal/marks"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -208,26 +209,13 @@ func (st *AccountStore) Watch(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	due := make(chan struct{}, 1)
-	subDone := make(chan struct{})
-	defer func() { <-subDone }()
-	go func() {
-		defer close(subDone)
-		ch := sub.Channel()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case _, ok := <-ch:
-				if !ok {
-					return // the client was closed
-				}
-				select {
-				case due <- struct{}{}:
-				default:
-				}
-			}
+	subDone := marks.Drain(ctx, sub.Channel(), func(string) {
+		select {
+		case due <- struct{}{}:
+		default:
 		}
-	}()
+	})
+	defer func() { <-subDone }()
 	for {
 		select {
 		case <-ctx.Done():

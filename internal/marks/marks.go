@@ -9,7 +9,12 @@
 // own, stops the whole server once the connection's buffers are full.
 package marks
 
-import "sync"
+import (
+	"context"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // Set is a set of marked keys. The zero value is not usable: use New.
 type Set[K comparable] struct {
@@ -76,4 +81,26 @@ func (s *Set[K]) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.order)
+}
+
+// Drain reads a subscription's channel until ctx ends or the channel
+// closes, giving each message's payload to take, which must not block
+// (Set.Mark does not). The returned channel closes when it stops.
+func Drain(ctx context.Context, ch <-chan *redis.Message, take func(payload string)) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m, ok := <-ch:
+				if !ok {
+					return
+				}
+				take(m.Payload)
+			}
+		}
+	}()
+	return done
 }

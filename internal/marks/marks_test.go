@@ -1,9 +1,12 @@
 package marks
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestMarkedOnceInFirstOrder(t *testing.T) {
@@ -81,4 +84,22 @@ func TestConcurrentMarkers(t *testing.T) {
 	if len(seen) != 100 {
 		t.Fatalf("took %d keys, want 100", len(seen))
 	}
+}
+
+func TestDrainHandsOnUntilClosedOrDone(t *testing.T) {
+	ch := make(chan *redis.Message, 3)
+	ch <- &redis.Message{Payload: "a"}
+	ch <- &redis.Message{Payload: "b"}
+	ch <- &redis.Message{Payload: "a"}
+	close(ch)
+	s := New[string]()
+	<-Drain(context.Background(), ch, s.Mark) // closes once ch is closed
+	if s.Len() != 2 {
+		t.Fatalf("%d marked, want 2", s.Len())
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := Drain(ctx, make(chan *redis.Message), s.Mark)
+	cancel()
+	<-done // stops when ctx ends
 }
