@@ -356,7 +356,13 @@ type scope struct {
 }
 
 func scopeOf(c echo.Context) scope {
-	sees := principalOf(c).sees
+	// nil unless the account is limited to some nodes: a scope that sees
+	// every node is served from the fleet-wide structures (the Tasks
+	// index), not node by node.
+	var sees func(id string) bool
+	if p := principalOf(c); len(p.Nodes) > 0 {
+		sees = p.sees
+	}
 	if n := c.Param("node"); n != "" && strings.HasPrefix(c.Path(), "/bmc/:node") {
 		return scope{base: "/bmc/" + n, node: n, sees: sees}
 	}
