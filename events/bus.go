@@ -9,7 +9,7 @@
 //	filter.go  the SSE $filter language and MessageId matching (pure)
 //	allow.go   the destination allow-list, checked at subscription and at connect time
 //	subs.go    push subscriptions, stored in Redis
-//	bus.go     the Bus: Emit, Read, Follow (one blocking reader per replica)
+//	bus.go     the Bus: Emit, Read, Follow (one wake-up subscriber per replica)
 //	push.go    push delivery: one elected deliverer, a cursor per subscription
 //
 // Redis keys share the hash tag {events}, so the scripts that touch several
@@ -21,6 +21,7 @@
 //	fg:{events}:seq          subscription id counter
 //	fg:{events}:push:lease   the deliverer's lease (internal/lease, renewed)
 //	fg:{events}:push:fence   its fence counter
+//	fg:{events}:new          Pub/Sub channel: a wake-up after each new event
 package events
 
 import (
@@ -49,6 +50,9 @@ const (
 	keySubs    = "fg:{events}:subs"
 	keyCursors = "fg:{events}:cursors"
 	keySeq     = "fg:{events}:seq"
+	// channelNew carries a wake-up after each Emit (empty payload): every
+	// replica's stream reader (tail) listens to it.
+	channelNew = "fg:{events}:new"
 )
 
 // Options configures a Bus. The settings that the configuration file
@@ -179,6 +183,10 @@ type Bus struct {
 	// tailing is true while the shared stream reader (tail) is healthy: its
 	// wake-ups then tell followers of every new entry and they need not poll.
 	tailing atomic.Bool
+	// ping is how long the wake-up subscription may be quiet before it is
+	// pinged (tailPing; shorter in tests); pongs counts the answers.
+	ping  time.Duration
+	pongs atomic.Int64
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -202,6 +210,7 @@ func New(o Options) (*Bus, error) {
 	b := &Bus{
 		opts: o, rdb: o.Redis, run: o.Writes, allow: allow, log: o.Logger.With("component", "events"),
 		hub: hub{waiters: map[*waiter]struct{}{}}, pokes: make(chan struct{}, 1), done: make(chan struct{}),
+		ping: tailPing,
 	}
 	b.client = &http.Client{
 		Transport: &http.Transport{
@@ -255,15 +264,25 @@ func (b *Bus) Close() error {
 	return nil
 }
 
-// Emit appends an event to the stream (serializer.Emitter). It never
+// Emit appends an event to the stream (serializer.Emitter) and wakes the
+// replicas' followers (channelNew, in the same round trip). It never
 // blocks for more than a few seconds and only logs a failure: an action
 // must not fail because an event could not be recorded.
 func (b *Bus) Emit(ctx context.Context, e serializer.Event) {
 	f, err := fields(e)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-		err = b.rdb.XAdd(ctx, &redis.XAddArgs{Stream: keyStream, MaxLen: b.opts.MaxLen, Approx: true, Values: f}).Err()
+		var add *redis.StringCmd
+		_, perr := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			add = p.XAdd(ctx, &redis.XAddArgs{Stream: keyStream, MaxLen: b.opts.MaxLen, Approx: true, Values: f})
+			p.Publish(ctx, channelNew, "")
+			return nil
+		})
 		cancel()
+		if err = add.Err(); err == nil && perr != nil {
+			// recorded; followers learn of it at the next wake-up
+			b.log.Debug("event recorded but its wake-up not published", "err", perr)
+		}
 	}
 	if err != nil {
 		b.log.Warn("event lost", "node", e.Node, "task", e.Task, "message", e.Message.MessageID, "err", err)
@@ -375,42 +394,64 @@ func (h *hub) wake() {
 	}
 }
 
-// tail follows the stream and wakes followers.
+// tail wakes this replica's followers at every wake-up published on
+// channelNew, and at each (re)subscription (what was emitted meanwhile is
+// read then). It never reads the stream itself: a blocking XREAD would cost
+// the embedded Redis a walk of the stream after every command of any client
+// (miniredis re-runs blocked commands at each one), and the loop only wakes
+// (a subscriber must never wait for Redis: internal/marks). A subscription
+// quiet for b.ping is pinged; one that stays quiet after that is
+// replaced.
 func (b *Bus) tail(ctx context.Context) {
-	cursor := ""
+	sub := b.rdb.Subscribe(ctx, channelNew)
+	defer func() { sub.Close() }()
+	pinged := false
+	fail := func(err error) {
+		if b.tailing.Swap(false) {
+			b.hub.wake() // followers switch to polling
+		}
+		if ctx.Err() == nil {
+			b.log.Debug("event wake-up subscription failed", "err", err)
+			sleep(ctx, min(b.opts.PollInterval, time.Second))
+		}
+	}
 	for ctx.Err() == nil {
-		if cursor == "" {
-			id, err := b.LastID(ctx)
-			if err != nil {
-				sleep(ctx, b.opts.PollInterval)
-				continue
+		msg, err := sub.ReceiveTimeout(ctx, b.ping)
+		var ne net.Error
+		switch {
+		case err != nil && errors.As(err, &ne) && ne.Timeout() && !pinged && ctx.Err() == nil:
+			pinged = true
+			if err := sub.Ping(ctx); err != nil {
+				fail(err)
 			}
-			cursor = id
+			continue
+		case err != nil && errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil:
+			// no answer to the ping: start a new subscription
+			sub.Close()
+			sub = b.rdb.Subscribe(ctx, channelNew)
+			pinged = false
+			fail(err)
+			continue
+		case err != nil:
+			fail(err)
+			continue
 		}
-		res, err := b.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{keyStream, cursor}, Count: 1000, Block: time.Second}).Result()
-		if errors.Is(err, redis.Nil) {
+		pinged = false
+		switch msg.(type) {
+		case *redis.Subscription:
 			b.tailing.Store(true)
-			continue
+			b.hub.wake()
+		case *redis.Message:
+			b.hub.wake()
+		case *redis.Pong:
+			b.pongs.Add(1)
 		}
-		if err != nil {
-			if b.tailing.Swap(false) {
-				b.hub.wake() // followers switch to polling
-			}
-			if ctx.Err() == nil {
-				b.log.Debug("event stream read failed", "err", err)
-				sleep(ctx, b.opts.PollInterval)
-			}
-			continue
-		}
-		b.tailing.Store(true)
-		for _, s := range res {
-			if n := len(s.Messages); n > 0 {
-				cursor = s.Messages[n-1].ID
-			}
-		}
-		b.hub.wake()
 	}
 }
+
+// tailPing is how long the wake-up subscription may be quiet before it is
+// pinged (and, quiet as long again, replaced).
+const tailPing = 30 * time.Second
 
 // sleep is the pause of the bus's loops (a poll, a retry after a Redis
 // error, the next try for the deliverer lease): drawn from [d/2, d] with

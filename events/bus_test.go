@@ -94,6 +94,7 @@ func TestOnRedisCluster(t *testing.T) {
 	testkit.StartRedisCluster(t, 3, 0).RunEach(t,
 		testkit.ClusterCase{Name: "emit and read", Run: emitAndRead},
 		testkit.ClusterCase{Name: "follow without loss", Run: followWithoutLoss},
+		testkit.ClusterCase{Name: "tail wakes followers", Run: tailWakesFollowers},
 		testkit.ClusterCase{Name: "push once in order across replicas", Run: pushOnceInOrderAcrossReplicas},
 		testkit.ClusterCase{Name: "push retries then applies the policy", Run: pushRetriesThenAppliesPolicy},
 		testkit.ClusterCase{Name: "subscriptions per owner", Run: subscriptionsPerOwner},
@@ -278,5 +279,89 @@ func TestNewRefusesMissingOptions(t *testing.T) {
 	}
 	if _, err := New(Options{}); err == nil || !strings.Contains(err.Error(), "Options.Redis") {
 		t.Errorf("New without Redis: %v", err)
+	}
+}
+
+// TestTailWakesFollowers: a replica's followers are woken by an event
+// another replica emits (through the wake-up channel, not by polling: the
+// poll interval here is an hour), the wake-up subscription answers its
+// pings, and after its connection is killed it subscribes again and wakes
+// the followers (what was emitted meanwhile is read then).
+func TestTailWakesFollowers(t *testing.T) { forEachRedis(t, tailWakesFollowers) }
+
+func tailWakesFollowers(t *testing.T, rdb redis.UniversalClient) {
+	a := newBus(t, rdb, Options{PollInterval: time.Hour})
+	o := Options{Redis: rdb, Logger: quiet(), ReplicaID: replicaid.New(), PollInterval: time.Hour, LeaseTTL: time.Second,
+		RetryInterval: time.Second, RetryPolicy: SuspendRetries, MaxSubscriptions: 10, MaxSubscriptionsPerOwner: 10}
+	b, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.ping = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Start(ctx)
+	t.Cleanup(func() { cancel(); b.Close() })
+	waitFor(t, "the wake-up subscription", b.tailing.Load)
+	w := b.hub.register()
+	defer b.hub.unregister(w)
+	drain := func() {
+		select {
+		case <-w.ch:
+		default:
+		}
+	}
+	woken := func(what string) {
+		t.Helper()
+		select {
+		case <-w.ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no wake-up within 10 s after %s", what)
+		}
+	}
+	drain()
+	emitPower(a, "n1", schemas.MsgResourcePoweredOn)
+	woken("another replica's Emit")
+	// Pings are answered, and the subscription stays up.
+	p0 := b.pongs.Load()
+	waitFor(t, "two answered pings", func() bool { return b.pongs.Load() >= p0+2 })
+	if !b.tailing.Load() {
+		t.Fatal("the wake-up subscription failed over its pings")
+	}
+	f, err := b.Follow(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	emitPower(a, "n2", schemas.MsgResourcePoweredOff)
+	r, err := f.Next(ctx, 10*time.Second)
+	if err != nil || len(r) != 1 || r[0].Node != "n2" {
+		t.Fatalf("Next: %+v %v; want n2's event", r, err)
+	}
+}
+
+// TestTailResubscribes: when the wake-up subscription's connection is
+// killed, the tail subscribes again and wakes its followers.
+func TestTailResubscribes(t *testing.T) {
+	rdb := testkit.RealRedis(t)
+	b := newBus(t, rdb, Options{PollInterval: time.Hour})
+	waitFor(t, "the wake-up subscription", b.tailing.Load)
+	w := b.hub.register()
+	defer b.hub.unregister(w)
+	select {
+	case <-w.ch:
+	default:
+	}
+	ctx := context.Background()
+	if n, err := rdb.ClientKillByFilter(ctx, "TYPE", "pubsub").Result(); err != nil || n < 1 {
+		t.Fatalf("CLIENT KILL TYPE pubsub: %d %v", n, err)
+	}
+	select {
+	case <-w.ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("followers not woken after the subscription's connection was killed")
+	}
+	waitFor(t, "the wake-up subscription again", b.tailing.Load)
+	if n, err := rdb.PubSubNumSub(ctx, channelNew).Result(); err != nil || n[channelNew] != 1 {
+		t.Fatalf("PUBSUB NUMSUB %s: %v %v; want 1 subscriber", channelNew, n, err)
 	}
 }
