@@ -18,11 +18,21 @@ import (
 func TestRecordsAreCompactAndReadBack(t *testing.T) {
 	at := time.Date(2026, 12, 5, 9, 0, 0, 123456789, time.UTC)
 	custom := schemas.Message{MessageID: "Oem.1.0.Custom", Message: "custom", MessageArgs: []string{}, Severity: "OK"}
+	withReason := schemas.TaskEvent(schemas.MsgTaskCompletedOK, "n1.t3")
+	withReason.Message += " On confirmed by the BMC"
+	otherText := schemas.TaskEvent(schemas.MsgTaskCompletedOK, "n1.t4")
+	otherText.Message = "Something else entirely."
+	otherSeverity := schemas.TaskEvent(schemas.MsgTaskCompletedOK, "n1.t5")
+	otherSeverity.Message += " reason"
+	otherSeverity.MessageSeverity = "Warning"
 	for _, e := range []serializer.Event{
 		{Time: at, Node: "n1", Task: "n1.t1", Origin: "/TaskService/Tasks/n1.t1", Message: schemas.TaskEvent(schemas.MsgTaskStarted, "n1.t1")},
 		{Time: at, Node: "n1", Origin: "/Systems/n1", Message: schemas.ResourceEvent(schemas.MsgResourcePoweredOn, "n1")},
 		{Time: at, Node: "n1", Task: "n1.t2", Origin: "/Systems/n1", Message: schemas.ResourceEvent(schemas.MsgResourceErrorsDetected, "n1", "x")},
 		{Time: at, Node: "n2", Origin: "/Systems/n2", Message: custom},
+		{Time: at, Node: "n1", Task: "n1.t3", Origin: "/TaskService/Tasks/n1.t3", Message: withReason},
+		{Time: at, Node: "n1", Task: "n1.t4", Origin: "/TaskService/Tasks/n1.t4", Message: otherText},
+		{Time: at, Node: "n1", Task: "n1.t5", Origin: "/TaskService/Tasks/n1.t5", Message: otherSeverity},
 	} {
 		f, err := fields(e)
 		if err != nil {
@@ -32,8 +42,12 @@ func TestRecordsAreCompactAndReadBack(t *testing.T) {
 		for i := 0; i+1 < len(f); i += 2 {
 			x.Values[f[i].(string)] = f[i+1]
 		}
-		if _, full := x.Values["msg"]; full != (e.Message.MessageID == custom.MessageID) {
-			t.Errorf("%s: stored %v; want the JSON only for a message of no registry", e.Message.MessageID, x.Values)
+		wantFull := e.Message.MessageID == custom.MessageID || e.Task == "n1.t4" || e.Task == "n1.t5"
+		if _, full := x.Values["msg"]; full != wantFull {
+			t.Errorf("%s: stored %v; want the JSON only for a message of no registry or that differs from it other than by a reason", e.Message.MessageID, x.Values)
+		}
+		if more, _ := x.Values["more"].(string); (more == "On confirmed by the BMC") != (e.Task == "n1.t3") {
+			t.Errorf("%s: stored %v; want the appended reason alone in \"more\"", e.Message.MessageID, x.Values)
 		}
 		if _, has := x.Values["origin"]; has != (e.Origin == "/Systems/n1" && e.Task != "") {
 			t.Errorf("%s: stored %v; want origin only when it is not the default", e.Message.MessageID, x.Values)
