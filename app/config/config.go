@@ -346,6 +346,7 @@ func Parse(b []byte) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	c.embeddedDefaults(lines)
 	c.resolveSecrets(os.LookupEnv, func(field, format string, a ...any) {
 		problems = append(problems, &FieldError{Field: field, Problem: fmt.Sprintf(format, a...)})
 	})
@@ -359,6 +360,28 @@ func Parse(b []byte) (Config, error) {
 		return Config{}, Problems(placed(problems, lines))
 	}
 	return c, nil
+}
+
+// EmbeddedKeep is what the embedded Redis keeps where the file does not
+// say (tasks.keep_total, events.stream_max_len): its data lives in the
+// gateway's own memory, under the limit fishgate serve gives the Go
+// runtime, and 100,000 tasks and 100,000 events (the defaults for a Redis
+// server) took 100 MB there, so that at 10,000 nodes the collector ran
+// almost without pause.
+const EmbeddedKeep = 20000
+
+// embeddedDefaults applies EmbeddedKeep to the settings the file leaves
+// out (lines: the paths it sets) when the Redis is the embedded one.
+func (c *Config) embeddedDefaults(lines map[string]int) {
+	if !c.EmbeddedRedis() {
+		return
+	}
+	if _, set := lines["tasks.keep_total"]; !set {
+		c.Tasks.KeepTotal = EmbeddedKeep
+	}
+	if _, set := lines["events.stream_max_len"]; !set {
+		c.Events.StreamMaxLen = EmbeddedKeep
+	}
 }
 
 var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)

@@ -72,3 +72,31 @@ func TestParseBad(t *testing.T) {
 		})
 	}
 }
+
+// TestEmbeddedKeepsLess: with the embedded Redis, tasks.keep_total and
+// events.stream_max_len default to EmbeddedKeep (its data is in the
+// gateway's memory); what the file sets stands; with a Redis server the
+// defaults are Default's.
+func TestEmbeddedKeepsLess(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml       string
+		tasks, streamLen int
+	}{
+		{"embedded", "", EmbeddedKeep, EmbeddedKeep},
+		{"embedded, set", "tasks: {keep_total: 150000}\nevents: {stream_max_len: 50000}\n", 150000, 50000},
+		{"embedded, one set", "events: {stream_max_len: 100000}\n", EmbeddedKeep, 100000},
+		{"redis server", "redis_url: redis://127.0.0.1:1/0\n", Default().Tasks.KeepTotal, int(Default().Events.StreamMaxLen)},
+		{"sentinel", "redis: {mode: sentinel, addrs: ['127.0.0.1:1'], master_name: m}\n", Default().Tasks.KeepTotal, int(Default().Events.StreamMaxLen)},
+	} {
+		cfg, err := Parse([]byte("accounts: [{user: a, password: b}]\n" + c.yaml))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if cfg.Tasks.KeepTotal != c.tasks || cfg.Events.StreamMaxLen != int64(c.streamLen) {
+			t.Errorf("%s: keep_total %d, stream_max_len %d; want %d, %d", c.name, cfg.Tasks.KeepTotal, cfg.Events.StreamMaxLen, c.tasks, c.streamLen)
+		}
+	}
+	if Default().Tasks.KeepTotal != 100000 || Default().Events.StreamMaxLen != 100000 {
+		t.Errorf("defaults for a Redis server: %d tasks, %d events; want 100000 each", Default().Tasks.KeepTotal, Default().Events.StreamMaxLen)
+	}
+}

@@ -20,7 +20,7 @@ events:
 	}
 	e := c.Events
 	if len(e.AllowDestinations) != 4 || e.DeliveryRetryAttempts != 0 || time.Duration(e.DeliveryRetryInterval) != 30*time.Second ||
-		e.DeliveryRetryPolicy != "TerminateAfterRetries" || e.MaxSubscriptions != 100 || e.StreamMaxLen != 100000 ||
+		e.DeliveryRetryPolicy != "TerminateAfterRetries" || e.MaxSubscriptions != 100 || e.StreamMaxLen != EmbeddedKeep ||
 		time.Duration(e.SSEKeepAlive) != 15*time.Second {
 		t.Errorf("events: %+v", e)
 	}
