@@ -82,7 +82,7 @@ func serveCmd() *cobra.Command {
 			for _, w := range cfg.Warnings() {
 				log.Warn("configuration: " + w)
 			}
-			setMemoryLimit(len(cfg.Nodes), log)
+			setMemoryLimit(len(cfg.Nodes), cfg.EmbeddedRedis(), log)
 			// SIGHUP reloads the configuration file; it must not end the
 			// process (its default action), so it is caught from the start.
 			hup := make(chan os.Signal, 1)
