@@ -55,6 +55,10 @@ const bulkAdmitters = 32
 // bulkChunk bounds the nodes of one claim or settle script.
 const bulkChunk = 1000
 
+// bulkSettle is how often a batch being admitted records the parts
+// admitted so far (and reads those that ended since).
+const bulkSettle = time.Second
+
 // ErrBulkNotFound is returned for an unknown (or expired) parent task.
 var ErrBulkNotFound = errors.New("bulk task not found")
 
@@ -824,13 +828,21 @@ func (r *bulkRun) admitBatch(ctx context.Context, i int, batch []string) error {
 	}
 	pct := r.rec.Done * 100 / max(r.rec.Total, 1)
 	r.emit(ctx, schemas.TaskEvent(schemas.MsgTaskProgressChanged, r.id, strconv.Itoa(pct)))
-	results := make([]string, 2*len(claimed))
+	// The parts are recorded as the admissions answer (every bulkSettle,
+	// or bulkChunk of them): the parent's progress moves while a large
+	// batch is still being admitted, and nodes that end meanwhile count.
 	var (
 		wg       sync.WaitGroup
 		errMu    sync.Mutex
 		firstErr error
 	)
+	fail := func(err error) {
+		errMu.Lock()
+		firstErr = cmp(firstErr, err)
+		errMu.Unlock()
+	}
 	jobs := make(chan int)
+	results := make(chan [2]string)
 	for w := 0; w < min(bulkAdmitters, len(claimed)); w++ {
 		wg.Add(1)
 		go func() {
@@ -839,51 +851,80 @@ func (r *bulkRun) admitBatch(ctx context.Context, i int, batch []string) error {
 				n := claimed[j]
 				s, err := r.admit(ctx, n, planned[n])
 				if err != nil {
-					errMu.Lock()
-					firstErr = cmp(firstErr, err)
-					errMu.Unlock()
+					fail(err)
 					continue
 				}
-				results[2*j], results[2*j+1] = n, s.encode()
+				results <- [2]string{n, s.encode()}
 			}
 		}()
 	}
+	go func() { wg.Wait(); close(results) }()
+	var (
+		pairs  []string
+		broken bool // a record failed: admit no further, record nothing more
+	)
+	record := func() {
+		if broken || len(pairs) == 0 {
+			return
+		}
+		err := r.settle(ctx, pairs)
+		if err == nil {
+			err = r.drainDirty(ctx)
+		}
+		pairs = pairs[:0]
+		if err != nil {
+			fail(err)
+			broken = true
+		}
+	}
+	tick := time.NewTicker(bulkSettle)
+	defer tick.Stop()
 	powersOn := PowersOn(r.rec.Reset, schemas.PowerUnknown)
-	for j := range claimed {
-		if powersOn && svc.inrush != nil && j%max(1, int(time.Second/svc.inrush.Interval())) == 0 {
+	next, paced, open, done := 0, -1, true, ctx.Done()
+	closeJobs := func() {
+		if open {
+			close(jobs)
+			open = false
+		}
+	}
+	for res := results; res != nil; {
+		if open && (next == len(claimed) || broken) {
+			closeJobs()
+		}
+		if open && powersOn && svc.inrush != nil && next%max(1, int(time.Second/svc.inrush.Interval())) == 0 && paced != next {
 			// Admit no further ahead of the limiter than about a second:
 			// the nodes wait here, not in their running slots.
+			paced = next
 			if err := r.paceInrush(ctx); err != nil {
-				errMu.Lock()
-				firstErr = cmp(firstErr, err)
-				errMu.Unlock()
-				break
+				fail(err)
+				closeJobs()
 			}
 		}
+		var send chan<- int
+		if open {
+			send = jobs
+		}
 		select {
-		case jobs <- j:
-		case <-ctx.Done():
+		case send <- next:
+			next++
+		case p, ok := <-res:
+			if !ok {
+				res = nil
+				break
+			}
+			pairs = append(pairs, p[0], p[1])
+			if len(pairs) >= 2*bulkChunk {
+				record()
+			}
+		case <-tick.C:
+			record()
+		case <-done:
+			done = nil
+			closeJobs()
 		}
-		if ctx.Err() != nil {
-			break
-		}
 	}
-	close(jobs)
-	wg.Wait()
-	var pairs []string
-	for j := 0; j < len(results); j += 2 {
-		if results[j] != "" {
-			pairs = append(pairs, results[j], results[j+1])
-		}
-	}
-	if err := r.settle(ctx, pairs); err != nil {
-		return err
-	}
-	if firstErr != nil {
-		return firstErr
-	}
-	// the nodes whose actions moved (or ended) during the admissions
-	return r.drainDirty(ctx)
+	record()
+	return firstErr
 }
 
 func cmp(first, err error) error {

@@ -3,6 +3,7 @@ package serializer_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +137,60 @@ func TestBulkCoalescesAndCancels(t *testing.T) {
 	}
 	if st := e.machine("n2").Status(); st.CommandCount != 0 {
 		t.Errorf("n2 got %d commands after the cancel", st.CommandCount)
+	}
+}
+
+// TestBulkProgressWithinABatch: a batch's parts are recorded while it is
+// still being admitted: one node's admission is held, and the parent
+// counts the other nodes' ends meanwhile (before, nothing counted until the
+// batch's last admission had answered: at 10,000 nodes in one batch the
+// parent stood at 0 % for most of the run). Once the held admission
+// answers, the parent completes.
+func TestBulkProgressWithinABatch(t *testing.T) {
+	var nodes []simNode
+	var ids []string
+	for i := 1; i <= 6; i++ {
+		id := fmt.Sprintf("n%02d", i)
+		nodes = append(nodes, simNode{ID: id, Machine: simulator.MachineConfig{InitialPower: "Off"}})
+		ids = append(ids, id)
+	}
+	rdb := testkit.MiniRedis(t)
+	h := newHoldCalls(func(cmd redis.Cmder) bool {
+		if n := cmd.Name(); n == "evalsha" || n == "eval" {
+			return slices.Contains(cmd.Args(), any("fg:node:{n06}:slots"))
+		}
+		return false
+	})
+	h.armed.Store(true)
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(h.release)
+		}
+	}
+	t.Cleanup(release) // before the replica closes
+	rdb.AddHook(h)
+	e := newEnv(t, rdb, nodes)
+	b := bulkOf(t, e.addReplica("a", fastOptions(), nil))
+	ctx := context.Background()
+	rec, err := b.Create(ctx, serializer.BulkRequest{Nodes: ids, Reset: schemas.ResetOn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 30*time.Second, "the five other nodes' ends to count", func() (bool, string) {
+		r, err := b.Get(ctx, rec.ID)
+		return err == nil && r.Done == 5, fmt.Sprintf("%+v %v", r, err)
+	})
+	if h.holding.Load() == 0 {
+		t.Fatal("n06's admission is no longer held")
+	}
+	if st := e.machine("n06").Status(); st.CommandCount != 0 {
+		t.Errorf("n06 got %d commands while its admission was held", st.CommandCount)
+	}
+	release()
+	if rec = waitBulk(t, b, rec.ID); rec.State != schemas.TaskStateCompleted || rec.Completed != len(ids) {
+		t.Errorf("ended %+v", rec)
 	}
 }
 

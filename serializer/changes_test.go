@@ -13,27 +13,31 @@ import (
 	"github.com/fishgate/fishgate/internal/testkit"
 )
 
-// holdStateReads makes every HGETALL of key wait until release is closed
-// (or its context ends) while armed: a node state read that Redis is slow
-// to answer.
-type holdStateReads struct {
-	key     string
+// holdCalls makes every Redis call that match accepts wait until release
+// is closed (or its context ends) while armed: a call Redis is slow to
+// answer.
+type holdCalls struct {
+	match   func(redis.Cmder) bool
 	armed   atomic.Bool
-	held    chan struct{} // closed at the first held read
-	holding atomic.Int32  // reads waiting in the hook now
+	held    chan struct{} // closed at the first held call
+	holding atomic.Int32  // calls waiting in the hook now
 	once    sync.Once
 	release chan struct{}
 }
 
-func (h *holdStateReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+func newHoldCalls(match func(redis.Cmder) bool) *holdCalls {
+	return &holdCalls{match: match, held: make(chan struct{}), release: make(chan struct{})}
+}
 
-func (h *holdStateReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h *holdCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *holdCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
 
-func (h *holdStateReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h *holdCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if a := cmd.Args(); h.armed.Load() && cmd.Name() == "hgetall" && len(a) == 2 && a[1] == h.key {
+		if h.armed.Load() && h.match(cmd) {
 			h.once.Do(func() { close(h.held) })
 			h.holding.Add(1)
 			defer h.holding.Add(-1)
@@ -59,7 +63,11 @@ func (h *holdStateReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func TestNodeChangesNeverStallTheEmbeddedRedis(t *testing.T) {
 	rdb := testkit.MiniRedis(t)
 	id := "n" + strings.Repeat("x", 1023) // 1 KiB messages: fewer to fill the buffers
-	h := &holdStateReads{key: "fg:node:{" + id + "}:slots", held: make(chan struct{}), release: make(chan struct{})}
+	key := "fg:node:{" + id + "}:slots"
+	h := newHoldCalls(func(cmd redis.Cmder) bool {
+		a := cmd.Args()
+		return cmd.Name() == "hgetall" && len(a) == 2 && a[1] == key
+	})
 	rdb.AddHook(h)
 	e := newEnv(t, rdb, []simNode{{ID: id}})
 	e.addReplica("A", fastOptions(), nil)
