@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,9 +159,12 @@ type redisFigures struct {
 	ActionPerNode float64 `json:"bytes_per_node_after_one_action"`
 	PerTask       float64 `json:"bytes_per_retained_task"`     // the second action's tasks, over the first's
 	PerTaskAll    float64 `json:"bytes_per_retained_task_all"` // over the idle fleet, with every task retained
-	Tasks         pages   `json:"tasks_pages"`                 // with Tasks.Total tasks retained
-	Systems       pages   `json:"systems_pages"`
-	RootMs        float64 `json:"root_ms"`
+	// ActionByKind splits the memory after one action by kind of key
+	// (keyKind), per node: where the bytes go.
+	ActionByKind map[string]float64 `json:"bytes_per_node_after_one_action_by_key"`
+	Tasks        pages              `json:"tasks_pages"` // with Tasks.Total tasks retained
+	Systems      pages              `json:"systems_pages"`
+	RootMs       float64            `json:"root_ms"`
 }
 
 type fleetReport struct {
@@ -333,6 +337,14 @@ func redisRun(ctx context.Context, c fleetConfig, bin string, sim *simProc, cl *
 	}
 	one := used()
 	f.ActionPerNode = (one - base) / n
+	byKind, err := bytesByKind(ctx, rdb)
+	if err != nil {
+		rep.fail(fmt.Errorf("MEMORY USAGE by key: %w", err))
+	}
+	f.ActionByKind = map[string]float64{}
+	for k, b := range byKind {
+		f.ActionByKind[k] = float64(b) / n
+	}
 	if _, err := powerAll(ctx, c, gw, sim, cl, "ForceOff", rep); err != nil {
 		return nil, err
 	}
@@ -360,6 +372,57 @@ func redisRun(ctx context.Context, c fleetConfig, bin string, sim *simProc, cl *
 	f.Systems = pageLatency(ctx, cl, gw, "/redfish/v1/Systems", rep)
 	f.RootMs = medianLatency(ctx, cl, gw, []string{"/redfish/v1"}, 21, rep)
 	return f, nil
+}
+
+// keyKind names the kind of a Redis key: a hash tag that names one node
+// or one bulk request (not one of the fleet-wide tags) and a trailing
+// number become "*", so that "fg:node:{node00042}:log" is
+// "fg:node:{*}:log".
+func keyKind(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i:], '}'); j > 0 && !fleetTags[key[i+1:i+j]] {
+			key = key[:i+1] + "*" + key[i+j:]
+		}
+	}
+	if i := strings.LastIndexByte(key, ':'); i >= 0 && i+1 < len(key) {
+		if _, err := strconv.Atoi(key[i+1:]); err == nil {
+			key = key[:i+1] + "*"
+		}
+	}
+	return key
+}
+
+// fleetTags are the hash tags of the gateway's fleet-wide keys.
+var fleetTags = map[string]bool{"events": true, "tasks": true, "audit": true, "aggregates": true, "sources": true}
+
+// bytesByKind sums MEMORY USAGE (every element counted: SAMPLES 0) over
+// every key, by keyKind.
+func bytesByKind(ctx context.Context, rdb *redis.Client) (map[string]int64, error) {
+	out := map[string]int64{}
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cursor, "*", 1000).Result()
+		if err != nil {
+			return out, err
+		}
+		cmds := make([]*redis.IntCmd, len(keys))
+		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range keys {
+				cmds[i] = p.MemoryUsage(ctx, k, 0)
+			}
+			return nil
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			return out, err
+		}
+		for i, k := range keys {
+			if b, err := cmds[i].Result(); err == nil {
+				out[keyKind(k)] += b
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return out, nil
+		}
+	}
 }
 
 // simProc is a running bmcsim.
@@ -1047,6 +1110,9 @@ func (r *fleetReport) print(w io.Writer) {
 			rf.Tasks.FirstMs, rf.Tasks.DeepMs, rf.Tasks.LastMs, rf.Systems.FirstMs, rf.Systems.DeepMs, rf.Systems.LastMs, rf.RootMs, div(rf.Tasks.worst(), rf.RootMs))
 		fmt.Fprintf(w, "  bytes per idle node %.0f (%.2f of 1 KiB), per node after one action %.0f (%.2f of 2 KiB), per retained task %.0f\n",
 			rf.IdlePerNode, rf.IdlePerNode/1024, rf.ActionPerNode, rf.ActionPerNode/2048, rf.PerTaskAll)
+		if line := byKindLine(rf.ActionByKind); line != "" {
+			fmt.Fprintf(w, "  after one action, bytes per node by key (MEMORY USAGE, without Redis's own overhead): %s\n", line)
+		}
 	}
 	fmt.Fprintf(w, "\n%-64s %-20s %18s %7s  %s\n", "FIGURE", "TARGET", "MEDIAN", "RATIO", "RESULT")
 	for _, v := range r.Verdicts {
@@ -1056,4 +1122,26 @@ func (r *fleetReport) print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%-64s %-20s %18s %7.2f  %s  (%s)\n", v.Figure, v.Target, strconv.FormatFloat(v.Value, 'f', 2, 64)+" "+v.Unit, v.Ratio, res, v.Note)
 	}
+}
+
+// byKindLine lists the kinds of key from the most bytes down, those of at
+// least one byte a node.
+func byKindLine(m map[string]float64) string {
+	kinds := make([]string, 0, len(m))
+	for k, b := range m {
+		if b >= 1 {
+			kinds = append(kinds, k)
+		}
+	}
+	sort.Slice(kinds, func(i, j int) bool {
+		if m[kinds[i]] != m[kinds[j]] {
+			return m[kinds[i]] > m[kinds[j]]
+		}
+		return kinds[i] < kinds[j]
+	})
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s %.0f", k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }

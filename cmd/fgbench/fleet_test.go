@@ -74,3 +74,25 @@ func TestFleetValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyKind(t *testing.T) {
+	for key, want := range map[string]string{
+		"fg:node:{node00042}:log":      "fg:node:{*}:log",
+		"fg:node:{n1}:slots":           "fg:node:{*}:slots",
+		"fg:bulk:{bulk-mxb8r66}:subs":  "fg:bulk:{*}:subs",
+		"fg:sweep:17":                  "fg:sweep:*",
+		"fg:{events}:stream":           "fg:{events}:stream",
+		"fg:{tasks}:index":             "fg:{tasks}:index",
+		"fg:{aggregates}:e:fleet":      "fg:{aggregates}:e:fleet",
+		"fg:cfgaccounts":               "fg:cfgaccounts",
+		"fg:node:{node1}:lease:holder": "fg:node:{*}:lease:holder",
+	} {
+		if got := keyKind(key); got != want {
+			t.Errorf("keyKind(%q) = %q, want %q", key, got, want)
+		}
+	}
+	line := byKindLine(map[string]float64{"a": 10, "b": 300, "c": 0.4, "d": 10})
+	if line != "b 300, a 10, d 10" {
+		t.Errorf("byKindLine: %q", line)
+	}
+}
