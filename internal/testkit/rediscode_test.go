@@ -57,12 +57,23 @@ func TestScriptsTouchOnlyTheirKEYS(t *testing.T) {
 	}
 }
 
+// scanAllowed are the files that may walk a keyspace: fgbench's fleet
+// benchmark splits the memory of a redis-server it started itself, for
+// itself, by kind of key, and must find every key to do so.
+var scanAllowed = map[string]bool{filepath.Join("cmd", "fgbench", "fleet.go"): true}
+
 func TestNoKeyspaceScans(t *testing.T) {
+	walks := 0
 	forRedisCode(t, func(path string, line int, text string) {
-		if m := keyspaceWalk.FindString(text); m != "" {
+		if m := keyspaceWalk.FindString(text); m != "" && scanAllowed[path] {
+			walks++
+		} else if m != "" {
 			t.Errorf("%s:%d: %s walks the whole keyspace (KEYS/SCAN): on Redis Cluster it sees one master only, and it is slow with many nodes; keep an index (a set or hash) instead", path, line, m)
 		}
 	})
+	if walks == 0 {
+		t.Error("the allowed keyspace walk in cmd/fgbench/fleet.go was not found: the search is broken, or scanAllowed is stale")
+	}
 }
 
 // forRedisCode calls f with each line of the module's Go files but tests
