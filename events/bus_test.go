@@ -26,6 +26,12 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // 100 subscriptions (10 per owner).
 func newBus(t testing.TB, rdb redis.UniversalClient, o Options) *Bus {
 	t.Helper()
+	return startBus(t, unstartedBus(t, rdb, o))
+}
+
+// unstartedBus is newBus's bus before Start, for a test to adjust.
+func unstartedBus(t testing.TB, rdb redis.UniversalClient, o Options) *Bus {
+	t.Helper()
 	o.Redis = rdb
 	if o.Logger == nil {
 		o.Logger = quiet()
@@ -55,6 +61,11 @@ func newBus(t testing.TB, rdb redis.UniversalClient, o Options) *Bus {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// startBus starts b, stopped when the test ends.
+func startBus(t testing.TB, b *Bus) *Bus {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Start(ctx)
 	t.Cleanup(func() { cancel(); b.Close() })
@@ -291,16 +302,10 @@ func TestTailWakesFollowers(t *testing.T) { forEachRedis(t, tailWakesFollowers) 
 
 func tailWakesFollowers(t *testing.T, rdb redis.UniversalClient) {
 	a := newBus(t, rdb, Options{PollInterval: time.Hour})
-	o := Options{Redis: rdb, Logger: quiet(), ReplicaID: replicaid.New(), PollInterval: time.Hour, LeaseTTL: time.Second,
-		RetryInterval: time.Second, RetryPolicy: SuspendRetries, MaxSubscriptions: 10, MaxSubscriptionsPerOwner: 10}
-	b, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := unstartedBus(t, rdb, Options{PollInterval: time.Hour})
 	b.ping = 50 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Start(ctx)
-	t.Cleanup(func() { cancel(); b.Close() })
+	startBus(t, b)
+	ctx := context.Background()
 	waitFor(t, "the wake-up subscription", b.tailing.Load)
 	w := b.hub.register()
 	defer b.hub.unregister(w)

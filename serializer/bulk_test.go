@@ -17,6 +17,17 @@ import (
 	"github.com/fishgate/fishgate/simulator"
 )
 
+// offNodes are n simulated nodes "n01", "n02", ..., all powered off, and
+// their ids.
+func offNodes(n int) ([]simNode, []string) {
+	nodes, ids := make([]simNode, n), make([]string, n)
+	for i := range n {
+		ids[i] = fmt.Sprintf("n%02d", i+1)
+		nodes[i] = simNode{ID: ids[i], Machine: simulator.MachineConfig{InitialPower: "Off"}}
+	}
+	return nodes, ids
+}
+
 // bulkOf starts the bulk requests of a replica until the test ends.
 func bulkOf(t *testing.T, svc *serializer.Service) *serializer.Bulk {
 	b := serializer.NewBulk(svc)
@@ -45,13 +56,7 @@ func waitBulk(t *testing.T, b *serializer.Bulk, id string) serializer.BulkRecord
 func TestBulkOverTwoReplicas(t *testing.T) {
 	for _, target := range testkit.RedisTargets() {
 		t.Run(target.Name, func(t *testing.T) {
-			var nodes []simNode
-			var ids []string
-			for i := 1; i <= 12; i++ {
-				id := fmt.Sprintf("n%02d", i)
-				nodes = append(nodes, simNode{ID: id, Machine: simulator.MachineConfig{InitialPower: "Off"}})
-				ids = append(ids, id)
-			}
+			nodes, ids := offNodes(12)
 			e := newEnv(t, target.New(t), nodes)
 			a := bulkOf(t, e.addReplica("a", fastOptions(), nil))
 			bulkOf(t, e.addReplica("b", fastOptions(), nil))
@@ -147,13 +152,7 @@ func TestBulkCoalescesAndCancels(t *testing.T) {
 // parent stood at 0 % for most of the run). Once the held admission
 // answers, the parent completes.
 func TestBulkProgressWithinABatch(t *testing.T) {
-	var nodes []simNode
-	var ids []string
-	for i := 1; i <= 6; i++ {
-		id := fmt.Sprintf("n%02d", i)
-		nodes = append(nodes, simNode{ID: id, Machine: simulator.MachineConfig{InitialPower: "Off"}})
-		ids = append(ids, id)
-	}
+	nodes, ids := offNodes(6)
 	rdb := testkit.MiniRedis(t)
 	h := newHoldCalls(func(cmd redis.Cmder) bool {
 		if n := cmd.Name(); n == "evalsha" || n == "eval" {
@@ -162,6 +161,9 @@ func TestBulkProgressWithinABatch(t *testing.T) {
 		return false
 	})
 	h.armed.Store(true)
+	rdb.AddHook(h)
+	e := newEnv(t, rdb, nodes)
+	b := bulkOf(t, e.addReplica("a", fastOptions(), nil))
 	released := false
 	release := func() {
 		if !released {
@@ -169,10 +171,7 @@ func TestBulkProgressWithinABatch(t *testing.T) {
 			close(h.release)
 		}
 	}
-	t.Cleanup(release) // before the replica closes
-	rdb.AddHook(h)
-	e := newEnv(t, rdb, nodes)
-	b := bulkOf(t, e.addReplica("a", fastOptions(), nil))
+	t.Cleanup(release) // registered last, so run first: before the replica closes
 	ctx := context.Background()
 	rec, err := b.Create(ctx, serializer.BulkRequest{Nodes: ids, Reset: schemas.ResetOn})
 	if err != nil {
