@@ -539,9 +539,10 @@ func (st *Store) workerOp(ctx context.Context, node, lease, task string, now tim
 
 // LogMax is how many entries a node's command log keeps (the newest):
 // about ten actions' worth (an action writes four: admitted, begun,
-// command, finished). At 200 a 10,000-node fleet's logs grew to two million
-// entries, 300 MB on redis-server and more than the gateway's memory limit
-// inside the embedded Redis.
+// command, finished). At 200 a 10,000-node fleet's logs would grow to two
+// million entries: some 300 MB on redis-server at the ~150 bytes an entry
+// measured, and more than the gateway's memory limit inside the embedded
+// Redis.
 const LogMax = 40
 
 // LogKey is the Redis list of node's command log (admissions, commands,

@@ -23,7 +23,8 @@ const (
 // memoryEmbeddedPerNode is added to memoryPerNode when the Redis is the
 // embedded one, whose data (at most 40 command log entries a node, and
 // config.EmbeddedKeep tasks and events) lives in the same heap: about
-// 11 KB a node at 10,000 nodes once all of it is kept. Without it, a
+// 11 KB a node at 10,000 nodes once all of it is kept, by the heap profile's
+// sizes (not measured at that fill). Without it, a
 // 10,000-node gateway's live heap reached 300 MiB of its 390 MiB limit and
 // the collector ran almost without pause (each fleet-wide reset slower than
 // the one before: 62, 88, 119, 169 s; with a 470 MiB limit 50, 60, 69,

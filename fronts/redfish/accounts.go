@@ -15,9 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fishgate/fishgate/internal/marks"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fishgate/fishgate/internal/marks"
 )
 
 // Accounts as a BMC has them (DSP0266 §13.2, bmcweb): the accounts of the

@@ -108,8 +108,8 @@ const pingTimeout = 5 * time.Second
 // RunClock makes m's TTLs follow the wall clock, advancing them every tick.
 // (miniredis's ClockTTL does the same on every command, which walks every
 // key each time: far too slow with thousands of nodes.) Each advance walks
-// and sorts every key under miniredis's one lock (40 ms at 100,000 keys on
-// a small machine), so the pause after it grows with it (clockPause): the
+// and sorts every key under miniredis's one lock (about 30 ms at 100,000
+// keys on a 2-core machine: TestClockExpiresAmongManyKeys), so the pause after it grows with it (clockPause): the
 // walk holds the embedded Redis at most 1/clockShare of the time, and a TTL
 // ends late by at most that pause. Call stop to end it.
 func RunClock(m *miniredis.Miniredis, tick time.Duration) (stop func()) {
