@@ -4,7 +4,9 @@
 // A lease's value is "<holder>|<fence>": the holder's name (a replica id)
 // and a fence token, a counter incremented at every acquisition and never
 // reset, so a value is never handed out twice. The value lives in
-// Keys.Holder with a time-to-live; the counter in Keys.Fence.
+// Keys.Holder with a time-to-live; the counter in Keys.Fence, a key of its
+// own or a field of a hash the caller keeps anyway (FenceField: at 10,000
+// node leases a key costs ~90 bytes of Redis, a field ~10).
 //
 // A holder renews its lease every third of the TTL and stops acting when a
 // renewal fails or does not answer in time (Run), a third of the TTL before
@@ -31,7 +33,14 @@ import (
 // Redis Cluster they must share a hash tag (At keeps the prefix's).
 type Keys struct {
 	Holder string // the current value, "<holder>|<fence>", with the TTL
-	Fence  string // the fence counter; never deleted
+	Fence  string // the fence counter, or the hash holding it; never deleted
+	// FenceField, when set, is the field of hash Fence that holds the
+	// counter.
+	FenceField string
+	// FormerFence, when set, is a counter key an earlier layout kept the
+	// fence in: the next acquisition continues from it (a fence never goes
+	// back) and deletes it.
+	FormerFence string
 }
 
 // At lays out the keys of a lease under prefix: prefix+"lease" and
@@ -47,10 +56,25 @@ end
 `
 
 var (
-	// KEYS: holder, fence. ARGV: holder name, ttl (ms).
+	// KEYS: holder, fence[, former fence]. ARGV: holder name, ttl (ms),
+	// fence field ('' when the fence is a key of its own).
 	acquireScript = redis.NewScript(Lua + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return '' end
-local value = ARGV[1] .. '|' .. redis.call('INCR', KEYS[2])
+local fence
+if ARGV[3] == '' then
+  fence = redis.call('INCR', KEYS[2])
+else
+  fence = redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+  if KEYS[3] then
+    local former = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+    if former >= fence then
+      fence = former + 1
+      redis.call('HSET', KEYS[2], ARGV[3], fence)
+    end
+    redis.call('DEL', KEYS[3])
+  end
+end
+local value = ARGV[1] .. '|' .. fence
 redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
 return value`)
 	// KEYS: holder. ARGV: value, ttl (ms).
@@ -106,13 +130,19 @@ func Acquire(ctx context.Context, run redisx.Runner, keys Keys, holder string, t
 		return nil, errors.New("lease: no Redis client")
 	case keys.Holder == "" || keys.Fence == "" || keys.Holder == keys.Fence:
 		return nil, fmt.Errorf("lease: keys %+v: need two different keys", keys)
+	case keys.FormerFence != "" && (keys.FenceField == "" || keys.FormerFence == keys.Holder || keys.FormerFence == keys.Fence):
+		return nil, fmt.Errorf("lease: keys %+v: a former fence key needs a fence field and a key of its own", keys)
 	case holder == "" || strings.Contains(holder, "|"):
 		return nil, fmt.Errorf("lease %s: holder %q: need a non-empty name without '|'", keys.Holder, holder)
 	case ttl < MinTTL:
 		return nil, fmt.Errorf("lease %s: TTL %s is shorter than %s", keys.Holder, ttl, MinTTL)
 	}
 	sent := time.Now()
-	v, err := run.Run(ctx, acquireScript, []string{keys.Holder, keys.Fence}, holder, ttl.Milliseconds()).Text()
+	ks := []string{keys.Holder, keys.Fence}
+	if keys.FormerFence != "" {
+		ks = append(ks, keys.FormerFence)
+	}
+	v, err := run.Run(ctx, acquireScript, ks, holder, ttl.Milliseconds(), keys.FenceField).Text()
 	if err != nil {
 		// Not acknowledged: the lease may be ours on this master, but it
 		// does not count; it expires unused.

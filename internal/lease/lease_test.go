@@ -107,6 +107,62 @@ func TestFenceTokens(t *testing.T) {
 	})
 }
 
+// TestFenceInAHashField: with FenceField the counter is a field of a hash
+// that keeps its other fields; a counter left in the former key is carried
+// over once (the fence never goes back, also when the hash's count is
+// ahead), the former key is gone after, and keys that cannot work are
+// refused.
+func TestFenceInAHashField(t *testing.T) {
+	forEachRedis(t, func(t *testing.T, rdb *redis.Client) {
+		ctx := context.Background()
+		hk := lease.Keys{Holder: "fg:test:{h1}:lease", Fence: "fg:test:{h1}:slots", FenceField: "fence", FormerFence: "fg:test:{h1}:fence"}
+		if err := rdb.HSet(ctx, hk.Fence, "power", "On").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.Set(ctx, hk.FormerFence, 41, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		take := func(holder string) *lease.Lease {
+			t.Helper()
+			l, err := lease.Acquire(ctx, redisx.Plain(rdb), hk, holder, time.Hour)
+			if err != nil {
+				t.Fatalf("acquire for %s: %v", holder, err)
+			}
+			return l
+		}
+		a := take("A")
+		if a.Value() != "A|42" {
+			t.Fatalf("first lease after the former counter's 41: %q, want A|42", a.Value())
+		}
+		if n := rdb.Exists(ctx, hk.FormerFence).Val(); n != 0 {
+			t.Errorf("former fence key still there after the carry-over")
+		}
+		if h := rdb.HGetAll(ctx, hk.Fence).Val(); h["fence"] != "42" || h["power"] != "On" {
+			t.Errorf("hash after the acquisition: %v; want fence 42 and its other fields kept", h)
+		}
+		if err := a.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// A former key that shows up behind the hash (an old replica
+		// acquired meanwhile) never takes the fence back.
+		if err := rdb.Set(ctx, hk.FormerFence, 7, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if b := take("B"); b.Value() != "B|43" {
+			t.Fatalf("with a former counter behind: %q, want B|43", b.Value())
+		}
+		for _, bad := range []lease.Keys{
+			{Holder: hk.Holder, Fence: hk.Fence, FormerFence: hk.FormerFence},
+			{Holder: hk.Holder, Fence: hk.Fence, FenceField: "fence", FormerFence: hk.Fence},
+			{Holder: hk.Holder, Fence: hk.Fence, FenceField: "fence", FormerFence: hk.Holder},
+		} {
+			if _, err := lease.Acquire(ctx, redisx.Plain(rdb), bad, "C", time.Hour); err == nil || errors.Is(err, lease.ErrHeld) {
+				t.Errorf("keys %+v: %v; want them refused", bad, err)
+			}
+		}
+	})
+}
+
 func TestRenewExtends(t *testing.T) {
 	forEachRedis(t, func(t *testing.T, rdb *redis.Client) {
 		ctx := context.Background()
