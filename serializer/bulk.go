@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -1057,9 +1056,7 @@ func (r *bulkRun) readTasks(ctx context.Context, nodes []string) (map[string]Tas
 		if err != nil {
 			continue
 		}
-		var t TaskRecord
-		if json.Unmarshal([]byte(raw), &t) == nil {
-			t.ID, t.Node = r.subs[n].Task, n // a finished task's record leaves them out
+		if t, err := decodeTask(r.subs[n].Task, n, raw); err == nil {
 			out[n] = t
 		}
 	}

@@ -48,12 +48,12 @@ func TestScriptsNameTheirKeys(t *testing.T) {
 		t.Fatal("common.lua has no {{KEYS}} line to bind the keys")
 	}
 	k := nodeKeys("n1")
-	want := "local SLOTS, TASKS, TASKZ, FLIPS, LOG, LEASE, FENCE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]"
+	want := "local SLOTS, TASKS, TASKZ, FLIPS, LOG, LEASE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]"
 	if got := keysLua(); got != want {
 		t.Errorf("keysLua:\n got %s\nwant %s", got, want)
 	}
 	got := k.forScripts()
-	wantKeys := []string{k.Slots, k.Tasks, k.TaskZ, k.Flips, k.Log, k.Lease, k.Fence}
+	wantKeys := []string{k.Slots, k.Tasks, k.TaskZ, k.Flips, k.Log, k.Lease}
 	if strings.Join(got, " ") != strings.Join(wantKeys, " ") {
 		t.Errorf("script keys %v, want %v", got, wantKeys)
 	}

@@ -24,25 +24,33 @@ import (
 // {node}, so every script touches one Cluster slot
 // (docs/architecture.md#redis-key-layout).
 type nodeKeySet struct {
-	Slots string // hash: the slots, desired and observed power, issued command, boot override
+	Slots string // hash: the slots, desired and observed power, issued command, boot override, lease fence
 	Tasks string // hash: task id -> task record (JSON)
-	TaskZ string // sorted set: task ids by creation time
+	// TaskZ indexed the tasks by creation time until the ids said it
+	// (taskCreated): the next admission deletes one left behind.
+	TaskZ string
 	Flips string // sorted set: conflicting changes (the flip-flop window)
 	Log   string // list: the command log, newest first (common.lua's log)
 	Lease string // string with a TTL: "<replica>|<fence>" of the lease holder
-	Fence string // counter: the lease's fencing token
+	// FormerFence is the counter key the lease's fence had before it
+	// became the slots field "fence" (leaseKeys): read once, then deleted.
+	FormerFence string
 }
 
 func nodeKeys(node string) nodeKeySet {
 	p := "fg:node:{" + node + "}:"
 	l := lease.At(p)
 	return nodeKeySet{Slots: p + "slots", Tasks: p + "tasks", TaskZ: p + "taskz", Flips: p + "flips",
-		Log: p + "log", Lease: l.Holder, Fence: l.Fence}
+		Log: p + "log", Lease: l.Holder, FormerFence: l.Fence}
 }
 
 // leaseKeys are the keys of the node's lease (internal/lease): its holder
-// runs the node's actions (worker.go).
-func (k nodeKeySet) leaseKeys() lease.Keys { return lease.Keys{Holder: k.Lease, Fence: k.Fence} }
+// runs the node's actions (worker.go). The fence counter is the field
+// "fence" of the slots hash, not a key of its own: ~90 bytes less per
+// node in Redis.
+func (k nodeKeySet) leaseKeys() lease.Keys {
+	return lease.Keys{Holder: k.Lease, Fence: k.Slots, FenceField: "fence", FormerFence: k.FormerFence}
+}
 
 // scriptKey is one of the KEYS of the scripts and the Lua local that
 // common.lua binds it to.
@@ -53,10 +61,10 @@ type scriptKey struct{ lua, key string }
 // locals, so scripts name keys, never KEYS[i]:
 //
 //	KEYS[1] SLOTS  KEYS[2] TASKS  KEYS[3] TASKZ  KEYS[4] FLIPS
-//	KEYS[5] LOG    KEYS[6] LEASE  KEYS[7] FENCE
+//	KEYS[5] LOG    KEYS[6] LEASE
 func (k nodeKeySet) named() []scriptKey {
 	return []scriptKey{{"SLOTS", k.Slots}, {"TASKS", k.Tasks}, {"TASKZ", k.TaskZ}, {"FLIPS", k.Flips},
-		{"LOG", k.Log}, {"LEASE", k.Lease}, {"FENCE", k.Fence}}
+		{"LOG", k.Log}, {"LEASE", k.Lease}}
 }
 
 // forScripts is the KEYS slice of a script run (named's order).
@@ -125,9 +133,43 @@ func statesLua() string {
 	return "local STATE = {" + st.String() + " }\nlocal TERMINAL = {" + term.String() + " }"
 }
 
+// logFields names the values of each event of a node's command log, in
+// the order log (common.lua) stores them: an entry is [id, event,
+// value...]. Only new fields may be added, at the end of a list: entries
+// already stored are read with this table.
+var logFields = map[string][]string{
+	"refused":        {"type", "why", "req"},
+	"coalesced":      {"type", "task", "req"},
+	"started":        {"type", "task", "req"},
+	"queued":         {"type", "task", "req", "cancel_now"},
+	"boot-requested": {"seq", "target", "enabled", "mode"},
+	"cancel":         {"task", "result"},
+	"retired":        {"running", "dropped"},
+	"boot":           {"seq", "result", "fence"},
+	"begin":          {"task", "fence"},
+	"command":        {"task", "command", "note", "fence"},
+	"finish":         {"task", "state", "reason", "fence"},
+}
+
+// logFieldsLua renders logFields as a Lua table (common.lua's LOGFIELDS).
+func logFieldsLua() string {
+	events := make([]string, 0, len(logFields))
+	for e := range logFields {
+		events = append(events, e)
+	}
+	sort.Strings(events)
+	var b strings.Builder
+	b.WriteString("{")
+	for _, e := range events {
+		fmt.Fprintf(&b, " [%q] = { '%s' },", e, strings.Join(logFields[e], "', '"))
+	}
+	b.WriteString(" }")
+	return b.String()
+}
+
 func script(body string) *redis.Script {
 	common := strings.NewReplacer("{{KEYS}}", keysLua(), "{{TARGETS}}", targetsLua(), "{{STATES}}", statesLua(),
-		"{{LOGMAX}}", strconv.Itoa(LogMax)).Replace(luaCommon)
+		"{{LOGMAX}}", strconv.Itoa(LogMax), "{{LOGFIELDS}}", logFieldsLua()).Replace(luaCommon)
 	return redis.NewScript(lease.Lua + common + "\n" + body)
 }
 
@@ -379,21 +421,55 @@ func (st *Store) Task(ctx context.Context, id string) (TaskRecord, error) {
 	if err != nil {
 		return TaskRecord{}, fmt.Errorf("task %s: %w", id, err)
 	}
-	var t TaskRecord
-	if err := json.Unmarshal([]byte(raw), &t); err != nil {
+	t, err := decodeTask(id, node, raw)
+	if err != nil {
 		return TaskRecord{}, fmt.Errorf("task %s: %w", id, err)
 	}
-	// A finished task is stored without them (common.lua's put_task).
+	return t, nil
+}
+
+// decodeTask reads a task record. A finished one is stored compacted
+// (common.lua's put_task): it gets back its id and node, and, when its pct
+// is left out (a finished task stored before that has it, always 100),
+// what was left out for having its usual value, as the scripts' get_task.
+func decodeTask(id, node, raw string) (TaskRecord, error) {
+	const absent = "\x00"
+	t := TaskRecord{Percent: -1, Status: absent, Note: absent, Start: -1}
+	if err := json.Unmarshal([]byte(raw), &t); err != nil {
+		return TaskRecord{}, err
+	}
 	t.ID, t.Node = id, node
+	compact := t.Terminal() && t.Percent == -1
+	if t.Percent == -1 {
+		t.Percent = 0
+		if compact {
+			t.Percent = 100
+		}
+	}
+	if t.Status == absent {
+		t.Status = "OK"
+	}
+	switch {
+	case t.Start == -1 && compact:
+		t.Start = t.Created
+	case t.Start == -1:
+		t.Start = 0
+	}
+	if t.Note == absent {
+		t.Note = ""
+		if compact && len(t.Steps) > 0 {
+			_, t.Note, _ = strings.Cut(t.Steps[len(t.Steps)-1], " ")
+		}
+	}
 	return t, nil
 }
 
 // TaskIDs lists the task ids of nodes, newest first, at most limit in all.
 func (st *Store) TaskIDs(ctx context.Context, nodes []string, limit int) ([]string, error) {
-	cmds := make([]*redis.ZSliceCmd, len(nodes))
+	cmds := make([]*redis.StringSliceCmd, len(nodes))
 	_, err := st.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, n := range nodes {
-			cmds[i] = p.ZRevRangeWithScores(ctx, nodeKeys(n).TaskZ, 0, int64(limit-1))
+			cmds[i] = p.HKeys(ctx, nodeKeys(n).Tasks)
 		}
 		return nil
 	})
@@ -401,15 +477,74 @@ func (st *Store) TaskIDs(ctx context.Context, nodes []string, limit int) ([]stri
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}
 	var all []redis.Z
-	for _, c := range cmds {
-		all = append(all, c.Val()...)
+	var unnamed []int // tasks whose id does not say when they were made
+	for i, c := range cmds {
+		for _, id := range c.Val() {
+			ms, ok := taskCreated(id)
+			if !ok {
+				unnamed = append(unnamed, len(all))
+			}
+			all = append(all, redis.Z{Score: float64(ms), Member: nodes[i] + "\x00" + id})
+		}
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].Score > all[j].Score })
+	if len(unnamed) > 0 {
+		if err := st.createdFromRecords(ctx, all, unnamed); err != nil {
+			return nil, err
+		}
+	}
+	for i := range all {
+		_, all[i].Member, _ = strings.Cut(all[i].Member.(string), "\x00")
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if all[i].Score != all[j].Score {
+			return all[i].Score > all[j].Score
+		}
+		return str(all[i].Member) > str(all[j].Member)
+	})
 	var ids []string
 	for i := 0; i < len(all) && i < limit; i++ {
 		ids = append(ids, str(all[i].Member))
 	}
 	return ids, nil
+}
+
+// taskCreated reads when a task was created (ms) from an id of
+// Service.newTaskID's form, "<node>.<8 base-36 digits of the ms><6 hex
+// digits>" (common.lua's task_created reads it alike).
+func taskCreated(id string) (int64, bool) {
+	i := strings.LastIndexByte(id, '.')
+	rest := id[i+1:]
+	if i < 0 || len(rest) != 14 || strings.Trim(rest[:8], "0123456789abcdefghijklmnopqrstuvwxyz") != "" ||
+		strings.Trim(rest[8:], "0123456789abcdef") != "" {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(rest[:8], 36, 64)
+	return ms, err == nil
+}
+
+// createdFromRecords sets the score of the tasks of all at index in to
+// their records' creation time; each member is "<node>\x00<task>".
+func (st *Store) createdFromRecords(ctx context.Context, all []redis.Z, in []int) error {
+	cmds := make([]*redis.StringCmd, len(in))
+	_, err := st.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, j := range in {
+			node, id, _ := strings.Cut(all[j].Member.(string), "\x00")
+			cmds[i] = p.HGet(ctx, nodeKeys(node).Tasks, id)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("list tasks: %w", err)
+	}
+	for i, j := range in {
+		var t struct {
+			Created int64 `json:"created"`
+		}
+		if json.Unmarshal([]byte(cmds[i].Val()), &t) == nil {
+			all[j].Score = float64(t.Created)
+		}
+	}
+	return nil
 }
 
 // taskIndexKey is the fleet-wide task index: every node's task ids in a
@@ -541,8 +676,8 @@ func (st *Store) workerOp(ctx context.Context, node, lease, task string, now tim
 // about ten actions' worth (an action writes four: admitted, begun,
 // command, finished). At 200 a 10,000-node fleet's logs would grow to two
 // million entries: some 300 MB on redis-server at the ~150 bytes an entry
-// measured, and more than the gateway's memory limit inside the embedded
-// Redis.
+// measured before the positional form (about 90 now), and more than the
+// gateway's memory limit inside the embedded Redis.
 const LogMax = 40
 
 // LogKey is the Redis list of node's command log (admissions, commands,
@@ -550,7 +685,9 @@ const LogMax = 40
 func LogKey(node string) string { return nodeKeys(node).Log }
 
 // LogEntries reads a node's command log, newest first: each entry's id and
-// fields.
+// fields. An entry is [id, event, value...] named by logFields, or (the
+// older form, and an event logFields does not know) [id, "event", event,
+// field, value, ...].
 func (st *Store) LogEntries(ctx context.Context, node string) ([]redis.XMessage, error) {
 	raw, err := st.rdb.LRange(ctx, nodeKeys(node).Log, 0, -1).Result()
 	if err != nil {
@@ -559,16 +696,40 @@ func (st *Store) LogEntries(ctx context.Context, node string) ([]redis.XMessage,
 	out := make([]redis.XMessage, 0, len(raw))
 	for _, r := range raw {
 		var f []any
-		if err := json.Unmarshal([]byte(r), &f); err != nil || len(f) == 0 {
+		if err := json.Unmarshal([]byte(r), &f); err != nil || len(f) < 2 {
 			return nil, fmt.Errorf("node %s: command log entry %q: not a JSON array", node, r)
 		}
-		m := make(map[string]any, len(f)/2)
-		for i := 1; i+1 < len(f); i += 2 {
-			m[str(f[i])] = str(f[i+1])
-		}
-		out = append(out, redis.XMessage{ID: str(f[0]), Values: m})
+		out = append(out, redis.XMessage{ID: str(f[0]), Values: logValues(node, f[1:])})
 	}
 	return out, nil
+}
+
+// logValues names the values of a command log entry (without its id).
+func logValues(node string, f []any) map[string]any {
+	ev := str(f[0])
+	names, known := logFields[ev]
+	if ev == "event" || !known {
+		m := make(map[string]any, len(f)/2)
+		for i := 0; i+1 < len(f); i += 2 {
+			m[str(f[i])] = str(f[i+1])
+		}
+		return m
+	}
+	m := make(map[string]any, len(f))
+	m["event"] = ev
+	for i, v := range f[1:] {
+		if i >= len(names) {
+			break // written by a newer version: fields this one does not know
+		}
+		s := str(v)
+		if (names[i] == "task" || names[i] == "running") && strings.HasPrefix(s, ".") {
+			s = node + s
+		}
+		if s != "" {
+			m[names[i]] = s
+		}
+	}
+	return m
 }
 
 // Log reads the last n entries of a node's command log, oldest first,

@@ -44,8 +44,8 @@ end
 -- newest `keep` or created more than `maxage` ago, and has been finished
 -- for at least min_age (10 minutes, or maxage when smaller): a client still
 -- polling a task it was just given (superseded, cancelled a moment ago)
--- finds it. Both rules take the oldest tasks first (TASKZ is by creation),
--- so one look at the 20 oldest serves both: at most 20 tasks read and
+-- finds it. Both rules take the oldest tasks first (task_created orders
+-- them), so one look at the 20 oldest serves both: at most 20 tasks read and
 -- removed per admission. A task kept by min_age goes at a later admission.
 local PRUNE_MAX, MIN_AGE = 20, math.min(600000, maxage)
 local forgotten = {}
@@ -60,11 +60,20 @@ local function with_forgotten(out)
 end
 
 local function prune()
-  local n = redis.call('ZCARD', TASKZ)
-  local oldest = redis.call('ZRANGE', TASKZ, 0, PRUNE_MAX - 1, 'WITHSCORES')
-  for i = 1, #oldest, 2 do
-    local id, created = oldest[i], tonumber(oldest[i + 1])
-    local rank = (i + 1) / 2
+  -- The node's tasks are the fields of TASKS; they were also indexed by
+  -- creation in TASKZ, a key of its own (~140 bytes a node in Redis): an
+  -- index left by an earlier version goes.
+  redis.call('DEL', TASKZ)
+  local ids = redis.call('HKEYS', TASKS)
+  local n, at = #ids, {}
+  for _, id in ipairs(ids) do at[id] = task_created(id) end
+  table.sort(ids, function(a, b)
+    if at[a] ~= at[b] then return at[a] < at[b] end
+    return a < b
+  end)
+  for rank = 1, math.min(n, PRUNE_MAX) do
+    local id = ids[rank]
+    local created = at[id]
     if rank > n - keep and created >= now - maxage then break end -- kept by both rules, and so is the rest
     local t = get_task(id)
     local gone = not t
@@ -73,7 +82,6 @@ local function prune()
     end
     if gone then
       redis.call('HDEL', TASKS, id)
-      redis.call('ZREM', TASKZ, id)
       forgotten[#forgotten + 1] = id
     end
   end
@@ -83,7 +91,6 @@ local function new_task()
   local t = { id = task, node = node, type = rtype, state = STATE.New, status = 'OK', created = now, joined = 0, pct = 0 }
   if ARGV[13] and ARGV[13] ~= '' then t.rid = ARGV[13] end
   put_task(t)
-  redis.call('ZADD', TASKZ, now, task)
   prune()
 end
 

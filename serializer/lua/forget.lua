@@ -10,5 +10,4 @@ if t then
   if now - (tonumber(t['end']) or tonumber(t.created) or 0) < min_age then return 0 end
   redis.call('HDEL', TASKS, id)
 end
-redis.call('ZREM', TASKZ, id)
 return 1
