@@ -25,22 +25,20 @@ type Record struct {
 }
 
 // fields renders an emitted event as stream entry fields, compactly: at
-// 10,000 nodes every event byte counts. A registry message is kept as its
-// MessageId and arguments ("id", "args"), the text being the registry's
-// (schemas.MessageByID rebuilds it); any other as its JSON ("msg"). The
-// time is in ms; the origin is kept only when it is not the default one
-// (the task's when there is a task, else the node's System).
+// 10,000 nodes every event byte counts (an action's four events took 553
+// bytes of Redis). A registry message is kept as its key ("id", the full
+// MessageId when the key alone is ambiguous: schemas.ShortID) and
+// arguments ("args": "T" for [task], "N" for [node]), with a reason
+// appended to its text in "more"; any other as its JSON ("msg"). The time
+// is in ms; a task of the node is "." and its last part; the origin is
+// kept only when it is not the default one (the task's when there is a
+// task, else the node's System). Registry events always have the same
+// fields, so the stream stores their names once per node of entries.
 func fields(e serializer.Event) ([]any, error) {
-	f := []any{"time", strconv.FormatInt(e.Time.UnixMilli(), 10), "node", e.Node, "task", e.Task}
+	f := []any{"time", strconv.FormatInt(e.Time.UnixMilli(), 10), "node", e.Node, "task", shortTask(e.Node, e.Task)}
 	if m, more, ok := registryForm(e.Message); ok {
-		args, err := json.Marshal(m.MessageArgs)
-		if err != nil {
-			return nil, err
-		}
-		f = append(f, "id", m.MessageID, "args", string(args))
-		if more != "" {
-			f = append(f, "more", more)
-		}
+		id, _ := schemas.ShortID(m.MessageID, m.MessageArgs)
+		f = append(f, "id", id, "args", argsForm(e.Node, e.Task, m.MessageArgs), "more", more)
 	} else {
 		msg, err := json.Marshal(e.Message)
 		if err != nil {
@@ -52,6 +50,28 @@ func fields(e serializer.Event) ([]any, error) {
 		f = append(f, "origin", e.Origin)
 	}
 	return f, nil
+}
+
+// shortTask is task as stored: "." and its last part when it is a task of
+// node ("<node>.<suffix>", the suffix without a dot), else whole.
+func shortTask(node, task string) string {
+	if rest, ok := strings.CutPrefix(task, node+"."); ok && node != "" && rest != "" && !strings.Contains(rest, ".") {
+		return "." + rest
+	}
+	return task
+}
+
+// argsForm is a message's arguments as stored: "T" when they are the task
+// alone, "N" when the node alone, else their JSON (which starts with "[").
+func argsForm(node, task string, args []string) string {
+	switch {
+	case len(args) == 1 && task != "" && args[0] == task:
+		return "T"
+	case len(args) == 1 && node != "" && args[0] == node:
+		return "N"
+	}
+	b, _ := json.Marshal(args) // strings always marshal
+	return string(b)
 }
 
 // registryForm finds the registry message m is, possibly with a reason
@@ -92,11 +112,15 @@ func defaultOrigin(node, task string) string {
 }
 
 // parseRecord reads a stream entry; an entry that cannot be read keeps its
-// id (so readers move past it) and an empty message. Entries written
-// before the compact form (RFC 3339 time, "msg", "origin" always) read too.
+// id (so readers move past it) and an empty message. Entries of the
+// earlier forms (full MessageId, args as JSON, whole task; before that,
+// RFC 3339 time, "msg", "origin" always) read too.
 func parseRecord(x redis.XMessage) (Record, error) {
 	s := func(k string) string { v, _ := x.Values[k].(string); return v }
 	r := Record{ID: x.ID, Node: s("node"), Task: s("task"), Origin: s("origin")}
+	if strings.HasPrefix(r.Task, ".") {
+		r.Task = r.Node + r.Task
+	}
 	if r.Origin == "" {
 		r.Origin = defaultOrigin(r.Node, r.Task)
 	}
@@ -107,10 +131,23 @@ func parseRecord(x redis.XMessage) (Record, error) {
 	}
 	if id := s("id"); id != "" {
 		var args []string
-		if err := json.Unmarshal([]byte(s("args")), &args); err != nil {
-			return r, fmt.Errorf("event %s: message arguments: %w", x.ID, err)
+		switch a := s("args"); a {
+		case "T":
+			args = []string{r.Task}
+		case "N":
+			args = []string{r.Node}
+		default:
+			if err := json.Unmarshal([]byte(a), &args); err != nil {
+				return r, fmt.Errorf("event %s: message arguments: %w", x.ID, err)
+			}
 		}
-		m, ok := schemas.MessageByID(id, args)
+		var m schemas.Message
+		var ok bool
+		if strings.Contains(id, ".") {
+			m, ok = schemas.MessageByID(id, args)
+		} else {
+			m, ok = schemas.MessageByKey(id, args)
+		}
 		if !ok {
 			return r, fmt.Errorf("event %s: message %s with %d arguments is in no registry", x.ID, id, len(args))
 		}

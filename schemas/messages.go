@@ -258,21 +258,62 @@ func build(registry string, entries []registryEntry, i int, args []string) Messa
 // ok is false for an id of no registry here or a wrong argument count.
 // Stored events keep only the id and args, and are rebuilt by it.
 func MessageByID(id string, args []string) (m Message, ok bool) {
-	for _, r := range []struct {
-		name    string
-		entries []registryEntry
-	}{{BaseRegistry, baseEntries[:]}, {TaskEventRegistry, taskEventEntries[:]}, {ResourceEventRegistry, resourceEventEntries[:]}} {
+	for _, r := range registries {
 		key, found := strings.CutPrefix(id, r.name+".")
 		if !found {
 			continue
 		}
-		for i, e := range r.entries {
-			if e.key == key && e.args == len(args) {
-				return build(r.name, r.entries, i, args), true
-			}
+		if i := r.find(key, len(args)); i >= 0 {
+			return build(r.name, r.entries, i, args), true
 		}
 	}
 	return Message{}, false
+}
+
+// MessageByKey builds the message of a bare message key ("TaskStarted")
+// with args: the first of TaskEvent, ResourceEvent and Base that has it.
+// A stored event keeps only the key when this finds the same message
+// (ShortID), 14-18 bytes less than the full id.
+func MessageByKey(key string, args []string) (m Message, ok bool) {
+	for _, r := range registries {
+		if i := r.find(key, len(args)); i >= 0 {
+			return build(r.name, r.entries, i, args), true
+		}
+	}
+	return Message{}, false
+}
+
+// ShortID is the bare key of a registry message that MessageByKey turns
+// back into the same message, and ok; the full id and false otherwise.
+func ShortID(id string, args []string) (string, bool) {
+	key := id[strings.LastIndexByte(id, '.')+1:]
+	if m, ok := MessageByKey(key, args); ok && m.MessageID == id {
+		return key, true
+	}
+	return id, false
+}
+
+// registries are the message registries, in MessageByKey's order.
+var registries = []registry{
+	{TaskEventRegistry, taskEventEntries[:]}, {ResourceEventRegistry, resourceEventEntries[:]}, {BaseRegistry, baseEntries[:]},
+}
+
+type registry struct {
+	name    string
+	entries []registryEntry
+}
+
+// find is the index of the entry key taking n arguments, or -1.
+func (r registry) find(key string, n int) int {
+	if key == "" {
+		return -1
+	}
+	for i, e := range r.entries {
+		if e.key == key && e.args == n {
+			return i
+		}
+	}
+	return -1
 }
 
 // ErrorBody is the Redfish error response (redfish-error v1_0_2, DSP0266 §9.7).

@@ -72,3 +72,40 @@ func dmtfFile(t *testing.T, sub, env, name string) []byte {
 	}
 	return b
 }
+
+// TestShortIDsReadBack: every registry message's stored id (ShortID: the
+// bare key, or the full id where another registry has the same key with
+// the same argument count) builds the same message again.
+func TestShortIDsReadBack(t *testing.T) {
+	bare := 0
+	for _, r := range registries {
+		for _, e := range r.entries {
+			if e.key == "" {
+				continue
+			}
+			args := make([]string, e.args)
+			for i := range args {
+				args[i] = "a" + string(rune('0'+i))
+			}
+			full := r.name + "." + e.key
+			id, short := ShortID(full, args)
+			var m Message
+			var ok bool
+			if short {
+				bare++
+				m, ok = MessageByKey(id, args)
+			} else {
+				m, ok = MessageByID(id, args)
+			}
+			if !ok || m.MessageID != full {
+				t.Errorf("%s stored as %q reads back as %q (%v)", full, id, m.MessageID, ok)
+			}
+		}
+	}
+	if bare == 0 {
+		t.Fatal("no message is stored by its bare key")
+	}
+	if _, ok := MessageByKey("", nil); ok {
+		t.Error("an empty key found a message")
+	}
+}
